@@ -1,0 +1,307 @@
+"""Score a features prediction (a ``Dictionary``) against the planted ``FeatureTruth``.
+
+Similarity metrics compare directions by absolute cosine, so they are invariant to permuting
+and sign-flipping latents. Dictionaries of any size are scored in chunks of latents: a 65,536
+latent dictionary against 16,384 features in d=768 needs well under 4 GiB.
+
+References
+----------
+Sharkey, Braun & Millidge (2022), "Taking features out of superposition with sparse autoencoders"
+(mean max cosine similarity). Chanin & Garriga-Alonso (2026), "SynthSAEBench" (one-to-one matched
+cosine). Chanin et al. (2024), "A is for Absorption".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+from scipy.special import betainc
+
+from groundtruth import Dictionary, FeatureTruth
+from groundtruth._arrays import as_matrix
+
+EXACT_LIMIT = 1 << 24  # cosine entries up to which the matching is solved densely (64 MiB)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureScores:
+    """How well a dictionary recovers the planted features.
+
+    Attributes
+    ----------
+    mmcs : float in [0, 1]
+        Mean over represented true features of the largest |cosine| with any latent.
+    matched_cosine : float in [0, 1]
+        Mean |cosine| of a one-to-one (Hungarian) matching of features to latents; a feature left
+        without a latent counts 0.
+    recovered : float in [0, 1]
+        Fraction of represented features whose matched latent has |cosine| >= ``threshold``.
+    spurious : float in [0, 1]
+        Fraction of latents whose |cosine| with every represented feature is below ``threshold``.
+    n_features, n_latents : int
+        Represented true features and latents scored.
+    code_correlation : float in [-1, 1] | None
+        Mean Pearson correlation between each matched feature's true code and its latent's code
+        (signed by the cosine, so sign flips do not matter); needs codes.
+    l0 : float | None
+        Mean number of nonzero codes per sample.
+    dead : float in [0, 1] | None
+        Fraction of latents that never fire on the scored samples.
+    fvu : float | None
+        Fraction of variance unexplained by ``codes @ directions + decoder_bias``; needs activations.
+    shrinkage : float | None
+        ``1 - sum <x_hat - mu, x - mu> / sum |x - mu|^2``: how much reconstructions fall short along
+        the input (0 none, positive shrunk); needs activations.
+    absorption : float in [0, 1] | None
+        On hierarchical toys: among samples where a parent feature and one of its children are
+        both active, the fraction where the latent matched to the parent is silent (averaged over
+        parents whose matched cosine is at least 0.5); needs codes.
+    threshold : float
+        The cosine threshold used by ``recovered`` and ``spurious``.
+    """
+
+    mmcs: float
+    matched_cosine: float
+    recovered: float
+    spurious: float
+    n_features: int
+    n_latents: int
+    code_correlation: float | None = None
+    l0: float | None = None
+    dead: float | None = None
+    fvu: float | None = None
+    shrinkage: float | None = None
+    absorption: float | None = None
+    threshold: float = 0.9
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"FeatureScores.{f.name} is {value}; scores must be finite")
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return dataclasses.asdict(self)
+
+
+def _unit_rows(m: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    return np.where(norms > 0, m / np.where(norms > 0, norms, 1), 0).astype(np.float32)
+
+
+def _as_dictionary(prediction) -> Dictionary:
+    if isinstance(prediction, Dictionary):
+        return prediction
+    if isinstance(prediction, np.ndarray):
+        return Dictionary(directions=prediction)
+    raise ValueError(
+        f"dictionary must be a groundtruth.Dictionary or a (n_latents, d_model) array, got {type(prediction).__name__}"
+    )
+
+
+def score_features(
+    dictionary,
+    truth: FeatureTruth,
+    *,
+    activations=None,
+    threshold: float = 0.9,
+    chunk_size: int = 4096,
+    candidates: int = 32,
+) -> FeatureScores:
+    """Score a features prediction against what was planted.
+
+    Parameters
+    ----------
+    dictionary : groundtruth.Dictionary or array (n_latents, d_model)
+    truth : groundtruth.FeatureTruth
+    activations : array (n_samples, d_model), optional
+        The activations ``truth.codes`` describe (``toy.activations``). With them, codes come
+        from the dictionary's encoder (or its ``codes`` when they cover these samples) and the
+        code metrics, FVU and shrinkage are reported.
+    threshold : float in (0, 1]
+        Cosine at which a feature counts as recovered.
+    chunk_size : int
+        Latents compared at once (memory is about ``n_features * chunk_size * 8`` bytes).
+    candidates : int
+        Above 2^24 feature-latent pairs the matching uses each feature's ``candidates`` most
+        similar latents (plus a zero-similarity fallback), which is exact whenever the optimal
+        matching uses only those.
+
+    Returns
+    -------
+    FeatureScores
+    """
+    d = _as_dictionary(dictionary)
+    if not isinstance(truth, FeatureTruth):
+        raise ValueError(f"truth must be a groundtruth.FeatureTruth, got {type(truth).__name__}")
+    if d.d_model != truth.d_model:
+        raise ValueError(f"dictionary directions have d_model {d.d_model} but the truth has {truth.d_model}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    rep = np.flatnonzero(truth.represented)
+    if rep.size == 0:
+        raise ValueError("truth has no represented features; there is nothing to recover")
+    true_dirs = truth.directions[rep]
+    latents = _unit_rows(d.directions)
+    n, k = rep.size, latents.shape[0]
+
+    feature_max = np.zeros(n, np.float32)
+    latent_max = np.zeros(k, np.float32)
+    exact = n * k <= EXACT_LIMIT
+    full = np.zeros((n, k), np.float32) if exact else None
+    m = min(candidates, k)
+    cand_val = np.full((n, 0), -1.0, np.float32)
+    cand_idx = np.zeros((n, 0), np.int64)
+    for start in range(0, k, chunk_size):
+        sims = np.abs(true_dirs @ latents[start : start + chunk_size].T)
+        feature_max = np.maximum(feature_max, sims.max(axis=1))
+        latent_max[start : start + sims.shape[1]] = sims.max(axis=0)
+        if exact:
+            full[:, start : start + sims.shape[1]] = sims
+        else:
+            vals = np.concatenate([cand_val, sims], axis=1)
+            idx = np.concatenate([cand_idx, np.broadcast_to(np.arange(start, start + sims.shape[1]), sims.shape)], axis=1)
+            if vals.shape[1] > m:
+                keep = np.argpartition(-vals, m - 1, axis=1)[:, :m]
+                vals, idx = np.take_along_axis(vals, keep, axis=1), np.take_along_axis(idx, keep, axis=1)
+            cand_val, cand_idx = vals, np.ascontiguousarray(idx)
+            del vals, idx
+        del sims
+    match_latent, match_cos = _match(full, cand_val, cand_idx, n, k)
+
+    scores = dict(
+        mmcs=float(feature_max.mean()),
+        matched_cosine=float(match_cos.sum() / n),
+        recovered=float((match_cos >= threshold).sum() / n),
+        spurious=float((latent_max < threshold).mean()),
+        n_features=int(n),
+        n_latents=int(k),
+        threshold=float(threshold),
+    )
+    scores.update(_code_metrics(d, truth, rep, match_latent, match_cos, activations, chunk_size))
+    return FeatureScores(**scores)
+
+
+def _match(full, cand_val, cand_idx, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one matching maximising total |cosine|: per feature, its latent (-1) and cosine."""
+    match_latent = np.full(n, -1, np.int64)
+    match_cos = np.zeros(n, np.float32)
+    if full is not None:
+        rows, cols = linear_sum_assignment(full, maximize=True)
+        match_latent[rows] = cols
+        match_cos[rows] = full[rows, cols]
+        return match_latent, match_cos
+    # Sparse candidates; each feature also gets a private dummy latent of similarity 0, so a full
+    # matching always exists. Costs are 2 - |cos| > 0 (explicit zeros would vanish from the graph).
+    m = cand_idx.shape[1]
+    rows = np.concatenate([np.repeat(np.arange(n), m), np.arange(n)])
+    cols = np.concatenate([cand_idx.ravel(), k + np.arange(n)])
+    cost = np.concatenate([2.0 - cand_val.ravel().astype(np.float64), np.full(n, 2.0)])
+    graph = sp.csr_matrix((cost, (rows, cols)), shape=(n, k + n))
+    r, c = min_weight_full_bipartite_matching(graph)
+    real = c < k
+    match_latent[r[real]] = c[real]
+    match_cos[r[real]] = 2.0 - graph[r[real], c[real]].A1
+    return match_latent, match_cos
+
+
+def _code_metrics(d: Dictionary, truth: FeatureTruth, rep, match_latent, match_cos, activations, chunk_size) -> dict:
+    n_samples = truth.codes.shape[0]
+    x = None
+    if activations is not None:
+        x = as_matrix("activations", activations, cols=truth.d_model)
+        if x.shape[0] != n_samples:
+            raise ValueError(
+                f"activations have {x.shape[0]} samples but truth.codes describes {n_samples}; "
+                "pass the activations of the toy the truth came from"
+            )
+    if x is not None and d.encoder is not None:
+        codes = d.encode(x)
+    elif d.codes is not None and d.codes.shape[0] == n_samples:
+        codes = d.codes
+    else:
+        return {}
+    codes = sp.csr_matrix(codes) if not sp.issparse(codes) else codes.tocsr()
+    active = codes.copy()
+    active.data = (active.data != 0).astype(np.float32)
+    out: dict[str, float | None] = {
+        "l0": float(active.sum() / n_samples),
+        "dead": float((np.asarray(active.sum(axis=0)).ravel() == 0).mean()),
+    }
+    out["code_correlation"] = _code_correlation(truth, codes, rep, match_latent, d, chunk_size)
+    out["absorption"] = _absorption(truth, codes, rep, match_latent, match_cos)
+    if x is not None:
+        recon = d.reconstruct(codes)
+        centred = x - x.mean(axis=0)
+        total = float(np.sum(centred.astype(np.float64) ** 2))
+        if total > 0:
+            out["fvu"] = float(np.sum((x - recon).astype(np.float64) ** 2) / total)
+            out["shrinkage"] = float(1.0 - np.sum((recon - x.mean(axis=0)).astype(np.float64) * centred) / total)
+    return out
+
+
+def _code_correlation(truth, codes, rep, match_latent, d: Dictionary, chunk_size) -> float:
+    pairs = np.flatnonzero(match_latent >= 0)
+    if pairs.size == 0:
+        return 0.0
+    latents = _unit_rows(d.directions)
+    total, counted = 0.0, 0
+    for start in range(0, pairs.size, chunk_size):
+        p = pairs[start : start + chunk_size]
+        feats, lats = rep[p], match_latent[p]
+        a = truth.codes[:, feats].toarray().astype(np.float64)
+        b = codes[:, lats].toarray().astype(np.float64)
+        a -= a.mean(axis=0)
+        b -= b.mean(axis=0)
+        sa, sb = np.sqrt((a**2).sum(axis=0)), np.sqrt((b**2).sum(axis=0))
+        has_signal = sa > 0
+        corr = np.where(has_signal & (sb > 0), (a * b).sum(axis=0) / np.where(sa * sb > 0, sa * sb, 1), 0.0)
+        sign = np.sign(np.einsum("ij,ij->i", truth.directions[feats], latents[lats]))
+        total += float((corr * np.where(sign == 0, 1, sign))[has_signal].sum())
+        counted += int(has_signal.sum())
+    return total / counted if counted else 0.0
+
+
+def _absorption(truth, codes, rep, match_latent, match_cos) -> float | None:
+    if truth.parents is None:
+        return None
+    latent_of = np.full(truth.n_features, -1, np.int64)
+    latent_of[rep] = np.where(match_cos >= 0.5, match_latent, -1)
+    parents = np.unique(truth.parents[truth.parents >= 0])
+    active = truth.codes.tocsc()
+    latent_active = codes.tocsc()
+    rates = []
+    for p in parents:
+        j = latent_of[p]
+        if j < 0:
+            continue
+        children = truth.children(p)
+        both = (active[:, [p]].toarray().ravel() > 0) & (active[:, children].getnnz(axis=1) > 0)
+        if both.sum() < 5:
+            continue
+        silent = latent_active[:, [j]].toarray().ravel()[both] == 0
+        rates.append(silent.mean())
+    return float(np.mean(rates)) if rates else None
+
+
+def chance_mmcs(n_latents: int, d_model: int) -> float:
+    """Expected MMCS of ``n_latents`` random unit directions in ``d_model`` dimensions.
+
+    For a fixed unit vector and a uniformly random one, ``c = cos^2`` follows Beta(1/2, (d-1)/2),
+    so ``P(|cos| <= t) = I_{t^2}(1/2, (d-1)/2)``; the expected maximum of ``n_latents`` independent
+    draws is ``integral_0^1 1 - P(|cos| <= t)^n dt``.
+    """
+    if isinstance(n_latents, bool) or not isinstance(n_latents, int) or n_latents < 1:
+        raise ValueError(f"n_latents must be a positive integer, got {n_latents!r}")
+    if isinstance(d_model, bool) or not isinstance(d_model, int) or d_model < 2:
+        raise ValueError(f"d_model must be an integer >= 2, got {d_model!r}")
+    t = np.linspace(0.0, 1.0, 20001)
+    cdf = betainc(0.5, (d_model - 1) / 2.0, t**2)
+    return float(np.trapezoid(1.0 - cdf**n_latents, t))

@@ -1,0 +1,25 @@
+"""Records of what was planted, what methods predict, and safe storage for both.
+
+``Toy`` carries a config, the artifact a method may see and the truth; ``FeatureTruth`` is what a
+sparse-feature toy planted; ``Dictionary`` is a features method's prediction. ``save``/``load``
+write and verify toys without pickle. ``groundtruth.strategies`` has hypothesis strategies.
+"""
+
+from groundtruth._config import SCHEMA_VERSION, Config, Problems, config_from_json
+from groundtruth._records import Dictionary, Encoder, FeatureBatch, FeatureToy, FeatureTruth, Toy
+from groundtruth._storage import load, save
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Config",
+    "Dictionary",
+    "Encoder",
+    "FeatureBatch",
+    "FeatureToy",
+    "FeatureTruth",
+    "Problems",
+    "Toy",
+    "config_from_json",
+    "load",
+    "save",
+]

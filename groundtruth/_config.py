@@ -1,0 +1,151 @@
+"""The base of every generator's config: frozen, validated, canonical JSON, a content id."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+SCHEMA_VERSION = 1
+
+_REGISTRY: dict[str, type[Config]] = {}
+
+
+class Problems:
+    """Collects every problem of a multi-part spec so they are raised once, together."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def add(self, message: str) -> None:
+        self.messages.append(message)
+
+    def integer(self, name: str, value: Any, *, low: int | None = None, high: int | None = None) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.add(f"{name} must be an integer, got {value!r}")
+            return
+        self._range(name, value, low, high)
+
+    def number(
+        self,
+        name: str,
+        value: Any,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        low_open: bool = False,
+        high_open: bool = False,
+    ) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.add(f"{name} must be a finite number, got {value!r}")
+            return
+        self._range(name, value, low, high, low_open, high_open)
+
+    def choice(self, name: str, value: Any, allowed: Sequence[str]) -> None:
+        if value not in allowed:
+            options = ", ".join(repr(a) for a in allowed)
+            self.add(f"{name} must be one of {options}, got {value!r}")
+
+    def _range(self, name, value, low, high, low_open=False, high_open=False) -> None:
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            left = "(" if low_open else "["
+            right = ")" if high_open else "]"
+            lo = "-inf" if low is None else repr(low)
+            hi = "inf" if high is None else repr(high)
+            self.add(f"{name} must be in {left}{lo}, {hi}{right}, got {value!r}")
+
+    def raise_if_any(self, where: str) -> None:
+        if self.messages:
+            if len(self.messages) == 1:
+                raise ValueError(f"{where}: {self.messages[0]}")
+            listed = "\n  - ".join(self.messages)
+            raise ValueError(f"{where}: {len(self.messages)} problems:\n  - {listed}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Base class of generator configs.
+
+    Subclasses are frozen dataclasses whose fields are JSON scalars (or tuples of them), declare a
+    unique ``kind`` and implement ``_check(problems)``. Construction validates every field and raises
+    one ``ValueError`` listing all problems. ``config.id`` is the sha256 of the canonical JSON (with
+    the kind and the schema version), so two equal configs have the same id on every machine.
+    """
+
+    kind: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            other = _REGISTRY.get(cls.kind)
+            if other is not None and other.__qualname__ != cls.__qualname__:
+                raise TypeError(f"config kind {cls.kind!r} is already used by {other.__qualname__}")
+            _REGISTRY[cls.kind] = cls
+
+    def __post_init__(self) -> None:
+        problems = Problems()
+        self._check(problems)
+        problems.raise_if_any(type(self).__name__)
+
+    def _check(self, problems: Problems) -> None:
+        """Add a message to ``problems`` for every invalid field."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as plain JSON values (tuples become lists)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def to_json(self) -> str:
+        """Canonical JSON: sorted keys, no spaces, with the kind and the schema version."""
+        payload = {"kind": self.kind, "schema": SCHEMA_VERSION, "fields": self.to_dict()}
+        return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+    @property
+    def id(self) -> str:
+        """sha256 hex digest of the canonical JSON."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> Config:
+        """Build from ``to_dict`` output; unknown or missing keys raise ``ValueError``."""
+        if not isinstance(fields, dict):
+            raise ValueError(f"{cls.__name__} fields must be a JSON object, got {type(fields).__name__}")
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(fields) - set(names))
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no field(s) {unknown}; fields are {sorted(names)}")
+        values = {}
+        for key, value in fields.items():
+            values[key] = tuple(value) if isinstance(value, list) else value
+        return cls(**values)
+
+
+def config_from_json(payload: dict[str, Any]) -> Config:
+    """Rebuild a config from ``json.loads(config.to_json())``."""
+    kind = payload.get("kind")
+    cls = _REGISTRY.get(kind)
+    if cls is None:
+        # Generators register their config classes when the toys package is imported; that is the
+        # only module imported here, whatever the file says.
+        import toys  # noqa: F401  (registers the generators' configs)
+
+        cls = _REGISTRY.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown config kind {kind!r}; known kinds are {sorted(_REGISTRY)}")
+    if payload.get("schema") != SCHEMA_VERSION:
+        raise ValueError(
+            f"config schema {payload.get('schema')!r} is not supported (this version reads {SCHEMA_VERSION})"
+        )
+    return cls.from_dict(payload.get("fields"))

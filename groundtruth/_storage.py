@@ -1,0 +1,176 @@
+"""Save and load toys: a folder of ``manifest.json`` plus ``arrays.npz``, verified on load, no pickle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from groundtruth._config import SCHEMA_VERSION, config_from_json
+from groundtruth._records import FeatureToy, FeatureTruth, Toy
+
+MANIFEST = "manifest.json"
+ARRAYS = "arrays.npz"
+FORMAT = "planted-toy"
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("planted")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _digest(array: np.ndarray) -> str:
+    h = hashlib.sha256()
+    h.update(f"{array.dtype.str}|{array.shape}|".encode())
+    h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
+
+
+def _manifest_digest(manifest: dict[str, Any]) -> str:
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _feature_arrays(toy: FeatureToy) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    truth = toy.truth
+    codes = truth.codes
+    arrays = {
+        "activations": toy.activations,
+        "truth.directions": truth.directions,
+        "truth.norms": truth.norms,
+        "truth.represented": truth.represented,
+        "truth.firing_probabilities": truth.firing_probabilities,
+        "truth.codes.data": codes.data.astype(np.float32),
+        "truth.codes.indices": codes.indices.astype(np.int64),
+        "truth.codes.indptr": codes.indptr.astype(np.int64),
+    }
+    if truth.parents is not None:
+        arrays["truth.parents"] = truth.parents
+    extra = {"labels": list(truth.labels), "codes_shape": list(codes.shape), "chunk_size": toy.chunk_size}
+    return arrays, extra
+
+
+def _feature_toy(config, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -> FeatureToy:
+    shape = tuple(extra["codes_shape"])
+    codes = sp.csr_matrix(
+        (arrays["truth.codes.data"], arrays["truth.codes.indices"], arrays["truth.codes.indptr"]), shape=shape
+    )
+    truth = FeatureTruth(
+        directions=arrays["truth.directions"],
+        norms=arrays["truth.norms"],
+        represented=arrays["truth.represented"],
+        codes=codes,
+        firing_probabilities=arrays["truth.firing_probabilities"],
+        labels=tuple(extra["labels"]),
+        parents=arrays.get("truth.parents"),
+    )
+    return FeatureToy(config=config, truth=truth, activations=arrays["activations"], chunk_size=extra["chunk_size"])
+
+
+_FAMILIES = {FeatureToy.kind: (FeatureToy, _feature_arrays, _feature_toy)}
+
+
+def save(toy: Toy, path: str | os.PathLike) -> Path:
+    """Write ``toy`` to the folder ``path`` (created; existing files in it are replaced).
+
+    The folder holds ``manifest.json`` (format, schema version, package version, the config, the
+    sha256 of every array and of the manifest itself) and ``arrays.npz``. Files are written to
+    temporary names and renamed, so an interrupted save never leaves a half-written toy behind.
+    """
+    family = _FAMILIES.get(getattr(toy, "kind", None))
+    if family is None or not isinstance(toy, family[0]):
+        raise ValueError(f"toy must be one of {sorted(_FAMILIES)} toys, got {type(toy).__name__}")
+    arrays, extra = family[1](toy)
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "package_version": _package_version(),
+        "toy_kind": toy.kind,
+        "toy_id": toy.id,
+        "config": json.loads(toy.config.to_json()),
+        "extra": extra,
+        "arrays": {
+            name: {"sha256": _digest(a), "shape": list(a.shape), "dtype": a.dtype.str} for name, a in arrays.items()
+        },
+    }
+    manifest["manifest_sha256"] = _manifest_digest(manifest)
+    tmp_arrays = folder / (ARRAYS + ".tmp")
+    with open(tmp_arrays, "wb") as fh:
+        np.savez(fh, **arrays)
+    tmp_manifest = folder / (MANIFEST + ".tmp")
+    tmp_manifest.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    os.replace(tmp_arrays, folder / ARRAYS)
+    os.replace(tmp_manifest, folder / MANIFEST)
+    return folder
+
+
+def load(path: str | os.PathLike) -> Toy:
+    """Read a toy written by ``save``, verifying everything before anything is returned.
+
+    Raises ``ValueError`` naming the file and the fault when the folder is missing a file, the
+    manifest is not valid JSON or was edited, the schema version is unknown, the npz is truncated
+    or corrupt, an array is missing, extra, of the wrong shape or dtype, or its bytes do not match
+    the recorded sha256. Arrays are read with ``allow_pickle=False``: loading never runs code.
+    """
+    folder = Path(path)
+    manifest_path = folder / MANIFEST
+    arrays_path = folder / ARRAYS
+    for p in (manifest_path, arrays_path):
+        if not p.is_file():
+            raise ValueError(f"{p}: file is missing; is {folder} a folder written by groundtruth.save?")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{manifest_path}: not valid JSON ({exc}); the file is corrupt") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ValueError(f"{manifest_path}: not a planted toy manifest (format field is not {FORMAT!r})")
+    if manifest.get("manifest_sha256") != _manifest_digest(manifest):
+        raise ValueError(f"{manifest_path}: manifest checksum mismatch; the manifest was edited or corrupted")
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(
+            f"{manifest_path}: schema version {manifest.get('schema_version')!r} is not supported "
+            f"(this version of planted reads {SCHEMA_VERSION})"
+        )
+    family = _FAMILIES.get(manifest.get("toy_kind"))
+    if family is None:
+        raise ValueError(f"{manifest_path}: unknown toy kind {manifest.get('toy_kind')!r}; known: {sorted(_FAMILIES)}")
+    expected: dict[str, dict] = manifest["arrays"]
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with np.load(arrays_path, allow_pickle=False) as npz:
+            names = set(npz.files)
+            missing = sorted(set(expected) - names)
+            extra = sorted(names - set(expected))
+            if missing or extra:
+                raise ValueError(f"{arrays_path}: arrays missing {missing} and unexpected {extra}")
+            for name, spec in expected.items():
+                array = npz[name]
+                if list(array.shape) != spec["shape"] or array.dtype.str != spec["dtype"]:
+                    raise ValueError(
+                        f"{arrays_path}: array {name!r} has shape {list(array.shape)} dtype {array.dtype.str}, "
+                        f"manifest says shape {spec['shape']} dtype {spec['dtype']}"
+                    )
+                if _digest(array) != spec["sha256"]:
+                    raise ValueError(f"{arrays_path}: array {name!r} does not match its sha256; the file was altered")
+                arrays[name] = array
+    except ValueError as exc:
+        if str(exc).startswith(str(arrays_path)):
+            raise
+        raise ValueError(f"{arrays_path}: cannot be read ({exc}); the file is corrupt or truncated") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ValueError(f"{arrays_path}: cannot be read ({type(exc).__name__}: {exc}); the file is corrupt or truncated") from None
+    config = config_from_json(manifest["config"])
+    if config.id != manifest.get("toy_id"):
+        raise ValueError(f"{manifest_path}: config does not hash to the recorded toy id")
+    return family[2](config, arrays, manifest["extra"])

@@ -1,0 +1,390 @@
+"""Sparse autoencoders in JAX + optax: ReLU (L1), TopK, BatchTopK and JumpReLU.
+
+One training loop serves every kind: batches are fed in blocks to a jit-compiled ``lax.scan``
+over steps; the decoder's rows are kept at unit norm (the gradient's radial part is removed and
+rows are renormalised after each step); latents that have not fired for ``dead_after`` steps are
+revived by the auxiliary-k loss of Gao et al. (2024) for every kind. Inputs are scaled so their
+mean squared norm is ``d_model`` and the returned dictionary is expressed back in input units.
+
+References
+----------
+Bricken et al. (2023), "Towards Monosemanticity" (ReLU SAE, L1, unit-norm decoder).
+Gao et al. (2024), "Scaling and evaluating sparse autoencoders" (TopK, AuxK).
+Bussmann, Leask & Nanda (2024), "BatchTopK Sparse Autoencoders".
+Rajamanoharan et al. (2024), "Jumping Ahead: Improving Reconstruction Fidelity with JumpReLU
+Sparse Autoencoders".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+from collections.abc import Iterable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import scipy.sparse as sp
+
+from groundtruth import Dictionary, Encoder, Problems
+from groundtruth._arrays import as_matrix
+from groundtruth._progress import Progress
+
+KINDS = ("relu", "topk", "batchtopk", "jumprelu")
+_BLOCK = 32  # steps per compiled scan call
+
+
+@dataclasses.dataclass(frozen=True)
+class _Hyper:
+    kind: str
+    n_latents: int
+    k: int
+    l1_coefficient: float
+    sparsity_coefficient: float
+    bandwidth: float
+    aux_coefficient: float
+    k_aux: int
+    dead_after: int
+    n_steps: int
+    batch_size: int
+    lr: float
+    l1_warmup: int
+    decay_start: int
+
+
+def _jumprelu_fns():
+    """JumpReLU and its step function with the straight-through pseudo-derivatives for theta."""
+
+    def rect(u):
+        return (jnp.abs(u) < 0.5).astype(u.dtype)
+
+    @jax.custom_vjp
+    def jumprelu(z, theta, eps):
+        return z * (z > theta)
+
+    def jumprelu_fwd(z, theta, eps):
+        return jumprelu(z, theta, eps), (z, theta, eps)
+
+    def jumprelu_bwd(res, g):
+        z, theta, eps = res
+        dz = g * (z > theta)
+        dtheta = jnp.sum(g * (-theta / eps) * rect((z - theta) / eps), axis=0)
+        return dz, dtheta, None
+
+    jumprelu.defvjp(jumprelu_fwd, jumprelu_bwd)
+
+    @jax.custom_vjp
+    def step(z, theta, eps):
+        return (z > theta).astype(z.dtype)
+
+    def step_fwd(z, theta, eps):
+        return step(z, theta, eps), (z, theta, eps)
+
+    def step_bwd(res, g):
+        z, theta, eps = res
+        dtheta = jnp.sum(g * (-1.0 / eps) * rect((z - theta) / eps), axis=0)
+        return jnp.zeros_like(z), dtheta, None
+
+    step.defvjp(step_fwd, step_bwd)
+    return jumprelu, step
+
+
+_jumprelu, _step = _jumprelu_fns()
+
+
+def _batch_threshold(pre: jax.Array, count: int) -> jax.Array:
+    """The value above which ``count`` entries of ``pre`` lie, by bisection (no full sort)."""
+    hi = jnp.max(pre)
+    lo = jnp.zeros_like(hi)
+
+    def body(_, bounds):
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        many = jnp.sum(pre > mid) > count
+        return jnp.where(many, mid, lo), jnp.where(many, hi, mid)
+
+    lo, hi = jax.lax.fori_loop(0, 32, body, (lo, hi))
+    return hi
+
+
+def _encode(params, x, hp: _Hyper):
+    """Pre-activations and codes for a batch; returns (pre, codes, auxiliary sparsity loss)."""
+    pre = (x - params["b_dec"]) @ params["W_enc"] + params["b_enc"]
+    if hp.kind == "relu":
+        codes = jax.nn.relu(pre)
+        return pre, codes, jnp.sum(codes, axis=1).mean()
+    if hp.kind == "topk":
+        values, idx = jax.lax.top_k(pre, hp.k)
+        codes = jnp.zeros_like(pre).at[jnp.arange(pre.shape[0])[:, None], idx].set(jax.nn.relu(values))
+        return pre, codes, jnp.zeros(())
+    if hp.kind == "batchtopk":
+        relu = jax.nn.relu(pre)
+        threshold = jax.lax.stop_gradient(_batch_threshold(relu, hp.k * pre.shape[0]))
+        codes = jnp.where(relu > threshold, relu, 0.0)
+        return pre, codes, jnp.zeros(())
+    theta = jnp.exp(params["log_threshold"])
+    codes = _jumprelu(pre, theta, hp.bandwidth)
+    l0 = jnp.sum(_step(pre, theta, hp.bandwidth), axis=1).mean()
+    return pre, codes, l0
+
+
+def _loss(params, x, dead, step, hp: _Hyper):
+    pre, codes, sparsity = _encode(params, x, hp)
+    recon = codes @ params["W_dec"] + params["b_dec"]
+    err = x - recon
+    mse = jnp.sum(err**2, axis=1).mean()
+    if hp.kind == "relu":
+        warm = jnp.minimum(1.0, (step + 1) / max(hp.l1_warmup, 1))
+        penalty = warm * hp.l1_coefficient * sparsity
+    elif hp.kind == "jumprelu":
+        penalty = hp.sparsity_coefficient * sparsity
+    else:
+        penalty = 0.0
+    # AuxK: reconstruct the residual from the top-k_aux dead latents (Gao et al. 2024).
+    # The auxiliary loss trains the dead latents only: the decoder bias it sees is frozen.
+    aux_pre = (x - jax.lax.stop_gradient(params["b_dec"])) @ params["W_enc"] + params["b_enc"]
+    dead_pre = jnp.where(dead[None, :], aux_pre, -jnp.inf)
+    values, idx = jax.lax.top_k(dead_pre, hp.k_aux)
+    aux_codes = jnp.zeros_like(pre).at[jnp.arange(pre.shape[0])[:, None], idx].set(jax.nn.relu(values))
+    aux_codes = jnp.where(dead[None, :], aux_codes, 0.0)
+    aux_err = jax.lax.stop_gradient(err) - aux_codes @ params["W_dec"]
+    aux = jnp.where(jnp.any(dead), jnp.sum(aux_err**2, axis=1).mean(), 0.0)
+    loss = mse + penalty + hp.aux_coefficient * aux
+    fired = jnp.any(codes > 0, axis=0)
+    return loss, (mse, fired)
+
+
+def _train_block(state, xs, hp: _Hyper, optimizer):
+    """Run ``xs.shape[0]`` steps; ``xs`` is (steps, batch, d_model)."""
+
+    def one(state, x):
+        params, opt_state, since_fired, step = state
+        dead = since_fired >= hp.dead_after
+        (_, (mse, fired)), grads = jax.value_and_grad(_loss, has_aux=True)(params, x, dead, step, hp)
+        w = params["W_dec"]
+        grads["W_dec"] = grads["W_dec"] - jnp.sum(grads["W_dec"] * w, axis=1, keepdims=True) * w
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        params["W_dec"] = params["W_dec"] / jnp.linalg.norm(params["W_dec"], axis=1, keepdims=True)
+        since_fired = jnp.where(fired, 0, since_fired + 1)
+        return (params, opt_state, since_fired, step + 1), mse
+
+    return jax.lax.scan(one, state, xs)
+
+
+def _check(n_latents, kind, k, batch_size, n_steps, lr, l1_coefficient, sparsity_coefficient, d: int) -> None:
+    p = Problems()
+    p.integer("n_latents", n_latents, low=1, high=1 << 20)
+    p.choice("kind", kind, KINDS)
+    if kind in ("topk", "batchtopk"):
+        if k is None:
+            p.add(f"k is required for kind={kind!r} (the number of active latents per sample)")
+        else:
+            p.integer("k", k, low=1, high=n_latents if isinstance(n_latents, int) else None)
+    p.integer("batch_size", batch_size, low=1)
+    p.integer("n_steps", n_steps, low=1)
+    p.number("lr", lr, low=0, low_open=True)
+    p.number("l1_coefficient", l1_coefficient, low=0)
+    p.number("sparsity_coefficient", sparsity_coefficient, low=0)
+    p.raise_if_any("methods.sae")
+
+
+def sae(
+    activations,
+    n_latents: int,
+    *,
+    kind: str = "relu",
+    seed: int,
+    k: int | None = None,
+    n_steps: int = 3000,
+    batch_size: int = 1024,
+    lr: float = 1e-3,
+    l1_coefficient: float = 1.0,
+    sparsity_coefficient: float = 1.0,
+    jumprelu_bandwidth: float = 0.05,
+    initial_threshold: float = 0.5,
+    aux_coefficient: float = 1 / 32,
+    dead_after: int = 500,
+    progress: bool | None = None,
+) -> Dictionary:
+    """Train a sparse autoencoder and return its decoder as a dictionary.
+
+    Parameters
+    ----------
+    activations : (n_samples, d_model) array, or an iterable of (batch, d_model) arrays
+        An array is sampled in shuffled epochs; an iterable (e.g. a generator over
+        ``toy.batches``) is streamed once and re-batched to ``batch_size``; training ends after
+        ``n_steps`` or when the stream does.
+    n_latents : int
+        Dictionary size.
+    kind : {"relu", "topk", "batchtopk", "jumprelu"}
+        ReLU with an L1 penalty (``l1_coefficient``); TopK keeping ``k`` latents per sample;
+        BatchTopK keeping ``k * batch`` latents per batch (a global threshold, the running mean
+        of the smallest kept activation, is used at inference); JumpReLU with learned thresholds
+        and an L0 penalty (``sparsity_coefficient``) trained through straight-through
+        pseudo-derivatives with a rectangle kernel of width ``jumprelu_bandwidth``.
+    seed : int
+    k : int, required for topk and batchtopk
+    n_steps, batch_size, lr : training length, batch size, Adam learning rate (decayed linearly to
+        zero over the last fifth of training)
+    aux_coefficient : weight of the AuxK loss on dead latents (dead after ``dead_after`` steps
+        without firing)
+    progress : bool, optional
+        Draw a progress bar (default: when stderr is a terminal).
+
+    Returns
+    -------
+    Dictionary
+        ``directions`` (n_latents, d_model), unit rows (the decoder); ``encoder`` reproducing the
+        trained encoder; ``decoder_bias``; ``codes`` of ``activations`` when it is an array (CSR).
+    """
+    is_array = isinstance(activations, np.ndarray) or hasattr(activations, "__array__")
+    if is_array:
+        x = as_matrix("activations", activations)
+        d = x.shape[1]
+    elif isinstance(activations, Iterable) and not isinstance(activations, (str, bytes, dict)):
+        stream = _rebatch(activations, batch_size if isinstance(batch_size, int) and batch_size > 0 else 1)
+        first = next(stream, None)
+        if first is None:
+            raise ValueError("activations is an empty iterable; it must yield (batch, d_model) arrays")
+        d = first.shape[1]
+        stream = itertools.chain([first], stream)
+    else:
+        raise ValueError(
+            "activations must be a (n_samples, d_model) array or an iterable of (batch, d_model) arrays, "
+            f"got {type(activations).__name__}"
+        )
+    _check(n_latents, kind, k, batch_size, n_steps, lr, l1_coefficient, sparsity_coefficient, d)
+    rng = np.random.default_rng([seed, 303])
+    if is_array:
+        scale = float(np.sqrt(d / np.mean(np.sum(x.astype(np.float64) ** 2, axis=1))))
+        blocks = _array_blocks(x, batch_size, n_steps, rng)
+    else:
+        first_scaled = first.astype(np.float64)
+        scale = float(np.sqrt(d / np.mean(np.sum(first_scaled**2, axis=1))))
+        blocks = _stream_blocks(stream, batch_size, n_steps)
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError("activations are all zero; an SAE needs signal to fit")
+
+    hp = _Hyper(
+        kind=kind,
+        n_latents=n_latents,
+        k=k or 0,
+        l1_coefficient=float(l1_coefficient),
+        sparsity_coefficient=float(sparsity_coefficient),
+        bandwidth=float(jumprelu_bandwidth),
+        aux_coefficient=float(aux_coefficient),
+        k_aux=max(1, min(n_latents, d // 2)),
+        dead_after=int(dead_after),
+        n_steps=n_steps,
+        batch_size=batch_size,
+        lr=float(lr),
+        l1_warmup=max(1, n_steps // 20),
+        decay_start=int(0.8 * n_steps),
+    )
+    w_dec = rng.standard_normal((n_latents, d)).astype(np.float32)
+    w_dec /= np.linalg.norm(w_dec, axis=1, keepdims=True)
+    params = {
+        "W_enc": jnp.asarray(w_dec.T.copy()),
+        "b_enc": jnp.zeros(n_latents, jnp.float32),
+        "W_dec": jnp.asarray(w_dec),
+        "b_dec": jnp.zeros(d, jnp.float32),
+    }
+    if kind == "jumprelu":
+        params["log_threshold"] = jnp.full(n_latents, np.log(initial_threshold), jnp.float32)
+    schedule = optax.join_schedules(
+        [optax.constant_schedule(lr), optax.linear_schedule(lr, 0.0, max(n_steps - hp.decay_start, 1))],
+        [hp.decay_start],
+    )
+    optimizer = optax.adam(schedule)
+    state = (params, optimizer.init(params), jnp.zeros(n_latents, jnp.int32), jnp.zeros((), jnp.int32))
+    train = jax.jit(functools.partial(_train_block, hp=hp, optimizer=optimizer))
+    threshold_sum, threshold_count = 0.0, 0
+    steps_done = 0
+    with Progress(n_steps, f"sae[{kind}]", enabled=progress) as bar:
+        for block in blocks:
+            block = block * np.float32(scale)
+            state, mse = train(state, jnp.asarray(block))
+            steps_done += block.shape[0]
+            if kind == "batchtopk":
+                threshold_sum, threshold_count = _track_threshold(state[0], block, hp, threshold_sum, threshold_count)
+            bar.update(block.shape[0])
+            bar.note(f"mse {float(mse[-1]) / d:.4f}")
+    params = jax.tree.map(np.asarray, state[0])
+    return _to_dictionary(params, hp, scale, threshold_sum / max(threshold_count, 1), x if is_array else None)
+
+
+def _track_threshold(params, block: np.ndarray, hp: _Hyper, total: float, count: int) -> tuple[float, int]:
+    """Running mean of the smallest activation BatchTopK keeps (its inference threshold)."""
+    x = jnp.asarray(block[-1])
+    pre = jax.nn.relu((x - params["b_dec"]) @ params["W_enc"] + params["b_enc"])
+    t = float(_batch_threshold(pre, hp.k * pre.shape[0]))
+    return total + t, count + 1
+
+
+def _to_dictionary(params, hp: _Hyper, scale: float, batch_threshold: float, x: np.ndarray | None) -> Dictionary:
+    """Express the trained SAE in input units: codes and biases divide by ``scale``."""
+    w_dec = params["W_dec"].astype(np.float32)
+    pre_bias = params["b_dec"] / scale
+    bias = params["b_enc"] / scale
+    if hp.kind == "relu":
+        encoder = Encoder(weights=params["W_enc"], bias=bias, pre_bias=pre_bias, activation="relu")
+    elif hp.kind == "topk":
+        encoder = Encoder(weights=params["W_enc"], bias=bias, pre_bias=pre_bias, activation="topk", k=hp.k)
+    elif hp.kind == "batchtopk":
+        threshold = np.full(hp.n_latents, max(batch_threshold, 0.0) / scale, np.float32)
+        encoder = Encoder(weights=params["W_enc"], bias=bias, pre_bias=pre_bias, activation="threshold", threshold=threshold)
+    else:
+        threshold = np.exp(params["log_threshold"]) / scale
+        encoder = Encoder(weights=params["W_enc"], bias=bias, pre_bias=pre_bias, activation="threshold", threshold=threshold)
+    codes = sp.csr_matrix(encoder(x)) if x is not None else None
+    return Dictionary(directions=w_dec, codes=codes, encoder=encoder, decoder_bias=pre_bias, method=f"sae-{hp.kind}")
+
+
+def _array_blocks(x: np.ndarray, batch_size: int, n_steps: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Blocks of (steps, batch, d) drawn from shuffled epochs over ``x``."""
+    n = x.shape[0]
+    batch = min(batch_size, n)
+    order = rng.permutation(n)
+    position = 0
+    done = 0
+    while done < n_steps:
+        steps = min(_BLOCK, n_steps - done)
+        idx = np.empty((steps, batch), dtype=np.int64)
+        for s in range(steps):
+            if position + batch > n:
+                order = rng.permutation(n)
+                position = 0
+            idx[s] = order[position : position + batch]
+            position += batch
+        yield x[idx]
+        done += steps
+
+
+def _rebatch(stream: Iterable, batch_size: int) -> Iterator[np.ndarray]:
+    """Re-cut an iterable of (m, d) arrays into (batch_size, d) float32 arrays (last one dropped if short)."""
+    pending: list[np.ndarray] = []
+    count = 0
+    for i, item in enumerate(stream):
+        a = as_matrix(f"activations batch {i}", item)
+        pending.append(a)
+        count += a.shape[0]
+        while count >= batch_size:
+            allp = np.concatenate(pending) if len(pending) > 1 else pending[0]
+            yield allp[:batch_size]
+            pending, count = [allp[batch_size:]], count - batch_size
+
+
+def _stream_blocks(stream: Iterator[np.ndarray], batch_size: int, n_steps: int) -> Iterator[np.ndarray]:
+    done = 0
+    while done < n_steps:
+        steps = min(_BLOCK, n_steps - done)
+        batches = list(itertools.islice(stream, steps))
+        if not batches:
+            return
+        if batches[0].shape[0] != batch_size:
+            return
+        yield np.stack(batches)
+        done += len(batches)

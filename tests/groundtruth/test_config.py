@@ -1,0 +1,41 @@
+import json
+
+import pytest
+
+from groundtruth import config_from_json
+from toys import SparseFeaturesConfig
+
+
+def test_id_is_canonical_and_content_addressed():
+    a = SparseFeaturesConfig(n_features=10, d_model=4, seed=1)
+    b = SparseFeaturesConfig(d_model=4, n_features=10, seed=1)
+    assert a.id == b.id and len(a.id) == 64
+    assert a.id != a.replace(seed=2).id
+    payload = json.loads(a.to_json())
+    assert payload["kind"] == "sparse_features" and payload["schema"] == 1
+    assert a.to_json() == json.dumps(payload, sort_keys=True, separators=(",", ":"))
+
+
+def test_json_round_trip():
+    a = SparseFeaturesConfig(n_features=30, d_model=8, hierarchy_roots=2, hierarchy_branching=3, seed=5)
+    b = config_from_json(json.loads(a.to_json()))
+    assert b == a and b.id == a.id
+
+
+def test_all_problems_are_reported_together():
+    with pytest.raises(ValueError) as info:
+        SparseFeaturesConfig(n_features=0, d_model=-1, noise_std=-1.0, firing="gaussian", seed=0)
+    message = str(info.value)
+    for name in ("n_features", "d_model", "noise_std", "firing"):
+        assert name in message
+    assert "4 problems" in message
+    assert "got -1" in message
+
+
+def test_unknown_fields_and_kinds_are_rejected():
+    with pytest.raises(ValueError, match="no field"):
+        SparseFeaturesConfig.from_dict({"n_features": 3, "d_model": 2, "colour": 1})
+    with pytest.raises(ValueError, match="unknown config kind"):
+        config_from_json({"kind": "nope", "schema": 1, "fields": {}})
+    with pytest.raises(ValueError, match="schema"):
+        config_from_json({"kind": "sparse_features", "schema": 99, "fields": {"n_features": 3, "d_model": 2}})

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from groundtruth import Dictionary, Encoder, FeatureTruth
+
+D = np.eye(4, dtype=np.float32)
+
+
+def _truth(**changes):
+    kwargs = dict(
+        directions=D,
+        norms=np.ones(4),
+        represented=np.ones(4, bool),
+        codes=sp.csr_matrix((10, 4), dtype=np.float32),
+        firing_probabilities=np.full(4, 0.1),
+        labels=tuple("abcd"),
+    )
+    kwargs.update(changes)
+    return FeatureTruth(**kwargs)
+
+
+nan = np.where(np.eye(3, 4) > 0, np.nan, 0).astype(np.float32)
+inf = np.full((3, 4), np.inf, np.float32)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(directions=np.zeros((0, 4))), "directions must not be empty"),
+        (dict(directions=np.ones(4)), "directions must be 2-D"),
+        (dict(directions=nan), "directions contains 3 NaN"),
+        (dict(directions=inf), "directions contains 0 NaN and 12 inf"),
+        (dict(directions=D, codes=np.ones((5, 3))), "codes must have 4 columns"),
+        (dict(directions=D, codes=np.full((5, 4), np.nan)), "codes contains"),
+        (dict(directions=D, decoder_bias=np.ones(3)), "decoder_bias must have length 4"),
+        (dict(directions=D, encoder="not an encoder"), "encoder must be a groundtruth.Encoder"),
+        (dict(directions=[[1, 2], [3]]), "directions must be a 2-D numeric array"),
+        (dict(directions=np.array([["a", "b"]])), "directions must be numeric"),
+    ],
+)
+def test_invalid_dictionaries_name_the_parameter(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Dictionary(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        (dict(directions=2 * D), "unit rows"),
+        (dict(norms=np.ones(3)), "norms must have length 4"),
+        (dict(represented=np.ones(4)), "represented must be a bool array"),
+        (dict(codes=sp.csr_matrix((10, 3))), "codes must have 4 columns"),
+        (dict(firing_probabilities=np.full(4, 1.5)), "firing_probabilities must lie in"),
+        (dict(labels=("a",)), "labels must have 4 entries"),
+        (dict(parents=np.array([-1, 0, 9, 1])), "parents must be -1 or a feature index"),
+    ],
+)
+def test_invalid_truths_name_the_field(changes, match):
+    with pytest.raises(ValueError, match=match):
+        _truth(**changes)
+
+
+def test_encoder_activations():
+    w = np.eye(3, dtype=np.float32)
+    x = np.array([[3.0, -1.0, 2.0], [0.5, 0.2, 0.1]], np.float32)
+    relu = Encoder(weights=w, bias=np.zeros(3), pre_bias=np.zeros(3), activation="relu")
+    np.testing.assert_array_equal(relu(x), np.maximum(x, 0))
+    topk = Encoder(weights=w, bias=np.zeros(3), pre_bias=np.zeros(3), activation="topk", k=1)
+    np.testing.assert_array_equal(topk(x), [[3, 0, 0], [0.5, 0, 0]])
+    thr = Encoder(weights=w, bias=np.zeros(3), pre_bias=np.full(3, 1.0), activation="threshold", threshold=np.full(3, 0.5))
+    np.testing.assert_array_equal(thr(x), [[2, 0, 1], [0, 0, 0]])
+    with pytest.raises(ValueError, match="encoder.k"):
+        Encoder(weights=w, bias=np.zeros(3), pre_bias=np.zeros(3), activation="topk", k=7)
+    with pytest.raises(ValueError, match="activations must have 3 columns"):
+        relu(np.ones((2, 4)))
+
+
+def test_dictionary_reconstructs_with_bias():
+    d = Dictionary(directions=D, decoder_bias=np.arange(4), codes=np.eye(4))
+    np.testing.assert_array_equal(d.reconstruct(d.codes), np.eye(4) + np.arange(4))
+    with pytest.raises(ValueError, match="no encoder"):
+        d.encode(np.eye(4))

@@ -1,0 +1,101 @@
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+import groundtruth
+import toys
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return toys.sparse_features(24, 8, 300, mean_active=3, hierarchy_roots=2, hierarchy_branching=2, seed=3)
+
+
+def _assert_same(a, b):
+    assert a.config == b.config and a.id == b.id
+    np.testing.assert_array_equal(a.activations, b.activations)
+    for name in ("directions", "norms", "represented", "firing_probabilities", "parents"):
+        np.testing.assert_array_equal(getattr(a.truth, name), getattr(b.truth, name))
+    assert (a.truth.codes != b.truth.codes).nnz == 0 and a.truth.codes.shape == b.truth.codes.shape
+    assert a.truth.labels == b.truth.labels
+
+
+def test_round_trip_is_exact(toy, tmp_path):
+    groundtruth.save(toy, tmp_path / "toy")
+    loaded = groundtruth.load(tmp_path / "toy")
+    _assert_same(toy, loaded)
+    # A loaded toy streams its stored samples, and explains how to get more.
+    first = next(loaded.batches(100))
+    np.testing.assert_array_equal(first.activations, toy.activations[:100])
+    with pytest.raises(ValueError, match="from_config"):
+        list(loaded.batches(100, n_samples=1000))
+    _assert_same(toys.from_config(loaded.config), toy)
+
+
+def test_tampered_array_is_rejected(toy, tmp_path):
+    path = groundtruth.save(toy, tmp_path / "toy")
+    with np.load(path / "arrays.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["truth.directions"] = arrays["truth.directions"].copy()
+    arrays["truth.directions"][0, 0] += 1e-3
+    np.savez(path / "arrays.npz", **arrays)
+    with pytest.raises(ValueError, match=r"arrays.npz: array 'truth.directions' does not match its sha256"):
+        groundtruth.load(path)
+
+
+def test_truncated_archive_is_rejected(toy, tmp_path):
+    path = groundtruth.save(toy, tmp_path / "toy")
+    data = (path / "arrays.npz").read_bytes()
+    (path / "arrays.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"arrays.npz: cannot be read .*corrupt or truncated"):
+        groundtruth.load(path)
+
+
+def test_flipped_byte_is_rejected(toy, tmp_path):
+    path = groundtruth.save(toy, tmp_path / "toy")
+    data = bytearray((path / "arrays.npz").read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    (path / "arrays.npz").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="arrays.npz"):
+        groundtruth.load(path)
+
+
+def test_edited_manifest_is_rejected(toy, tmp_path):
+    path = groundtruth.save(toy, tmp_path / "toy")
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["config"]["fields"]["noise_std"] = 0.5
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="manifest.json: manifest checksum mismatch"):
+        groundtruth.load(path)
+    (path / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="manifest.json: not valid JSON"):
+        groundtruth.load(path)
+
+
+def test_missing_files_and_extra_arrays(toy, tmp_path):
+    with pytest.raises(ValueError, match="manifest.json: file is missing"):
+        groundtruth.load(tmp_path / "nothing")
+    path = groundtruth.save(toy, tmp_path / "toy")
+    with np.load(path / "arrays.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["surprise"] = np.zeros(3)
+    np.savez(path / "arrays.npz", **arrays)
+    with pytest.raises(ValueError, match=r"unexpected \['surprise'\]"):
+        groundtruth.load(path)
+
+
+def test_pickled_arrays_never_load(toy, tmp_path):
+    """An object array in the archive would need pickle; loading refuses instead of running it."""
+    path = groundtruth.save(toy, tmp_path / "toy")
+    with zipfile.ZipFile(path / "arrays.npz", "a") as zf:
+        with zf.open("evil.npy", "w") as fh:
+            np.lib.format.write_array(fh, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="arrays.npz"):
+        groundtruth.load(path)
+
+
+def test_save_rejects_non_toys(tmp_path):
+    with pytest.raises(ValueError, match="toy must be one of"):
+        groundtruth.save("not a toy", tmp_path / "x")

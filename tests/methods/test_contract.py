@@ -1,0 +1,112 @@
+"""Contract tests over every features method: one registry, one shared set of promises.
+
+Adding a method is one line in METHODS.
+"""
+
+import ast
+import inspect
+import pathlib
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import methods
+import toys
+from groundtruth import Dictionary, FeatureToy, FeatureTruth
+
+METHODS = [
+    ("pca", methods.pca, dict(n_components=8), False),
+    ("ica", methods.ica, dict(n_components=8, seed=0), True),
+    ("nmf", methods.nmf, dict(n_components=12, seed=0, max_iter=50), True),
+    ("sae-relu", methods.sae, dict(n_latents=24, kind="relu", seed=0, n_steps=64, batch_size=64), True),
+    ("sae-topk", methods.sae, dict(n_latents=24, kind="topk", k=3, seed=0, n_steps=64, batch_size=64), True),
+    ("sae-batchtopk", methods.sae, dict(n_latents=24, kind="batchtopk", k=3, seed=0, n_steps=64, batch_size=64), True),
+    ("sae-jumprelu", methods.sae, dict(n_latents=24, kind="jumprelu", seed=0, n_steps=64, batch_size=64), True),
+]
+IDS = [m[0] for m in METHODS]
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return toys.sparse_features(20, 8, 600, mean_active=3, noise_std=0.01, seed=0)
+
+
+@pytest.mark.parametrize("name, fn, kwargs, seeded", METHODS, ids=IDS)
+def test_returns_a_finite_dictionary_of_the_right_shape(toy, name, fn, kwargs, seeded):
+    d = fn(toy.activations, **kwargs)
+    assert isinstance(d, Dictionary)
+    k = kwargs.get("n_latents", kwargs.get("n_components"))
+    assert d.directions.shape == (k, 8) and d.directions.dtype == np.float32
+    assert np.isfinite(d.directions).all()
+    assert d.codes is not None and d.codes.shape == (600, k)
+    codes = d.codes.toarray() if sp.issparse(d.codes) else d.codes
+    assert np.isfinite(codes).all()
+    if d.encoder is not None:
+        np.testing.assert_allclose(d.encode(toy.activations), codes, rtol=1e-4, atol=1e-4)
+    # codes @ directions + bias reconstructs the input better than its mean does
+    err = ((toy.activations - d.reconstruct(codes)) ** 2).sum()
+    assert err < ((toy.activations - toy.activations.mean(0)) ** 2).sum()
+
+
+@pytest.mark.parametrize("name, fn, kwargs, seeded", METHODS, ids=IDS)
+def test_same_seed_same_output(toy, name, fn, kwargs, seeded):
+    a, b = fn(toy.activations, **kwargs), fn(toy.activations, **kwargs)
+    np.testing.assert_array_equal(a.directions, b.directions)
+    if seeded and name != "nmf":  # NMF's nndsvda start is deterministic, the seed only breaks ties
+        c = fn(toy.activations, **{**kwargs, "seed": 1})
+        assert not np.array_equal(a.directions, c.directions)
+
+
+@pytest.mark.parametrize("name, fn, kwargs, seeded", METHODS, ids=IDS)
+def test_methods_never_accept_truth(toy, name, fn, kwargs, seeded):
+    """A method handed a toy or a truth object refuses it: it may only see activations."""
+    for leak in (toy, toy.truth):
+        with pytest.raises(ValueError, match="activations"):
+            fn(leak, **kwargs)
+    params = inspect.signature(fn).parameters
+    assert not any(p.annotation in (FeatureTruth, FeatureToy, "FeatureTruth", "FeatureToy") for p in params.values())
+
+
+@pytest.mark.parametrize("name, fn, kwargs, seeded", METHODS, ids=IDS)
+def test_bad_activations_are_rejected(name, fn, kwargs, seeded):
+    bad = np.ones((50, 8), np.float32)
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="activations contains 1 NaN"):
+        fn(bad, **kwargs)
+    with pytest.raises(ValueError, match="activations must be 2-D"):
+        fn(np.ones(8), **kwargs)
+
+
+def test_methods_package_never_imports_toys_or_truth():
+    root = pathlib.Path(methods.__file__).parent
+    for path in root.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or "").startswith("toys"), path
+                assert "FeatureTruth" not in [a.name for a in node.names], path
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("toys") for a in node.names), path
+
+
+@pytest.mark.parametrize(
+    "fn, kwargs, match",
+    [
+        (methods.pca, dict(n_components=0), "n_components must be an integer between 1 and"),
+        (methods.pca, dict(n_components=9), "got 9"),
+        (methods.ica, dict(n_components=2.5, seed=0), "n_components"),
+        (methods.nmf, dict(n_components=-1, seed=0), "n_components"),
+        (methods.sae, dict(n_latents=0, seed=0), "n_latents"),
+        (methods.sae, dict(n_latents=8, kind="gated", seed=0), "kind must be one of"),
+        (methods.sae, dict(n_latents=8, kind="topk", seed=0), "k is required"),
+        (methods.sae, dict(n_latents=8, kind="topk", k=9, seed=0), "k must be in"),
+        (methods.sae, dict(n_latents=8, seed=0, lr=0.0), "lr"),
+        (methods.sae, dict(n_latents=8, seed=0, n_steps=0), "n_steps"),
+        (methods.sae, dict(n_latents=8, seed=0, l1_coefficient=-1.0), "l1_coefficient"),
+    ],
+)
+def test_invalid_hyperparameters_name_the_parameter(fn, kwargs, match):
+    x = np.random.default_rng(0).standard_normal((40, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match=match):
+        fn(x, **kwargs)

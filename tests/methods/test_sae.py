@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+import methods
+import toys
+from evaluators import score_features
+
+
+@pytest.fixture(scope="module")
+def toy():
+    # Superposition ratio 2 (128 features in d=64), exponential firing with decay 0.99 and 4 active
+    # on average: a scaled-down sharkey2022 that trains in seconds.
+    return toys.sparse_features(
+        128, 64, 10_000, firing="exponential", decay=0.99, mean_active=4, magnitude="uniform", magnitude_mean=0.5, seed=0
+    )
+
+
+@pytest.mark.parametrize(
+    "kind, kwargs, min_mmcs",
+    [("relu", {}, 0.95), ("topk", dict(k=4), 0.95), ("batchtopk", dict(k=4), 0.95), ("jumprelu", {}, 0.95)],
+)
+def test_every_kind_recovers_the_planted_features(toy, kind, kwargs, min_mmcs):
+    d = methods.sae(toy.activations, 256, kind=kind, seed=0, n_steps=1500, batch_size=512, lr=3e-3, **kwargs)
+    s = score_features(d, toy.truth, activations=toy.activations)
+    assert s.mmcs >= min_mmcs
+    assert s.recovered >= 0.9
+    assert s.fvu < 0.2
+    np.testing.assert_allclose(np.linalg.norm(d.directions, axis=1), 1, atol=1e-5)
+    if kind == "topk":
+        assert np.all((d.encode(toy.activations) > 0).sum(axis=1) <= 4)
+
+
+def test_streamed_training_matches_in_quality(toy):
+    """Training from toy.batches (a stream past the stored samples) works like training on an array."""
+    stream = (b.activations for b in toy.batches(700, start=toy.n_samples, n_samples=1500 * 512))
+    d = methods.sae(stream, 256, kind="relu", seed=0, n_steps=1500, batch_size=512, lr=3e-3)
+    assert d.codes is None  # nothing to encode: the stream is gone
+    s = score_features(d, toy.truth, activations=toy.activations)  # held-out samples
+    assert s.mmcs >= 0.95
+
+
+def test_stream_shorter_than_n_steps_ends_training():
+    x = np.random.default_rng(0).standard_normal((100, 8)).astype(np.float32)
+    d = methods.sae(iter([x, x]), 16, seed=0, n_steps=1000, batch_size=50)
+    assert d.directions.shape == (16, 8)
+    with pytest.raises(ValueError, match="empty iterable"):
+        methods.sae(iter([]), 16, seed=0)
+
+
+def test_output_is_in_input_units(toy):
+    """Scaling the input scales codes and biases, not directions."""
+    d1 = methods.sae(toy.activations, 64, kind="topk", k=4, seed=0, n_steps=200, batch_size=256)
+    d2 = methods.sae(10 * toy.activations, 64, kind="topk", k=4, seed=0, n_steps=200, batch_size=256)
+    np.testing.assert_allclose(d1.directions, d2.directions, atol=2e-3)
+    np.testing.assert_allclose(10 * d1.encode(toy.activations[:100]), d2.encode(10 * toy.activations[:100]), rtol=1e-2, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_relu_sae_recovers_sharkey2022():
+    """Sharkey et al. (2022): a ReLU SAE with 2x latents recovers the 512 features (MMCS ~ 1)."""
+    toy = toys.preset("sharkey2022", seed=0)
+    d = methods.sae(toy.activations, 1024, kind="relu", seed=0, n_steps=2000, batch_size=1024)
+    s = score_features(d, toy.truth, activations=toy.activations)
+    assert s.mmcs >= 0.95

@@ -1,0 +1,98 @@
+"""Named configurations from papers, each a few lines on top of a general generator."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+from groundtruth import Config, Toy
+from toys import sparse_features as _sf
+
+_PRESETS: dict[str, tuple[Callable[..., Config], str]] = {}
+
+
+def _preset(name: str, description: str):
+    def register(fn: Callable[..., Config]) -> Callable[..., Config]:
+        _PRESETS[name] = (fn, description)
+        return fn
+
+    return register
+
+
+@_preset("sharkey2022", "512 features in d=256, 5 active on average, firing decay 0.99 (Sharkey, Braun & Millidge 2022)")
+def _sharkey2022(seed: int, **overrides: Any) -> Config:
+    base = dict(
+        n_features=512,
+        d_model=256,
+        n_samples=50_000,
+        firing="exponential",
+        decay=0.99,
+        mean_active=5.0,
+        magnitude="uniform",
+        magnitude_mean=0.5,
+    )
+    return _sf.SparseFeaturesConfig(**{**base, **overrides, "seed": seed})
+
+
+@_preset(
+    "synth16k",
+    "16,384 features in d=768, Zipf firing, 128x4x3 mutually exclusive hierarchy, rank-25 correlation "
+    "(SynthSAEBench-16k, Chanin & Garriga-Alonso 2026)",
+)
+def _synth16k(seed: int, **overrides: Any) -> Config:
+    base = dict(
+        n_features=16_384,
+        d_model=768,
+        n_samples=10_000,
+        firing="zipf",
+        zipf_exponent=0.5,
+        p_max=0.4,
+        p_min=5e-4,
+        mean_active=None,
+        hierarchy_roots=128,
+        hierarchy_branching=4,
+        hierarchy_depth=3,
+        mutually_exclusive=True,
+        correlation_rank=25,
+        correlation_scale=0.1,
+        magnitude="folded_normal",
+        magnitude_mean=1.0,
+        magnitude_std=0.5,
+    )
+    return _sf.SparseFeaturesConfig(**{**base, **overrides, "seed": seed})
+
+
+_BUILDERS: dict[type[Config], Callable[[Config], Toy]] = {_sf.SparseFeaturesConfig: _sf.build}
+
+
+def presets() -> dict[str, str]:
+    """Names of the presets with a one-line description of each."""
+    return {name: description for name, (_, description) in sorted(_PRESETS.items())}
+
+
+def check_preset(name: str) -> None:
+    """Raise ``ValueError`` naming the closest presets when ``name`` is not one."""
+    if name not in _PRESETS:
+        close = difflib.get_close_matches(str(name), _PRESETS, n=3, cutoff=0.3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown preset {name!r}{hint} Presets: {', '.join(sorted(_PRESETS))}")
+
+
+def preset_config(name: str, *, seed: int = 0, **overrides: Any) -> Config:
+    """The config of preset ``name``, with optional field overrides."""
+    check_preset(name)
+    return _PRESETS[name][0](seed, **overrides)
+
+
+def preset(name: str, *, seed: int = 0, **overrides: Any) -> Toy:
+    """Generate the toy of preset ``name`` (see ``presets()``), e.g. ``preset("sharkey2022", seed=0)``."""
+    return from_config(preset_config(name, seed=seed, **overrides))
+
+
+def from_config(config: Config) -> Toy:
+    """Generate the toy any generator config describes (``toy.config`` rebuilds ``toy``)."""
+    builder = _BUILDERS.get(type(config))
+    if builder is None:
+        raise ValueError(f"config must be one of {[c.__name__ for c in _BUILDERS]}, got {type(config).__name__}")
+    return builder(config)
