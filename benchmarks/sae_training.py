@@ -1,0 +1,142 @@
+"""ReLU-L1 SAE training: planted's JAX loop against a plain PyTorch loop, and against the machine.
+
+Both train the same SAE (d_model -> n_latents, ReLU, L1, unit-norm decoder rows, Adam) on the
+same streamed batches of a sparse-feature toy, in one run. Printed: samples/s for each, their
+ratio, and the achieved FLOP/s as a fraction of this machine's float32 matmul peak, measured here
+in the same run. Compile time is reported apart and excluded from the JAX rate.
+
+Model FLOPs per step: 10 * batch * d_model * n_latents (encoder and decoder forward, and the three
+backward matmuls: codes' gradient, decoder and encoder weight gradients).
+
+    python benchmarks/sae_training.py [--d-model 256 --n-latents 1024 --batch 1024 --steps 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import methods
+import toys
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> dict[str, float]:
+    """Best float32 GFLOP/s of an n x n x n matmul in NumPy, JAX and PyTorch."""
+    out = {}
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
+    flops = 2 * n**3
+
+    def best(fn):
+        fn()
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return flops / min(times) / 1e9
+
+    out["numpy"] = best(lambda: a @ b)
+    ja, jb = jnp.asarray(a), jnp.asarray(b)
+    mm = jax.jit(jnp.matmul)
+    out["jax"] = best(lambda: mm(ja, jb).block_until_ready())
+    try:
+        import torch
+
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        out["torch"] = best(lambda: ta @ tb)
+    except ImportError:
+        pass
+    return out
+
+
+def torch_sae(batches: np.ndarray, n_latents: int, l1: float, lr: float) -> tuple[float, float]:
+    """The loop a user would write in PyTorch; returns (seconds, final mse)."""
+    import torch
+
+    torch.manual_seed(0)
+    d = batches.shape[2]
+    w_dec = torch.randn(n_latents, d)
+    w_dec /= w_dec.norm(dim=1, keepdim=True)
+    params = {
+        "W_enc": torch.nn.Parameter(w_dec.T.clone()),
+        "b_enc": torch.nn.Parameter(torch.zeros(n_latents)),
+        "W_dec": torch.nn.Parameter(w_dec.clone()),
+        "b_dec": torch.nn.Parameter(torch.zeros(d)),
+    }
+    opt = torch.optim.Adam(params.values(), lr=lr)
+    data = torch.from_numpy(batches)
+    start = time.perf_counter()
+    for x in data:
+        codes = torch.relu((x - params["b_dec"]) @ params["W_enc"] + params["b_enc"])
+        recon = codes @ params["W_dec"] + params["b_dec"]
+        mse = ((recon - x) ** 2).sum(dim=1).mean()
+        loss = mse + l1 * codes.sum(dim=1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():
+            w = params["W_dec"]
+            w.grad -= (w.grad * w).sum(dim=1, keepdim=True) * w
+        opt.step()
+        with torch.no_grad():
+            params["W_dec"] /= params["W_dec"].norm(dim=1, keepdim=True)
+    return time.perf_counter() - start, float(mse) / d
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--d-model", type=int, default=256)
+    parser.add_argument("--n-latents", type=int, default=1024)
+    parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--steps", type=int, default=300)
+    args = parser.parse_args()
+    d, k, b, steps = args.d_model, args.n_latents, args.batch, args.steps
+
+    toy = toys.sparse_features(2 * d, d, 1, mean_active=5, firing="exponential", decay=0.99, seed=0)
+    t = time.perf_counter()
+    stream = np.stack([x.activations for x in toy.batches(b, n_samples=b * (steps + 32))])
+    gen = time.perf_counter() - t
+    # Both loops see the same batches, scaled as methods.sae scales them (mean squared norm d).
+    scale = np.sqrt(d / np.mean(np.sum(stream[:8].astype(np.float64) ** 2, axis=2)))
+    stream = (stream * scale).astype(np.float32)
+    warm, timed = stream[:32], stream[32:]
+    print(f"data: {stream.shape[0]} batches of {b} x {d} generated in {gen:.1f}s; threads: {os.cpu_count()} cores")
+
+    peaks = matmul_peak()
+    peak = max(peaks.values())
+    print("float32 matmul peak (2048^3): " + ", ".join(f"{n} {v:.1f} GFLOP/s" for n, v in peaks.items()))
+
+    # JAX: compile on a warm-up run (same shapes), then time the full run.
+    t = time.perf_counter()
+    methods.sae(list(warm), k, kind="relu", seed=0, n_steps=32, batch_size=b, aux_coefficient=0.0, progress=False)
+    compile_and_warm = time.perf_counter() - t
+    t = time.perf_counter()
+    methods.sae(list(timed), k, kind="relu", seed=0, n_steps=steps, batch_size=b, aux_coefficient=0.0, progress=False)
+    jax_s = time.perf_counter() - t
+    # The timed call compiles again (a new jit per call); subtract a measured compile-only call.
+    t = time.perf_counter()
+    methods.sae(list(warm[:1]), k, kind="relu", seed=0, n_steps=1, batch_size=b, aux_coefficient=0.0, progress=False)
+    overhead = time.perf_counter() - t
+    jax_train = max(jax_s - overhead, 1e-9)
+
+    torch_sae(warm, k, 1.0, 1e-3)
+    torch_s, torch_mse = torch_sae(timed, k, 1.0, 1e-3)
+
+    flops = 10 * b * d * k * steps
+    jax_rate, torch_rate = steps * b / jax_train, steps * b / torch_s
+    print(f"SAE d={d} latents={k} batch={b} steps={steps} (model FLOPs {flops / 1e9:.1f} G)")
+    print(f"  planted (JAX):  {jax_rate:10.0f} samples/s  {flops / jax_train / 1e9:6.1f} GFLOP/s  "
+          f"{flops / jax_train / 1e9 / peak:5.1%} of peak   (compile+warm-up {compile_and_warm:.1f}s, "
+          f"per-call overhead {overhead:.1f}s excluded)")
+    print(f"  PyTorch eager:  {torch_rate:10.0f} samples/s  {flops / torch_s / 1e9:6.1f} GFLOP/s  "
+          f"{flops / torch_s / 1e9 / peak:5.1%} of peak")
+    print(f"  ratio planted / PyTorch: {jax_rate / torch_rate:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
