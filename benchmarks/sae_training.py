@@ -85,7 +85,7 @@ def torch_sae(batches: np.ndarray, n_latents: int, l1: float, lr: float) -> tupl
         opt.step()
         with torch.no_grad():
             params["W_dec"] /= params["W_dec"].norm(dim=1, keepdim=True)
-    return time.perf_counter() - start, float(mse) / d
+    return time.perf_counter() - start, float(mse.detach()) / d
 
 
 def main() -> None:

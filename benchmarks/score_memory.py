@@ -45,7 +45,7 @@ def main() -> None:
     # Half the features recovered with noise, the rest of the latents random.
     latents = rng.standard_normal((k, d)).astype(np.float32)
     half = n // 2
-    latents[:half] = true[:half] + 0.2 * rng.standard_normal((half, d)).astype(np.float32) / np.sqrt(d) * 3
+    latents[:half] = true[:half] + 0.25 * rng.standard_normal((half, d)).astype(np.float32) / np.sqrt(d)
     latents = latents[rng.permutation(k)]
 
     t = time.perf_counter()

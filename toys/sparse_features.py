@@ -4,7 +4,7 @@ The generator plants ``n_features`` directions in ``d_model`` dimensions and dra
 non-negative codes for them, with optional Zipfian firing, low-rank correlated firing (a Gaussian
 copula), hierarchies of mutually exclusive children (the setting of feature absorption) and
 Gaussian noise. Every sample is a pure function of the config and its index: samples are made in
-chunks of ``CHUNK_SIZE``, chunk ``c`` from the NumPy stream ``[seed, 202, c]``, so a toy's stored
+chunks of ``CHUNK_SIZE``, chunk ``c`` from the NumPy streams ``[seed, 202, c, part]``, so a toy's stored
 activations and its unbounded stream agree sample for sample.
 
 References
@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -425,14 +427,39 @@ def _marginals(base: np.ndarray, levels, mutually_exclusive: bool) -> np.ndarray
 
 
 def _sample_chunk(plan: _Plan, chunk: int) -> tuple[np.ndarray, sp.csr_matrix]:
-    """Samples ``chunk * CHUNK_SIZE ...`` of the stream: (activations, codes)."""
+    """Samples ``chunk * CHUNK_SIZE ...`` of the stream: (activations, codes).
+
+    The chunk is cut into ``_PARTS`` fixed parts, part ``j`` drawn from the stream
+    ``[seed, 202, chunk, j + 1]``; parts run on a thread pool (NumPy releases the GIL while it
+    draws), and the result does not depend on how many threads there are.
+    """
+    parts = list(_pool().map(functools.partial(_sample_part, plan, chunk), range(_PARTS)))
+    codes = sp.vstack([p[0] for p in parts], format="csr")
+    acts = np.concatenate([p[1] for p in parts])
+    return acts, codes
+
+
+_PARTS = 4
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=min(_PARTS, os.cpu_count() or 1))
+    return _POOL
+
+
+def _sample_part(plan: _Plan, chunk: int, part: int) -> tuple[sp.csr_matrix, np.ndarray]:
     config = plan.config
-    rng = np.random.default_rng([config.seed, _STREAM_SAMPLES, chunk])
-    n, f = CHUNK_SIZE, config.n_features
+    rng = np.random.default_rng([config.seed, _STREAM_SAMPLES, chunk, part + 1])
+    n, f = CHUNK_SIZE // _PARTS, config.n_features
     if plan.factors is not None:
-        z = rng.standard_normal((n, plan.factors.shape[1]), dtype=np.float32) @ plan.factors.T
-        z += rng.standard_normal((n, f), dtype=np.float32) * plan.residual_std
+        z = rng.standard_normal((n, f), dtype=np.float32)
+        z *= plan.residual_std
+        z += rng.standard_normal((n, plan.factors.shape[1]), dtype=np.float32) @ plan.factors.T
         fire = z < plan.thresholds
+        del z
     else:
         fire = rng.random((n, f), dtype=np.float32) < plan.base_probabilities.astype(np.float32)
     parent_first = 0
@@ -440,10 +467,12 @@ def _sample_chunk(plan: _Plan, chunk: int) -> tuple[np.ndarray, sp.csr_matrix]:
         block = fire[:, first : first + n_parents * b].reshape(n, n_parents, b)
         block &= fire[:, parent_first : parent_first + n_parents, None]
         if config.mutually_exclusive and b > 1:
-            scores = rng.random(block.shape, dtype=np.float32)
-            scores[~block] = -1.0
-            winner = scores.argmax(axis=2)
-            block &= np.arange(b)[None, None, :] == winner[:, :, None]
+            # Only groups where two or more siblings fire need a draw: keep one of them uniformly.
+            rows, groups = np.nonzero(block.sum(axis=2) >= 2)
+            if rows.size:
+                clash = block[rows, groups]
+                scores = np.where(clash, rng.random(clash.shape, dtype=np.float32), -1.0)
+                block[rows, groups] = np.arange(b)[None, :] == scores.argmax(axis=1)[:, None]
         fire[:, first : first + n_parents * b] = block.reshape(n, n_parents * b)
         parent_first = first
     counts = fire.sum(axis=1)
@@ -454,7 +483,7 @@ def _sample_chunk(plan: _Plan, chunk: int) -> tuple[np.ndarray, sp.csr_matrix]:
     acts = np.asarray(codes @ plan.decoder, dtype=np.float32)
     if config.noise_std > 0:
         acts += config.noise_std * rng.standard_normal(acts.shape, dtype=np.float32)
-    return acts, codes
+    return codes, acts
 
 
 def _magnitudes(config: SparseFeaturesConfig, rng: np.random.Generator, size: int) -> np.ndarray:
