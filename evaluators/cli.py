@@ -1,60 +1,124 @@
-"""The ``planted`` command line."""
+"""The ``planted`` command line: bench, report, make, score, presets, suites."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import toys
-from evaluators.bench import SUITES, leaderboard, nearest, run_suite
+from evaluators import external, report
+from evaluators.runner import DEFAULT_STORE, run
+from evaluators.store import Store
+from evaluators.suites import SUITES, nearest
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="planted", description="Toy networks with planted ground truth, and scores.")
     sub = parser.add_subparsers(dest="command", required=True)
-    bench = sub.add_parser("bench", help="run a benchmark suite and print its leaderboard")
+
+    bench = sub.add_parser("bench", help="run a benchmark suite (resumable) and print its leaderboard")
     bench.add_argument("--suite", default="quick", help=f"suite name ({', '.join(SUITES)})")
-    bench.add_argument("--method", action="append", dest="methods", help="run only this method (repeatable)")
-    bench.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the suite's)")
-    bench.add_argument("--out", default=None, help="also write every cell as JSON to this file")
+    bench.add_argument("--method", action="append", dest="methods",
+                       help="a built-in method name or package.module:function (repeatable; default: the suite's)")
+    bench.add_argument("--seeds", type=int, default=None, help="number of seeds, 0..N-1 (default: the suite's)")
+    bench.add_argument("--store", default=str(DEFAULT_STORE), help="SQLite results store (default: %(default)s)")
+    bench.add_argument("--workers", type=int, default=1, help="local processes running cells at once")
+    bench.add_argument("--retry-failed", action="store_true", help="run again the cells stored as failed")
+    bench.add_argument("--format", choices=report.FORMATS, default="text")
+
+    rep = sub.add_parser("report", help="leaderboard, tables and figures from a results store")
+    rep.add_argument("--store", default=str(DEFAULT_STORE))
+    rep.add_argument("--suite", default=None, help="only this suite (default: every suite in the store)")
+    rep.add_argument("--version", default=None, help="only this suite version")
+    rep.add_argument("--out", default=None, help="write Markdown, CSV, LaTeX, JSON tables and PNG figures here")
+    rep.add_argument("--format", choices=report.FORMATS, default="text")
+
+    make = sub.add_parser("make", help="write a toy's artifact (never its truth) plus a sealed truth file")
+    make.add_argument("preset", help="preset name (see `planted presets`)")
+    make.add_argument("--out", required=True)
+    make.add_argument("--seed", type=int, default=0)
+
+    score = sub.add_parser("score", help="score a predictions .npz against a folder written by `planted make`")
+    score.add_argument("folder")
+    score.add_argument("predictions")
+
     sub.add_parser("presets", help="list the toy presets")
-    suites = sub.add_parser("suites", help="list the benchmark suites")
-    suites.set_defaults(command="suites")
+    sub.add_parser("suites", help="list the benchmark suites")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "presets":
-            for name, description in toys.presets().items():
-                print(f"{name:14s} {description}")
-            return 0
-        if args.command == "suites":
-            for name, suite in SUITES.items():
-                print(f"{name:10s} v{suite.version}  {suite.description}")
-            return 0
-        if args.suite not in SUITES:
-            raise nearest(args.suite, SUITES, "suite")
-        seeds = None
-        if args.seeds is not None:
-            if args.seeds < 1:
-                raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
-            seeds = range(args.seeds)
-        results = run_suite(args.suite, method_names=args.methods, seeds=seeds)
+        return _COMMANDS[args.command](args)
     except ValueError as exc:
-        print(f"planted: error: {exc}", file=sys.stderr)
+        print(f"planted: error: {exc}".replace("\n", " "), file=sys.stderr)
         return 2
-    suite = SUITES[args.suite]
-    print(f"suite {suite.name} v{suite.version}: {len(results)} cells")
-    print(leaderboard(results))
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump([dataclasses.asdict(r) for r in results], fh, indent=1)
+
+
+def _bench(args) -> int:
+    if args.suite not in SUITES:
+        raise nearest(args.suite, SUITES, "suite")
+    seeds = None
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+        seeds = range(args.seeds)
+    results = run(args.suite, methods=args.methods, seeds=seeds, store=args.store, workers=args.workers,
+                  retry_failed=args.retry_failed)
+    if args.format == "text":
+        print(f"suite {args.suite} v{results[0].suite_version if results else '?'}: {len(results)} cells, store {args.store}")
+    print(report.leaderboard(results, fmt=args.format))
     return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def _report(args) -> int:
+    if not Path(args.store).is_file():
+        raise ValueError(f"{args.store}: no results store there; run `planted bench --store {args.store}` first")
+    with Store(args.store) as store:
+        results = store.results(suite=args.suite, suite_version=args.version)
+    if not results:
+        raise ValueError(f"{args.store}: no results for suite {args.suite!r}" + (f" version {args.version}" if args.version else ""))
+    if args.out:
+        for path in report.write_report(results, args.out):
+            print(path, file=sys.stderr)
+    groups = sorted({(r.suite, r.suite_version) for r in results})
+    for suite, version in groups:
+        subset = [r for r in results if (r.suite, r.suite_version) == (suite, version)]
+        if args.format == "text":
+            print(f"suite {suite} v{version}: {len(subset)} cells")
+        print(report.leaderboard(subset, fmt=args.format))
+    return 0
+
+
+def _make(args) -> int:
+    toys.presets()  # names are checked by make with the nearest ones suggested
+    folder = external.make(args.preset, args.out, seed=args.seed)
+    print(f"wrote {folder / external.ARTIFACT}, {folder / external.ARTIFACT_INFO} and {folder / external.TRUTH}/")
+    return 0
+
+
+def _score(args) -> int:
+    print(json.dumps(external.score(args.folder, args.predictions), indent=1, sort_keys=True))
+    return 0
+
+
+def _presets(args) -> int:
+    for name, description in toys.presets().items():
+        print(f"{name:14s} {description}")
+    return 0
+
+
+def _suites(args) -> int:
+    for name, suite in SUITES.items():
+        print(f"{name:15s} v{suite.version}  {suite.description}")
+    return 0
+
+
+_COMMANDS = {"bench": _bench, "report": _report, "make": _make, "score": _score, "presets": _presets, "suites": _suites}
 
 
 if __name__ == "__main__":

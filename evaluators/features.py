@@ -145,6 +145,8 @@ def score_features(
         raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+        raise ValueError(f"candidates must be a positive integer, got {candidates!r}")
     rep = np.flatnonzero(truth.represented)
     if rep.size == 0:
         raise ValueError("truth has no represented features; there is nothing to recover")
@@ -208,7 +210,7 @@ def _match(full, cand_val, cand_idx, n: int, k: int) -> tuple[np.ndarray, np.nda
     r, c = min_weight_full_bipartite_matching(graph)
     real = c < k
     match_latent[r[real]] = c[real]
-    match_cos[r[real]] = 2.0 - graph[r[real], c[real]].A1
+    match_cos[r[real]] = 2.0 - np.asarray(graph[r[real], c[real]]).ravel()
     return match_latent, match_cos
 
 
@@ -223,19 +225,18 @@ def _code_metrics(d: Dictionary, truth: FeatureTruth, rep, match_latent, match_c
                 "pass the activations of the toy the truth came from"
             )
     if x is not None and d.encoder is not None:
-        codes = d.encode(x)
+        codes = d.encoder.sparse(x)
     elif d.codes is not None and d.codes.shape[0] == n_samples:
-        codes = d.codes
+        codes = sp.csr_matrix(d.codes) if not sp.issparse(d.codes) else d.codes.tocsr()
     else:
         return {}
-    codes = sp.csr_matrix(codes) if not sp.issparse(codes) else codes.tocsr()
     active = codes.copy()
     active.data = (active.data != 0).astype(np.float32)
     out: dict[str, float | None] = {
         "l0": float(active.sum() / n_samples),
         "dead": float((np.asarray(active.sum(axis=0)).ravel() == 0).mean()),
     }
-    out["code_correlation"] = _code_correlation(truth, codes, rep, match_latent, d, chunk_size)
+    out["code_correlation"] = _code_correlation(truth, codes, rep, match_latent, match_cos, d, chunk_size)
     out["absorption"] = _absorption(truth, codes, rep, match_latent, match_cos)
     if x is not None:
         recon = d.reconstruct(codes)
@@ -247,24 +248,34 @@ def _code_metrics(d: Dictionary, truth: FeatureTruth, rep, match_latent, match_c
     return out
 
 
-def _code_correlation(truth, codes, rep, match_latent, d: Dictionary, chunk_size) -> float:
-    pairs = np.flatnonzero(match_latent >= 0)
+def _code_correlation(truth, codes: sp.csr_matrix, rep, match_latent, match_cos, d: Dictionary, chunk_size) -> float:
+    """Mean Pearson correlation of matched (feature, latent) code pairs, computed on sparse columns.
+
+    Pairs whose directions are orthogonal (cosine 0) are not matches and are left out, so the
+    dense and the candidate matching count the same pairs.
+    """
+    pairs = np.flatnonzero((match_latent >= 0) & (match_cos > 0))
     if pairs.size == 0:
         return 0.0
     latents = _unit_rows(d.directions)
+    n = codes.shape[0]
+    true_codes = truth.codes.tocsc()
+    est_codes = codes.tocsc()
     total, counted = 0.0, 0
     for start in range(0, pairs.size, chunk_size):
         p = pairs[start : start + chunk_size]
         feats, lats = rep[p], match_latent[p]
-        a = truth.codes[:, feats].toarray().astype(np.float64)
-        b = codes[:, lats].toarray().astype(np.float64)
-        a -= a.mean(axis=0)
-        b -= b.mean(axis=0)
-        sa, sb = np.sqrt((a**2).sum(axis=0)), np.sqrt((b**2).sum(axis=0))
-        has_signal = sa > 0
-        corr = np.where(has_signal & (sb > 0), (a * b).sum(axis=0) / np.where(sa * sb > 0, sa * sb, 1), 0.0)
+        a = true_codes[:, feats].astype(np.float64)
+        b = est_codes[:, lats].astype(np.float64)
+        ma, mb = np.asarray(a.mean(axis=0)).ravel(), np.asarray(b.mean(axis=0)).ravel()
+        cov = np.asarray(a.multiply(b).sum(axis=0)).ravel() / n - ma * mb
+        va = np.asarray(a.multiply(a).sum(axis=0)).ravel() / n - ma**2
+        vb = np.asarray(b.multiply(b).sum(axis=0)).ravel() / n - mb**2
+        has_signal = va > 1e-12 * np.maximum(ma**2, 1)
+        denom = np.sqrt(np.maximum(va, 0) * np.maximum(vb, 0))
+        corr = np.where(has_signal & (denom > 0), cov / np.where(denom > 0, denom, 1), 0.0)
         sign = np.sign(np.einsum("ij,ij->i", truth.directions[feats], latents[lats]))
-        total += float((corr * np.where(sign == 0, 1, sign))[has_signal].sum())
+        total += float((np.clip(corr, -1, 1) * np.where(sign == 0, 1, sign))[has_signal].sum())
         counted += int(has_signal.sum())
     return total / counted if counted else 0.0
 

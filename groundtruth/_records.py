@@ -138,14 +138,24 @@ class Encoder:
                 raise ValueError("encoder.threshold is required for the threshold activation")
             object.__setattr__(self, "threshold", as_vector("encoder.threshold", self.threshold, length=n))
 
-    def __call__(self, x: np.ndarray, *, chunk_size: int = 8192) -> np.ndarray:
+    def __call__(self, x: np.ndarray) -> np.ndarray:
         """Codes for ``x`` (n_samples, d_model) as a dense (n_samples, n_latents) float32 array."""
         x = as_matrix("activations", x, cols=self.weights.shape[0])
         out = np.empty((x.shape[0], self.weights.shape[1]), dtype=np.float32)
-        for start in range(0, x.shape[0], chunk_size):
-            pre = (x[start : start + chunk_size] - self.pre_bias) @ self.weights + self.bias
-            out[start : start + chunk_size] = self._activate(pre)
+        for start, block in self._blocks(x):
+            out[start : start + block.shape[0]] = block
         return out
+
+    def sparse(self, x: np.ndarray) -> sp.csr_matrix:
+        """Codes for ``x`` as CSR, computed in row blocks of about 2^24 entries (bounded memory)."""
+        x = as_matrix("activations", x, cols=self.weights.shape[0])
+        return sp.vstack([sp.csr_matrix(block) for _, block in self._blocks(x)], format="csr")
+
+    def _blocks(self, x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        rows = max(1, (1 << 24) // self.weights.shape[1])
+        for start in range(0, x.shape[0], rows):
+            pre = (x[start : start + rows] - self.pre_bias) @ self.weights + self.bias
+            yield start, self._activate(pre)
 
     def _activate(self, pre: np.ndarray) -> np.ndarray:
         if self.activation == "identity":
@@ -291,6 +301,8 @@ class FeatureToy(Toy):
             raise ValueError(
                 f"activations have {acts.shape[0]} samples but truth.codes has {self.truth.codes.shape[0]}"
             )
+        acts = acts.view()
+        acts.flags.writeable = False  # batches and the artifact are views: nobody may edit the toy
         object.__setattr__(self, "activations", acts)
 
     @property

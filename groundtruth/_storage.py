@@ -60,10 +60,19 @@ def _feature_arrays(toy: FeatureToy) -> tuple[dict[str, np.ndarray], dict[str, A
 
 
 def _feature_toy(config, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -> FeatureToy:
-    shape = tuple(extra["codes_shape"])
-    codes = sp.csr_matrix(
-        (arrays["truth.codes.data"], arrays["truth.codes.indices"], arrays["truth.codes.indptr"]), shape=shape
-    )
+    shape = tuple(int(v) for v in extra["codes_shape"])
+    data, indices, indptr = arrays["truth.codes.data"], arrays["truth.codes.indices"], arrays["truth.codes.indptr"]
+    if (
+        len(shape) != 2
+        or indptr.shape != (shape[0] + 1,)
+        or indptr[0] != 0
+        or indptr[-1] != data.size
+        or indices.size != data.size
+        or (np.diff(indptr) < 0).any()
+        or (indices.size and (indices.min() < 0 or indices.max() >= shape[1]))
+    ):
+        raise ValueError(f"truth.codes is not a valid CSR matrix of shape {shape}")
+    codes = sp.csr_matrix((data, indices, indptr), shape=shape)
     truth = FeatureTruth(
         directions=arrays["truth.directions"],
         norms=arrays["truth.norms"],
@@ -83,8 +92,10 @@ def save(toy: Toy, path: str | os.PathLike) -> Path:
     """Write ``toy`` to the folder ``path`` (created; existing files in it are replaced).
 
     The folder holds ``manifest.json`` (format, schema version, package version, the config, the
-    sha256 of every array and of the manifest itself) and ``arrays.npz``. Files are written to
-    temporary names and renamed, so an interrupted save never leaves a half-written toy behind.
+    sha256 of every array and of the manifest itself) and ``arrays.npz``. Each file is written
+    under a temporary name and renamed, so neither is ever half-written; a crash between the two
+    renames leaves a pair that ``load`` rejects. The checksums catch corruption and edits made
+    without recomputing them; they are not a signature against a deliberate forger.
     """
     family = _FAMILIES.get(getattr(toy, "kind", None))
     if family is None or not isinstance(toy, family[0]):
@@ -121,7 +132,8 @@ def load(path: str | os.PathLike) -> Toy:
     Raises ``ValueError`` naming the file and the fault when the folder is missing a file, the
     manifest is not valid JSON or was edited, the schema version is unknown, the npz is truncated
     or corrupt, an array is missing, extra, of the wrong shape or dtype, or its bytes do not match
-    the recorded sha256. Arrays are read with ``allow_pickle=False``: loading never runs code.
+    the recorded sha256, or the sparse codes are not a well-formed CSR matrix. Arrays are read
+    with ``allow_pickle=False``: loading never runs code.
     """
     folder = Path(path)
     manifest_path = folder / MANIFEST
@@ -145,7 +157,11 @@ def load(path: str | os.PathLike) -> Toy:
     family = _FAMILIES.get(manifest.get("toy_kind"))
     if family is None:
         raise ValueError(f"{manifest_path}: unknown toy kind {manifest.get('toy_kind')!r}; known: {sorted(_FAMILIES)}")
-    expected: dict[str, dict] = manifest["arrays"]
+    expected = manifest.get("arrays")
+    if not isinstance(expected, dict) or not all(
+        isinstance(v, dict) and {"sha256", "shape", "dtype"} <= set(v) for v in expected.values()
+    ):
+        raise ValueError(f"{manifest_path}: the 'arrays' entry is malformed")
     arrays: dict[str, np.ndarray] = {}
     try:
         with np.load(arrays_path, allow_pickle=False) as npz:
@@ -170,7 +186,10 @@ def load(path: str | os.PathLike) -> Toy:
         raise ValueError(f"{arrays_path}: cannot be read ({exc}); the file is corrupt or truncated") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise ValueError(f"{arrays_path}: cannot be read ({type(exc).__name__}: {exc}); the file is corrupt or truncated") from None
-    config = config_from_json(manifest["config"])
-    if config.id != manifest.get("toy_id"):
-        raise ValueError(f"{manifest_path}: config does not hash to the recorded toy id")
-    return family[2](config, arrays, manifest["extra"])
+    try:
+        config = config_from_json(manifest["config"])
+        if config.id != manifest.get("toy_id"):
+            raise ValueError("config does not hash to the recorded toy id")
+        return family[2](config, arrays, manifest["extra"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{manifest_path}: the manifest does not describe a valid toy ({type(exc).__name__}: {exc})") from None

@@ -195,7 +195,7 @@ def _train_block(state, xs, hp: _Hyper):
     return jax.lax.scan(one, state, xs)
 
 
-def _check(seed, n_latents, kind, k, batch_size, n_steps, lr, l1_coefficient, sparsity_coefficient, d: int) -> None:
+def _check(seed, n_latents, kind, k, batch_size, n_steps, lr, l1_coefficient, sparsity_coefficient, d: int, **extra) -> None:
     p = Problems()
     p.integer("n_latents", n_latents, low=1, high=1 << 20)
     p.integer("seed", seed, low=0)
@@ -210,6 +210,10 @@ def _check(seed, n_latents, kind, k, batch_size, n_steps, lr, l1_coefficient, sp
     p.number("lr", lr, low=0, low_open=True)
     p.number("l1_coefficient", l1_coefficient, low=0)
     p.number("sparsity_coefficient", sparsity_coefficient, low=0)
+    p.number("jumprelu_bandwidth", extra["jumprelu_bandwidth"], low=0, low_open=True)
+    p.number("initial_threshold", extra["initial_threshold"], low=0, low_open=True)
+    p.number("aux_coefficient", extra["aux_coefficient"], low=0)
+    p.integer("dead_after", extra["dead_after"], low=1)
     p.raise_if_any("methods.sae")
 
 
@@ -243,8 +247,8 @@ def sae(
         Dictionary size.
     kind : {"relu", "topk", "batchtopk", "jumprelu"}
         ReLU with an L1 penalty (``l1_coefficient``); TopK keeping ``k`` latents per sample;
-        BatchTopK keeping ``k * batch`` latents per batch (a global threshold, the running mean
-        of the smallest kept activation, is used at inference); JumpReLU with learned thresholds
+        BatchTopK keeping ``k * batch`` latents per batch (a global threshold, the mean over the
+        second half of training of the smallest kept activation, is used at inference); JumpReLU with learned thresholds
         and an L0 penalty (``sparsity_coefficient``) trained through straight-through
         pseudo-derivatives with a rectangle kernel of width ``jumprelu_bandwidth``.
     seed : int
@@ -288,7 +292,9 @@ def sae(
             "activations must be a (n_samples, d_model) array or an iterable of (batch, d_model) arrays, "
             f"got {type(activations).__name__}"
         )
-    _check(seed, n_latents, kind, k, batch_size, n_steps, lr, l1_coefficient, sparsity_coefficient, d)
+    _check(seed, n_latents, kind, k, batch_size, n_steps, lr, l1_coefficient, sparsity_coefficient, d,
+           jumprelu_bandwidth=jumprelu_bandwidth, initial_threshold=initial_threshold,
+           aux_coefficient=aux_coefficient, dead_after=dead_after)
     rng = np.random.default_rng([seed, 303])
     # Inputs are scaled so their mean squared norm is d_model (estimated on the first batch of a stream).
     mean_sq = float(np.mean(np.sum((x if is_array else first).astype(np.float64) ** 2, axis=1)))
@@ -331,7 +337,7 @@ def sae(
             block = block * np.float32(scale)
             state, mse = _train_block(state, jnp.asarray(block), hp)
             steps_done += block.shape[0]
-            if kind == "batchtopk":
+            if kind == "batchtopk" and steps_done > hp.n_steps // 2:  # once the encoder has settled
                 threshold_sum, threshold_count = _track_threshold(state[0], block, hp, threshold_sum, threshold_count)
             bar.update(block.shape[0])
             bar.note(f"mse {float(mse[-1]) / d:.4f}")
@@ -362,7 +368,7 @@ def _to_dictionary(params, hp: _Hyper, scale: float, batch_threshold: float, x: 
     else:
         threshold = np.exp(params["log_threshold"]) / scale
         encoder = Encoder(weights=params["W_enc"], bias=bias, pre_bias=pre_bias, activation="threshold", threshold=threshold)
-    codes = sp.csr_matrix(encoder(x)) if x is not None else None
+    codes = encoder.sparse(x) if x is not None else None
     return Dictionary(directions=w_dec, codes=codes, encoder=encoder, decoder_bias=pre_bias, method=f"sae-{hp.kind}")
 
 
@@ -390,8 +396,10 @@ def _rebatch(stream: Iterable, batch_size: int) -> Iterator[np.ndarray]:
     """Re-cut an iterable of (m, d) arrays into (batch_size, d) float32 arrays (last one dropped if short)."""
     pending: list[np.ndarray] = []
     count = 0
+    width = None
     for i, item in enumerate(stream):
-        a = as_matrix(f"activations batch {i}", item)
+        a = as_matrix(f"activations batch {i}", item, cols=width)
+        width = a.shape[1]
         pending.append(a)
         count += a.shape[0]
         while count >= batch_size:

@@ -335,17 +335,24 @@ def _base_probabilities(config: SparseFeaturesConfig) -> np.ndarray:
 
 
 def _scale_to_sum(p: np.ndarray, total: float) -> np.ndarray:
-    """Scale ``p`` so it sums to ``total`` with every entry clipped at 1."""
+    """Scale ``p`` so it sums to ``total`` with every entry clipped at 1.
+
+    ``sum(min(s p, 1))`` is increasing in ``s``; the scale lies between ``total / sum(p)`` (no entry
+    clipped) and the scale that puts the ``ceil(total)``-th largest entry at 1, and is found by
+    bisection on log s.
+    """
     if total >= p.size:
         return np.ones_like(p)
-    lo, hi = 0.0, total / p.min()
-    for _ in range(100):  # bisection on the scale: sum(min(s p, 1)) is monotone in s
+    ordered = np.sort(p)[::-1]
+    lo = math.log(total / p.sum())
+    hi = math.log(1.0 / ordered[min(math.ceil(total), p.size) - 1])
+    for _ in range(200):
         mid = 0.5 * (lo + hi)
-        if np.minimum(mid * p, 1.0).sum() < total:
+        if np.minimum(math.exp(mid) * p, 1.0).sum() < total:
             lo = mid
         else:
             hi = mid
-    return np.minimum(hi * p, 1.0)
+    return np.minimum(math.exp(hi) * p, 1.0)
 
 
 def _levels(config: SparseFeaturesConfig) -> tuple[tuple[int, int, int], ...]:
@@ -461,7 +468,7 @@ def _sample_part(plan: _Plan, chunk: int, part: int) -> tuple[sp.csr_matrix, np.
         fire = z < plan.thresholds
         del z
     else:
-        fire = rng.random((n, f), dtype=np.float32) < plan.base_probabilities.astype(np.float32)
+        fire = rng.random((n, f)) < plan.base_probabilities  # float64: exact down to p ~ 1e-16
     parent_first = 0
     for first, n_parents, b in plan.levels:
         block = fire[:, first : first + n_parents * b].reshape(n, n_parents, b)

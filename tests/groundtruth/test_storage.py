@@ -99,3 +99,22 @@ def test_pickled_arrays_never_load(toy, tmp_path):
 def test_save_rejects_non_toys(tmp_path):
     with pytest.raises(ValueError, match="toy must be one of"):
         groundtruth.save("not a toy", tmp_path / "x")
+
+
+def test_malformed_sparse_codes_are_rejected_even_with_matching_hashes(toy, tmp_path):
+    """Rehashed by hand, out-of-range CSR indices must still be caught before anything indexes them."""
+    from groundtruth._storage import _digest, _manifest_digest
+
+    path = groundtruth.save(toy, tmp_path / "toy")
+    with np.load(path / "arrays.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["truth.codes.indices"] = arrays["truth.codes.indices"].copy()
+    arrays["truth.codes.indices"][0] = 10_000
+    np.savez(path / "arrays.npz", **arrays)
+    manifest = json.loads((path / "manifest.json").read_text())
+    a = arrays["truth.codes.indices"]
+    manifest["arrays"]["truth.codes.indices"]["sha256"] = _digest(a)
+    manifest["manifest_sha256"] = _manifest_digest(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="truth.codes is not a valid CSR matrix"):
+        groundtruth.load(path)

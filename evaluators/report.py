@@ -1,0 +1,227 @@
+"""Reports from stored results: leaderboards with bootstrap confidence intervals, tables, figures.
+
+Tables come as text, Markdown, CSV, LaTeX or JSON from one summary; figures are matplotlib
+Figures (no ``show()``), sized for a paper column and readable there.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from evaluators.store import CellResult  # noqa: E402
+from evaluators.tasks import TASKS  # noqa: E402
+
+FORMATS = ("text", "markdown", "csv", "latex", "json")
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """A metric of one (toy, method) over seeds: mean and a 95% percentile-bootstrap interval."""
+
+    task: str
+    toy: str
+    method: str
+    metric: str
+    mean: float
+    low: float
+    high: float
+    n: int
+    failed: int
+
+
+def bootstrap_ci(values: Sequence[float], *, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (the value itself when there is one sample)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("bootstrap_ci needs at least one value")
+    if v.size == 1:
+        return float(v[0]), float(v[0])
+    rng = np.random.default_rng([seed, v.size])
+    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def summarize(results: Sequence[CellResult], metrics: Sequence[str] | None = None) -> list[Summary]:
+    """One ``Summary`` per (task, toy, method, metric) with at least one finite value."""
+    groups: dict[tuple[str, str, str], list[CellResult]] = {}
+    for r in results:
+        groups.setdefault((r.task, r.toy, r.method), []).append(r)
+    out = []
+    for (task, toy, method), cells in groups.items():
+        names = metrics or TASKS[task].metrics if task in TASKS else metrics or ()
+        ok = [c for c in cells if c.status == "ok"]
+        for m in names:
+            values = [c.metrics[m] for c in ok if isinstance(c.metrics.get(m), (int, float)) and math.isfinite(c.metrics[m])]
+            if not values:
+                continue
+            lo, hi = bootstrap_ci(values)
+            out.append(Summary(task, toy, method, m, float(np.mean(values)), lo, hi, len(values), len(cells) - len(ok)))
+    return out
+
+
+def _rows(results: Sequence[CellResult], metrics: Sequence[str] | None):
+    summaries = summarize(results, metrics)
+    by_key: dict[tuple[str, str], dict[str, Summary]] = {}
+    for s in summaries:
+        by_key.setdefault((s.toy, s.method), {})[s.metric] = s
+    tasks = {r.task for r in results}
+    if metrics is None:
+        metrics = TASKS[next(iter(tasks))].metrics if len(tasks) == 1 and next(iter(tasks)) in TASKS else sorted({s.metric for s in summaries})
+    headline = TASKS[next(iter(tasks))].headline if len(tasks) == 1 and next(iter(tasks)) in TASKS else metrics[0]
+    counts: dict[tuple[str, str], tuple[int, int]] = {}
+    for r in results:
+        ok, total = counts.get((r.toy, r.method), (0, 0))
+        counts[(r.toy, r.method)] = (ok + (r.status == "ok"), total + 1)
+    keys = sorted(counts, key=lambda k: (k[0], -(by_key.get(k, {}).get(headline).mean if headline in by_key.get(k, {}) else -1)))
+    return list(metrics), [(k, counts[k], by_key.get(k, {})) for k in keys]
+
+
+def leaderboard(results: Sequence[CellResult], metrics: Sequence[str] | None = None, *, fmt: str = "text") -> str:
+    """The leaderboard: per toy and method, each metric's mean and 95% bootstrap CI over seeds.
+
+    ``fmt`` is one of "text", "markdown", "csv", "latex", "json". Rows are sorted by toy, then by
+    the task's headline metric (best first). Failed cells are counted in the ``seeds`` column.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    metrics, rows = _rows(results, metrics)
+    if fmt == "json":
+        payload = [
+            {"toy": toy, "method": method, "ok": ok, "cells": total,
+             **{m: ({"mean": s.mean, "low": s.low, "high": s.high, "n": s.n} if (s := sm.get(m)) else None) for m in metrics}}
+            for (toy, method), (ok, total), sm in rows
+        ]
+        return json.dumps(payload, indent=1)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["toy", "method", "ok", "cells"] + [f"{m}_{p}" for m in metrics for p in ("mean", "low", "high")])
+        for (toy, method), (ok, total), sm in rows:
+            vals = []
+            for m in metrics:
+                s = sm.get(m)
+                vals += [f"{s.mean:.6g}", f"{s.low:.6g}", f"{s.high:.6g}"] if s else ["", "", ""]
+            w.writerow([toy, method, ok, total] + vals)
+        return buf.getvalue()
+
+    def cell(s: Summary | None, latex: bool = False) -> str:
+        if s is None:
+            return "-"
+        half = (s.high - s.low) / 2
+        return f"{s.mean:.3f} $\\pm$ {half:.3f}" if latex else f"{s.mean:.3f} ± {half:.3f}"
+
+    header = ["toy", "method", "seeds", *metrics]
+    table = [[toy, method, f"{ok}/{total}", *[cell(sm.get(m), fmt == "latex") for m in metrics]]
+             for (toy, method), (ok, total), sm in rows]
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in table]
+        return "\n".join(lines) + "\n\n95% bootstrap intervals over seeds (± half-width).\n"
+    if fmt == "latex":
+        esc = lambda s: s.replace("_", r"\_")  # noqa: E731
+        lines = [r"\begin{tabular}{ll" + "c" * (len(header) - 2) + "}", r"\toprule",
+                 " & ".join(esc(h) for h in header) + r" \\", r"\midrule"]
+        lines += [" & ".join(esc(x) if i < 3 else x for i, x in enumerate(r)) + r" \\" for r in table]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        return "\n".join(lines) + "\n"
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths)) for r in table]
+    failed = [r for r in results if r.status != "ok"]
+    lines += [f"FAILED {r.toy} {r.method} seed {r.seed}: {r.error}" for r in failed]
+    return "\n".join(lines)
+
+
+def plot_leaderboard(results: Sequence[CellResult], metric: str, *, toy: str | None = None, ax=None):
+    """Horizontal bars of ``metric`` per method with 95% bootstrap CIs (one toy, or all toys pooled per toy)."""
+    summaries = [s for s in summarize(results, [metric]) if toy is None or s.toy == toy]
+    if not summaries:
+        raise ValueError(f"no finite values of {metric!r} to plot")
+    summaries.sort(key=lambda s: (s.toy, s.mean))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(3.4, 0.25 * len(summaries) + 0.9), constrained_layout=True)
+    labels = [f"{s.method}" if toy else f"{s.toy} · {s.method}" for s in summaries]
+    means = np.array([s.mean for s in summaries])
+    err = np.array([[s.mean - s.low for s in summaries], [s.high - s.mean for s in summaries]])
+    ax.barh(np.arange(len(summaries)), means, xerr=err, color="#4C72B0", ecolor="black", capsize=2)
+    ax.set_yticks(np.arange(len(summaries)), labels, fontsize=7)
+    ax.set_xlabel(f"{metric} (mean, 95% CI)", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    if toy:
+        ax.set_title(toy, fontsize=8)
+    return ax.figure
+
+
+def plot_axis(results: Sequence[CellResult], metric: str, axis: str, *, ax=None):
+    """``metric`` against one difficulty ``axis`` per method, averaged over the other axes and seeds."""
+    points: dict[str, dict[float, list[float]]] = {}
+    for r in results:
+        value = r.metrics.get(metric)
+        if r.status != "ok" or axis not in r.axes or not isinstance(value, (int, float)):
+            continue
+        points.setdefault(r.method, {}).setdefault(float(r.axes[axis]), []).append(float(value))
+    if not points:
+        raise ValueError(f"no cells carry both the axis {axis!r} and the metric {metric!r}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(3.4, 2.4), constrained_layout=True)
+    for method, by_x in sorted(points.items()):
+        xs = sorted(by_x)
+        ys = [np.mean(by_x[x]) for x in xs]
+        cis = [bootstrap_ci(by_x[x]) for x in xs]
+        ax.errorbar(xs, ys, yerr=[[y - c[0] for y, c in zip(ys, cis)], [c[1] - y for y, c in zip(ys, cis)]],
+                    marker="o", markersize=3, capsize=2, label=method, linewidth=1)
+    if axis == "superposition" and min(min(v) for v in points.values()) > 0:
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel(axis.replace("_", " "), fontsize=8)
+    ax.set_ylabel(metric, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=6, frameon=False)
+    return ax.figure
+
+
+def write_report(results: Sequence[CellResult], out: str | Path) -> list[Path]:
+    """Write the leaderboard as Markdown, CSV and LaTeX, and the figures as PNGs; return the paths."""
+    if not results:
+        raise ValueError("there are no results to report; run `planted bench` first")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt, ext in (("markdown", "md"), ("csv", "csv"), ("latex", "tex"), ("json", "json")):
+        path = folder / f"leaderboard.{ext}"
+        path.write_text(leaderboard(results, fmt=fmt))
+        written.append(path)
+    tasks = {r.task for r in results}
+    metrics = sorted({m for t in tasks if t in TASKS for m in TASKS[t].metrics})
+    axes = sorted({a for r in results for a in r.axes})
+    for metric in metrics:
+        try:
+            fig = plot_leaderboard(results, metric)
+        except ValueError:
+            continue
+        path = folder / f"leaderboard-{metric}.png"
+        fig.savefig(path, dpi=200)
+        plt.close(fig)
+        written.append(path)
+        for axis in axes:
+            values = {r.axes.get(axis) for r in results if axis in r.axes}
+            if len(values) < 2:
+                continue
+            fig = plot_axis(results, metric, axis)
+            path = folder / f"{metric}-vs-{axis}.png"
+            fig.savefig(path, dpi=200)
+            plt.close(fig)
+            written.append(path)
+    return written

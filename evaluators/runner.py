@@ -1,0 +1,193 @@
+"""Run a suite's cells, skipping those already in the results store.
+
+In-process by default; ``workers=N`` runs cells in N local processes (spawned, so JAX starts
+clean in each). Either way the driver alone writes the store, one row per finished cell, so a run
+killed at any moment resumes where it stopped and loses at most the cells in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import multiprocessing
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import toys
+from evaluators.store import CellKey, CellResult, Store
+from evaluators.suites import METHODS, SUITES, MethodSpec, Suite, nearest
+from evaluators.tasks import TASKS
+from groundtruth import Config
+from groundtruth._progress import Progress
+
+DEFAULT_STORE = Path("results") / "planted.sqlite"
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("planted")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cell:
+    suite: str
+    suite_version: str
+    task: str
+    toy: str
+    config: Config
+    axes: dict[str, float]
+    method: MethodSpec
+    seed: int
+
+    @property
+    def key(self) -> CellKey:
+        return CellKey(self.suite, self.suite_version, self.task, self.config.id, self.method.name,
+                       self.method.params_json, self.seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _toy(config: Config):
+    """Toys are rebuilt from their config; the few most recent are kept for the next methods."""
+    return toys.from_config(config)
+
+
+def _execute(cell: _Cell) -> CellResult:
+    """Run one cell: build the toy, hand the method its artifact only, score the prediction."""
+    task = TASKS[cell.task]
+    start = time.perf_counter()
+    try:
+        toy = _toy(cell.config)
+        fn = cell.method.resolve()
+        prediction = fn(task.artifact(toy), seed=cell.seed, **dict(cell.method.params))
+        task.check_prediction(prediction, cell.method.name)
+        metrics, status, error = task.score(prediction, toy), "ok", ""
+    except Exception as exc:  # a failing method is a result, not the end of the suite
+        metrics, status = {}, "failed"
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return CellResult(
+        suite=cell.suite, suite_version=cell.suite_version, task=cell.task, toy=cell.toy, toy_id=cell.config.id,
+        axes=dict(cell.axes), method=cell.method.name, params=cell.method.params_json, seed=cell.seed,
+        status=status, metrics=metrics, seconds=time.perf_counter() - start, package_version=_package_version(),
+        error=error,
+    )
+
+
+def method_specs(names: Iterable[str | MethodSpec] | Mapping[str, Any] | None, suite: Suite) -> tuple[MethodSpec, ...]:
+    """Turn method names, ``module:function`` references, specs or a {name: callable} mapping into specs."""
+    if names is None:
+        return suite.methods
+    if isinstance(names, Mapping):
+        return tuple(v if isinstance(v, MethodSpec) else MethodSpec(str(k), v) for k, v in names.items())
+    suite_methods = {m.name: m for m in suite.methods}
+    specs = []
+    for item in names:
+        if isinstance(item, MethodSpec):
+            specs.append(item)
+        elif item in suite_methods:
+            specs.append(suite_methods[item])
+        elif item in METHODS:
+            specs.append(METHODS[item])
+        elif ":" in str(item):
+            spec = MethodSpec(str(item), str(item))
+            spec.resolve()  # fail now, with a clear message, not in every cell
+            specs.append(spec)
+        else:
+            raise nearest(item, sorted(set(METHODS) | set(suite_methods)), "method")
+    return tuple(specs)
+
+
+def run(
+    suite: str | Suite,
+    *,
+    methods: Iterable[str | MethodSpec] | Mapping[str, Callable[..., Any]] | None = None,
+    seeds: Sequence[int] | None = None,
+    store: str | Path | Store | None = DEFAULT_STORE,
+    workers: int = 1,
+    retry_failed: bool = False,
+    progress: bool | None = None,
+) -> list[CellResult]:
+    """Run a suite and return the results of all its cells (those already stored included).
+
+    Parameters
+    ----------
+    suite : str or Suite
+        A name from ``SUITES`` or a ``Suite``.
+    methods : names, ``"package.module:function"`` references, ``MethodSpec``s, or a mapping
+        ``{name: fn}``, optional
+        Replace the suite's methods. A function is called as ``fn(artifact, *, seed, **params)``
+        and must return the task's prediction type; it never sees the truth.
+    seeds : sequence of int, optional
+        Replace the suite's seeds.
+    store : path, Store or None
+        The SQLite results store (default ``results/planted.sqlite``); None keeps results in
+        memory only. Cells already in the store are skipped.
+    workers : int
+        Local processes running cells at once (1: in this process).
+    retry_failed : bool
+        Run again the cells stored as failed.
+    """
+    if isinstance(suite, str):
+        if suite not in SUITES:
+            raise nearest(suite, SUITES, "suite")
+        suite = SUITES[suite]
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    # The version is the suite's own grid; choosing methods or seeds picks cells of that grid
+    # (or adds cells beside it) without changing it, so partial runs and full runs share rows.
+    version = suite.version
+    suite = suite.with_methods(method_specs(methods, suite))
+    if seeds is not None:
+        suite = suite.with_seeds(seeds)
+    cells = [
+        _Cell(suite.name, version, suite.task, t.name, t.make(seed), dict(t.axes), m, seed)
+        for t in suite.toys
+        for seed in suite.seeds
+        for m in suite.methods
+    ]
+    own_store = store is not None and not isinstance(store, Store)
+    db = Store(store) if own_store else store
+    try:
+        done = db.finished((c.key for c in cells), include_failed=not retry_failed) if db is not None else set()
+        todo = [c for c in cells if c.key not in done]
+        fresh: dict[CellKey, CellResult] = {}
+        with Progress(len(todo), f"{suite.name} v{version}", enabled=progress) as bar:
+            for result in _results(todo, workers, bar):
+                if db is not None:
+                    db.write(result)
+                fresh[result.key] = result
+                bar.update()
+        stored = {r.key: r for r in db.results(suite=suite.name, suite_version=version)} if db is not None else {}
+        return [fresh.get(c.key) or stored[c.key] for c in cells]
+    finally:
+        if own_store:
+            db.close()
+
+
+def _results(cells: list[_Cell], workers: int, bar: Progress) -> Iterable[CellResult]:
+    if workers == 1 or len(cells) <= 1:
+        for cell in cells:
+            bar.note(f"{cell.toy} seed {cell.seed} {cell.method.name}")
+            yield _execute(cell)
+        return
+    for cell in cells:
+        if not isinstance(cell.method.function, str):
+            name = getattr(cell.method.function, "__qualname__", "")
+            if "<lambda>" in name or "<locals>" in name:
+                raise ValueError(
+                    f"method {cell.method.name!r} is a local function or lambda, which worker processes cannot "
+                    "import; define it at module level, pass 'package.module:function', or use workers=1"
+                )
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {pool.submit(_execute, cell): cell for cell in cells}
+        for future in as_completed(futures):
+            cell = futures[future]
+            bar.note(f"{cell.toy} seed {cell.seed} {cell.method.name}")
+            yield future.result()

@@ -1,0 +1,169 @@
+"""The results store: one SQLite file (WAL), one row per benchmark cell.
+
+A row is written in a single transaction when its cell finishes, so killing a run at any moment
+loses at most the cells in flight and never leaves a half-written row; SQLite's locking (with a
+busy timeout) lets two runs write one store at once. Rows are keyed by what makes a cell the same
+cell: suite, suite version, task, toy id, method, hyperparameters and seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cells (
+    suite TEXT NOT NULL,
+    suite_version TEXT NOT NULL,
+    task TEXT NOT NULL,
+    toy TEXT NOT NULL,
+    toy_id TEXT NOT NULL,
+    axes TEXT NOT NULL,
+    method TEXT NOT NULL,
+    params TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    metrics TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    package_version TEXT NOT NULL,
+    error TEXT NOT NULL,
+    PRIMARY KEY (suite, suite_version, task, toy_id, method, params, seed)
+);
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class CellKey:
+    """What identifies a cell: the same key in a store means the cell has already run."""
+
+    suite: str
+    suite_version: str
+    task: str
+    toy_id: str
+    method: str
+    params: str  # canonical JSON of the method's hyperparameters
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CellResult:
+    """One finished cell: a method run on a toy with a seed, and its scores.
+
+    ``metrics`` maps each metric name to a float (or None where it does not apply); ``axes``
+    holds the toy's difficulty coordinates (e.g. superposition ratio) for the report's plots.
+    """
+
+    suite: str
+    suite_version: str
+    task: str
+    toy: str
+    toy_id: str
+    axes: dict[str, float]
+    method: str
+    params: str
+    seed: int
+    status: str  # "ok" or "failed"
+    metrics: dict[str, Any]
+    seconds: float
+    package_version: str = ""
+    error: str = ""
+
+    @property
+    def key(self) -> CellKey:
+        return CellKey(self.suite, self.suite_version, self.task, self.toy_id, self.method, self.params, self.seed)
+
+
+class Store:
+    """A SQLite results store at ``path`` (created on first use)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=60000")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"{self.path}: not a planted results store ({exc})") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def finished(self, keys: Iterable[CellKey], *, include_failed: bool = True) -> set[CellKey]:
+        """The subset of ``keys`` already in the store (failed cells count unless excluded)."""
+        keys = list(keys)
+        if not keys:
+            return set()
+        suites = {(k.suite, k.suite_version) for k in keys}
+        found: set[CellKey] = set()
+        for suite, version in suites:
+            rows = self._db.execute(
+                "SELECT suite, suite_version, task, toy_id, method, params, seed, status FROM cells "
+                "WHERE suite = ? AND suite_version = ?",
+                (suite, version),
+            )
+            for *key, status in rows:
+                if include_failed or status == "ok":
+                    found.add(CellKey(*key))
+        return found & set(keys)
+
+    def write(self, result: CellResult) -> None:
+        """Insert or replace one cell's row, atomically."""
+        row = (
+            result.suite, result.suite_version, result.task, result.toy, result.toy_id,
+            json.dumps(result.axes, sort_keys=True), result.method, result.params, result.seed, result.status,
+            json.dumps(result.metrics, sort_keys=True, allow_nan=False), result.seconds, time.time(),
+            result.package_version, result.error,
+        )
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO cells (suite, suite_version, task, toy, toy_id, axes, method, params, seed, "
+                "status, metrics, seconds, finished_at, package_version, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def results(self, *, suite: str | None = None, suite_version: str | None = None) -> list[CellResult]:
+        """Every stored cell, optionally of one suite (and version), in a stable order."""
+        query = "SELECT suite, suite_version, task, toy, toy_id, axes, method, params, seed, status, metrics, " \
+                "seconds, package_version, error FROM cells"
+        where, args = [], []
+        if suite is not None:
+            where.append("suite = ?")
+            args.append(suite)
+        if suite_version is not None:
+            where.append("suite_version = ?")
+            args.append(suite_version)
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query += " ORDER BY suite, suite_version, task, toy, method, params, seed"
+        return list(self._rows(self._db.execute(query, args)))
+
+    @staticmethod
+    def _rows(cursor) -> Iterator[CellResult]:
+        for (suite, version, task, toy, toy_id, axes, method, params, seed, status, metrics, seconds, pkg, error) in cursor:
+            yield CellResult(
+                suite=suite, suite_version=version, task=task, toy=toy, toy_id=toy_id, axes=json.loads(axes),
+                method=method, params=params, seed=seed, status=status, metrics=json.loads(metrics),
+                seconds=seconds, package_version=pkg, error=error,
+            )

@@ -1,0 +1,235 @@
+"""Suites: named, versioned grids of toys x methods x seeds, and the built-in methods they run.
+
+A suite's version is a hash of its whole grid (every toy config, every method with its
+hyperparameters, the seeds), so it changes whenever the grid changes and numbers published
+against one version stay comparable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import importlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+import methods
+import toys
+from groundtruth import Config, Dictionary
+
+
+def nearest(name: str, options, what: str) -> ValueError:
+    """A one-line ``ValueError`` for an unknown name, with the closest valid ones."""
+    close = difflib.get_close_matches(str(name), list(options), n=3, cutoff=0.3)
+    hint = f"; did you mean {', '.join(close)}?" if close else "."
+    return ValueError(f"unknown {what} {name!r}{hint} Choose from: {', '.join(sorted(options))}")
+
+
+# Built-in features methods, as the runner calls them: fn(activations, *, seed, **params).
+# Sizes are given relative to d_model (read off the activations), never from the truth.
+
+
+def pca_method(x: np.ndarray, *, seed: int, components: float = 1.0) -> Dictionary:
+    return methods.pca(x, n_components=max(1, min(int(round(components * x.shape[1])), *x.shape)))
+
+
+def ica_method(x: np.ndarray, *, seed: int, components: float = 1.0, max_iter: int = 400) -> Dictionary:
+    return methods.ica(x, n_components=max(1, min(int(round(components * x.shape[1])), *x.shape)), seed=seed, max_iter=max_iter)
+
+
+def nmf_method(x: np.ndarray, *, seed: int, components: float = 2.0, max_iter: int = 200) -> Dictionary:
+    return methods.nmf(x, n_components=max(1, int(round(components * x.shape[1]))), seed=seed, max_iter=max_iter)
+
+
+def sae_method(x: np.ndarray, *, seed: int, expansion: float = 4.0, **params: Any) -> Dictionary:
+    return methods.sae(x, max(1, int(round(expansion * x.shape[1]))), seed=seed, progress=False, **params)
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+    """A method with its hyperparameters.
+
+    ``function`` is a callable ``fn(artifact, *, seed, **params)`` or a ``"package.module:function"``
+    reference to one (imported when the cell runs, so it also works in worker processes).
+    """
+
+    name: str
+    function: Callable[..., Any] | str
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def params_json(self) -> str:
+        return json.dumps(dict(self.params), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def reference(self) -> str:
+        f = self.function
+        return f if isinstance(f, str) else f"{getattr(f, '__module__', '?')}:{getattr(f, '__qualname__', repr(f))}"
+
+    def resolve(self) -> Callable[..., Any]:
+        return resolve_function(self.function)
+
+
+def resolve_function(function: Callable[..., Any] | str) -> Callable[..., Any]:
+    """A callable, or the function a ``"package.module:function"`` string names."""
+    if callable(function):
+        return function
+    module_name, sep, attr = str(function).partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"method reference {function!r} must look like 'package.module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"method reference {function!r}: cannot import {module_name!r} ({exc})") from None
+    target = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            names = [n for n in dir(module) if not n.startswith("_")]
+            raise nearest(part, names, f"function in {module_name}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ValueError(f"method reference {function!r} is not callable")
+    return target
+
+
+METHODS: dict[str, MethodSpec] = {
+    spec.name: spec
+    for spec in [
+        MethodSpec("pca", pca_method),
+        MethodSpec("ica", ica_method),
+        MethodSpec("nmf", nmf_method),
+        MethodSpec("sae-relu", sae_method, {"kind": "relu", "n_steps": 1500, "batch_size": 512}),
+        MethodSpec("sae-topk", sae_method, {"kind": "topk", "k": 4, "n_steps": 1500, "batch_size": 512}),
+        MethodSpec("sae-batchtopk", sae_method, {"kind": "batchtopk", "k": 4, "n_steps": 1500, "batch_size": 512}),
+        MethodSpec("sae-jumprelu", sae_method, {"kind": "jumprelu", "n_steps": 1500, "batch_size": 512}),
+    ]
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ToySpec:
+    """A toy of a suite: ``make(seed)`` gives its config; ``axes`` its difficulty coordinates."""
+
+    name: str
+    make: Callable[[int], Config]
+    axes: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """A named grid of toys x methods x seeds for one task."""
+
+    name: str
+    task: str
+    toys: tuple[ToySpec, ...]
+    methods: tuple[MethodSpec, ...]
+    seeds: tuple[int, ...]
+    description: str = ""
+
+    @property
+    def version(self) -> str:
+        """12 hex digits of the sha256 of the canonical grid."""
+        grid = {
+            "task": self.task,
+            "toys": [[t.name, t.make(s).to_json(), sorted(t.axes.items())] for t in self.toys for s in self.seeds],
+            "methods": [[m.name, m.reference, m.params_json] for m in self.methods],
+            "seeds": list(self.seeds),
+        }
+        return hashlib.sha256(json.dumps(grid, sort_keys=True).encode()).hexdigest()[:12]
+
+    def with_methods(self, specs: Sequence[MethodSpec]) -> Suite:
+        return dataclasses.replace(self, methods=tuple(specs))
+
+    def with_seeds(self, seeds: Sequence[int]) -> Suite:
+        return dataclasses.replace(self, seeds=tuple(seeds))
+
+
+def _sparse(**fields: Any) -> Callable[[int], Config]:
+    def make(seed: int) -> Config:
+        return toys.SparseFeaturesConfig(**fields, seed=seed)
+
+    return make
+
+
+def _quick() -> Suite:
+    ratio2 = ToySpec(
+        "sparse-r2",
+        _sparse(n_features=128, d_model=64, n_samples=10_000, firing="exponential", decay=0.99, mean_active=4.0,
+                magnitude="uniform", magnitude_mean=0.5),
+        {"superposition": 2.0, "mean_active": 4.0, "noise_std": 0.0, "correlation_scale": 0.0},
+    )
+    hierarchy = ToySpec(
+        "hierarchy-r3",
+        _sparse(n_features=96, d_model=32, n_samples=10_000, firing="zipf", zipf_exponent=0.5, p_max=0.3, p_min=0.01,
+                mean_active=None, hierarchy_roots=8, hierarchy_branching=2, hierarchy_depth=2,
+                mutually_exclusive=True, magnitude="folded_normal", noise_std=0.01),
+        {"superposition": 3.0, "noise_std": 0.01, "correlation_scale": 0.0},
+    )
+    return Suite(
+        name="quick",
+        task="features",
+        toys=(ratio2, hierarchy),
+        methods=tuple(METHODS.values()),
+        seeds=(0, 1, 2),
+        description="2 small sparse-feature toys (superposition 2 and 3, one hierarchical) x 7 methods x 3 seeds; < 5 min",
+    )
+
+
+def _standard() -> Suite:
+    specs = []
+    for ratio in (2, 4, 8):
+        specs.append(ToySpec(
+            f"sparse-r{ratio}",
+            _sparse(n_features=64 * ratio, d_model=64, n_samples=20_000, firing="exponential", decay=0.995,
+                    mean_active=5.0, magnitude="uniform", magnitude_mean=0.5, noise_std=0.01),
+            {"superposition": float(ratio), "mean_active": 5.0, "noise_std": 0.01, "correlation_scale": 0.0},
+        ))
+    specs.append(ToySpec(
+        "hierarchy-r4",
+        _sparse(n_features=256, d_model=64, n_samples=20_000, firing="zipf", zipf_exponent=0.5, p_max=0.3, p_min=0.005,
+                mean_active=None, hierarchy_roots=16, hierarchy_branching=3, hierarchy_depth=2, mutually_exclusive=True,
+                correlation_rank=4, correlation_scale=0.1, magnitude="folded_normal", noise_std=0.01),
+        {"superposition": 4.0, "noise_std": 0.01, "correlation_scale": 0.1},
+    ))
+    heavier = {name: dataclasses.replace(spec, params={**spec.params, "n_steps": 3000}) if name.startswith("sae") else spec
+               for name, spec in METHODS.items()}
+    return Suite(
+        name="standard",
+        task="features",
+        toys=tuple(specs),
+        methods=tuple(heavier.values()),
+        seeds=(0, 1, 2, 3, 4),
+        description="superposition 2/4/8 plus a correlated hierarchy, 7 methods, 5 seeds; < 60 min",
+    )
+
+
+def _features_sweep() -> Suite:
+    specs = []
+    for ratio in (1, 4, 16):
+        for active in (2.0, 8.0):
+            for noise in (0.0, 0.05):
+                for corr in (0.0, 0.3):
+                    specs.append(ToySpec(
+                        f"r{ratio}-a{active:g}-n{noise:g}-c{corr:g}",
+                        _sparse(n_features=32 * ratio, d_model=32, n_samples=10_000, mean_active=active,
+                                magnitude="uniform", magnitude_mean=0.5, noise_std=noise,
+                                correlation_rank=4 if corr else 0, correlation_scale=corr if corr else 0.1),
+                        {"superposition": float(ratio), "mean_active": active, "noise_std": noise, "correlation_scale": corr},
+                    ))
+    chosen = [METHODS[n] for n in ("pca", "ica", "sae-relu", "sae-topk")]
+    chosen = [dataclasses.replace(m, params={**m.params, "k": 8}) if m.name == "sae-topk" else m for m in chosen]
+    return Suite(
+        name="features-sweep",
+        task="features",
+        toys=tuple(specs),
+        methods=tuple(chosen),
+        seeds=(0, 1),
+        description="superposition 1/4/16 x mean active 2/8 x noise 0/0.05 x correlation 0/0.3; 4 methods, 2 seeds",
+    )
+
+
+SUITES: dict[str, Suite] = {s.name: s for s in (_quick(), _standard(), _features_sweep())}

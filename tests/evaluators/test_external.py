@@ -1,0 +1,77 @@
+import json
+
+import numpy as np
+import pytest
+
+import groundtruth
+from evaluators import make, score
+from evaluators.external import load_predictions
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make("sharkey2022", tmp_path_factory.mktemp("x") / "toy", seed=0, n_samples=2000)
+
+
+def test_make_writes_the_artifact_and_no_truth(folder):
+    with np.load(folder / "artifact.npz", allow_pickle=False) as npz:
+        assert npz.files == ["activations"]
+        assert npz["activations"].shape == (2000, 256) and npz["activations"].dtype == np.float32
+    info = json.loads((folder / "artifact.json").read_text())
+    assert info["task"] == "features" and "directions" in info["predictions"]["arrays"]
+    text = (folder / "artifact.json").read_text()
+    assert "firing_probabilities" not in text and "codes\": {" not in text
+    toy = groundtruth.load(folder / "truth.sealed")
+    assert toy.id == info["toy_id"]
+
+
+def test_perfect_predictions_score_perfectly(folder, tmp_path):
+    toy = groundtruth.load(folder / "truth.sealed")
+    path = tmp_path / "perfect.npz"
+    np.savez(path, directions=toy.truth.directions, codes=toy.truth.codes.toarray())
+    scores = score(folder, path)
+    for name in ("mmcs", "matched_cosine", "recovered", "code_correlation"):
+        assert scores[name] == pytest.approx(1.0, abs=1e-6)
+    assert scores["spurious"] == 0 and scores["fvu"] == pytest.approx(0, abs=1e-8)
+
+
+@pytest.mark.parametrize(
+    "arrays, match",
+    [
+        (dict(codes=np.zeros((2000, 3), np.float32)), "no array 'directions'; expected a float array \\(n_latents, 256\\)"),
+        (dict(directions=np.zeros((5, 100), np.float32)), "'directions' must be a float array \\(n_latents, 256\\), got float32 \\(5, 100\\)"),
+        (dict(directions=np.zeros((5, 256), np.int64)), "'directions' must be a float array"),
+        (dict(directions=np.ones((5, 256)), codes=np.ones((10, 5))), "'codes' must be a float array \\(2000, 5\\)"),
+        (dict(directions=np.ones((5, 256)), decoder_bias=np.ones(3)), "'decoder_bias' must be a float array \\(256,\\)"),
+        (dict(directions=np.full((5, 256), np.nan)), "directions contains 1280 NaN"),
+        (dict(directions=np.ones((5, 256)), extra=np.ones(2)), "unexpected arrays \\['extra'\\]"),
+    ],
+)
+def test_malformed_predictions_get_the_promised_error(tmp_path, arrays, match):
+    path = tmp_path / "p.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=match):
+        load_predictions(path, n_samples=2000, d_model=256)
+
+
+def test_object_arrays_and_garbage_are_refused(tmp_path):
+    path = tmp_path / "p.npz"
+    np.savez(path, directions=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="object array"):
+        load_predictions(path, n_samples=1, d_model=1)
+    (tmp_path / "g.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        load_predictions(tmp_path / "g.npz", n_samples=1, d_model=1)
+
+
+def test_swapped_truth_is_detected(folder, tmp_path):
+    other = make("sharkey2022", tmp_path / "other", seed=1, n_samples=2000)
+    import shutil
+
+    target = tmp_path / "mixed"
+    shutil.copytree(folder, target)
+    shutil.rmtree(target / "truth.sealed")
+    shutil.copytree(other / "truth.sealed", target / "truth.sealed")
+    np.savez(tmp_path / "p.npz", directions=np.ones((3, 256), np.float32))
+    with pytest.raises(ValueError, match="sealed truth is missing or does not match"):
+        score(target, tmp_path / "p.npz")

@@ -1,0 +1,139 @@
+"""The runner and its store: resumable after kill -9, safe with two writers, failures recorded."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import evaluators
+from evaluators import MethodSpec, Store, run
+from evaluators.suites import SUITES, pca_method
+
+FAST = ["pca", "ica"]
+
+
+def _count(path):
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT COUNT(*), COUNT(DISTINCT toy_id || method || seed) FROM cells").fetchone()
+
+
+@pytest.fixture
+def helpers(tmp_path, monkeypatch):
+    """A module of user methods importable by worker and CLI subprocesses."""
+    (tmp_path / "user_methods.py").write_text(textwrap.dedent('''
+        import time
+        from evaluators.suites import pca_method
+
+        def slow_pca(x, *, seed):
+            time.sleep(0.4)
+            return pca_method(x, seed=seed)
+
+        def broken(x, *, seed):
+            raise RuntimeError("boom")
+
+        def wrong_type(x, *, seed):
+            return x
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return tmp_path
+
+
+def test_rerun_skips_finished_cells(tmp_path):
+    store = tmp_path / "s.sqlite"
+    first = run("quick", methods=FAST, seeds=[0], store=store)
+    assert len(first) == 4 and all(r.status == "ok" for r in first)
+    t = time.perf_counter()
+    second = run("quick", methods=FAST, seeds=[0], store=store)
+    assert time.perf_counter() - t < 5
+    assert [r.metrics for r in second] == [r.metrics for r in first]
+    assert _count(store) == (4, 4)
+    assert {r.suite_version for r in first} == {SUITES["quick"].version}
+
+
+def test_resume_after_kill_9(helpers, tmp_path):
+    store = tmp_path / "s.sqlite"
+    cmd = [sys.executable, "-m", "evaluators.cli", "bench", "--suite", "quick", "--method", "user_methods:slow_pca",
+           "--seeds", "4", "--store", str(store)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if store.exists() and _count(store)[0] >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = _count(store)[0]
+    assert 2 <= partial < 8, "the run should have been killed mid-suite"
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert _count(store) == (8, 8)  # every cell present exactly once
+
+
+def test_two_concurrent_writers(helpers, tmp_path):
+    store = tmp_path / "s.sqlite"
+    base = [sys.executable, "-m", "evaluators.cli", "bench", "--suite", "quick", "--seeds", "3", "--store", str(store)]
+    a = subprocess.Popen(base + ["--method", "user_methods:slow_pca", "--method", "pca"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    b = subprocess.Popen(base + ["--method", "user_methods:slow_pca", "--method", "ica"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    assert a.wait(timeout=300) == 0, a.stderr.read()
+    assert b.wait(timeout=300) == 0, b.stderr.read()
+    # 2 toys x 3 seeds x {slow_pca (shared), pca, ica}
+    assert _count(store) == (18, 18)
+
+
+def test_failing_and_misbehaving_methods_are_recorded_and_the_suite_goes_on(helpers, tmp_path):
+    results = run("quick", methods=["pca", "user_methods:broken", "user_methods:wrong_type"], seeds=[0],
+                  store=tmp_path / "s.sqlite")
+    status = {(r.toy, r.method): r for r in results}
+    assert status[("sparse-r2", "pca")].status == "ok"
+    assert status[("sparse-r2", "user_methods:broken")].status == "failed"
+    assert "RuntimeError: boom" in status[("sparse-r2", "user_methods:broken")].error
+    assert "needs a groundtruth._records.Dictionary" in status[("sparse-r2", "user_methods:wrong_type")].error
+    with Store(tmp_path / "s.sqlite") as s:
+        assert sum(r.status == "failed" for r in s.results()) == 4
+    # Failed cells are finished: a rerun skips them unless asked to retry.
+    again = run("quick", methods=["user_methods:broken"], seeds=[0], store=tmp_path / "s.sqlite", retry_failed=True)
+    assert all(r.status == "failed" for r in again)
+
+
+def test_python_api_with_user_methods_and_no_store():
+    def my_method(x, *, seed):
+        return pca_method(x, seed=seed, components=0.5)
+
+    results = run("quick", methods={"half-pca": my_method}, seeds=[1], store=None)
+    assert {r.method for r in results} == {"half-pca"} and all(r.status == "ok" for r in results)
+    assert all(r.metrics["spurious"] == 1.0 for r in results)
+
+
+def test_workers_give_the_same_numbers_as_in_process(tmp_path):
+    one = run("quick", methods=FAST, seeds=[0], store=None)
+    two = run("quick", methods=FAST, seeds=[0], store=tmp_path / "w.sqlite", workers=2)
+    for a, b in zip(one, two):
+        assert (a.toy, a.method, a.seed) == (b.toy, b.method, b.seed)
+        for name, value in a.metrics.items():
+            assert value == pytest.approx(b.metrics[name], rel=1e-5, abs=1e-6), name
+    with pytest.raises(ValueError, match="lambda"):
+        run("quick", methods={"l": lambda x, seed: None}, store=None, workers=2)
+
+
+def test_method_specs_and_versions():
+    quick = SUITES["quick"]
+    assert quick.version == SUITES["quick"].version and len(quick.version) == 12
+    changed = quick.with_methods([MethodSpec("pca", pca_method, {"components": 0.5})])
+    assert changed.version != quick.version
+    assert quick.with_seeds([0, 1]).version != quick.version
+    with pytest.raises(ValueError, match="unknown method 'sae-rel'; did you mean sae-relu"):
+        run("quick", methods=["sae-rel"], store=None)
+    with pytest.raises(ValueError, match="cannot import 'no_such_module'"):
+        run("quick", methods=["no_such_module:f"], store=None)
+    with pytest.raises(ValueError, match="unknown suite 'quik'; did you mean quick"):
+        run("quik", store=None)
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        run("quick", workers=0, store=None)
+    assert evaluators.TASKS["features"].headline == "mmcs"
+    assert len(SUITES["features-sweep"].toys) == 24
