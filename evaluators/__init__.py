@@ -8,7 +8,15 @@ be benchmarked through files.
 
 from evaluators.external import make, score
 from evaluators.features import FeatureScores, chance_mmcs, score_features
-from evaluators.report import bootstrap_ci, leaderboard, plot_axis, plot_leaderboard, summarize, write_report
+from evaluators.report import (
+    bootstrap_ci,
+    leaderboard,
+    plot_axis,
+    plot_cosines,
+    plot_leaderboard,
+    summarize,
+    write_report,
+)
 from evaluators.runner import DEFAULT_STORE, run
 from evaluators.store import CellResult, Store
 from evaluators.suites import METHODS, SUITES, MethodSpec, Suite, ToySpec
@@ -31,6 +39,7 @@ __all__ = [
     "leaderboard",
     "make",
     "plot_axis",
+    "plot_cosines",
     "plot_leaderboard",
     "run",
     "score",

@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--seeds", type=int, default=None, help="number of seeds, 0..N-1 (default: the suite's)")
     bench.add_argument("--store", default=str(DEFAULT_STORE), help="SQLite results store (default: %(default)s)")
     bench.add_argument("--workers", type=int, default=1, help="local processes running cells at once")
+    bench.add_argument("--backend", default="local", help="local (default) or ray")
+    bench.add_argument("--address", default=None, help="with --backend ray: the cluster address (default: a local instance)")
     bench.add_argument("--retry-failed", action="store_true", help="run again the cells stored as failed")
     bench.add_argument("--format", choices=report.FORMATS, default="text")
 
@@ -68,7 +70,7 @@ def _bench(args) -> int:
             raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
         seeds = range(args.seeds)
     results = run(args.suite, methods=args.methods, seeds=seeds, store=args.store, workers=args.workers,
-                  retry_failed=args.retry_failed)
+                  backend=args.backend, address=args.address, retry_failed=args.retry_failed)
     if args.format == "text":
         print(f"suite {args.suite} v{results[0].suite_version if results else '?'}: {len(results)} cells, store {args.store}")
     print(report.leaderboard(results, fmt=args.format))
@@ -80,11 +82,11 @@ def _report(args) -> int:
         raise ValueError(f"{args.store}: no results store there; run `planted bench --store {args.store}` first")
     with Store(args.store) as store:
         results = store.results(suite=args.suite, suite_version=args.version)
-    if not results:
-        raise ValueError(f"{args.store}: no results for suite {args.suite!r}" + (f" version {args.version}" if args.version else ""))
-    if args.out:
-        for path in report.write_report(results, args.out):
-            print(path, file=sys.stderr)
+        if not results:
+            raise ValueError(f"{args.store}: no results for suite {args.suite!r}" + (f" version {args.version}" if args.version else ""))
+        if args.out:
+            for path in report.write_report(results, args.out, store=store):
+                print(path, file=sys.stderr)
     groups = sorted({(r.suite, r.suite_version) for r in results})
     for suite, version in groups:
         subset = [r for r in results if (r.suite, r.suite_version) == (suite, version)]

@@ -20,8 +20,11 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+import toys  # noqa: E402
 from evaluators.store import CellResult  # noqa: E402
 from evaluators.tasks import TASKS  # noqa: E402
+from groundtruth import FeatureTruth, config_from_json  # noqa: E402
+from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 FORMATS = ("text", "markdown", "csv", "latex", "json")
 
@@ -192,8 +195,66 @@ def plot_axis(results: Sequence[CellResult], metric: str, axis: str, *, ax=None)
     return ax.figure
 
 
-def write_report(results: Sequence[CellResult], out: str | Path) -> list[Path]:
-    """Write the leaderboard as Markdown, CSV and LaTeX, and the figures as PNGs; return the paths."""
+def plot_cosines(directions: np.ndarray, truth: FeatureTruth, *, max_features: int = 40, ax=None, title: str = ""):
+    """Learned vs true directions: |cosine| of the most frequent true features with their matched latents.
+
+    Rows are the ``max_features`` represented features that fire most often; columns the latents
+    a one-to-one matching pairs with them, in row order, so a perfect dictionary shows a bright
+    diagonal and absorption or splitting show up as off-diagonal mass.
+    """
+    rep = np.flatnonzero(truth.represented)
+    rep = rep[np.argsort(-truth.firing_probabilities[rep], kind="stable")][:max_features]
+    latents = np.asarray(directions, np.float64)
+    norms = np.linalg.norm(latents, axis=1, keepdims=True)
+    latents = np.where(norms > 0, latents / np.where(norms > 0, norms, 1), 0)
+    sims = np.abs(truth.directions[rep].astype(np.float64) @ latents.T)
+    rows, cols = linear_sum_assignment(sims, maximize=True)
+    order = cols[np.argsort(rows)]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(3.0, 2.8), constrained_layout=True)
+    image = ax.imshow(sims[:, order], vmin=0, vmax=1, cmap="viridis", aspect="auto", interpolation="nearest")
+    ax.set_xlabel("matched latent", fontsize=8)
+    ax.set_ylabel("true feature (most frequent first)", fontsize=8)
+    ax.tick_params(labelsize=6)
+    if title:
+        ax.set_title(title, fontsize=8)
+    ax.figure.colorbar(image, ax=ax, shrink=0.8).set_label("|cos|", fontsize=7)
+    return ax.figure
+
+
+def _diagnostics(results: Sequence[CellResult], store, folder: Path) -> list[Path]:
+    """Per toy: a cosine heatmap for each method's prediction on the lowest seed."""
+    written = []
+    by_toy: dict[tuple[str, str], list[CellResult]] = {}
+    for r in results:
+        if r.status == "ok" and r.config and r.task == "features":
+            by_toy.setdefault((r.suite, r.toy), []).append(r)
+    for (suite, toy_name), cells in sorted(by_toy.items()):
+        seed = min(c.seed for c in cells)
+        panels = []
+        for c in sorted((c for c in cells if c.seed == seed), key=lambda c: c.method):
+            directions = store.directions(c.key)
+            if directions is not None:
+                panels.append((c, directions))
+        if not panels:
+            continue
+        truth = toys.from_config(config_from_json(json.loads(panels[0][0].config))).truth
+        fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.6), constrained_layout=True, squeeze=False)
+        for ax, (c, directions) in zip(axes[0], panels):
+            plot_cosines(directions, truth, ax=ax, title=f"{c.method} (seed {seed})")
+        path = folder / f"cosines-{suite}-{toy_name}.png"
+        fig.savefig(path, dpi=150)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write_report(results: Sequence[CellResult], out: str | Path, *, store=None) -> list[Path]:
+    """Write the leaderboard as Markdown, CSV, LaTeX and JSON, and the figures as PNGs; return the paths.
+
+    Figures: leaderboard bars with CIs per metric; each metric against each difficulty axis per
+    method; and, given the ``store`` the results came from, a learned-vs-true cosine heatmap per toy.
+    """
     if not results:
         raise ValueError("there are no results to report; run `planted bench` first")
     folder = Path(out)
@@ -224,4 +285,6 @@ def write_report(results: Sequence[CellResult], out: str | Path) -> list[Path]:
             fig.savefig(path, dpi=200)
             plt.close(fig)
             written.append(path)
+    if store is not None:
+        written += _diagnostics(results, store, folder)
     return written

@@ -18,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from threadpoolctl import threadpool_info, threadpool_limits
+
 import toys
 from evaluators.store import CellKey, CellResult, Store
 from evaluators.suites import METHODS, SUITES, MethodSpec, Suite, nearest
@@ -26,6 +28,7 @@ from groundtruth import Config
 from groundtruth._progress import Progress
 
 DEFAULT_STORE = Path("results") / "planted.sqlite"
+BACKENDS = ("local", "ray")
 
 
 def _package_version() -> str:
@@ -68,15 +71,21 @@ def _execute(cell: _Cell) -> CellResult:
         prediction = fn(task.artifact(toy), seed=cell.seed, **dict(cell.method.params))
         task.check_prediction(prediction, cell.method.name)
         metrics, status, error = task.score(prediction, toy), "ok", ""
+        directions = getattr(prediction, "directions", None)
     except Exception as exc:  # a failing method is a result, not the end of the suite
-        metrics, status = {}, "failed"
+        metrics, status, directions = {}, "failed", None
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     return CellResult(
         suite=cell.suite, suite_version=cell.suite_version, task=cell.task, toy=cell.toy, toy_id=cell.config.id,
         axes=dict(cell.axes), method=cell.method.name, params=cell.method.params_json, seed=cell.seed,
         status=status, metrics=metrics, seconds=time.perf_counter() - start, package_version=_package_version(),
-        error=error,
+        error=error, config=cell.config.to_json(), directions=directions,
     )
+
+
+def _execute_with_threads(cell: _Cell, threads: int) -> CellResult:
+    with threadpool_limits(limits=threads):
+        return _execute(cell)
 
 
 def method_specs(names: Iterable[str | MethodSpec] | Mapping[str, Any] | None, suite: Suite) -> tuple[MethodSpec, ...]:
@@ -110,6 +119,8 @@ def run(
     seeds: Sequence[int] | None = None,
     store: str | Path | Store | None = DEFAULT_STORE,
     workers: int = 1,
+    backend: str = "local",
+    address: str | None = None,
     retry_failed: bool = False,
     progress: bool | None = None,
 ) -> list[CellResult]:
@@ -129,7 +140,13 @@ def run(
         The SQLite results store (default ``results/planted.sqlite``); None keeps results in
         memory only. Cells already in the store are skipped.
     workers : int
-        Local processes running cells at once (1: in this process).
+        Local processes running cells at once (1: in this process); with ``backend="ray"`` and no
+        address, the CPUs of the local Ray instance.
+    backend : {"local", "ray"}
+        ``"ray"`` runs each cell as a Ray task (the ``ray`` extra); the driver alone writes the
+        store, and the numbers are the same as in-process.
+    address : str, optional
+        A Ray cluster to join (``ray.init(address=...)``); default: start a local instance.
     retry_failed : bool
         Run again the cells stored as failed.
     """
@@ -139,6 +156,10 @@ def run(
         suite = SUITES[suite]
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if backend not in BACKENDS:
+        raise nearest(backend, BACKENDS, "backend")
+    if address is not None and backend != "ray":
+        raise ValueError(f"address is only used with backend='ray', got backend={backend!r}")
     # The version is the suite's own grid; choosing methods or seeds picks cells of that grid
     # (or adds cells beside it) without changing it, so partial runs and full runs share rows.
     version = suite.version
@@ -158,7 +179,8 @@ def run(
         todo = [c for c in cells if c.key not in done]
         fresh: dict[CellKey, CellResult] = {}
         with Progress(len(todo), f"{suite.name} v{version}", enabled=progress) as bar:
-            for result in _results(todo, workers, bar):
+            results = _ray_results(todo, workers, address, bar) if backend == "ray" else _results(todo, workers, bar)
+            for result in results:
                 if db is not None:
                     db.write(result)
                 fresh[result.key] = result
@@ -191,3 +213,34 @@ def _results(cells: list[_Cell], workers: int, bar: Progress) -> Iterable[CellRe
             cell = futures[future]
             bar.note(f"{cell.toy} seed {cell.seed} {cell.method.name}")
             yield future.result()
+
+
+def _ray_results(cells: list[_Cell], workers: int, address: str | None, bar: Progress) -> Iterable[CellResult]:
+    """Run cells as Ray tasks and yield their results as they finish."""
+    if not cells:
+        return
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("backend='ray' needs Ray: pip install 'planted[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        if address is None:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        else:
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    try:
+        # BLAS results depend on the thread count; Ray workers start single-threaded, so each task
+        # uses the driver's count, which keeps the numbers equal to an in-process run.
+        threads = max((info.get("num_threads", 1) for info in threadpool_info()), default=1)
+        remote = ray.remote(num_cpus=1)(_execute_with_threads)
+        pending = {remote.remote(cell, threads): cell for cell in cells}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                cell = pending.pop(ref)
+                bar.note(f"{cell.toy} seed {cell.seed} {cell.method.name}")
+                yield ray.get(ref)
+    finally:
+        if started:
+            ray.shutdown()

@@ -9,12 +9,15 @@ cell: suite, suite version, task, toy id, method, hyperparameters and seed.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
@@ -33,9 +36,24 @@ CREATE TABLE IF NOT EXISTS cells (
     finished_at REAL NOT NULL,
     package_version TEXT NOT NULL,
     error TEXT NOT NULL,
+    config TEXT NOT NULL,
+    PRIMARY KEY (suite, suite_version, task, toy_id, method, params, seed)
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    suite TEXT NOT NULL,
+    suite_version TEXT NOT NULL,
+    task TEXT NOT NULL,
+    toy_id TEXT NOT NULL,
+    method TEXT NOT NULL,
+    params TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    directions BLOB NOT NULL,
     PRIMARY KEY (suite, suite_version, task, toy_id, method, params, seed)
 );
 """
+
+# Predictions up to this many float32 entries are kept, for the report's diagnostic figures.
+KEEP_PREDICTION_LIMIT = 1 << 21
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +91,8 @@ class CellResult:
     seconds: float
     package_version: str = ""
     error: str = ""
+    config: str = ""  # the toy's config as canonical JSON (rebuilds the toy for diagnostics)
+    directions: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> CellKey:
@@ -123,30 +143,50 @@ class Store:
         return found & set(keys)
 
     def write(self, result: CellResult) -> None:
-        """Insert or replace one cell's row, atomically."""
+        """Insert or replace one cell's row (and its prediction's directions, when small), atomically."""
         row = (
             result.suite, result.suite_version, result.task, result.toy, result.toy_id,
             json.dumps(result.axes, sort_keys=True), result.method, result.params, result.seed, result.status,
             json.dumps(result.metrics, sort_keys=True, allow_nan=False), result.seconds, time.time(),
-            result.package_version, result.error,
+            result.package_version, result.error, result.config,
         )
+        key = tuple(dataclasses.astuple(result.key))
+        blob = None
+        if result.directions is not None and result.directions.size <= KEEP_PREDICTION_LIMIT:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, directions=np.asarray(result.directions, np.float32))
+            blob = buf.getvalue()
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.execute(
                 "INSERT OR REPLACE INTO cells (suite, suite_version, task, toy, toy_id, axes, method, params, seed, "
-                "status, metrics, seconds, finished_at, package_version, error) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "status, metrics, seconds, finished_at, package_version, error, config) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
+            if blob is not None:
+                self._db.execute("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*key, blob))
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
 
+    def directions(self, key: CellKey) -> np.ndarray | None:
+        """The stored prediction directions of a cell (None when not kept). Read without pickle."""
+        row = self._db.execute(
+            "SELECT directions FROM predictions WHERE suite = ? AND suite_version = ? AND task = ? AND toy_id = ? "
+            "AND method = ? AND params = ? AND seed = ?",
+            dataclasses.astuple(key),
+        ).fetchone()
+        if row is None:
+            return None
+        with np.load(io.BytesIO(row[0]), allow_pickle=False) as npz:
+            return npz["directions"]
+
     def results(self, *, suite: str | None = None, suite_version: str | None = None) -> list[CellResult]:
         """Every stored cell, optionally of one suite (and version), in a stable order."""
         query = "SELECT suite, suite_version, task, toy, toy_id, axes, method, params, seed, status, metrics, " \
-                "seconds, package_version, error FROM cells"
+                "seconds, package_version, error, config FROM cells"
         where, args = [], []
         if suite is not None:
             where.append("suite = ?")
@@ -161,9 +201,9 @@ class Store:
 
     @staticmethod
     def _rows(cursor) -> Iterator[CellResult]:
-        for (suite, version, task, toy, toy_id, axes, method, params, seed, status, metrics, seconds, pkg, error) in cursor:
+        for (suite, version, task, toy, toy_id, axes, method, params, seed, status, metrics, seconds, pkg, error, config) in cursor:
             yield CellResult(
                 suite=suite, suite_version=version, task=task, toy=toy, toy_id=toy_id, axes=json.loads(axes),
                 method=method, params=params, seed=seed, status=status, metrics=json.loads(metrics),
-                seconds=seconds, package_version=pkg, error=error,
+                seconds=seconds, package_version=pkg, error=error, config=config,
             )

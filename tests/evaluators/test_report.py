@@ -68,10 +68,12 @@ def test_report_from_a_real_store(tmp_path):
         for method in ("pca", "ica"):
             values = [r.metrics["mmcs"] for r in results if r.toy == toy and r.method == method]
             assert float(table[(toy, method)]["mmcs_mean"]) == pytest.approx(np.mean(values), rel=1e-5)
-    paths = write_report(results, tmp_path / "report")
+    with Store(store) as s:
+        paths = write_report(results, tmp_path / "report", store=s)
     names = {p.name for p in paths}
     assert {"leaderboard.md", "leaderboard.csv", "leaderboard.tex", "leaderboard.json", "leaderboard-mmcs.png"} <= names
     assert "mmcs-vs-superposition.png" in names
+    assert {"cosines-quick-sparse-r2.png", "cosines-quick-hierarchy-r3.png"} <= names
     for p in paths:
         assert p.stat().st_size > 0
         if p.suffix == ".png":
@@ -89,3 +91,15 @@ def test_figures_carry_their_axis_labels():
     assert fig.axes[0].get_xlabel() == "superposition" and fig.axes[0].get_ylabel() == "mmcs"
     with pytest.raises(ValueError, match="no cells carry"):
         plot_axis(CELLS, "mmcs", "noise_std")
+
+
+def test_cosine_heatmap_of_a_perfect_dictionary_is_diagonal():
+    import toys
+    from evaluators import plot_cosines
+
+    toy = toys.sparse_features(30, 16, 10, seed=0)
+    perm = np.random.default_rng(0).permutation(30)
+    fig = plot_cosines(-toy.truth.directions[perm], toy.truth, max_features=20)
+    image = fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(np.diag(image), 1, atol=1e-6)
+    assert fig.axes[0].get_xlabel() == "matched latent"

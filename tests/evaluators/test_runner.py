@@ -137,3 +137,16 @@ def test_method_specs_and_versions():
         run("quick", workers=0, store=None)
     assert evaluators.TASKS["features"].headline == "mmcs"
     assert len(SUITES["features-sweep"].toys) == 24
+
+
+def test_ray_backend_gives_the_same_results_as_in_process(tmp_path):
+    pytest.importorskip("ray")
+    local = run("quick", methods=FAST, seeds=[0], store=None)
+    remote = run("quick", methods=FAST, seeds=[0], store=tmp_path / "ray.sqlite", backend="ray", workers=2)
+    assert [(r.toy, r.method, r.seed, r.status) for r in remote] == [(r.toy, r.method, r.seed, r.status) for r in local]
+    for a, b in zip(local, remote):
+        for name, value in a.metrics.items():
+            assert value == pytest.approx(b.metrics[name], rel=1e-5, abs=1e-6), name
+    assert _count(tmp_path / "ray.sqlite") == (4, 4)
+    with pytest.raises(ValueError, match="unknown backend 'rey'; did you mean ray"):
+        run("quick", backend="rey", store=None)
