@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,9 +17,44 @@ from evaluators.store import Store
 from evaluators.suites import SUITES, nearest
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with the nearest valid command or option suggested for an unknown one."""
+
+    def error(self, message: str):
+        suggestion = ""
+        choice = re.search(r"invalid choice: '([^']*)'", message)
+        unknown = re.search(r"unrecognized arguments: (.*)", message)
+        if choice:
+            candidates = [c for a in self._actions if isinstance(a, argparse._SubParsersAction) for c in a.choices]
+            candidates += [c for a in self._actions if a.choices and not isinstance(a, argparse._SubParsersAction) for c in a.choices]
+            suggestion = _closest(choice.group(1), candidates)
+        elif unknown:
+            options = _all_options(self)
+            for word in unknown.group(1).split():
+                if word.startswith("-") and (suggestion := _closest(word.split("=")[0], options)):
+                    break
+        if suggestion:
+            message += f"; did you mean {suggestion}?"
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _closest(word: str, candidates) -> str:
+    return " or ".join(difflib.get_close_matches(word, [str(c) for c in candidates], n=2, cutoff=0.5))
+
+
+def _all_options(parser: argparse.ArgumentParser) -> list[str]:
+    options = []
+    for action in parser._actions:
+        options += action.option_strings
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                options += _all_options(sub)
+    return sorted(set(options))
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="planted", description="Toy networks with planted ground truth, and scores.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="planted", description="Toy networks with planted ground truth, and scores.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     bench = sub.add_parser("bench", help="run a benchmark suite (resumable) and print its leaderboard")
     bench.add_argument("--suite", default="quick", help=f"suite name ({', '.join(SUITES)})")

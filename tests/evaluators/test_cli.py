@@ -61,3 +61,19 @@ def test_presets_and_suites_are_listed(capsys):
 def test_console_script_runs():
     proc = subprocess.run(["planted", "presets"], capture_output=True, text=True)
     assert proc.returncode == 0 and "synth16k" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["bench", "--sede", "3"], "--seeds?"),
+        (["bnch"], "did you mean bench?"),
+        (["bench", "--format", "jsn"], "did you mean json?"),
+    ],
+)
+def test_unknown_commands_and_options_suggest_the_nearest(argv, match, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1
