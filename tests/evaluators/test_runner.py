@@ -17,6 +17,15 @@ from evaluators.suites import SUITES, pca_method
 FAST = ["pca", "ica"]
 
 
+def _assert_same_metrics(a, b):
+    assert set(a) == set(b)
+    for name, value in a.items():
+        if value is None:
+            assert b[name] is None, name
+        else:
+            assert value == pytest.approx(b[name], rel=1e-5, abs=1e-6), name
+
+
 def _count(path):
     with sqlite3.connect(path) as db:
         return db.execute("SELECT COUNT(*), COUNT(DISTINCT toy_id || method || seed) FROM cells").fetchone()
@@ -115,8 +124,7 @@ def test_workers_give_the_same_numbers_as_in_process(tmp_path):
     two = run("quick", methods=FAST, seeds=[0], store=tmp_path / "w.sqlite", workers=2)
     for a, b in zip(one, two):
         assert (a.toy, a.method, a.seed) == (b.toy, b.method, b.seed)
-        for name, value in a.metrics.items():
-            assert value == pytest.approx(b.metrics[name], rel=1e-5, abs=1e-6), name
+        _assert_same_metrics(a.metrics, b.metrics)
     with pytest.raises(ValueError, match="lambda"):
         run("quick", methods={"l": lambda x, seed: None}, store=None, workers=2)
 
@@ -145,8 +153,7 @@ def test_ray_backend_gives_the_same_results_as_in_process(tmp_path):
     remote = run("quick", methods=FAST, seeds=[0], store=tmp_path / "ray.sqlite", backend="ray", workers=2)
     assert [(r.toy, r.method, r.seed, r.status) for r in remote] == [(r.toy, r.method, r.seed, r.status) for r in local]
     for a, b in zip(local, remote):
-        for name, value in a.metrics.items():
-            assert value == pytest.approx(b.metrics[name], rel=1e-5, abs=1e-6), name
+        _assert_same_metrics(a.metrics, b.metrics)
     assert _count(tmp_path / "ray.sqlite") == (4, 4)
     with pytest.raises(ValueError, match="unknown backend 'rey'; did you mean ray"):
         run("quick", backend="rey", store=None)
