@@ -169,13 +169,20 @@ def _quick() -> Suite:
                 mutually_exclusive=True, magnitude="folded_normal", noise_std=0.01),
         {"superposition": 3.0, "noise_std": 0.01, "correlation_scale": 0.0},
     )
+    tms = ToySpec(
+        "tms-20-5",
+        lambda seed: toys.SuperpositionConfig(n_features=20, n_hidden=5, n_samples=10_000, sparsity=0.9,
+                                              importance=1.0, n_steps=5000, seed=seed),
+        {"superposition": 4.0, "noise_std": 0.0, "correlation_scale": 0.0},
+    )
     return Suite(
         name="quick",
         task="features",
-        toys=(ratio2, hierarchy),
+        toys=(ratio2, hierarchy, tms),
         methods=tuple(METHODS.values()),
         seeds=(0, 1, 2),
-        description="2 small sparse-feature toys (superposition 2 and 3, one hierarchical) x 7 methods x 3 seeds; < 5 min",
+        description="2 small sparse-feature toys (superposition 2 and 3, one hierarchical) and a trained toy model of "
+        "superposition (20 features in 5 dims) x 7 methods x 3 seeds; < 5 min",
     )
 
 

@@ -6,7 +6,7 @@ write and verify toys without pickle. ``groundtruth.strategies`` has hypothesis 
 """
 
 from groundtruth._config import SCHEMA_VERSION, Config, Problems, config_from_json
-from groundtruth._records import Dictionary, Encoder, FeatureBatch, FeatureToy, FeatureTruth, Toy
+from groundtruth._records import Dictionary, Encoder, FeatureBatch, FeatureToy, FeatureTruth, SuperpositionToy, Toy
 from groundtruth._storage import load, save
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "FeatureToy",
     "FeatureTruth",
     "Problems",
+    "SuperpositionToy",
     "Toy",
     "config_from_json",
     "load",

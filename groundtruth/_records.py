@@ -39,6 +39,11 @@ class FeatureTruth:
     parents : np.ndarray | None, (n_features,) int32
         Index of each feature's parent, -1 for features without one; None when no hierarchy was
         planted.
+    dimensionality : np.ndarray | None, (n_features,) float32
+        For learned embeddings (toy models of superposition): each feature's dimensionality
+        ``D_i = |W_i|^2 / sum_j (W_i_hat . W_j)^2`` (Elhage et al. 2022); None otherwise.
+    dimensions_per_feature : float | None
+        ``D* = d_model / |W|_F^2`` for learned embeddings; None otherwise.
     """
 
     directions: np.ndarray
@@ -48,6 +53,8 @@ class FeatureTruth:
     firing_probabilities: np.ndarray
     labels: tuple[str, ...]
     parents: np.ndarray | None = None
+    dimensionality: np.ndarray | None = None
+    dimensions_per_feature: float | None = None
 
     def __post_init__(self) -> None:
         directions = as_matrix("directions", self.directions)
@@ -79,6 +86,10 @@ class FeatureTruth:
             if (parents < -1).any() or (parents >= n).any():
                 raise ValueError(f"parents must be -1 or a feature index in [0, {n}), got {parents.min()}..{parents.max()}")
             object.__setattr__(self, "parents", parents)
+        if self.dimensionality is not None:
+            object.__setattr__(self, "dimensionality", as_vector("dimensionality", self.dimensionality, length=n))
+        if self.dimensions_per_feature is not None:
+            object.__setattr__(self, "dimensions_per_feature", float(self.dimensions_per_feature))
 
     @property
     def n_features(self) -> int:
@@ -372,3 +383,37 @@ class FeatureToy(Toy):
             end = min(stop - chunk * self.chunk_size, self.chunk_size)
             yield acts[offset:end], codes[offset:end]
             position = chunk * self.chunk_size + end
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SuperpositionToy(FeatureToy):
+    """A trained toy model of superposition; its hidden activations are the features artifact.
+
+    Attributes
+    ----------
+    weights : (n_hidden, n_features) float32
+        W; feature i is embedded as column ``W[:, i]`` (the truth's directions are these columns,
+        normalised; its norms their lengths).
+    bias : (n_features,) float32
+    output_weights : (n_hidden, n_features) float32
+        The readout (equal to ``weights`` when tied).
+    loss : float
+        Importance-weighted MSE of the kept restart on a fixed evaluation batch.
+    restart_losses : (restarts,) float32
+        The evaluation loss of every restart.
+    """
+
+    weights: np.ndarray = dataclasses.field(default=None, repr=False)
+    bias: np.ndarray = dataclasses.field(default=None, repr=False)
+    output_weights: np.ndarray = dataclasses.field(default=None, repr=False)
+    loss: float = float("nan")
+    restart_losses: np.ndarray = dataclasses.field(default=None, repr=False)
+
+    kind: ClassVar[str] = "superposition"
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """The model's output x' for inputs x (n, n_features), in NumPy."""
+        h = np.asarray(x, np.float32) @ self.weights.T
+        if getattr(self.config, "hidden_relu", False):
+            h = np.maximum(h, 0)
+        return np.maximum(h @ self.output_weights + self.bias, 0)

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from groundtruth._config import SCHEMA_VERSION, config_from_json
-from groundtruth._records import FeatureToy, FeatureTruth, Toy
+from groundtruth._records import FeatureToy, FeatureTruth, SuperpositionToy, Toy
 
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
@@ -55,7 +55,14 @@ def _feature_arrays(toy: FeatureToy) -> tuple[dict[str, np.ndarray], dict[str, A
     }
     if truth.parents is not None:
         arrays["truth.parents"] = truth.parents
-    extra = {"labels": list(truth.labels), "codes_shape": list(codes.shape), "chunk_size": toy.chunk_size}
+    if truth.dimensionality is not None:
+        arrays["truth.dimensionality"] = truth.dimensionality
+    extra = {
+        "labels": list(truth.labels),
+        "codes_shape": list(codes.shape),
+        "chunk_size": toy.chunk_size,
+        "dimensions_per_feature": truth.dimensions_per_feature,
+    }
     return arrays, extra
 
 
@@ -81,11 +88,34 @@ def _feature_toy(config, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -
         firing_probabilities=arrays["truth.firing_probabilities"],
         labels=tuple(extra["labels"]),
         parents=arrays.get("truth.parents"),
+        dimensionality=arrays.get("truth.dimensionality"),
+        dimensions_per_feature=extra.get("dimensions_per_feature"),
     )
     return FeatureToy(config=config, truth=truth, activations=arrays["activations"], chunk_size=extra["chunk_size"])
 
 
-_FAMILIES = {FeatureToy.kind: (FeatureToy, _feature_arrays, _feature_toy)}
+_MODEL_ARRAYS = ("weights", "bias", "output_weights", "restart_losses")
+
+
+def _superposition_arrays(toy: SuperpositionToy) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    arrays, extra = _feature_arrays(toy)
+    arrays.update({f"model.{name}": getattr(toy, name) for name in _MODEL_ARRAYS})
+    extra["loss"] = toy.loss
+    return arrays, extra
+
+
+def _superposition_toy(config, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -> SuperpositionToy:
+    base = _feature_toy(config, arrays, extra)
+    return SuperpositionToy(
+        config=config, truth=base.truth, activations=base.activations, chunk_size=base.chunk_size,
+        loss=float(extra["loss"]), **{name: arrays[f"model.{name}"] for name in _MODEL_ARRAYS},
+    )
+
+
+_FAMILIES = {
+    FeatureToy.kind: (FeatureToy, _feature_arrays, _feature_toy),
+    SuperpositionToy.kind: (SuperpositionToy, _superposition_arrays, _superposition_toy),
+}
 
 
 def save(toy: Toy, path: str | os.PathLike) -> Path:

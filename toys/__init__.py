@@ -1,10 +1,30 @@
 """Generators of networks and data sets with planted, known internals.
 
-``sparse_features`` plants sparse features in superposition; ``preset(name)`` builds a named
+``sparse_features`` plants sparse features in superposition; ``superposition`` trains toy models
+of superposition (Elhage et al. 2022), ``superposition_sweep`` many at once; ``preset(name)`` builds a named
 configuration from a paper; ``from_config(config)`` regenerates any toy from its config.
 """
 
 from toys._presets import from_config, preset, preset_config, presets
 from toys.sparse_features import SparseFeaturesConfig, sparse_features
+from toys.superposition import (
+    SuperpositionConfig,
+    dimensionality,
+    dimensions_per_feature,
+    superposition,
+    superposition_sweep,
+)
 
-__all__ = ["SparseFeaturesConfig", "from_config", "preset", "preset_config", "presets", "sparse_features"]
+__all__ = [
+    "SparseFeaturesConfig",
+    "SuperpositionConfig",
+    "dimensionality",
+    "dimensions_per_feature",
+    "from_config",
+    "preset",
+    "preset_config",
+    "presets",
+    "sparse_features",
+    "superposition",
+    "superposition_sweep",
+]

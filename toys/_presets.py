@@ -8,6 +8,7 @@ from typing import Any
 
 from groundtruth import Config, Toy
 from toys import sparse_features as _sf
+from toys import superposition as _sp
 
 _PRESETS: dict[str, tuple[Callable[..., Config], str]] = {}
 
@@ -63,7 +64,30 @@ def _synth16k(seed: int, **overrides: Any) -> Config:
     return _sf.SparseFeaturesConfig(**{**base, **overrides, "seed": seed})
 
 
-_BUILDERS: dict[type[Config], Callable[[Config], Toy]] = {_sf.SparseFeaturesConfig: _sf.build}
+@_preset(
+    "tms_5_2",
+    "toy model of superposition, 5 features in 2 dims, feature probability 0.05, AdamW (wd 0.01, lr 5e-3), 10k steps "
+    "(the target model of Braun, Bushnaq et al. 2025)",
+)
+def _tms_5_2(seed: int, **overrides: Any) -> Config:
+    base = dict(n_features=5, n_hidden=2, sparsity=0.95, n_steps=10_000, lr=5e-3, weight_decay=0.01)
+    return _sp.SuperpositionConfig(**{**base, **overrides, "seed": seed})
+
+
+@_preset(
+    "tms_40_10",
+    "toy model of superposition, 40 features in 10 dims, feature probability 0.05, AdamW (wd 0.01, lr 5e-3), 10k steps "
+    "(Braun, Bushnaq et al. 2025)",
+)
+def _tms_40_10(seed: int, **overrides: Any) -> Config:
+    base = dict(n_features=40, n_hidden=10, sparsity=0.95, n_steps=10_000, lr=5e-3, weight_decay=0.01)
+    return _sp.SuperpositionConfig(**{**base, **overrides, "seed": seed})
+
+
+_BUILDERS: dict[type[Config], Callable[[Config], Toy]] = {
+    _sf.SparseFeaturesConfig: _sf.build,
+    _sp.SuperpositionConfig: _sp.build,
+}
 
 
 def presets() -> dict[str, str]:

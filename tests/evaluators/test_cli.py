@@ -12,10 +12,11 @@ def test_bench_then_report(tmp_path, capsys):
     store = str(tmp_path / "s.sqlite")
     assert cli.main(["bench", "--suite", "quick", "--method", "pca", "--method", "ica", "--seeds", "1", "--store", store]) == 0
     text = capsys.readouterr().out
-    assert "4 cells" in text and "mmcs" in text and "sparse-r2" in text and "hierarchy-r3" in text
+    assert "6 cells" in text and "mmcs" in text and "sparse-r2" in text and "hierarchy-r3" in text and "tms-20-5" in text
     assert cli.main(["report", "--store", store, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert {(r["toy"], r["method"]) for r in rows} == {(t, m) for t in ("sparse-r2", "hierarchy-r3") for m in ("pca", "ica")}
+    toy_names = ("sparse-r2", "hierarchy-r3", "tms-20-5")
+    assert {(r["toy"], r["method"]) for r in rows} == {(t, m) for t in toy_names for m in ("pca", "ica")}
     out = tmp_path / "report"
     assert cli.main(["report", "--store", store, "--out", str(out)]) == 0
     assert (out / "leaderboard.tex").is_file() and (out / "leaderboard-mmcs.png").is_file()

@@ -64,7 +64,7 @@ def test_report_from_a_real_store(tmp_path):
     with Store(store) as s:
         results = s.results()
     table = {(r["toy"], r["method"]): r for r in csv.DictReader(io.StringIO(leaderboard(results, fmt="csv")))}
-    for toy in ("sparse-r2", "hierarchy-r3"):
+    for toy in ("sparse-r2", "hierarchy-r3", "tms-20-5"):
         for method in ("pca", "ica"):
             values = [r.metrics["mmcs"] for r in results if r.toy == toy and r.method == method]
             assert float(table[(toy, method)]["mmcs_mean"]) == pytest.approx(np.mean(values), rel=1e-5)

@@ -56,12 +56,12 @@ def helpers(tmp_path, monkeypatch):
 def test_rerun_skips_finished_cells(tmp_path):
     store = tmp_path / "s.sqlite"
     first = run("quick", methods=FAST, seeds=[0], store=store)
-    assert len(first) == 4 and all(r.status == "ok" for r in first)
+    assert len(first) == 6 and all(r.status == "ok" for r in first)
     t = time.perf_counter()
     second = run("quick", methods=FAST, seeds=[0], store=store)
     assert time.perf_counter() - t < 5
     assert [r.metrics for r in second] == [r.metrics for r in first]
-    assert _count(store) == (4, 4)
+    assert _count(store) == (6, 6)
     assert {r.suite_version for r in first} == {SUITES["quick"].version}
 
 
@@ -78,10 +78,10 @@ def test_resume_after_kill_9(helpers, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = _count(store)[0]
-    assert 2 <= partial < 8, "the run should have been killed mid-suite"
+    assert 2 <= partial < 12, "the run should have been killed mid-suite"
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert _count(store) == (8, 8)  # every cell present exactly once
+    assert _count(store) == (12, 12)  # every cell present exactly once
 
 
 def test_two_concurrent_writers(helpers, tmp_path):
@@ -91,8 +91,8 @@ def test_two_concurrent_writers(helpers, tmp_path):
     b = subprocess.Popen(base + ["--method", "user_methods:slow_pca", "--method", "ica"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     assert a.wait(timeout=300) == 0, a.stderr.read()
     assert b.wait(timeout=300) == 0, b.stderr.read()
-    # 2 toys x 3 seeds x {slow_pca (shared), pca, ica}
-    assert _count(store) == (18, 18)
+    # 3 toys x 3 seeds x {slow_pca (shared), pca, ica}
+    assert _count(store) == (27, 27)
 
 
 def test_failing_and_misbehaving_methods_are_recorded_and_the_suite_goes_on(helpers, tmp_path):
@@ -104,7 +104,7 @@ def test_failing_and_misbehaving_methods_are_recorded_and_the_suite_goes_on(help
     assert "RuntimeError: boom" in status[("sparse-r2", "user_methods:broken")].error
     assert "needs a groundtruth._records.Dictionary" in status[("sparse-r2", "user_methods:wrong_type")].error
     with Store(tmp_path / "s.sqlite") as s:
-        assert sum(r.status == "failed" for r in s.results()) == 4
+        assert sum(r.status == "failed" for r in s.results()) == 6
     # Failed cells are finished: a rerun skips them unless asked to retry.
     again = run("quick", methods=["user_methods:broken"], seeds=[0], store=tmp_path / "s.sqlite", retry_failed=True)
     assert all(r.status == "failed" for r in again)
@@ -154,6 +154,6 @@ def test_ray_backend_gives_the_same_results_as_in_process(tmp_path):
     assert [(r.toy, r.method, r.seed, r.status) for r in remote] == [(r.toy, r.method, r.seed, r.status) for r in local]
     for a, b in zip(local, remote):
         _assert_same_metrics(a.metrics, b.metrics)
-    assert _count(tmp_path / "ray.sqlite") == (4, 4)
+    assert _count(tmp_path / "ray.sqlite") == (6, 6)
     with pytest.raises(ValueError, match="unknown backend 'rey'; did you mean ray"):
         run("quick", backend="rey", store=None)

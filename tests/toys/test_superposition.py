@@ -1,0 +1,118 @@
+"""Toy Models of Superposition (Elhage et al. 2022): the paper's 5-feature geometry, the geometry
+measures, the vmapped sweep against single instances, and config validation."""
+
+import numpy as np
+import pytest
+
+import groundtruth
+import toys
+from toys.superposition import dimensionality, dimensions_per_feature
+
+
+def _angles(w):
+    return np.sort(np.degrees(np.arctan2(w[1], w[0])))
+
+
+def test_dimensionality_and_dimensions_per_feature_by_hand():
+    # Features 0 and 2 antipodal (share one dimension), feature 1 alone in the other.
+    w = np.array([[1.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    np.testing.assert_allclose(dimensionality(w), [0.5, 1.0, 0.5])
+    assert dimensions_per_feature(w) == pytest.approx(2 / 3)
+    # A pentagon of unit vectors: each feature gets 2/5 of a dimension.
+    t = 2 * np.pi * np.arange(5) / 5
+    pentagon = np.stack([np.cos(t), np.sin(t)])
+    np.testing.assert_allclose(dimensionality(pentagon), 0.4, atol=1e-12)
+    assert dimensions_per_feature(pentagon) == pytest.approx(0.4)
+    # A dropped feature (zero column) has dimensionality 0 and does not count towards others.
+    np.testing.assert_allclose(dimensionality(np.array([[1.0, 0.0], [0.0, 0.0]])), [1.0, 0.0])
+
+
+def test_dense_features_keep_only_the_most_important_orthogonal():
+    """Elhage et al. Fig. 2: with no sparsity, n=5, m=2, importance 0.9^i, W^T W keeps features 0 and 1."""
+    toy = toys.superposition(5, 2, 200, seed=0, sparsity=0.0, importance=0.9)
+    norms = toy.truth.norms
+    assert (norms[:2] > 0.9).all() and (norms[2:] < 0.1).all()
+    assert toy.truth.represented.tolist() == [True, True, False, False, False]
+    d = toy.truth.directions
+    assert abs(float(d[0] @ d[1])) < 0.05
+    np.testing.assert_allclose(toy.truth.dimensionality[:2], 1.0, atol=0.05)
+
+
+def test_sparse_features_form_a_pentagon_for_every_seed():
+    """Elhage et al. Fig. 2/4: at sparsity 0.9 all five features are kept, evenly spaced (a pentagon)."""
+    sweep = toys.superposition_sweep(5, 2, sparsities=[0.9], importances=[0.9], seeds=[0, 1, 2, 3, 4])
+    for toy in sweep:
+        assert toy.truth.represented.all(), toy.config.seed
+        gaps = np.diff(np.concatenate([_angles(toy.weights), [_angles(toy.weights)[0] + 360]]))
+        np.testing.assert_allclose(gaps, 72.0, atol=6.0, err_msg=f"seed {toy.config.seed}")
+        np.testing.assert_allclose(toy.truth.dimensionality, 0.4, atol=0.03, err_msg=f"seed {toy.config.seed}")
+        # The kept restart is the best one.
+        assert toy.loss == pytest.approx(float(toy.restart_losses.min()))
+
+
+def test_sweep_equals_training_each_instance_alone():
+    kwargs = dict(n_steps=400, batch_size=256, restarts=2)
+    sweep = toys.superposition_sweep(6, 3, sparsities=[0.0, 0.8], importances=[1.0, 0.8], seeds=[3], **kwargs)
+    assert [(t.config.sparsity, t.config.importance) for t in sweep] == [(0.0, 1.0), (0.0, 0.8), (0.8, 1.0), (0.8, 0.8)]
+    for toy in sweep:
+        alone = toys.superposition(6, 3, seed=3, sparsity=toy.config.sparsity, importance=toy.config.importance, **kwargs)
+        np.testing.assert_allclose(alone.weights, toy.weights, atol=1e-5)
+        np.testing.assert_allclose(alone.restart_losses, toy.restart_losses, rtol=1e-4)
+        assert alone.config == toy.config
+
+
+def test_same_seed_same_model_and_artifact_is_the_hidden_layer():
+    a = toys.superposition(6, 2, 300, seed=1, sparsity=0.7, n_steps=300)
+    b = toys.superposition(6, 2, 300, seed=1, sparsity=0.7, n_steps=300)
+    np.testing.assert_array_equal(a.weights, b.weights)
+    np.testing.assert_array_equal(a.activations, b.activations)
+    x = a.truth.codes.toarray()
+    np.testing.assert_allclose(a.activations, x @ a.weights.T, atol=1e-5)
+    assert (x > 0).mean() == pytest.approx(0.3, abs=0.05)
+    c = toys.superposition(6, 2, 300, seed=2, sparsity=0.7, n_steps=300)
+    assert not np.array_equal(a.weights, c.weights)
+
+
+def test_variants_and_correlations():
+    relu = toys.superposition(6, 3, 100, seed=0, sparsity=0.8, hidden_relu=True, tied=False, n_steps=200)
+    assert (relu.activations >= 0).all() and not np.array_equal(relu.output_weights, relu.weights)
+    corr = toys.superposition(6, 3, 4000, seed=0, sparsity=0.7, correlation="correlated", n_steps=50)
+    x = corr.truth.codes.toarray() > 0
+    assert (x[:, 0] == x[:, 1]).all()
+    anti = toys.superposition(6, 3, 4000, seed=0, sparsity=0.7, correlation="anticorrelated", n_steps=50)
+    x = anti.truth.codes.toarray() > 0
+    assert not (x[:, 0] & x[:, 1]).any()
+    assert x.mean(axis=0) == pytest.approx(0.3, abs=0.03)
+
+
+def test_presets_and_storage(tmp_path):
+    toy = toys.preset("tms_5_2", seed=0, n_samples=256, n_steps=2000)
+    assert toy.config.lr == 5e-3 and toy.config.weight_decay == 0.01 and toy.config.sparsity == 0.95
+    assert toy.truth.directions.shape == (5, 2)
+    groundtruth.save(toy, tmp_path / "tms")
+    loaded = groundtruth.load(tmp_path / "tms")
+    assert isinstance(loaded, groundtruth.SuperpositionToy)
+    np.testing.assert_array_equal(loaded.weights, toy.weights)
+    np.testing.assert_array_equal(loaded.truth.dimensionality, toy.truth.dimensionality)
+    assert loaded.truth.dimensions_per_feature == toy.truth.dimensions_per_feature and loaded.loss == toy.loss
+    np.testing.assert_allclose(loaded.apply(toy.truth.codes.toarray()[:5]), toy.apply(toy.truth.codes.toarray()[:5]))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n_hidden=25), "n_hidden must be in \\[1, 20\\], got 25"),
+        (dict(sparsity=1.0), "sparsity"),
+        (dict(importance=-0.5), "importance"),
+        (dict(importance=(1.0, 2.0)), "importance must have n_features \\(20\\) entries"),
+        (dict(correlation="sideways"), "correlation"),
+        (dict(correlation="anticorrelated", sparsity=0.2), "anticorrelated pairs need sparsity >= 0.5"),
+        (dict(n_steps=0), "n_steps"),
+        (dict(lr=0.0), "lr"),
+        (dict(restarts=0), "restarts"),
+        (dict(tied="yes"), "tied"),
+    ],
+)
+def test_invalid_configs_name_the_parameter(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        toys.superposition(**{"n_features": 20, "n_hidden": 5, "seed": 0, **kwargs})

@@ -1,0 +1,340 @@
+"""Toy Models of Superposition (Elhage et al. 2022), trained with optax, many instances at once.
+
+The ReLU-output model ``x' = ReLU(W^T W x + b)`` with ``W`` (n_hidden, n_features), and the variant
+with a ReLU hidden layer, ``x' = ReLU(W^T ReLU(W x) + b)``. Features are uniform on [0, 1) when
+present and zero with probability ``sparsity``; the loss is the importance-weighted squared error;
+the optimiser is AdamW. One instance is written as a pure function and lifted with ``jax.vmap``
+over restarts and over grid points inside one ``jax.jit``, with ``lax.scan`` over steps.
+
+Local minima. Adam from a single random start sometimes stops in a worse configuration (for
+n=5, m=2 at high sparsity: four features in antipodal pairs and one dropped, at about twice the
+pentagon's loss). Every instance is therefore trained from ``restarts`` random starts at once
+(vmapped) and the start with the lowest loss on a fixed evaluation batch is kept.
+
+References
+----------
+Elhage et al. (2022), "Toy Models of Superposition", Transformer Circuits Thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import scipy.sparse as sp
+
+from groundtruth import Config, FeatureTruth, Problems, SuperpositionToy
+
+CORRELATIONS = ("none", "correlated", "anticorrelated")
+_EVAL_SAMPLES = 8192
+_STREAM_TRAIN, _STREAM_EVAL, _STREAM_DATA = 11, 12, 13
+
+
+@dataclasses.dataclass(frozen=True)
+class SuperpositionConfig(Config):
+    """Config of ``toys.superposition``; see that function for each field's meaning."""
+
+    kind = "superposition"
+
+    n_features: int
+    n_hidden: int
+    n_samples: int = 10_000
+    seed: int = 0
+    sparsity: float = 0.0
+    importance: float | tuple[float, ...] = 1.0
+    hidden_relu: bool = False
+    tied: bool = True
+    correlation: str = "none"
+    n_steps: int = 10_000
+    batch_size: int = 1024
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    restarts: int = 4
+
+    def _check(self, p: Problems) -> None:
+        p.integer("n_features", self.n_features, low=1, high=100_000)
+        if isinstance(self.n_features, int) and self.n_features >= 1:
+            p.integer("n_hidden", self.n_hidden, low=1, high=self.n_features)
+        else:
+            p.integer("n_hidden", self.n_hidden, low=1)
+        p.integer("n_samples", self.n_samples, low=1, high=100_000_000)
+        p.integer("seed", self.seed, low=0, high=2**31 - 1)
+        p.number("sparsity", self.sparsity, low=0, high=1, high_open=True)
+        if isinstance(self.importance, tuple):
+            if isinstance(self.n_features, int) and len(self.importance) != self.n_features:
+                p.add(f"importance must have n_features ({self.n_features}) entries, got {len(self.importance)}")
+            for i, v in enumerate(self.importance):
+                p.number(f"importance[{i}]", v, low=0)
+        else:
+            p.number("importance", self.importance, low=0, low_open=True)
+        for name in ("hidden_relu", "tied"):
+            if not isinstance(getattr(self, name), bool):
+                p.add(f"{name} must be True or False, got {getattr(self, name)!r}")
+        p.choice("correlation", self.correlation, CORRELATIONS)
+        if self.correlation != "none" and isinstance(self.n_features, int) and self.n_features % 2:
+            p.add(f"correlation={self.correlation!r} pairs features, so n_features must be even, got {self.n_features}")
+        if self.correlation == "anticorrelated" and isinstance(self.sparsity, (int, float)) and self.sparsity < 0.5:
+            p.add(f"anticorrelated pairs need sparsity >= 0.5 (a pair holds one feature at a time), got {self.sparsity}")
+        p.integer("n_steps", self.n_steps, low=1, high=10_000_000)
+        p.integer("batch_size", self.batch_size, low=1, high=1 << 20)
+        p.number("lr", self.lr, low=0, low_open=True)
+        p.number("weight_decay", self.weight_decay, low=0)
+        p.integer("restarts", self.restarts, low=1, high=1024)
+
+    def importances(self) -> np.ndarray:
+        """Per-feature importance (n_features,): ``importance ** i`` for a float, else as given."""
+        if isinstance(self.importance, tuple):
+            return np.asarray(self.importance, dtype=np.float32)
+        return (float(self.importance) ** np.arange(self.n_features)).astype(np.float32)
+
+
+def dimensionality(weights: np.ndarray) -> np.ndarray:
+    """Per-feature dimensionality ``D_i = |W_i|^2 / sum_j (W_i_hat . W_j)^2`` (Elhage et al. 2022).
+
+    ``weights`` is (n_hidden, n_features); a feature with a zero column has dimensionality 0.
+    """
+    w = np.asarray(weights, np.float64)
+    norms = np.linalg.norm(w, axis=0)
+    unit = np.where(norms > 1e-12, w / np.where(norms > 1e-12, norms, 1), 0)
+    overlaps = ((unit.T @ w) ** 2).sum(axis=1)
+    return np.where(overlaps > 0, norms**2 / np.where(overlaps > 0, overlaps, 1), 0.0)
+
+
+def dimensions_per_feature(weights: np.ndarray) -> float:
+    """``D* = n_hidden / |W|_F^2``: hidden dimensions per embedded feature (Elhage et al. 2022)."""
+    w = np.asarray(weights, np.float64)
+    total = float((w**2).sum())
+    return float(w.shape[0] / total) if total > 0 else math.inf
+
+
+# --- one instance, pure JAX -----------------------------------------------------------------
+
+
+def _sample(key, batch: int, n: int, sparsity, correlation: str):
+    """Features uniform on [0, 1), present with probability 1 - sparsity (pairs for correlations)."""
+    k1, k2, k3 = jax.random.split(key, 3)
+    values = jax.random.uniform(k1, (batch, n))
+    if correlation == "none":
+        present = jax.random.uniform(k2, (batch, n)) >= sparsity
+    elif correlation == "correlated":
+        pair = jax.random.uniform(k2, (batch, n // 2)) >= sparsity
+        present = jnp.repeat(pair, 2, axis=1)
+    else:
+        pair = jax.random.uniform(k2, (batch, n // 2)) < 2 * (1 - sparsity)
+        first = jax.random.bernoulli(k3, 0.5, (batch, n // 2))
+        present = jnp.stack([pair & first, pair & ~first], axis=2).reshape(batch, n)
+    return values * present
+
+
+def _init(key, n: int, m: int, tied: bool):
+    k1, k2 = jax.random.split(key)
+    scale = jnp.sqrt(2.0 / (n + m))  # Xavier normal
+    params = {"W": scale * jax.random.normal(k1, (m, n)), "b": jnp.zeros(n)}
+    if not tied:
+        params["W_out"] = scale * jax.random.normal(k2, (m, n))
+    return params
+
+
+def _forward(params, x, hidden_relu: bool):
+    h = x @ params["W"].T
+    if hidden_relu:
+        h = jax.nn.relu(h)
+    return jax.nn.relu(h @ params.get("W_out", params["W"]) + params["b"])
+
+
+def _loss(params, x, importance, hidden_relu: bool):
+    return jnp.mean(jnp.sum(importance * (x - _forward(params, x, hidden_relu)) ** 2, axis=1))
+
+
+def _train_one(key, sparsity, importance, *, cfg: SuperpositionConfig):
+    """Train one instance from one start; return (params, eval loss)."""
+    init_key, train_key, eval_key = jax.random.split(key, 3)
+    params = _init(init_key, cfg.n_features, cfg.n_hidden, cfg.tied)
+    optimizer = optax.adamw(cfg.lr, weight_decay=cfg.weight_decay)
+    grad = jax.grad(_loss)
+
+    def step(carry, step_key):
+        params, opt_state = carry
+        x = _sample(step_key, cfg.batch_size, cfg.n_features, sparsity, cfg.correlation)
+        updates, opt_state = optimizer.update(grad(params, x, importance, cfg.hidden_relu), opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), None
+
+    (params, _), _ = jax.lax.scan(step, (params, optimizer.init(params)), jax.random.split(train_key, cfg.n_steps))
+    x_eval = _sample(eval_key, _EVAL_SAMPLES, cfg.n_features, sparsity, cfg.correlation)
+    return params, _loss(params, x_eval, importance, cfg.hidden_relu)
+
+
+@functools.partial(jax.jit, static_argnames="cfg")
+def _train_grid(keys, sparsities, importances, *, cfg: SuperpositionConfig):
+    """keys (points, restarts); sparsities (points,); importances (points, n). Vmapped twice."""
+    over_restarts = jax.vmap(functools.partial(_train_one, cfg=cfg), in_axes=(0, None, None))
+    return jax.vmap(over_restarts, in_axes=(0, 0, 0))(keys, sparsities, importances)
+
+
+# --- public API -----------------------------------------------------------------------------
+
+
+def superposition(
+    n_features: int,
+    n_hidden: int,
+    n_samples: int = 10_000,
+    *,
+    seed: int,
+    sparsity: float = 0.0,
+    importance: float | Sequence[float] = 1.0,
+    hidden_relu: bool = False,
+    tied: bool = True,
+    correlation: str = "none",
+    n_steps: int = 10_000,
+    batch_size: int = 1024,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    restarts: int = 4,
+) -> SuperpositionToy:
+    """Train a toy model of superposition and return it with the geometry it learned.
+
+    Parameters
+    ----------
+    n_features, n_hidden : int
+        n features squeezed through m = n_hidden dimensions (1 <= m <= n).
+    n_samples : int
+        Inputs drawn for the artifact: ``toy.activations`` are their hidden activations ``W x``
+        (``ReLU(W x)`` with ``hidden_relu``) and ``toy.truth.codes`` the inputs themselves.
+    seed : int
+    sparsity : float in [0, 1)
+        Probability that a feature is zero; present features are uniform on [0, 1).
+    importance : float or sequence of n_features floats
+        A float r gives feature i importance r**i (1.0: all equal); a sequence gives each.
+    hidden_relu : bool
+        The variant with a ReLU on the hidden layer.
+    tied : bool
+        Read out with W itself (the paper's model) or with a separate matrix.
+    correlation : {"none", "correlated", "anticorrelated"}
+        Features in pairs (0, 1), (2, 3), ...: always present together, or never together.
+    n_steps, batch_size, lr, weight_decay :
+        AdamW training; the defaults (10,000 steps of 1,024, lr 1e-3) converge for the paper's
+        small models.
+    restarts : int
+        Random starts trained together; the lowest evaluation loss is kept.
+
+    Returns
+    -------
+    SuperpositionToy
+        ``weights`` (n_hidden, n_features), ``bias``, ``loss``, and ``truth`` (``FeatureTruth``):
+        ``directions`` the unit columns of W, ``norms`` their lengths, ``represented``
+        (norm > 0.5), ``dimensionality`` D_i, ``dimensions_per_feature`` D*, ``codes``,
+        ``firing_probabilities`` (1 - sparsity).
+
+    References
+    ----------
+    Elhage et al. (2022), "Toy Models of Superposition".
+    """
+    config = SuperpositionConfig(
+        n_features=n_features, n_hidden=n_hidden, n_samples=n_samples, seed=seed, sparsity=sparsity,
+        importance=tuple(float(v) for v in importance) if isinstance(importance, (list, tuple, np.ndarray)) else importance,
+        hidden_relu=hidden_relu, tied=tied, correlation=correlation, n_steps=n_steps, batch_size=batch_size, lr=lr,
+        weight_decay=weight_decay, restarts=restarts,
+    )
+    return build(config)
+
+
+def build(config: SuperpositionConfig) -> SuperpositionToy:
+    """Train the toy a ``SuperpositionConfig`` describes."""
+    return _build_many([config])[0]
+
+
+def superposition_sweep(
+    n_features: int,
+    n_hidden: int,
+    *,
+    sparsities: Sequence[float],
+    importances: Sequence[float | Sequence[float]] = (1.0,),
+    seeds: Sequence[int] = (0,),
+    **kwargs,
+) -> list[SuperpositionToy]:
+    """Train the grid sparsities x importances x seeds in one compiled, vmapped call.
+
+    Returns one toy per grid point, in the order ``for s in sparsities for r in importances for
+    seed in seeds``; each equals (to float tolerance) what ``superposition`` gives for that point.
+    Other keyword arguments are those of ``superposition`` and are shared by the whole grid.
+    """
+    configs = [
+        SuperpositionConfig(
+            n_features=n_features, n_hidden=n_hidden, seed=seed, sparsity=float(s),
+            importance=tuple(float(v) for v in r) if isinstance(r, (list, tuple, np.ndarray)) else r, **kwargs,
+        )
+        for s in sparsities
+        for r in importances
+        for seed in seeds
+    ]
+    if not configs:
+        raise ValueError("sparsities, importances and seeds must each have at least one value")
+    return _build_many(configs)
+
+
+def _build_many(configs: list[SuperpositionConfig]) -> list[SuperpositionToy]:
+    """Train configs that differ only in seed, sparsity and importance, all at once."""
+    # The compiled function sees one canonical config: seed, sparsity and importance are traced.
+    shared = dataclasses.replace(configs[0], seed=0, sparsity=0.5, importance=1.0)
+    for c in configs:
+        if dataclasses.replace(c, seed=0, sparsity=0.5, importance=1.0) != shared:
+            raise ValueError("a sweep's configs may differ only in seed, sparsity and importance")
+    keys = jnp.stack([
+        jax.random.split(jax.random.fold_in(jax.random.key(c.seed), _STREAM_TRAIN), c.restarts) for c in configs
+    ])
+    sparsities = jnp.asarray([c.sparsity for c in configs], jnp.float32)
+    importances = jnp.asarray(np.stack([c.importances() for c in configs]))
+    params, losses = _train_grid(keys, sparsities, importances, cfg=shared)
+    params = jax.tree.map(np.asarray, params)
+    losses = np.asarray(losses)
+    return [_toy(c, {k: v[i] for k, v in params.items()}, losses[i]) for i, c in enumerate(configs)]
+
+
+def _toy(config: SuperpositionConfig, restart_params: dict, restart_losses: np.ndarray) -> SuperpositionToy:
+    best = int(np.argmin(restart_losses))
+    w = restart_params["W"][best].astype(np.float32)
+    b = restart_params["b"][best].astype(np.float32)
+    w_out = restart_params["W_out"][best].astype(np.float32) if "W_out" in restart_params else w
+    norms = np.linalg.norm(w, axis=0)
+    directions = np.zeros((config.n_features, config.n_hidden), np.float32)
+    nonzero = norms > 1e-8
+    directions[nonzero] = (w[:, nonzero] / norms[nonzero]).T
+    directions[~nonzero, 0] = 1.0  # a feature with no embedding has no direction; any unit vector stands in
+    sampler = functools.partial(_sample_chunk, config, w)
+    n_chunks = -(-config.n_samples // _CHUNK)
+    chunks = [sampler(c) for c in range(n_chunks)]
+    h = np.concatenate([a for a, _ in chunks])[: config.n_samples]
+    codes = sp.vstack([c for _, c in chunks], format="csr")[: config.n_samples]
+    truth = FeatureTruth(
+        directions=directions,
+        norms=norms,
+        represented=norms > 0.5,
+        codes=codes,
+        firing_probabilities=np.full(config.n_features, 1.0 - config.sparsity),
+        labels=tuple(f"f{i:03d}" for i in range(config.n_features)),
+        dimensionality=dimensionality(w),
+        dimensions_per_feature=dimensions_per_feature(w),
+    )
+    return SuperpositionToy(
+        config=config, truth=truth, activations=h, sampler=sampler, chunk_size=_CHUNK, weights=w, bias=b, output_weights=w_out,
+        loss=float(restart_losses[best]), restart_losses=restart_losses.astype(np.float32),
+    )
+
+
+_CHUNK = 4096
+
+
+def _sample_chunk(config: SuperpositionConfig, w: np.ndarray, chunk: int) -> tuple[np.ndarray, sp.csr_matrix]:
+    """Inputs ``chunk * 4096 ...`` of the toy's stream, and their hidden activations."""
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), _STREAM_DATA), chunk)
+    x = np.asarray(_sample(key, _CHUNK, config.n_features, config.sparsity, config.correlation), np.float32)
+    h = x @ w.T
+    if config.hidden_relu:
+        h = np.maximum(h, 0)
+    return h.astype(np.float32), sp.csr_matrix(x)
