@@ -118,11 +118,14 @@ def dimensions_per_feature(weights: np.ndarray) -> float:
 
 def _sample(key, batch: int, n: int, sparsity, correlation: str):
     """Features uniform on [0, 1), present with probability 1 - sparsity (pairs for correlations)."""
+    if correlation == "none":
+        # One uniform u serves both draws: present when u >= sparsity, and then
+        # (u - sparsity) / (1 - sparsity) is uniform on [0, 1). Half the random numbers of two draws.
+        u = jax.random.uniform(key, (batch, n))
+        return jnp.where(u >= sparsity, (u - sparsity) / (1 - sparsity), 0.0)
     k1, k2, k3 = jax.random.split(key, 3)
     values = jax.random.uniform(k1, (batch, n))
-    if correlation == "none":
-        present = jax.random.uniform(k2, (batch, n)) >= sparsity
-    elif correlation == "correlated":
+    if correlation == "correlated":
         pair = jax.random.uniform(k2, (batch, n // 2)) >= sparsity
         present = jnp.repeat(pair, 2, axis=1)
     else:
