@@ -44,6 +44,10 @@ class Problems:
             return
         self._range(name, value, low, high, low_open, high_open)
 
+    def boolean(self, name: str, value: Any) -> None:
+        if not isinstance(value, bool):
+            self.add(f"{name} must be True or False, got {value!r}")
+
     def choice(self, name: str, value: Any, allowed: Sequence[str]) -> None:
         if value not in allowed:
             options = ", ".join(repr(a) for a in allowed)

@@ -96,9 +96,8 @@ class SparseFeaturesConfig(Config):
         p.integer("hierarchy_roots", self.hierarchy_roots, low=0)
         p.integer("hierarchy_branching", self.hierarchy_branching, low=1, high=64)
         p.integer("hierarchy_depth", self.hierarchy_depth, low=1, high=8)
-        for name in ("mutually_exclusive", "compensate_hierarchy"):
-            if not isinstance(getattr(self, name), bool):
-                p.add(f"{name} must be True or False, got {getattr(self, name)!r}")
+        p.boolean("mutually_exclusive", self.mutually_exclusive)
+        p.boolean("compensate_hierarchy", self.compensate_hierarchy)
         p.integer("orthogonalize_steps", self.orthogonalize_steps, low=0, high=100_000)
         p.number("noise_std", self.noise_std, low=0)
         if not p.messages and self.hierarchy_roots:

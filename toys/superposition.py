@@ -73,9 +73,8 @@ class SuperpositionConfig(Config):
                 p.number(f"importance[{i}]", v, low=0)
         else:
             p.number("importance", self.importance, low=0, low_open=True)
-        for name in ("hidden_relu", "tied"):
-            if not isinstance(getattr(self, name), bool):
-                p.add(f"{name} must be True or False, got {getattr(self, name)!r}")
+        p.boolean("hidden_relu", self.hidden_relu)
+        p.boolean("tied", self.tied)
         p.choice("correlation", self.correlation, CORRELATIONS)
         if self.correlation != "none" and isinstance(self.n_features, int) and self.n_features % 2:
             p.add(f"correlation={self.correlation!r} pairs features, so n_features must be even, got {self.n_features}")
