@@ -186,8 +186,11 @@ def plot_axis(results: Sequence[CellResult], metric: str, axis: str, *, ax=None)
         cis = [bootstrap_ci(by_x[x]) for x in xs]
         ax.errorbar(xs, ys, yerr=[[y - c[0] for y, c in zip(ys, cis)], [c[1] - y for y, c in zip(ys, cis)]],
                     marker="o", markersize=3, capsize=2, label=method, linewidth=1)
-    if axis == "superposition" and min(min(v) for v in points.values()) > 0:
+    xs_all = sorted({x for by_x in points.values() for x in by_x})
+    if axis == "superposition" and xs_all[0] > 0:
         ax.set_xscale("log", base=2)
+    ax.set_xticks(xs_all, [f"{x:g}" for x in xs_all])
+    ax.minorticks_off()
     ax.set_xlabel(axis.replace("_", " "), fontsize=8)
     ax.set_ylabel(metric, fontsize=8)
     ax.tick_params(labelsize=7)
