@@ -26,7 +26,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import scipy.sparse as sp
 
 from groundtruth import Dictionary, Encoder, Problems
 from groundtruth._arrays import as_matrix
