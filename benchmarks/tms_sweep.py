@@ -3,7 +3,10 @@
 Both train n=20 features through m=5 dimensions, batch 1024, 2000 steps, Adam lr 1e-3, one
 instance per sparsity (32 sparsities), in one run. The PyTorch reference is written the way the
 public TMS notebook does it: an instance dimension on every tensor, an eager loop. Printed: both
-times, their ratio, and planted's compile time apart (a second, cached call is timed).
+times, their ratio, planted's compile time apart (a second, cached call is timed), and the FLOP/s
+each reaches (five batch x n x m matmuls per instance-step, forward and backward) as a fraction of
+this machine's float32 matmul peak measured in the same run. These matmuls are tiny (20 x 5), so
+the loop is bound by memory traffic and per-op overhead, not by the peak.
 
     python benchmarks/tms_sweep.py [--steps 2000]
 """
@@ -16,6 +19,7 @@ import time
 import numpy as np
 
 import toys
+from _machine import matmul_peak
 
 N, M, BATCH, INSTANCES = 20, 5, 1024, 32
 
@@ -61,10 +65,15 @@ def main() -> None:
 
     torch_s, _ = torch_sweep(sparsities, args.steps)
     samples = INSTANCES * BATCH * args.steps
+    # Forward W x and W^T h, backward W dy and the two products for dW: 5 matmuls of batch x n x m.
+    flops = 5 * 2 * BATCH * N * M * INSTANCES * args.steps
+    peak = max(matmul_peak().values())
     print(f"TMS sweep: {INSTANCES} instances, n={N}, m={M}, batch {BATCH}, {args.steps} steps, Adam lr 1e-3")
-    print(f"  planted (JAX, vmapped + scan): {jax_s:6.2f}s  ({samples / jax_s / 1e6:.1f} M samples/s; "
+    print(f"  planted (JAX, vmapped + scan): {jax_s:6.2f}s  ({samples / jax_s / 1e6:.1f} M samples/s, "
+          f"{flops / jax_s / 1e9 / peak:.1%} of the {peak:.0f} GFLOP/s matmul peak; "
           f"first call with compile {first:.2f}s, compile ~{first - jax_s:.2f}s)")
-    print(f"  PyTorch (instance dim, eager): {torch_s:6.2f}s  ({samples / torch_s / 1e6:.1f} M samples/s)")
+    print(f"  PyTorch (instance dim, eager): {torch_s:6.2f}s  ({samples / torch_s / 1e6:.1f} M samples/s, "
+          f"{flops / torch_s / 1e9 / peak:.1%} of peak)")
     print(f"  ratio: {torch_s / jax_s:.1f}x")
     d_star = [t.truth.dimensions_per_feature for t in sweep]
     print(f"  D* from densest to sparsest: {d_star[0]:.2f} ... {d_star[-1]:.2f}")

@@ -6,7 +6,17 @@ write and verify toys without pickle. ``groundtruth.strategies`` has hypothesis 
 """
 
 from groundtruth._config import SCHEMA_VERSION, Config, Problems, config_from_json
-from groundtruth._records import Dictionary, Encoder, FeatureBatch, FeatureToy, FeatureTruth, SuperpositionToy, Toy
+from groundtruth._geometry import dimensionality, dimensions_per_feature
+from groundtruth._records import (
+    Dictionary,
+    Encoder,
+    FeatureBatch,
+    FeatureToy,
+    FeatureTruth,
+    SuperpositionToy,
+    Toy,
+    TrainingDynamics,
+)
 from groundtruth._storage import load, save
 
 __all__ = [
@@ -20,7 +30,10 @@ __all__ = [
     "Problems",
     "SuperpositionToy",
     "Toy",
+    "TrainingDynamics",
     "config_from_json",
+    "dimensionality",
+    "dimensions_per_feature",
     "load",
     "save",
 ]

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from groundtruth._config import SCHEMA_VERSION, config_from_json
-from groundtruth._records import FeatureToy, FeatureTruth, SuperpositionToy, Toy
+from groundtruth._records import FeatureToy, FeatureTruth, SuperpositionToy, Toy, TrainingDynamics
 
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
@@ -57,6 +57,8 @@ def _feature_arrays(toy: FeatureToy) -> tuple[dict[str, np.ndarray], dict[str, A
         arrays["truth.parents"] = truth.parents
     if truth.dimensionality is not None:
         arrays["truth.dimensionality"] = truth.dimensionality
+    if truth.dynamics is not None:
+        arrays.update({f"truth.dynamics.{name}": getattr(truth.dynamics, name) for name in _DYNAMICS_ARRAYS})
     extra = {
         "labels": list(truth.labels),
         "codes_shape": list(codes.shape),
@@ -64,6 +66,9 @@ def _feature_arrays(toy: FeatureToy) -> tuple[dict[str, np.ndarray], dict[str, A
         "dimensions_per_feature": truth.dimensions_per_feature,
     }
     return arrays, extra
+
+
+_DYNAMICS_ARRAYS = ("steps", "weights", "biases")
 
 
 def _feature_toy(config, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -> FeatureToy:
@@ -90,6 +95,11 @@ def _feature_toy(config, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -
         parents=arrays.get("truth.parents"),
         dimensionality=arrays.get("truth.dimensionality"),
         dimensions_per_feature=extra.get("dimensions_per_feature"),
+        dynamics=(
+            TrainingDynamics(**{name: arrays[f"truth.dynamics.{name}"] for name in _DYNAMICS_ARRAYS})
+            if "truth.dynamics.steps" in arrays
+            else None
+        ),
     )
     return FeatureToy(config=config, truth=truth, activations=arrays["activations"], chunk_size=extra["chunk_size"])
 

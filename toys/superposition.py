@@ -18,9 +18,11 @@ Elhage et al. (2022), "Toy Models of Superposition", Transformer Circuits Thread
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import math
+import os
 from collections.abc import Sequence
 
 import jax
@@ -29,7 +31,15 @@ import numpy as np
 import optax
 import scipy.sparse as sp
 
-from groundtruth import Config, FeatureTruth, Problems, SuperpositionToy
+from groundtruth import (
+    Config,
+    FeatureTruth,
+    Problems,
+    SuperpositionToy,
+    TrainingDynamics,
+    dimensionality,
+    dimensions_per_feature,
+)
 
 CORRELATIONS = ("none", "correlated", "anticorrelated")
 _EVAL_SAMPLES = 8192
@@ -56,6 +66,7 @@ class SuperpositionConfig(Config):
     lr: float = 1e-3
     weight_decay: float = 0.0
     restarts: int = 4
+    snapshot_every: int = 0
 
     def _check(self, p: Problems) -> None:
         p.integer("n_features", self.n_features, low=1, high=100_000)
@@ -85,6 +96,7 @@ class SuperpositionConfig(Config):
         p.number("lr", self.lr, low=0, low_open=True)
         p.number("weight_decay", self.weight_decay, low=0)
         p.integer("restarts", self.restarts, low=1, high=1024)
+        p.integer("snapshot_every", self.snapshot_every, low=0, high=self.n_steps if isinstance(self.n_steps, int) else None)
 
     def importances(self) -> np.ndarray:
         """Per-feature importance (n_features,): ``importance ** i`` for a float, else as given."""
@@ -93,44 +105,61 @@ class SuperpositionConfig(Config):
         return (float(self.importance) ** np.arange(self.n_features)).astype(np.float32)
 
 
-def dimensionality(weights: np.ndarray) -> np.ndarray:
-    """Per-feature dimensionality ``D_i = |W_i|^2 / sum_j (W_i_hat . W_j)^2`` (Elhage et al. 2022).
+# --- random numbers ------------------------------------------------------------------------
+#
+# Training draws a fresh (n_features, batch) block of uniforms every step. jax's default threefry
+# generator spends about 60% of a step on it on a CPU (20 rounds of a 64-bit block cipher per pair
+# of numbers), so training uses a counter-based hash instead: element c of step t of a run keyed
+# (k0, k1) is ``mix(mix(mix(c) ^ mix(k0 + t * golden)) + k1)`` with ``mix`` the "lowbias32" integer
+# hash (C. Wellons), a bijection of uint32 with low avalanche bias. It is a pure function of the
+# seed, the step and the index, so runs are exactly reproducible; the keys (k0, k1) of each
+# instance and restart come from jax's threefry (``jax.random.key(seed)``), so streams of
+# different seeds are unrelated. Uniforms carry 24 random bits.
 
-    ``weights`` is (n_hidden, n_features); a feature with a zero column has dimensionality 0.
-    """
-    w = np.asarray(weights, np.float64)
-    norms = np.linalg.norm(w, axis=0)
-    unit = np.where(norms > 1e-12, w / np.where(norms > 1e-12, norms, 1), 0)
-    overlaps = ((unit.T @ w) ** 2).sum(axis=1)
-    return np.where(overlaps > 0, norms**2 / np.where(overlaps > 0, overlaps, 1), 0.0)
+_GOLDEN = 0x9E3779B9
 
 
-def dimensions_per_feature(weights: np.ndarray) -> float:
-    """``D* = n_hidden / |W|_F^2``: hidden dimensions per embedded feature (Elhage et al. 2022)."""
-    w = np.asarray(weights, np.float64)
-    total = float((w**2).sum())
-    return float(w.shape[0] / total) if total > 0 else math.inf
+def _mix(x):
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def _uniform(words, step, shape):
+    """Uniforms on [0, 1) of ``shape`` for ``step`` of the run keyed by ``words`` (2 uint32)."""
+    counter = _mix(jax.lax.iota(jnp.uint32, math.prod(shape)).reshape(shape))
+    step_word = _mix(words[0] + jnp.asarray(step, jnp.uint32) * jnp.uint32(_GOLDEN))
+    bits = _mix(_mix(counter ^ step_word) + words[1])
+    return (bits >> 8).astype(jnp.float32) * (1.0 / (1 << 24))
+
+
+def _words(key):
+    return jax.random.key_data(key).reshape(-1)[:2].astype(jnp.uint32)
 
 
 # --- one instance, pure JAX -----------------------------------------------------------------
+#
+# Inside training, data and activations are laid out (features, batch): the batch axis is the
+# long, contiguous one, which XLA vectorises well; (batch, features) was 1.5-2x slower here.
 
 
-def _sample(key, batch: int, n: int, sparsity, correlation: str):
-    """Features uniform on [0, 1), present with probability 1 - sparsity (pairs for correlations)."""
+def _sample(words, step, batch: int, n: int, sparsity, correlation: str):
+    """Inputs (n, batch): uniform on [0, 1), present with probability 1 - sparsity (pairs for correlations)."""
     if correlation == "none":
         # One uniform u serves both draws: present when u >= sparsity, and then
         # (u - sparsity) / (1 - sparsity) is uniform on [0, 1). Half the random numbers of two draws.
-        u = jax.random.uniform(key, (batch, n))
+        u = _uniform(words, step, (n, batch))
         return jnp.where(u >= sparsity, (u - sparsity) / (1 - sparsity), 0.0)
-    k1, k2, k3 = jax.random.split(key, 3)
-    values = jax.random.uniform(k1, (batch, n))
+    u = _uniform(words, step, (2 * n, batch))
+    values, pair_u, first_u = u[:n], u[n : n + n // 2], u[n + n // 2 :]
     if correlation == "correlated":
-        pair = jax.random.uniform(k2, (batch, n // 2)) >= sparsity
-        present = jnp.repeat(pair, 2, axis=1)
+        present = jnp.repeat(pair_u >= sparsity, 2, axis=0)
     else:
-        pair = jax.random.uniform(k2, (batch, n // 2)) < 2 * (1 - sparsity)
-        first = jax.random.bernoulli(k3, 0.5, (batch, n // 2))
-        present = jnp.stack([pair & first, pair & ~first], axis=2).reshape(batch, n)
+        pair = pair_u < 2 * (1 - sparsity)
+        first = first_u < 0.5
+        present = jnp.stack([pair & first, pair & ~first], axis=1).reshape(n, batch)
     return values * present
 
 
@@ -144,39 +173,91 @@ def _init(key, n: int, m: int, tied: bool):
 
 
 def _forward(params, x, hidden_relu: bool):
-    h = x @ params["W"].T
+    """x (n, batch) -> x' (n, batch)."""
+    h = params["W"] @ x
     if hidden_relu:
         h = jax.nn.relu(h)
-    return jax.nn.relu(h @ params.get("W_out", params["W"]) + params["b"])
+    return jax.nn.relu(params.get("W_out", params["W"]).T @ h + params["b"][:, None])
 
 
 def _loss(params, x, importance, hidden_relu: bool):
-    return jnp.mean(jnp.sum(importance * (x - _forward(params, x, hidden_relu)) ** 2, axis=1))
+    return jnp.sum(importance[:, None] * (x - _forward(params, x, hidden_relu)) ** 2) / x.shape[1]
 
 
 def _train_one(key, sparsity, importance, *, cfg: SuperpositionConfig):
-    """Train one instance from one start; return (params, eval loss)."""
+    """Train one instance from one start; return (params, eval loss, snapshots)."""
     init_key, train_key, eval_key = jax.random.split(key, 3)
+    words = _words(train_key)
     params = _init(init_key, cfg.n_features, cfg.n_hidden, cfg.tied)
     optimizer = optax.adamw(cfg.lr, weight_decay=cfg.weight_decay)
     grad = jax.grad(_loss)
 
-    def step(carry, step_key):
+    def step(carry, t):
         params, opt_state = carry
-        x = _sample(step_key, cfg.batch_size, cfg.n_features, sparsity, cfg.correlation)
+        x = _sample(words, t, cfg.batch_size, cfg.n_features, sparsity, cfg.correlation)
         updates, opt_state = optimizer.update(grad(params, x, importance, cfg.hidden_relu), opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), None
 
-    (params, _), _ = jax.lax.scan(step, (params, optimizer.init(params)), jax.random.split(train_key, cfg.n_steps))
-    x_eval = _sample(eval_key, _EVAL_SAMPLES, cfg.n_features, sparsity, cfg.correlation)
-    return params, _loss(params, x_eval, importance, cfg.hidden_relu)
+    def run(carry, first: int, count: int):
+        return jax.lax.scan(step, carry, first + jnp.arange(count, dtype=jnp.uint32))[0]
+
+    carry = (params, optimizer.init(params))
+    snapshots = None
+    every = cfg.snapshot_every
+    if every:
+        blocks = cfg.n_steps // every
+
+        def block(carry, b):
+            carry = jax.lax.scan(step, carry, b * every + jnp.arange(every, dtype=jnp.uint32))[0]
+            return carry, (carry[0]["W"], carry[0]["b"])
+
+        carry, (ws, bs) = jax.lax.scan(block, carry, jnp.arange(blocks, dtype=jnp.uint32))
+        snapshots = (jnp.concatenate([params["W"][None], ws]), jnp.concatenate([params["b"][None], bs]))
+        if cfg.n_steps % every:  # the final state closes the record
+            carry = run(carry, blocks * every, cfg.n_steps % every)
+            snapshots = tuple(jnp.concatenate([a, p[None]]) for a, p in zip(snapshots, (carry[0]["W"], carry[0]["b"])))
+    else:
+        carry = run(carry, 0, cfg.n_steps)
+    params = carry[0]
+    x_eval = _sample(_words(eval_key), 0, _EVAL_SAMPLES, cfg.n_features, sparsity, cfg.correlation)
+    return params, _loss(params, x_eval, importance, cfg.hidden_relu), snapshots
 
 
 @functools.partial(jax.jit, static_argnames="cfg")
+def _train_instances(keys, sparsities, importances, *, cfg: SuperpositionConfig):
+    """Train instances keys (k,), sparsities (k,), importances (k, n) side by side (one vmap)."""
+    return jax.vmap(functools.partial(_train_one, cfg=cfg))(keys, sparsities, importances)
+
+
 def _train_grid(keys, sparsities, importances, *, cfg: SuperpositionConfig):
-    """keys (points, restarts); sparsities (points,); importances (points, n). Vmapped twice."""
-    over_restarts = jax.vmap(functools.partial(_train_one, cfg=cfg), in_axes=(0, None, None))
-    return jax.vmap(over_restarts, in_axes=(0, 0, 0))(keys, sparsities, importances)
+    """keys (points, restarts); sparsities (points,); importances (points, n).
+
+    Points and restarts are flattened into one list of instances (XLA runs one batch dimension of
+    small matmuls more than twice as fast as two nested ones), cut into one equal group per CPU
+    core, and the groups run on a thread pool: one compiled call keeps about 1.2 of this machine's
+    2 cores busy, two concurrent calls keep both, which is 2-3x faster. Each instance's result does
+    not depend on the group it lands in.
+    """
+    points, restarts = keys.shape[:2]
+    total = points * restarts
+    keys = keys.reshape(total)
+    sparsities = jnp.repeat(sparsities, restarts)
+    importances = jnp.repeat(importances, restarts, axis=0)
+    groups = max(1, min(len(os.sched_getaffinity(0)), total))
+    size = -(-total // groups)
+    pad = groups * size - total  # the last group is padded with copies of the first instance
+    keys, sparsities, importances = (
+        jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)]) for a in (keys, sparsities, importances)
+    )
+    train = functools.partial(_train_instances, cfg=cfg)
+    with concurrent.futures.ThreadPoolExecutor(groups) as pool:
+        parts = list(pool.map(
+            lambda g: jax.tree.map(np.asarray, train(*(a[g * size : (g + 1) * size] for a in (keys, sparsities, importances)))),
+            range(groups),
+        ))
+    return jax.tree.map(
+        lambda *a: np.concatenate(a)[:total].reshape((points, restarts) + a[0].shape[1:]), *parts,
+    )
 
 
 # --- public API -----------------------------------------------------------------------------
@@ -198,6 +279,7 @@ def superposition(
     lr: float = 1e-3,
     weight_decay: float = 0.0,
     restarts: int = 4,
+    snapshot_every: int = 0,
 ) -> SuperpositionToy:
     """Train a toy model of superposition and return it with the geometry it learned.
 
@@ -224,6 +306,11 @@ def superposition(
         small models.
     restarts : int
         Random starts trained together; the lowest evaluation loss is kept.
+    snapshot_every : int
+        Keep W and b every this many steps (0: none), inside the compiled loop, as
+        ``truth.dynamics``: the step at which each feature became represented and the steps at
+        which the geometry changed are then part of the truth. The initialisation (step 0) and the
+        final state are always among the snapshots.
 
     Returns
     -------
@@ -241,7 +328,7 @@ def superposition(
         n_features=n_features, n_hidden=n_hidden, n_samples=n_samples, seed=seed, sparsity=sparsity,
         importance=tuple(float(v) for v in importance) if isinstance(importance, (list, tuple, np.ndarray)) else importance,
         hidden_relu=hidden_relu, tied=tied, correlation=correlation, n_steps=n_steps, batch_size=batch_size, lr=lr,
-        weight_decay=weight_decay, restarts=restarts,
+        weight_decay=weight_decay, restarts=restarts, snapshot_every=snapshot_every,
     )
     return build(config)
 
@@ -292,13 +379,22 @@ def _build_many(configs: list[SuperpositionConfig]) -> list[SuperpositionToy]:
     ])
     sparsities = jnp.asarray([c.sparsity for c in configs], jnp.float32)
     importances = jnp.asarray(np.stack([c.importances() for c in configs]))
-    params, losses = _train_grid(keys, sparsities, importances, cfg=shared)
-    params = jax.tree.map(np.asarray, params)
-    losses = np.asarray(losses)
-    return [_toy(c, {k: v[i] for k, v in params.items()}, losses[i]) for i, c in enumerate(configs)]
+    params, losses, snapshots = _train_grid(keys, sparsities, importances, cfg=shared)
+    built = []
+    for i, c in enumerate(configs):
+        best = int(np.argmin(losses[i]))
+        dynamics = None
+        if snapshots is not None:
+            every = c.snapshot_every
+            steps = np.arange(0, c.n_steps + 1, every)
+            if c.n_steps % every:
+                steps = np.append(steps, c.n_steps)
+            dynamics = TrainingDynamics(steps=steps, weights=snapshots[0][i, best], biases=snapshots[1][i, best])
+        built.append(_toy(c, {k: v[i] for k, v in params.items()}, losses[i], dynamics))
+    return built
 
 
-def _toy(config: SuperpositionConfig, restart_params: dict, restart_losses: np.ndarray) -> SuperpositionToy:
+def _toy(config: SuperpositionConfig, restart_params: dict, restart_losses: np.ndarray, dynamics) -> SuperpositionToy:
     best = int(np.argmin(restart_losses))
     w = restart_params["W"][best].astype(np.float32)
     b = restart_params["b"][best].astype(np.float32)
@@ -322,6 +418,7 @@ def _toy(config: SuperpositionConfig, restart_params: dict, restart_losses: np.n
         labels=tuple(f"f{i:03d}" for i in range(config.n_features)),
         dimensionality=dimensionality(w),
         dimensions_per_feature=dimensions_per_feature(w),
+        dynamics=dynamics,
     )
     return SuperpositionToy(
         config=config, truth=truth, activations=h, sampler=sampler, chunk_size=_CHUNK, weights=w, bias=b, output_weights=w_out,
@@ -334,8 +431,8 @@ _CHUNK = 4096
 
 def _sample_chunk(config: SuperpositionConfig, w: np.ndarray, chunk: int) -> tuple[np.ndarray, sp.csr_matrix]:
     """Inputs ``chunk * 4096 ...`` of the toy's stream, and their hidden activations."""
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), _STREAM_DATA), chunk)
-    x = np.asarray(_sample(key, _CHUNK, config.n_features, config.sparsity, config.correlation), np.float32)
+    words = _words(jax.random.fold_in(jax.random.key(config.seed), _STREAM_DATA))
+    x = np.asarray(_sample(words, chunk, _CHUNK, config.n_features, config.sparsity, config.correlation), np.float32).T
     h = x @ w.T
     if config.hidden_relu:
         h = np.maximum(h, 0)

@@ -110,9 +110,55 @@ def test_presets_and_storage(tmp_path):
         (dict(n_steps=0), "n_steps"),
         (dict(lr=0.0), "lr"),
         (dict(restarts=0), "restarts"),
+        (dict(snapshot_every=-1), "snapshot_every"),
+        (dict(snapshot_every=20_000), "snapshot_every must be in \\[0, 10000\\]"),
         (dict(tied="yes"), "tied"),
     ],
 )
 def test_invalid_configs_name_the_parameter(kwargs, match):
     with pytest.raises(ValueError, match=match):
         toys.superposition(**{"n_features": 20, "n_hidden": 5, "seed": 0, **kwargs})
+
+
+def test_training_dynamics_by_hand():
+    # Feature 0 grows past norm 0.5 at step 30 and stays; feature 1 crosses at 10, falls back at 30
+    # and returns at 40; feature 2 never grows. The represented set changes at 10, then at 30 and 40
+    # (consecutive snapshots: one change, reported at its first step).
+    norms = np.array([[0.1, 0.1, 0.0], [0.2, 0.6, 0.0], [0.2, 0.6, 0.0], [0.7, 0.4, 0.0], [0.9, 0.9, 0.0], [0.9, 0.9, 0.0]])
+    w = np.zeros((6, 2, 3), np.float32)
+    w[:, 0, 0] = norms[:, 0]
+    w[:, 1, 1] = norms[:, 1]
+    dyn = groundtruth.TrainingDynamics(steps=np.arange(0, 60, 10), weights=w, biases=np.zeros((6, 3)))
+    assert dyn.represented_step.tolist() == [30, 40, -1]
+    assert dyn.geometry_changes.tolist() == [10, 30]
+    np.testing.assert_allclose(dyn.norms, norms, atol=1e-6)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        groundtruth.TrainingDynamics(steps=[0, 10, 10, 20, 30, 40], weights=w, biases=np.zeros((6, 3)))
+    with pytest.raises(ValueError, match="biases must have shape"):
+        groundtruth.TrainingDynamics(steps=np.arange(6), weights=w, biases=np.zeros((6, 2)))
+
+
+def test_snapshots_record_training_without_changing_it(tmp_path):
+    kwargs = dict(n_features=5, n_hidden=2, n_samples=64, seed=2, sparsity=0.9, importance=0.9, n_steps=3000)
+    plain = toys.superposition(**kwargs)
+    toy = toys.superposition(**kwargs, snapshot_every=250)
+    np.testing.assert_array_equal(plain.weights, toy.weights)
+    dyn = toy.truth.dynamics
+    assert plain.truth.dynamics is None
+    assert dyn.steps.tolist() == list(range(0, 3001, 250))
+    np.testing.assert_array_equal(dyn.weights[-1], toy.weights)
+    assert (dyn.norms[0] < 1.5).all()  # Xavier initialisation, before any step
+    # Every feature is represented at the end (the pentagon). The least important feature joins
+    # last, after the start, and its arrival is a change of geometry.
+    joined = dyn.represented_step
+    assert (joined >= 0).all() and joined[4] == joined.max() > 0
+    assert (dyn.norms[joined[4] // 250 :, 4] > 0.5).all() and dyn.norms[joined[4] // 250 - 1, 4] <= 0.5
+    assert (dyn.geometry_changes <= joined[4]).any()
+    # A remainder of steps closes the record with the final state.
+    odd = toys.superposition(**{**kwargs, "n_steps": 700}, snapshot_every=300)
+    assert odd.truth.dynamics.steps.tolist() == [0, 300, 600, 700]
+    np.testing.assert_array_equal(odd.truth.dynamics.weights[-1], odd.weights)
+    groundtruth.save(toy, tmp_path / "dyn")
+    loaded = groundtruth.load(tmp_path / "dyn").truth.dynamics
+    np.testing.assert_array_equal(loaded.weights, dyn.weights)
+    assert loaded.represented_step.tolist() == dyn.represented_step.tolist()
