@@ -6,7 +6,7 @@ write and verify toys without pickle. ``groundtruth.strategies`` has hypothesis 
 """
 
 from groundtruth._config import SCHEMA_VERSION, Config, Problems, config_from_json
-from groundtruth._geometry import dimensionality, dimensions_per_feature
+from groundtruth._geometry import REPRESENTED_NORM, dimensionality, dimensions_per_feature
 from groundtruth._records import (
     Dictionary,
     Encoder,
@@ -20,6 +20,7 @@ from groundtruth._records import (
 from groundtruth._storage import load, save
 
 __all__ = [
+    "REPRESENTED_NORM",
     "SCHEMA_VERSION",
     "Config",
     "Dictionary",

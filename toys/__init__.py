@@ -1,26 +1,32 @@
 """Generators of networks and data sets with planted, known internals.
 
 ``sparse_features`` plants sparse features in superposition; ``superposition`` trains toy models
-of superposition (Elhage et al. 2022), ``superposition_sweep`` many at once; ``preset(name)`` builds a named
+of superposition (Elhage et al. 2022), ``superposition_sweep`` many at once and ``phase_diagram`` a grid of them; ``preset(name)`` builds a named
 configuration from a paper; ``from_config(config)`` regenerates any toy from its config.
 """
 
 from toys._presets import from_config, preset, preset_config, presets
 from toys.sparse_features import SparseFeaturesConfig, sparse_features
 from toys.superposition import (
+    PHASES,
+    PhaseDiagram,
     SuperpositionConfig,
     dimensionality,
     dimensions_per_feature,
+    phase_diagram,
     superposition,
     superposition_sweep,
 )
 
 __all__ = [
+    "PHASES",
+    "PhaseDiagram",
     "SparseFeaturesConfig",
     "SuperpositionConfig",
     "dimensionality",
     "dimensions_per_feature",
     "from_config",
+    "phase_diagram",
     "preset",
     "preset_config",
     "presets",

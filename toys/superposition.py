@@ -32,6 +32,7 @@ import optax
 import scipy.sparse as sp
 
 from groundtruth import (
+    REPRESENTED_NORM,
     Config,
     FeatureTruth,
     Problems,
@@ -229,6 +230,10 @@ def _train_instances(keys, sparsities, importances, *, cfg: SuperpositionConfig)
     return jax.vmap(functools.partial(_train_one, cfg=cfg))(keys, sparsities, importances)
 
 
+def _cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _train_grid(keys, sparsities, importances, *, cfg: SuperpositionConfig):
     """keys (points, restarts); sparsities (points,); importances (points, n).
 
@@ -236,14 +241,14 @@ def _train_grid(keys, sparsities, importances, *, cfg: SuperpositionConfig):
     small matmuls more than twice as fast as two nested ones), cut into one equal group per CPU
     core, and the groups run on a thread pool: one compiled call keeps about 1.2 of this machine's
     2 cores busy, two concurrent calls keep both, which is 2-3x faster. Each instance's result does
-    not depend on the group it lands in.
+    not depend on the group it lands in. On an accelerator the instances run as one group.
     """
     points, restarts = keys.shape[:2]
     total = points * restarts
     keys = keys.reshape(total)
     sparsities = jnp.repeat(sparsities, restarts)
     importances = jnp.repeat(importances, restarts, axis=0)
-    groups = max(1, min(len(os.sched_getaffinity(0)), total))
+    groups = max(1, min(_cpu_cores(), total)) if jax.default_backend() == "cpu" else 1
     size = -(-total // groups)
     pad = groups * size - total  # the last group is padded with copies of the first instance
     keys, sparsities, importances = (
@@ -367,6 +372,73 @@ def superposition_sweep(
     return _build_many(configs)
 
 
+PHASES = ("not represented", "dedicated", "superposition")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PhaseDiagram:
+    """Where the last feature lands, over feature density x its relative importance (Elhage et al. 2022).
+
+    Attributes
+    ----------
+    densities : (k,) float
+        Feature density 1 - sparsity (every feature has the same one).
+    relative_importances : (l,) float
+        Importance of the last feature; every other feature has importance 1.
+    phase : (l, k) int8
+        Index into ``PHASES``: 0 the last feature is not represented (its norm is at most 0.5),
+        1 it has a dedicated dimension (dimensionality D > 0.9: nothing else shares its
+        direction), 2 it is in superposition (represented, sharing its dimension).
+    norms, dimensionality : (l, k) float
+        The last feature's embedding norm and dimensionality D.
+    toys : list of SuperpositionToy
+        The trained toys, row-major over (relative importance, density).
+    """
+
+    densities: np.ndarray
+    relative_importances: np.ndarray
+    phase: np.ndarray
+    norms: np.ndarray
+    dimensionality: np.ndarray
+    toys: list = dataclasses.field(repr=False)
+
+
+def phase_diagram(
+    n_features: int = 2,
+    n_hidden: int = 1,
+    *,
+    densities: Sequence[float] = tuple(np.logspace(-2, 0, 12)),
+    relative_importances: Sequence[float] = tuple(np.logspace(-1, 1, 12)),
+    seed: int = 0,
+    **kwargs,
+) -> PhaseDiagram:
+    """Train the grid relative importance x feature density in one sweep and classify each point.
+
+    The paper's Figure (section "Superposition as a Phase Change"): with n=2 features and m=1
+    dimension, a dense, unimportant extra feature is not represented, a dense, important one takes
+    the dimension for itself, and sparse ones share it in superposition (antipodal). ``n_features=3,
+    n_hidden=2`` gives the paper's second diagram. Other keyword arguments are those of
+    ``superposition`` (steps, batch size, restarts ...), shared by the grid.
+    """
+    dens = np.asarray(densities, np.float64)
+    rel = np.asarray(relative_importances, np.float64)
+    if dens.ndim != 1 or dens.size == 0 or (dens <= 0).any() or (dens > 1).any():
+        raise ValueError(f"densities must be a non-empty list of values in (0, 1], got {densities!r}")
+    if rel.ndim != 1 or rel.size == 0 or (rel <= 0).any():
+        raise ValueError(f"relative_importances must be a non-empty list of positive values, got {relative_importances!r}")
+    configs = [
+        SuperpositionConfig(n_features=n_features, n_hidden=n_hidden, seed=seed, sparsity=float(1 - d),
+                            importance=(1.0,) * (n_features - 1) + (float(r),), **{"n_samples": 1, **kwargs})
+        for r in rel
+        for d in dens
+    ]
+    built = _build_many(configs)
+    norms = np.array([t.truth.norms[-1] for t in built]).reshape(rel.size, dens.size)
+    dims = np.array([t.truth.dimensionality[-1] for t in built]).reshape(rel.size, dens.size)
+    phase = np.where(norms <= REPRESENTED_NORM, 0, np.where(dims > 0.9, 1, 2)).astype(np.int8)
+    return PhaseDiagram(densities=dens, relative_importances=rel, phase=phase, norms=norms, dimensionality=dims, toys=built)
+
+
 def _build_many(configs: list[SuperpositionConfig]) -> list[SuperpositionToy]:
     """Train configs that differ only in seed, sparsity and importance, all at once."""
     # The compiled function sees one canonical config: seed, sparsity and importance are traced.
@@ -412,7 +484,7 @@ def _toy(config: SuperpositionConfig, restart_params: dict, restart_losses: np.n
     truth = FeatureTruth(
         directions=directions,
         norms=norms,
-        represented=norms > 0.5,
+        represented=norms > REPRESENTED_NORM,
         codes=codes,
         firing_probabilities=np.full(config.n_features, 1.0 - config.sparsity),
         labels=tuple(f"f{i:03d}" for i in range(config.n_features)),

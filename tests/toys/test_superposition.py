@@ -162,3 +162,44 @@ def test_snapshots_record_training_without_changing_it(tmp_path):
     loaded = groundtruth.load(tmp_path / "dyn").truth.dynamics
     np.testing.assert_array_equal(loaded.weights, dyn.weights)
     assert loaded.represented_step.tolist() == dyn.represented_step.tolist()
+
+
+def test_dimensions_per_feature_curve_plateaus_at_one_half_with_sticky_fractions():
+    """Elhage et al. "Feature Dimensionality": n=200, m=20, equal importance, a sparsity sweep.
+
+    D* falls as features get sparser, with a plateau at 1/2 (antipodal pairs), and each feature's
+    D_i clusters at the sticky fractions 1, 3/4, 2/3, 1/2, 2/5, 3/8 rather than spreading evenly.
+    Tolerances: the plateau is >= 3 consecutive points within 0.025 of 1/2; >= 80% of represented
+    features lie within 0.02 of a sticky fraction, pooled over 1/(1-S) in [1.5, 5] (86% measured;
+    D_i spread uniformly over the same range would give 38%). 8000 steps of 512 (the paper's
+    models train longer; at 4000 steps 75% are on a sticky fraction).
+    """
+    inverse_density = np.geomspace(1.5, 5.0, 10)
+    sweep = toys.superposition_sweep(200, 20, sparsities=list((1 - 1 / inverse_density).round(6)),
+                                     n_steps=8000, batch_size=512, restarts=1, n_samples=1)
+    d_star = np.array([t.truth.dimensions_per_feature for t in sweep])
+    assert (np.diff(d_star) <= 0.02).all(), d_star.round(3)
+    near_half = np.abs(d_star - 0.5) < 0.025
+    runs = np.diff(np.flatnonzero(np.concatenate([[0], near_half.astype(int), [0]]) == 0)) - 1
+    assert runs.max() >= 3, d_star.round(3)
+    sticky = np.array([1, 3 / 4, 2 / 3, 1 / 2, 2 / 5, 3 / 8])
+    dims = np.concatenate([t.truth.dimensionality[t.truth.represented] for t in sweep])
+    on_sticky = np.abs(dims[:, None] - sticky[None]).min(axis=1) < 0.02
+    assert on_sticky.mean() >= 0.8, on_sticky.mean()
+
+
+def test_phase_diagram_has_the_three_regions():
+    """Elhage et al. "Superposition as a Phase Change", n=2, m=1: dense and unimportant -> not
+    represented; dense and important -> a dedicated dimension; sparse -> superposition."""
+    diagram = toys.phase_diagram(densities=[0.01, 0.03, 0.1, 0.3, 1.0], relative_importances=[0.1, 0.3, 1.0, 3.0, 10.0],
+                                 n_steps=3000, batch_size=512)
+    names = np.array(toys.PHASES)[diagram.phase]
+    assert names[0, -1] == "not represented" and names[1, -1] == "not represented"  # dense, importance 0.1 / 0.3
+    assert names[-1, -1] == "dedicated" and names[-2, -1] == "dedicated"  # dense, importance 10 / 3
+    assert (names[:, :2] == "superposition").all()  # density 0.01 and 0.03, at every importance
+    # In superposition the two features are antipodal in the one dimension.
+    sparse = diagram.toys[0]  # importance 0.1, density 0.01
+    w = sparse.weights[0]
+    assert w[0] * w[1] < 0 and np.abs(np.abs(w) - 1).max() < 0.2
+    with pytest.raises(ValueError, match="densities"):
+        toys.phase_diagram(densities=[0.0, 0.5])
