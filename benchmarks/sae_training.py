@@ -18,10 +18,10 @@ import os
 import time
 
 import numpy as np
+from _machine import matmul_peak
 
 import methods
 import toys
-from _machine import matmul_peak
 
 
 def torch_sae(batches: np.ndarray, n_latents: int, l1: float, lr: float) -> tuple[float, float]:

@@ -17,9 +17,9 @@ import argparse
 import time
 
 import numpy as np
+from _machine import matmul_peak
 
 import toys
-from _machine import matmul_peak
 
 N, M, BATCH, INSTANCES = 20, 5, 1024, 32
 

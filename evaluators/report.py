@@ -19,12 +19,12 @@ import matplotlib
 matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 import toys  # noqa: E402
 from evaluators.store import CellResult  # noqa: E402
 from evaluators.tasks import TASKS  # noqa: E402
 from groundtruth import FeatureTruth, config_from_json  # noqa: E402
-from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 FORMATS = ("text", "markdown", "csv", "latex", "json")
 

@@ -6,7 +6,11 @@ write and verify toys without pickle. ``groundtruth.strategies`` has hypothesis 
 """
 
 from groundtruth._config import SCHEMA_VERSION, Config, Problems, config_from_json
-from groundtruth._geometry import REPRESENTED_NORM, dimensionality, dimensions_per_feature
+from groundtruth._geometry import (
+    REPRESENTED_NORM,
+    dimensionality,
+    dimensions_per_feature,
+)
 from groundtruth._records import (
     Dictionary,
     Encoder,

@@ -14,7 +14,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from groundtruth._config import SCHEMA_VERSION, config_from_json
-from groundtruth._records import FeatureToy, FeatureTruth, SuperpositionToy, Toy, TrainingDynamics
+from groundtruth._records import (
+    FeatureToy,
+    FeatureTruth,
+    SuperpositionToy,
+    Toy,
+    TrainingDynamics,
+)
 
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
