@@ -6,7 +6,9 @@ a paper column. ``write_geometry_figures`` draws them all for the superposition 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import matplotlib
 
@@ -65,6 +67,7 @@ def plot_gram(toy: SuperpositionToy, *, ax=None, title: str = ""):
     image = ax.imshow(np.column_stack([gram, np.asarray(toy.bias)]), cmap="RdBu_r", vmin=-lim, vmax=lim,
                       interpolation="nearest", aspect="auto")
     ax.axvline(n - 0.5, color="k", lw=0.6)
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xticks([n])
     ax.set_xticklabels(["b"], fontsize=6)
     ax.tick_params(labelsize=6)
@@ -130,3 +133,47 @@ def plot_phase_diagram(diagram: toys.PhaseDiagram, *, ax=None, title: str = ""):
     first = diagram.toys[0].config
     ax.set_title(title or f"last feature, n={first.n_features}, m={first.n_hidden}", fontsize=8)
     return ax.figure
+
+
+def write_geometry_figures(results, folder: Path, *, build, phase_diagrams: Sequence[str] = ()) -> list[Path]:
+    """PNGs of the learned geometry of every superposition toy in ``results``, on its lowest seed.
+
+    Per toy: ``directions-{suite}-{toy}.png`` (when n_hidden is 2) and ``gram-{suite}-{toy}.png``;
+    per suite whose superposition toys share (n, m) at 3 or more sparsities:
+    ``dimensionality-{suite}.png``; per suite named in ``phase_diagrams``:
+    ``phase-diagram-{suite}.png`` (n=2, m=1, 12 x 12 grid, 5000 steps of 512). ``build(config_json)``
+    returns the toy a stored config describes (the report caches them).
+    """
+    written: list[Path] = []
+    lowest: dict[tuple[str, str], str] = {}
+    seeds: dict[tuple[str, str], int] = {}
+    for r in results:
+        if r.status != "ok" or not r.config or json.loads(r.config).get("kind") != "superposition":
+            continue
+        key = (r.suite, r.toy)
+        if key not in seeds or r.seed < seeds[key]:
+            seeds[key], lowest[key] = r.seed, r.config
+
+    def save(fig, name):
+        path = folder / name
+        fig.savefig(path, dpi=200)
+        plt.close(fig)
+        written.append(path)
+
+    by_suite: dict[str, list[SuperpositionToy]] = {}
+    for (suite, name), config in sorted(lowest.items()):
+        toy = build(config)
+        by_suite.setdefault(suite, []).append(toy)
+        if toy.weights.shape[0] == 2:
+            save(plot_directions(toy, title=f"{name} (seed {seeds[suite, name]})"), f"directions-{suite}-{name}.png")
+        save(plot_gram(toy, title=f"{name}: W\u1d40W"), f"gram-{suite}-{name}.png")
+    for suite, built in sorted(by_suite.items()):
+        shapes: dict[tuple[int, int], list[SuperpositionToy]] = {}
+        for toy in built:
+            shapes.setdefault((toy.config.n_features, toy.config.n_hidden), []).append(toy)
+        sweeps = [s for s in shapes.values() if len({t.config.sparsity for t in s}) >= 3]
+        if sweeps:
+            save(plot_dimensionality(max(sweeps, key=len)), f"dimensionality-{suite}.png")
+    for suite in sorted(set(phase_diagrams) & {r.suite for r in results}):
+        save(plot_phase_diagram(toys.phase_diagram(n_steps=5000, batch_size=512)), f"phase-diagram-{suite}.png")
+    return written

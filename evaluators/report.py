@@ -22,7 +22,9 @@ import numpy as np  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 import toys  # noqa: E402
+from evaluators.geometry import write_geometry_figures  # noqa: E402
 from evaluators.store import CellResult  # noqa: E402
+from evaluators.suites import SUITES  # noqa: E402
 from evaluators.tasks import TASKS  # noqa: E402
 from groundtruth import FeatureTruth, config_from_json  # noqa: E402
 
@@ -225,7 +227,7 @@ def plot_cosines(directions: np.ndarray, truth: FeatureTruth, *, max_features: i
     return ax.figure
 
 
-def _diagnostics(results: Sequence[CellResult], store, folder: Path) -> list[Path]:
+def _diagnostics(results: Sequence[CellResult], store, folder: Path, build) -> list[Path]:
     """Per toy: a cosine heatmap for each method's prediction on the lowest seed."""
     written = []
     by_toy: dict[tuple[str, str], list[CellResult]] = {}
@@ -241,7 +243,7 @@ def _diagnostics(results: Sequence[CellResult], store, folder: Path) -> list[Pat
                 panels.append((c, directions))
         if not panels:
             continue
-        truth = toys.from_config(config_from_json(json.loads(panels[0][0].config))).truth
+        truth = build(panels[0][0].config).truth
         fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.6), constrained_layout=True, squeeze=False)
         for ax, (c, directions) in zip(axes[0], panels):
             plot_cosines(directions, truth, ax=ax, title=f"{c.method} (seed {seed})")
@@ -256,7 +258,10 @@ def write_report(results: Sequence[CellResult], out: str | Path, *, store=None) 
     """Write the leaderboard as Markdown, CSV, LaTeX and JSON, and the figures as PNGs; return the paths.
 
     Figures: leaderboard bars with CIs per metric; each metric against each difficulty axis per
-    method; and, given the ``store`` the results came from, a learned-vs-true cosine heatmap per toy.
+    method; given the ``store`` the results came from, a learned-vs-true cosine heatmap per toy;
+    and for toy models of superposition their learned geometry (``evaluators.geometry``): feature
+    directions, W^T W, the D* curve of a sparsity sweep, and the phase diagram for suites that ask
+    for it.
     """
     if not results:
         raise ValueError("there are no results to report; run `planted bench` first")
@@ -288,6 +293,16 @@ def write_report(results: Sequence[CellResult], out: str | Path, *, store=None) 
             fig.savefig(path, dpi=200)
             plt.close(fig)
             written.append(path)
+    built: dict[str, object] = {}
+
+    def build(config_json: str):
+        """The toy a stored config describes, built once per report (trained toys take seconds)."""
+        if config_json not in built:
+            built[config_json] = toys.from_config(config_from_json(json.loads(config_json)))
+        return built[config_json]
+
     if store is not None:
-        written += _diagnostics(results, store, folder)
+        written += _diagnostics(results, store, folder, build)
+    with_phase = [name for name, suite in SUITES.items() if "phase_diagram" in suite.figures]
+    written += write_geometry_figures(results, folder, build=build, phase_diagrams=with_phase)
     return written

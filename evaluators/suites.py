@@ -129,6 +129,7 @@ class Suite:
     methods: tuple[MethodSpec, ...]
     seeds: tuple[int, ...]
     description: str = ""
+    figures: tuple[str, ...] = ()  # extra report figures: "phase_diagram"
 
     @property
     def version(self) -> str:
@@ -239,4 +240,32 @@ def _features_sweep() -> Suite:
     )
 
 
-SUITES: dict[str, Suite] = {s.name: s for s in (_quick(), _standard(), _features_sweep())}
+def _tms() -> Suite:
+    def superposition(sparsity: float) -> Callable[[int], Config]:
+        def make(seed: int) -> Config:
+            return toys.SuperpositionConfig(n_features=20, n_hidden=5, n_samples=10_000, sparsity=sparsity,
+                                            n_steps=5000, seed=seed)
+
+        return make
+
+    specs = [
+        ToySpec(f"tms-20-5-s{s:g}", superposition(s), {"sparsity": s, "superposition": 4.0})
+        for s in (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
+    ]
+    specs += [
+        ToySpec("tms-5-2", lambda seed: toys.preset_config("tms_5_2", seed=seed), {"sparsity": 0.95, "superposition": 2.5}),
+        ToySpec("tms-40-10", lambda seed: toys.preset_config("tms_40_10", seed=seed), {"sparsity": 0.95, "superposition": 4.0}),
+    ]
+    return Suite(
+        name="tms",
+        task="features",
+        toys=tuple(specs),
+        methods=tuple(METHODS[n] for n in ("pca", "ica", "sae-relu", "sae-topk")),
+        seeds=(0, 1, 2),
+        description="toy models of superposition: a sparsity sweep of 20 features in 5 dims and the tms_5_2 / "
+        "tms_40_10 presets x 4 methods x 3 seeds; the report adds the learned geometry and a phase diagram",
+        figures=("phase_diagram",),
+    )
+
+
+SUITES: dict[str, Suite] = {s.name: s for s in (_quick(), _standard(), _features_sweep(), _tms())}

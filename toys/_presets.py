@@ -67,20 +67,20 @@ def _synth16k(seed: int, **overrides: Any) -> Config:
 @_preset(
     "tms_5_2",
     "toy model of superposition, 5 features in 2 dims, feature probability 0.05, AdamW (wd 0.01, lr 5e-3), 10k steps "
-    "(the target model of Braun, Bushnaq et al. 2025)",
+    "of 1024 (the TMS_5-2 target model of Braun et al. 2025 and Bushnaq et al. 2025)",
 )
 def _tms_5_2(seed: int, **overrides: Any) -> Config:
-    base = dict(n_features=5, n_hidden=2, sparsity=0.95, n_steps=10_000, lr=5e-3, weight_decay=0.01)
+    base = dict(n_features=5, n_hidden=2, sparsity=0.95, n_steps=10_000, batch_size=1024, lr=5e-3, weight_decay=0.01)
     return _sp.SuperpositionConfig(**{**base, **overrides, "seed": seed})
 
 
 @_preset(
     "tms_40_10",
     "toy model of superposition, 40 features in 10 dims, feature probability 0.05, AdamW (wd 0.01, lr 5e-3), 10k steps "
-    "(Braun, Bushnaq et al. 2025)",
+    "of 8192 (the TMS_40-10 target model of Braun et al. 2025 and Bushnaq et al. 2025)",
 )
 def _tms_40_10(seed: int, **overrides: Any) -> Config:
-    base = dict(n_features=40, n_hidden=10, sparsity=0.95, n_steps=10_000, lr=5e-3, weight_decay=0.01)
+    base = dict(n_features=40, n_hidden=10, sparsity=0.95, n_steps=10_000, batch_size=8192, lr=5e-3, weight_decay=0.01)
     return _sp.SuperpositionConfig(**{**base, **overrides, "seed": seed})
 
 

@@ -73,7 +73,7 @@ def test_report_from_a_real_store(tmp_path):
     names = {p.name for p in paths}
     assert {"leaderboard.md", "leaderboard.csv", "leaderboard.tex", "leaderboard.json", "leaderboard-mmcs.png"} <= names
     assert "mmcs-vs-superposition.png" in names
-    assert {"cosines-quick-sparse-r2.png", "cosines-quick-hierarchy-r3.png"} <= names
+    assert {"cosines-quick-sparse-r2.png", "cosines-quick-hierarchy-r3.png", "gram-quick-tms-20-5.png"} <= names
     for p in paths:
         assert p.stat().st_size > 0
         if p.suffix == ".png":

@@ -203,3 +203,16 @@ def test_phase_diagram_has_the_three_regions():
     assert w[0] * w[1] < 0 and np.abs(np.abs(w) - 1).max() < 0.2
     with pytest.raises(ValueError, match="densities"):
         toys.phase_diagram(densities=[0.0, 0.5])
+
+
+def test_tms_presets_represent_every_feature_as_the_published_targets_do():
+    """Braun et al. and Bushnaq et al. (2025) score decompositions of these targets by MMCS over
+    every column of W (1.000 published), which is comparable only when every feature is
+    represented: TMS_5-2 is a pentagon on each seed, TMS_40-10 keeps all 40 features."""
+    for seed in (0, 1, 2):
+        toy = toys.preset("tms_5_2", seed=seed, n_samples=16)
+        assert toy.truth.represented.all() and toy.truth.norms.min() > 1.0
+        gaps = np.diff(np.concatenate([_angles(toy.weights), [_angles(toy.weights)[0] + 360]]))
+        np.testing.assert_allclose(gaps, 72.0, atol=6.0, err_msg=f"seed {seed}")
+    big = toys.preset("tms_40_10", seed=0, n_samples=16)
+    assert big.config.batch_size == 8192 and big.truth.represented.all() and big.truth.norms.min() > 1.0
