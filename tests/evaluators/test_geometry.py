@@ -7,7 +7,13 @@ import pytest
 from PIL import Image
 
 import toys
-from evaluators.geometry import plot_dimensionality, plot_directions, plot_gram, plot_phase_diagram, write_geometry_figures
+from evaluators.geometry import (
+    plot_dimensionality,
+    plot_directions,
+    plot_gram,
+    plot_phase_diagram,
+    write_geometry_figures,
+)
 from evaluators.store import CellResult
 from groundtruth import config_from_json
 
