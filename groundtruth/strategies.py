@@ -94,3 +94,33 @@ def dictionaries(draw, *, d_model: int, min_latents: int = 1, max_latents: int =
     seed = draw(st.integers(0, 2**31 - 1))
     directions = np.random.default_rng([seed, 7]).standard_normal((n_latents, d_model)).astype(np.float32)
     return Dictionary(directions=directions, method="random")
+
+
+@st.composite
+def planted_mlp_configs(draw, *, max_inputs: int = 10, max_tasks: int = 3, max_depth: int = 3, width: int = 64,
+                        failure_modes: bool = True):
+    """Draw a valid ``toys.PlantedMLPConfig``: inputs, tasks, depth, fan-in and, optionally, any
+    combination of the failure-mode toggles their constraints allow. ``width`` is fixed (so
+    compiled shapes repeat and draws stay fast) and large enough for the drawn circuits."""
+    from toys.planted_mlp import PlantedMLPConfig
+
+    depth = draw(st.integers(1, max_depth))
+    n_blocks = draw(st.integers(depth, depth + 2))
+    n_tasks = draw(st.integers(1, max_tasks))
+    modes = {}
+    if failure_modes:
+        spare = n_blocks - depth  # blocks above the formulas: a vote and the cancelling pair need one each
+        modes = {
+            "redundancy": spare >= 1 and draw(st.booleans()),
+            "saturation": draw(st.booleans()),
+            "shared": n_tasks >= 2 and depth >= 2 and draw(st.booleans()),
+            "naturalise": draw(st.booleans()),
+        }
+        if modes["redundancy"] and modes["saturation"] and depth < 2:
+            modes["saturation"] = False
+        modes["cancellation"] = spare >= (2 if modes["redundancy"] else 1) and draw(st.booleans())
+    return PlantedMLPConfig(
+        n_inputs=draw(st.integers(6, max_inputs)), n_tasks=n_tasks, depth=depth, n_blocks=n_blocks,
+        fan_in=draw(st.integers(2, 3)), width=width, distractor_fraction=draw(st.sampled_from([0.0, 0.5, 1.0])),
+        n_samples=64, seed=draw(st.integers(0, 2**16)), **modes,
+    )

@@ -1,11 +1,15 @@
 """Generators of networks and data sets with planted, known internals.
 
 ``sparse_features`` plants sparse features in superposition; ``superposition`` trains toy models
-of superposition (Elhage et al. 2022), ``superposition_sweep`` many at once and ``phase_diagram`` a grid of them; ``preset(name)`` builds a named
-configuration from a paper; ``from_config(config)`` regenerates any toy from its config.
+of superposition (Elhage et al. 2022), ``superposition_sweep`` many at once and
+``phase_diagram`` a grid of them; ``planted_mlp`` compiles boolean formulas into a residual MLP
+with known circuits and a catalog of the situations where circuit methods fail; ``preset(name)``
+builds a named configuration from a paper; ``from_config(config)`` regenerates any toy from its
+config.
 """
 
 from toys._presets import from_config, preset, preset_config, presets
+from toys.planted_mlp import PlantedCircuitToy, PlantedMLPConfig, planted_mlp
 from toys.sparse_features import SparseFeaturesConfig, sparse_features
 from toys.superposition import (
     PHASES,
@@ -21,12 +25,15 @@ from toys.superposition import (
 __all__ = [
     "PHASES",
     "PhaseDiagram",
+    "PlantedCircuitToy",
+    "PlantedMLPConfig",
     "SparseFeaturesConfig",
     "SuperpositionConfig",
     "dimensionality",
     "dimensions_per_feature",
     "from_config",
     "phase_diagram",
+    "planted_mlp",
     "preset",
     "preset_config",
     "presets",

@@ -8,6 +8,7 @@ from typing import Any
 
 from groundtruth import Config, Toy
 from toys import sparse_features as _sf
+from toys import planted_mlp as _pm
 from toys import superposition as _sp
 
 _PRESETS: dict[str, tuple[Callable[..., Config], str]] = {}
@@ -87,6 +88,7 @@ def _tms_40_10(seed: int, **overrides: Any) -> Config:
 _BUILDERS: dict[type[Config], Callable[[Config], Toy]] = {
     _sf.SparseFeaturesConfig: _sf.build,
     _sp.SuperpositionConfig: _sp.build,
+    _pm.PlantedMLPConfig: _pm.build,
 }
 
 

@@ -1,0 +1,199 @@
+"""Circuit-discovery baselines on a circuit artifact: ablation, patching, attribution, input attributions.
+
+Every method takes ``(artifact, task)`` (a ``CircuitArtifact`` and a task index), works only
+through the model's ``run`` interface (and, for edge scores, its ``edge_weights``), and returns
+``ComponentScores``. Node methods score each node by the change in the task metric when it alone
+is intervened on; ``aggregate`` chooses how per-input changes are pooled: ``"abs"`` (default) is
+the mean of their absolute values, so changes of opposite sign on different inputs do not
+cancel, ``"mean"`` the signed mean (the effect on the batch metric).
+
+References
+----------
+Nanda (2023), "Attribution patching: activation patching at industrial scale".
+Syed, Rager & Conmy (2023), "Attribution patching outperforms automated circuit discovery".
+Hanna, Pezzelle & Belinkov (2024), "Have faith in faithfulness" (EAP-IG).
+Sundararajan, Taly & Yan (2017), "Axiomatic attribution for deep networks" (integrated gradients).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from groundtruth._circuits import ComponentScores, Patch
+from methods import graphs
+
+AGGREGATES = ("abs", "mean")
+ABLATIONS = ("zero", "mean", "resample")
+
+
+def _check(artifact, task: int, aggregate: str = "abs"):
+    tasks = getattr(artifact, "tasks", None)
+    if tasks is None or not hasattr(artifact, "model"):
+        raise ValueError(f"artifact must be a circuit artifact (model, graph, tasks), got {type(artifact).__name__}")
+    if isinstance(task, bool) or not isinstance(task, (int, np.integer)) or not 0 <= task < len(tasks):
+        raise ValueError(f"task must be an index in [0, {len(tasks)}), got {task!r}")
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
+    return tasks[task]
+
+
+def _per_input(task, outputs: np.ndarray, clean_outputs: np.ndarray) -> np.ndarray:
+    """Per-input change of the task metric, (..., batch)."""
+    sign = 2.0 * task.labels - 1.0
+    return sign * (outputs[..., task.index] - clean_outputs[..., task.index])
+
+
+def _pool(changes: np.ndarray, aggregate: str) -> np.ndarray:
+    return np.abs(changes).mean(axis=-1) if aggregate == "abs" else changes.mean(axis=-1)
+
+
+def _node_scores(artifact, scores: np.ndarray) -> ComponentScores:
+    """Scores for inputs and neurons; outputs are not candidates (NaN)."""
+    graph = artifact.graph
+    out = np.full(graph.n_nodes, np.nan)
+    inner = graph.layers <= graph.layers.max() - 1
+    out[inner] = scores[inner]
+    return ComponentScores(nodes=out)
+
+
+def _intervene(artifact, task, values, aggregate: str) -> ComponentScores:
+    model, graph = artifact.model, artifact.graph
+    clean = model.run(task.clean)
+    nodes = np.flatnonzero(graph.layers < graph.layers.max())
+    patched = model.patch_nodes(task.clean, nodes, values)
+    scores = np.zeros(graph.n_nodes)
+    scores[nodes] = _pool(_per_input(task, patched, clean["outputs"][None]), aggregate)
+    return _node_scores(artifact, scores)
+
+
+def ablation(artifact, task: int, *, kind: str = "mean", aggregate: str = "abs", seed: int = 0) -> ComponentScores:
+    """Ablate each node alone: set it to 0 (``zero``), its mean over the clean inputs (``mean``),
+    or its value on another clean input (``resample``); score the metric change."""
+    t = _check(artifact, task, aggregate)
+    if kind not in ABLATIONS:
+        raise ValueError(f"kind must be one of {ABLATIONS}, got {kind!r}")
+    acts = artifact.model.run(t.clean)["activations"]
+    if kind == "zero":
+        values = np.zeros(acts.shape[1], np.float32)
+    elif kind == "mean":
+        values = acts.mean(axis=0)
+    else:
+        values = acts[np.random.default_rng([seed, 17]).permutation(acts.shape[0])]
+    return _intervene(artifact, t, values, aggregate)
+
+
+def activation_patching(artifact, task: int, *, aggregate: str = "abs") -> ComponentScores:
+    """Patch each node alone from the clean run to its corrupted-run activation; score the metric change."""
+    t = _check(artifact, task, aggregate)
+    return _intervene(artifact, t, artifact.model.run(t.corrupted)["activations"], aggregate)
+
+
+def _gradients(artifact, task, inputs, wrt: str) -> np.ndarray:
+    """Per-input gradient of the task metric with respect to each node's activation ("node_delta")
+    or input ("pre_delta"), at ``inputs``; (batch, n_nodes)."""
+    model = artifact.model
+    return np.asarray(_grad_jit(model.run_fn, model.device_params, jnp.asarray(inputs, jnp.float32),
+                                jnp.asarray(2.0 * task.labels - 1.0), task.index, artifact.graph.n_nodes, wrt))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6))
+def _grad_jit(run_fn, params, x, sign, index, n_nodes, wrt):
+    def per_input_metric(delta):
+        out = run_fn(params, x, Patch(**{wrt: delta}))["outputs"][:, index]
+        return jnp.sum(sign * (out - 0.5))  # sum over inputs: each row of the gradient is one input's
+
+    return jax.grad(per_input_metric)(jnp.zeros((x.shape[0], n_nodes)))
+
+
+def attribution_patching(artifact, task: int, *, aggregate: str = "abs") -> ComponentScores:
+    """Linear estimate of activation patching (Nanda 2023): gradient of the metric at the clean
+    input times (corrupted - clean) activation, per node."""
+    t = _check(artifact, task, aggregate)
+    model = artifact.model
+    delta = model.run(t.corrupted)["activations"] - model.run(t.clean)["activations"]
+    grads = _gradients(artifact, t, t.clean, "node_delta")
+    return _node_scores(artifact, _pool((grads * delta).T, aggregate))
+
+
+def _edge_scores(artifact, matrix: np.ndarray) -> ComponentScores:
+    src, dst = artifact.graph.edges()
+    return ComponentScores(edges=matrix[src, dst])
+
+
+def edge_attribution_patching(artifact, task: int, *, ig_steps: int = 0) -> ComponentScores:
+    """Edge attribution patching (Syed et al. 2023): for edge (u, v), (corrupted - clean activation
+    of u) x weight(u, v) x gradient of the metric with respect to v's input, averaged over inputs.
+    With ``ig_steps`` > 0 the gradient is averaged over that many inputs interpolated from the
+    corrupted to the clean ones (EAP-IG, Hanna et al. 2024)."""
+    t = _check(artifact, task)
+    if isinstance(ig_steps, bool) or not isinstance(ig_steps, int) or ig_steps < 0:
+        raise ValueError(f"ig_steps must be a non-negative integer, got {ig_steps!r}")
+    model = artifact.model
+    delta = model.run(t.corrupted)["activations"] - model.run(t.clean)["activations"]
+    if ig_steps:
+        alphas = (np.arange(ig_steps) + 1) / ig_steps
+        grads = np.mean([_gradients(artifact, t, t.corrupted + a * (t.clean - t.corrupted), "pre_delta") for a in alphas], axis=0)
+    else:
+        grads = _gradients(artifact, t, t.clean, "pre_delta")
+    matrix = model.edge_weights() * (delta.T.astype(np.float64) @ grads.astype(np.float64)) / delta.shape[0]
+    return _edge_scores(artifact, matrix)
+
+
+def eap_ig(artifact, task: int, *, steps: int = 5) -> ComponentScores:
+    """EAP-IG (Hanna et al. 2024): edge attribution patching with integrated gradients, ``steps`` points."""
+    return edge_attribution_patching(artifact, task, ig_steps=steps)
+
+
+def _input_scores(artifact, values: np.ndarray) -> ComponentScores:
+    out = np.full(artifact.graph.n_nodes, np.nan)
+    n_in = int((artifact.graph.layers == 0).sum())
+    out[:n_in] = values
+    return ComponentScores(nodes=out)
+
+
+def gradient_x_input(artifact, task: int) -> ComponentScores:
+    """Input attribution: mean over clean inputs of |input x gradient of the task output|; inputs only."""
+    t = _check(artifact, task)
+    n_in = t.clean.shape[1]
+    grads = _gradients(artifact, t, t.clean, "node_delta")[:, :n_in]
+    return _input_scores(artifact, np.abs(grads * t.clean).mean(axis=0))
+
+
+def integrated_gradients(artifact, task: int, *, steps: int = 32, baseline: str = "corrupted") -> ComponentScores:
+    """Integrated gradients (Sundararajan et al. 2017) of the task output with respect to the inputs,
+    from a ``baseline`` of the corrupted inputs (or ``"zeros"``); mean |attribution| per input."""
+    t = _check(artifact, task)
+    if baseline not in ("corrupted", "zeros"):
+        raise ValueError(f"baseline must be 'corrupted' or 'zeros', got {baseline!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    n_in = t.clean.shape[1]
+    start = t.corrupted if baseline == "corrupted" else np.zeros_like(t.clean)
+    alphas = (np.arange(steps) + 0.5) / steps
+    grads = np.mean([_gradients(artifact, t, start + a * (t.clean - start), "node_delta")[:, :n_in] for a in alphas], axis=0)
+    return _input_scores(artifact, np.abs(grads * (t.clean - start)).mean(axis=0))
+
+
+def weight_centrality(artifact, task: int, *, kind: str = "strength") -> ComponentScores:
+    """Connectomics baseline: each node's centrality in the network's weight graph (the edge
+    weights through the residual stream, ``model.edge_weights()``). Blind to the task: the same
+    ranking is scored against every task's circuit."""
+    _check(artifact, task)
+    return _node_scores(artifact, graphs.centrality(artifact.model.edge_weights(), kind))
+
+
+def weight_communities(artifact, *, resolution: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Louvain communities of the weight graph; (n_nodes,) labels, to score against planted modules."""
+    return graphs.communities(artifact.model.edge_weights(), resolution=resolution, seed=seed)
+
+
+def functional_communities(artifact, *, resolution: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Louvain communities of functional connectivity: |correlation| of node activations over every
+    task's clean inputs; (n_nodes,) labels."""
+    inputs = np.concatenate([t.clean for t in artifact.tasks])
+    corr = graphs.functional_connectivity(artifact.model.run(inputs)["activations"])
+    return graphs.communities(corr, resolution=resolution, seed=seed)

@@ -1,0 +1,183 @@
+"""Planted circuits: compiled formulas are exact, the truth is verified by intervention, the
+model's one intervention interface behaves, and configs are validated."""
+
+import itertools
+import re
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import groundtruth
+import toys
+from groundtruth import strategies as gst
+from groundtruth._circuits import Patch
+
+
+def _evaluate_text(formula: str, x: np.ndarray) -> np.ndarray:
+    """An evaluator independent of the generator's: the formula text run as Python."""
+    env = {f"in{i:02d}": x[:, i].astype(int) for i in range(x.shape[1])}
+    env.update(
+        AND=lambda *a: np.all(a, axis=0).astype(int), OR=lambda *a: np.any(a, axis=0).astype(int),
+        XOR=lambda a, b: a ^ b, NOT=lambda a: 1 - a, MAJ=lambda *a: (np.sum(a, axis=0) >= 2).astype(int),
+        THR=lambda t, *a: (np.sum(a, axis=0) >= t).astype(int),
+    )
+    code = re.sub(r"\bthreshold(\d+)\(", r"THR(\1, ", formula)
+    names = {"and": "AND", "or": "OR", "xor": "XOR", "not": "NOT", "majority": "MAJ"}
+    code = re.sub(r"\b(and|or|xor|not|majority)\(", lambda m: names[m.group(1)] + "(", code)
+    return eval(code, {"__builtins__": {}}, env)  # noqa: S307 - our own formula text, letters and digits only
+
+
+def _all_inputs(n):
+    return np.array(list(itertools.product([0.0, 1.0], repeat=n)), np.float32)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {},
+    {"depth": 3, "n_blocks": 3, "fan_in": 3, "n_tasks": 3, "width": 64},
+    {"gates": ("threshold", "not", "and"), "fan_in": 3, "depth": 2},
+    {"redundancy": True, "saturation": True},
+    {"cancellation": True, "shared": True, "naturalise": True},
+])
+def test_compiled_circuits_equal_their_formulas_on_every_input(kwargs):
+    toy = toys.planted_mlp(10, seed=3, **kwargs)
+    x = _all_inputs(10)
+    y = toy.model.run(x)["outputs"]
+    tol = 0.05 if kwargs.get("naturalise") else 1e-5
+    for t, formula in enumerate(toy.truth.formulas):
+        expected = _evaluate_text(formula, x)
+        np.testing.assert_allclose(y[:, t], expected, atol=tol, err_msg=formula)
+        np.testing.assert_array_equal(toy.formula(t, x), expected)
+        # The truth's relevant inputs are exactly those the formula reads and depends on.
+        for i in range(10):
+            flipped = x.copy()
+            flipped[:, i] = 1 - flipped[:, i]
+            assert toy.truth.relevant_inputs[t, i] == (not np.array_equal(_evaluate_text(formula, flipped), expected))
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(gst.planted_mlp_configs())
+def test_verify_passes_on_drawn_toys(config):
+    toy = toys.from_config(config)
+    check = toy.verify()
+    assert check.ok, check.problems
+    assert all(abs(1 - f) <= 0.05 for f in check.faithfulness.values())
+
+
+def test_truth_of_the_plain_toy():
+    toy = toys.planted_mlp(seed=1)
+    truth, graph = toy.truth, toy.graph
+    src, dst = graph.edges()
+    for t in range(truth.n_tasks):
+        e = truth.edges[t]
+        assert truth.nodes[t, src[e]].all() and truth.nodes[t, dst[e]].all()  # edges join circuit nodes
+        assert truth.nodes[t, graph.labels.index(f"out{t}")]
+        # Outside the circuit nothing matters: exact zero effect when patched (orthonormal, no noise).
+        assert np.abs(truth.node_effects[t, ~truth.nodes[t]]).max() < 1e-6
+        # The circuit edges' weights are the compiled ones; every other edge into a circuit node is 0.
+        w = toy.model.edge_weights()
+        into = truth.nodes[t][dst] & ~truth.edge_mask(t)
+        assert np.abs(w[src[into], dst[into]]).max() < 1e-6
+        assert np.abs(w[src[e], dst[e]]).min() >= 0.5
+    assert not truth.redundant.any() and truth.catalog == {}
+    assert set(truth.modules[truth.nodes.any(axis=0) & (graph.layers > 0) & (graph.layers <= 3)]) <= {0, 1}
+
+
+def test_catalog_marks_what_it_plants():
+    toy = toys.planted_mlp(seed=0, n_blocks=4, redundancy=True, cancellation=True, saturation=True, shared=True)
+    truth = toy.truth
+    copies = truth.catalog["redundancy"]
+    assert copies.sum() >= 3 and truth.redundant[0, copies].all()
+    assert np.abs(truth.node_effects[0, copies]).max() < 1e-6  # no single copy matters
+    cancel = truth.catalog["cancellation"]
+    assert cancel.sum() == 2 and not truth.nodes[:, cancel].any()  # jointly inert: outside the circuit
+    both = np.flatnonzero(cancel)
+    clean = toy.model.run(toy.tasks[0].clean)
+    one = toy.model.patch_nodes(toy.tasks[0].clean, both[:1], np.zeros(toy.graph.n_nodes))[0]
+    assert np.abs(one[:, 0] - clean["outputs"][:, 0]).max() > 1.0  # alone, each is large
+    mask = np.zeros(toy.graph.n_nodes)
+    mask[both] = 1
+    out = toy.model.run(toy.tasks[0].clean, Patch(node_mask=mask, node_values=np.zeros(toy.graph.n_nodes)))["outputs"]
+    np.testing.assert_allclose(out[:, 0], clean["outputs"][:, 0], atol=1e-5)  # together, nothing
+    shared = truth.catalog["shared"]
+    assert shared.any() and truth.nodes[0, shared].all() and truth.nodes[1, shared].all()
+    assert (truth.modules[shared] == -1).all()
+    assert truth.catalog["saturation"].sum() == 2
+
+
+def test_intervention_interface():
+    toy = toys.planted_mlp(seed=2, width=24)
+    task = toy.tasks[0]
+    model = toy.model
+    clean = model.run(task.clean)
+    n = toy.graph.n_nodes
+    # Patching every node, edge or residual position to its own clean value changes nothing.
+    same = model.run(task.clean, Patch(node_mask=np.ones(n), node_values=clean["activations"]))
+    np.testing.assert_allclose(same["outputs"], clean["outputs"], atol=1e-5)
+    layers = toy.graph.layers
+    every_edge = (layers[:, None] < layers[None, :]).astype(np.float32)
+    same = model.run(task.clean, Patch(edge_mask=every_edge, edge_source=clean["activations"]))
+    np.testing.assert_allclose(same["outputs"], clean["outputs"], atol=1e-4)
+    # Patching every edge to the corrupted run reproduces the corrupted run.
+    corrupt = model.run(task.corrupted)
+    moved = model.run(task.clean, Patch(edge_mask=every_edge, edge_source=corrupt["activations"]))
+    np.testing.assert_allclose(moved["outputs"], corrupt["outputs"], atol=1e-4)
+    # Patching the last residual position to the corrupted one does too.
+    resid = np.zeros(toy.config.n_blocks + 1)
+    resid[-1] = 1
+    values = np.zeros((task.clean.shape[0], toy.config.n_blocks + 1, toy.model.params["embed"].shape[1]), np.float32)
+    values[:, -1] = corrupt["activations"] @ np.concatenate(
+        [model.params["embed"], model.params["w_out"].reshape(-1, values.shape[2]), np.zeros((toy.config.n_tasks, values.shape[2]))])
+    moved = model.run(task.clean, Patch(resid_mask=resid, resid_values=values))
+    np.testing.assert_allclose(moved["outputs"], corrupt["outputs"], atol=1e-4)
+    # The batched helper equals one run per patch.
+    nodes = np.array([0, 20, 40])
+    batched = model.patch_nodes(task.clean, nodes, corrupt["activations"])
+    for i, node in enumerate(nodes):
+        one = model.run(task.clean, Patch(node_mask=np.eye(n)[node], node_values=corrupt["activations"]))
+        np.testing.assert_allclose(batched[i], one["outputs"], atol=1e-5)
+    exported = model.export()
+    exported["w_in"][:] = 0
+    assert np.abs(model.params["w_in"]).sum() > 0  # an export is a copy
+    assert set(exported) == {"embed", "w_in", "b_in", "w_out", "readout", "readout_bias"}
+
+
+def test_same_seed_same_toy_and_storage(tmp_path):
+    a = toys.planted_mlp(seed=4, naturalise=True, redundancy=True)
+    b = toys.planted_mlp(seed=4, naturalise=True, redundancy=True)
+    for k in a.model.params:
+        np.testing.assert_array_equal(a.model.params[k], b.model.params[k])
+    np.testing.assert_array_equal(a.tasks[0].corrupted, b.tasks[0].corrupted)
+    assert a.truth.formulas == b.truth.formulas and a.id == b.id
+    assert toys.planted_mlp(seed=5).truth.formulas != a.truth.formulas
+    groundtruth.save(a, tmp_path / "c")
+    loaded = groundtruth.load(tmp_path / "c")
+    assert loaded.truth.formulas == a.truth.formulas
+    for t in range(a.truth.n_tasks):
+        np.testing.assert_array_equal(loaded.truth.edges[t], a.truth.edges[t])
+        np.testing.assert_array_equal(loaded.truth.nodes[t], a.truth.nodes[t])
+    np.testing.assert_array_equal(loaded.truth.catalog["redundancy"], a.truth.catalog["redundancy"])
+    x = _all_inputs(12)[::7]
+    np.testing.assert_array_equal(loaded.model.run(x)["outputs"], a.model.run(x)["outputs"])
+    np.testing.assert_array_equal(loaded.formula(0, x), a.formula(0, x))
+    assert loaded.verify().ok
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"depth": 4, "n_blocks": 3}, "depth must be in \\[1, 3\\], got 4"),
+        ({"fan_in": 1}, "fan_in"),
+        ({"gates": ("nand",)}, "gates"),
+        ({"gates": ("not",)}, "only 'not'"),
+        ({"cancellation": True, "depth": 3, "n_blocks": 3}, "cancellation needs a block after"),
+        ({"shared": True, "n_tasks": 1}, "shared needs two tasks"),
+        ({"superposition": 0.5}, "superposition"),
+        ({"distractor_fraction": 1.5}, "distractor_fraction"),
+        ({"width": 2}, "width=2 cannot hold"),
+        ({"redundancy": True, "gates": ("or", "xor")}, "redundancy copies a one-neuron gate"),
+    ],
+)
+def test_invalid_configs_name_the_parameter(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        toys.planted_mlp(seed=0, **kwargs)
