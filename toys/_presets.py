@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from groundtruth import Config, Toy
-from toys import sparse_features as _sf
 from toys import planted_mlp as _pm
+from toys import sparse_features as _sf
 from toys import superposition as _sp
 
 _PRESETS: dict[str, tuple[Callable[..., Config], str]] = {}
