@@ -128,6 +128,22 @@ def faithfulness_curve(edge_scores: np.ndarray, toy, task: int) -> np.ndarray:
     return np.array(curve)
 
 
+def with_edges(scores: ComponentScores, graph) -> ComponentScores:
+    """``scores`` with edge scores induced from node scores when it has none: an edge is as
+    important as its weaker end, min(|s_src|, |s_dst|) (NaN where an end is unscored); an edge
+    into an output (which node methods do not score) takes its source's score."""
+    if scores.edges is not None or scores.nodes is None:
+        return scores
+    nodes = np.abs(scores.nodes)
+    src, dst = graph.edges()
+    into_output = graph.layers[dst] == graph.layers.max()
+    edges = np.where(into_output, nodes[src], np.fmin(nodes[src], nodes[dst]))
+    edges = np.where(np.isnan(nodes[src]) | (np.isnan(nodes[dst]) & ~into_output), np.nan, edges)
+    if np.isnan(edges).all():
+        return scores
+    return ComponentScores(nodes=scores.nodes, edges=edges)
+
+
 def score_circuit(scores: ComponentScores, toy, task: int, *, faithfulness: bool = True) -> CircuitScores:
     """Score ``scores`` against ``toy``'s planted circuit of ``task``.
 
@@ -139,7 +155,8 @@ def score_circuit(scores: ComponentScores, toy, task: int, *, faithfulness: bool
         Its truth gives the circuit; its model runs the faithfulness curve.
     task : int
     faithfulness : bool
-        Compute the faithfulness curve, CPR and CMD (needs edge scores; one run per circuit size).
+        Compute the faithfulness curve, CPR and CMD (needs edge scores that reach the circuit's
+        edges; one run per circuit size).
     """
     if not isinstance(scores, ComponentScores):
         raise ValueError(f"scores must be a groundtruth ComponentScores, got {type(scores).__name__}")
@@ -153,7 +170,7 @@ def score_circuit(scores: ComponentScores, toy, task: int, *, faithfulness: bool
     node = _ranking(scores.nodes, truth.nodes[task])
     edge = _ranking(scores.edges, truth.edge_mask(task))
     curve = cpr = cmd = None
-    if faithfulness and scores.edges is not None:
+    if faithfulness and edge[0] is not None:
         values = faithfulness_curve(scores.edges, toy, task)
         x = np.asarray(EDGE_FRACTIONS)
         width = x[-1] - x[0]
@@ -226,3 +243,41 @@ def score_modules(labels, modules) -> ModuleScores:
         raise ValueError("score_modules needs at least two nodes with a planted module")
     return ModuleScores(nmi=normalized_mutual_info(modules[keep], labels[keep]),
                         ari=adjusted_rand_index(modules[keep], labels[keep]), n_nodes=int(keep.sum()))
+
+
+def plot_circuit(toy, task: int = 0, edge_scores: np.ndarray | None = None, *, ax=None, title: str = ""):
+    """The component graph by layer with ``task``'s planted circuit (grey) and, given a method's
+    edge scores, its top-k edges for k the circuit's size: green where planted, red where not."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    graph, truth = toy.graph, toy.truth
+    layers = graph.layers
+    y = np.zeros(graph.n_nodes)
+    for layer in np.unique(layers):
+        idx = np.flatnonzero(layers == layer)
+        y[idx] = np.linspace(0, 1, idx.size) if idx.size > 1 else 0.5
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.4, 2.8), constrained_layout=True)
+    src, dst = graph.edges()
+    true = truth.edges[task]
+    for e in true:
+        ax.plot([layers[src[e]], layers[dst[e]]], [y[src[e]], y[dst[e]]], color="0.75", lw=3, zorder=1, solid_capstyle="round")
+    if edge_scores is not None:
+        k = len(true)
+        order = np.argsort(-np.abs(np.nan_to_num(np.asarray(edge_scores, float), nan=-np.inf)), kind="mergesort")[:k]
+        planted = truth.edge_mask(task)
+        for e in order:
+            ax.plot([layers[src[e]], layers[dst[e]]], [y[src[e]], y[dst[e]]],
+                    color="tab:green" if planted[e] else "tab:red", lw=1, zorder=2)
+    member = truth.nodes[task]
+    ax.scatter(layers[~member], y[~member], s=2, color="0.8", zorder=3)
+    ax.scatter(layers[member], y[member], s=10, color="k", zorder=4)
+    ax.set_xticks(np.unique(layers))
+    names = ["in"] + [f"b{i}" for i in range(1, layers.max())] + ["out"]
+    ax.set_xticklabels(names, fontsize=6)
+    ax.set_yticks([])
+    ax.set_title(title or f"{truth.task_names[task]}: {truth.formulas[task]}", fontsize=7)
+    return ax.figure

@@ -254,14 +254,74 @@ def _diagnostics(results: Sequence[CellResult], store, folder: Path, build) -> l
     return written
 
 
+def catalog(results: Sequence[CellResult], metric: str = "edge_auroc", *, fmt: str = "markdown") -> str:
+    """The failure-mode catalog of a circuits suite: methods (rows) x toys (columns, the plain toy
+    first), each cell the mean of ``metric`` over seeds with its 95% bootstrap interval."""
+    if fmt not in ("markdown", "csv"):
+        raise ValueError(f"fmt must be 'markdown' or 'csv', got {fmt!r}")
+    cells = [r for r in results if r.task == "circuits"]
+    summaries = {(s.toy, s.method): s for s in summarize(cells, [metric])}
+    if not summaries:
+        raise ValueError(f"no circuits results carry the metric {metric!r}")
+    toy_names = sorted({t for t, _ in summaries}, key=lambda t: (t != "plain", t))
+    method_names = sorted({m for _, m in summaries},
+                          key=lambda m: -(summaries[("plain", m)].mean if ("plain", m) in summaries else 0))
+
+    def cell(toy, method, sep):
+        s = summaries.get((toy, method))
+        if s is None:
+            return "-"
+        return f"{s.mean:.3f}{sep}{(s.high - s.low) / 2:.3f}"
+
+    if fmt == "csv":
+        lines = ["method," + ",".join(f"{t},{t}_ci" for t in toy_names)]
+        lines += [m + "," + ",".join(cell(t, m, ",") for t in toy_names) for m in method_names]
+        return "\n".join(lines) + "\n"
+    lines = [f"| method | {' | '.join(toy_names)} |", "|" + "---|" * (len(toy_names) + 1)]
+    lines += [f"| {m} | " + " | ".join(cell(t, m, " ± ") for t in toy_names) + " |" for m in method_names]
+    return "\n".join(lines) + f"\n\n{metric}: mean over seeds ± half the 95% bootstrap interval.\n"
+
+
+def _circuit_figures(results: Sequence[CellResult], store, folder: Path, build) -> list[Path]:
+    """Per circuits toy (lowest seed): the planted circuit of task 0 beside each method's top edges."""
+    from evaluators.circuits import plot_circuit
+
+    written = []
+    by_toy: dict[tuple[str, str], list[CellResult]] = {}
+    for r in results:
+        if r.status == "ok" and r.config and r.task == "circuits":
+            by_toy.setdefault((r.suite, r.toy), []).append(r)
+    for (suite, toy_name), cells in sorted(by_toy.items()):
+        seed = min(c.seed for c in cells)
+        panels = [(c, store.directions(c.key)) for c in sorted(cells, key=lambda c: c.method) if c.seed == seed]
+        panels = [(c, d) for c, d in panels if d is not None]
+        if not panels:
+            continue
+        toy = build(panels[0][0].config)
+        cols = min(4, len(panels))
+        rows = -(-len(panels) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.2 * rows), constrained_layout=True, squeeze=False)
+        for ax, (c, scores) in zip(axes.ravel(), panels):
+            plot_circuit(toy, 0, scores, ax=ax, title=f"{c.method}")
+        for ax in axes.ravel()[len(panels):]:
+            ax.axis("off")
+        fig.suptitle(f"{toy_name} (seed {seed}), task 0: planted (grey), top edges found (green: planted, red: not)", fontsize=7)
+        path = folder / f"circuit-{suite}-{toy_name}.png"
+        fig.savefig(path, dpi=150)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
 def write_report(results: Sequence[CellResult], out: str | Path, *, store=None) -> list[Path]:
     """Write the leaderboard as Markdown, CSV, LaTeX and JSON, and the figures as PNGs; return the paths.
 
     Figures: leaderboard bars with CIs per metric; each metric against each difficulty axis per
     method; given the ``store`` the results came from, a learned-vs-true cosine heatmap per toy;
-    and for toy models of superposition their learned geometry (``evaluators.geometry``): feature
+    for toy models of superposition their learned geometry (``evaluators.geometry``): feature
     directions, W^T W, the D* curve of a sparsity sweep, and the phase diagram for suites that ask
-    for it.
+    for it; for circuits, the failure-mode ``catalog`` (methods x toys, edge AUROC with CIs) and
+    per toy the planted circuit beside each method's top edges.
     """
     if not results:
         raise ValueError("there are no results to report; run `planted bench` first")
@@ -301,8 +361,18 @@ def write_report(results: Sequence[CellResult], out: str | Path, *, store=None) 
             built[config_json] = toys.from_config(config_from_json(json.loads(config_json)))
         return built[config_json]
 
+    if any(r.task == "circuits" for r in results):
+        for fmt, ext in (("markdown", "md"), ("csv", "csv")):
+            try:
+                text = catalog(results, fmt=fmt)
+            except ValueError:
+                break
+            path = folder / f"catalog.{ext}"
+            path.write_text(text)
+            written.append(path)
     if store is not None:
         written += _diagnostics(results, store, folder, build)
+        written += _circuit_figures(results, store, folder, build)
     with_phase = [name for name, suite in SUITES.items() if "phase_diagram" in suite.figures]
     written += write_geometry_figures(results, folder, build=build, phase_diagrams=with_phase)
     return written

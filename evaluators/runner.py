@@ -71,7 +71,7 @@ def _execute(cell: _Cell) -> CellResult:
         prediction = fn(task.artifact(toy), seed=cell.seed, **dict(cell.method.params))
         task.check_prediction(prediction, cell.method.name)
         metrics, status, error = task.score(prediction, toy), "ok", ""
-        directions = getattr(prediction, "directions", None)
+        directions = task.keep(prediction, toy)
     except Exception as exc:  # a failing method is a result, not the end of the suite
         metrics, status, directions = {}, "failed", None
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()

@@ -20,6 +20,7 @@ import numpy as np
 import methods
 import toys
 from groundtruth import Config, Dictionary
+from groundtruth._circuits import CircuitPrediction
 
 
 def nearest(name: str, options, what: str) -> ValueError:
@@ -47,6 +48,23 @@ def nmf_method(x: np.ndarray, *, seed: int, components: float = 2.0, max_iter: i
 
 def sae_method(x: np.ndarray, *, seed: int, expansion: float = 4.0, **params: Any) -> Dictionary:
     return methods.sae(x, max(1, int(round(expansion * x.shape[1]))), seed=seed, progress=False, **params)
+
+
+def circuit_method(artifact, *, seed: int, method: str, **params: Any) -> CircuitPrediction:
+    """Run a ``methods.circuits`` method (by name) on every task of a circuit artifact."""
+    import methods.circuits as mc
+
+    if method not in CIRCUIT_METHOD_NAMES:
+        raise nearest(method, CIRCUIT_METHOD_NAMES, "circuit method")
+    fn = getattr(mc, method)
+    extra = {"seed": seed} if method == "ablation" and params.get("kind") == "resample" else {}
+    return CircuitPrediction(tuple(fn(artifact, t, **params, **extra) for t in range(len(artifact.tasks))))
+
+
+CIRCUIT_METHOD_NAMES = (
+    "ablation", "activation_patching", "attribution_patching", "edge_attribution_patching", "eap_ig",
+    "gradient_x_input", "integrated_gradients", "weight_centrality",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,8 +124,24 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("sae-topk", sae_method, {"kind": "topk", "k": 4, "n_steps": 1500, "batch_size": 512}),
         MethodSpec("sae-batchtopk", sae_method, {"kind": "batchtopk", "k": 4, "n_steps": 1500, "batch_size": 512}),
         MethodSpec("sae-jumprelu", sae_method, {"kind": "jumprelu", "n_steps": 1500, "batch_size": 512}),
+        # Circuit methods (the circuits task).
+        MethodSpec("activation-patching", circuit_method, {"method": "activation_patching"}),
+        MethodSpec("zero-ablation", circuit_method, {"method": "ablation", "kind": "zero"}),
+        MethodSpec("mean-ablation", circuit_method, {"method": "ablation", "kind": "mean"}),
+        MethodSpec("resample-ablation", circuit_method, {"method": "ablation", "kind": "resample"}),
+        MethodSpec("attribution-patching", circuit_method, {"method": "attribution_patching"}),
+        MethodSpec("eap", circuit_method, {"method": "edge_attribution_patching"}),
+        MethodSpec("eap-ig", circuit_method, {"method": "eap_ig", "steps": 5}),
+        MethodSpec("gradient-x-input", circuit_method, {"method": "gradient_x_input"}),
+        MethodSpec("integrated-gradients", circuit_method, {"method": "integrated_gradients"}),
+        MethodSpec("degree", circuit_method, {"method": "weight_centrality", "kind": "degree"}),
+        MethodSpec("strength", circuit_method, {"method": "weight_centrality", "kind": "strength"}),
+        MethodSpec("eigenvector", circuit_method, {"method": "weight_centrality", "kind": "eigenvector"}),
+        MethodSpec("pagerank", circuit_method, {"method": "weight_centrality", "kind": "pagerank"}),
     ]
 }
+
+FEATURE_METHODS = ("pca", "ica", "nmf", "sae-relu", "sae-topk", "sae-batchtopk", "sae-jumprelu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,7 +214,7 @@ def _quick() -> Suite:
         name="quick",
         task="features",
         toys=(ratio2, hierarchy, tms),
-        methods=tuple(METHODS.values()),
+        methods=tuple(METHODS[n] for n in FEATURE_METHODS),
         seeds=(0, 1, 2),
         description="2 small sparse-feature toys (superposition 2 and 3, one hierarchical) and a trained toy model of "
         "superposition (20 features in 5 dims) x 7 methods x 3 seeds; < 5 min",
@@ -204,7 +238,7 @@ def _standard() -> Suite:
         {"superposition": 4.0, "noise_std": 0.01, "correlation_scale": 0.1},
     ))
     heavier = {name: dataclasses.replace(spec, params={**spec.params, "n_steps": 3000}) if name.startswith("sae") else spec
-               for name, spec in METHODS.items()}
+               for name, spec in METHODS.items() if name in FEATURE_METHODS}
     return Suite(
         name="standard",
         task="features",
@@ -268,4 +302,26 @@ def _tms() -> Suite:
     )
 
 
-SUITES: dict[str, Suite] = {s.name: s for s in (_quick(), _standard(), _features_sweep(), _tms())}
+def _circuits() -> Suite:
+    def planted(**modes: Any) -> Callable[[int], Config]:
+        def make(seed: int) -> Config:
+            return toys.PlantedMLPConfig(n_inputs=12, n_tasks=2, depth=2, n_blocks=3, width=48, seed=seed, **modes)
+
+        return make
+
+    specs = [ToySpec("plain", planted())]
+    specs += [ToySpec(mode, planted(**{"naturalise" if mode == "naturalisation" else mode: True}))
+              for mode in ("redundancy", "cancellation", "saturation", "shared", "naturalisation")]
+    return Suite(
+        name="circuits",
+        task="circuits",
+        toys=tuple(specs),
+        methods=tuple(spec for name, spec in METHODS.items() if name not in FEATURE_METHODS),
+        seeds=(0, 1, 2),
+        description="planted circuits: a plain toy and one per failure mode (redundancy, cancellation, saturation, "
+        "shared, naturalisation) x 13 circuit and connectomics methods x 3 seeds; the report adds the catalog table",
+        figures=("catalog",),
+    )
+
+
+SUITES: dict[str, Suite] = {s.name: s for s in (_quick(), _standard(), _features_sweep(), _tms(), _circuits())}

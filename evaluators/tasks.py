@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from evaluators.circuits import score_circuit, with_edges
 from evaluators.features import score_features
 from groundtruth import Dictionary, FeatureToy, Toy
+from groundtruth._circuits import CircuitPrediction
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +39,9 @@ class Task:
         The metric leaderboards sort by (higher is better).
     metrics : tuple[str, ...]
         The metrics tables show by default.
+    keep : callable(prediction, toy) -> array or None
+        The array of a prediction the store keeps for report figures (feature directions; a
+        circuit method's edge scores on the first task, induced from node scores if need be).
     """
 
     name: str
@@ -47,6 +52,7 @@ class Task:
     score: Callable[[Any, Toy], dict[str, Any]]
     headline: str
     metrics: tuple[str, ...]
+    keep: Callable[[Any, Toy], Any] = lambda prediction, toy: getattr(prediction, "directions", None)
 
     def check_prediction(self, prediction: Any, method: str) -> None:
         if not isinstance(prediction, self.prediction_type):
@@ -62,6 +68,24 @@ def _feature_metrics(prediction: Dictionary, toy: FeatureToy) -> dict[str, Any]:
     return scores
 
 
+def _circuit_metrics(prediction: CircuitPrediction, toy) -> dict[str, Any]:
+    """Mean over the toy's tasks of ``score_circuit``; node-only methods are scored on edges too,
+    each edge as important as its weaker end (min of the two |node scores|)."""
+    if len(prediction.scores) != toy.truth.n_tasks:
+        raise ValueError(f"the prediction has {len(prediction.scores)} ComponentScores; the toy has {toy.truth.n_tasks} tasks")
+    rows = [score_circuit(with_edges(s, toy.graph), toy, t).to_dict() for t, s in enumerate(prediction.scores)]
+    out = {}
+    for name in rows[0]:
+        values = [r[name] for r in rows if r[name] is not None]
+        out[name] = float(np.mean(values)) if values else None
+    return out
+
+
+def _circuit_keep(prediction: CircuitPrediction, toy):
+    first = with_edges(prediction.scores[0], toy.graph)
+    return None if first.edges is None else first.edges.astype(np.float32)
+
+
 TASKS: dict[str, Task] = {
     "features": Task(
         name="features",
@@ -72,5 +96,16 @@ TASKS: dict[str, Task] = {
         score=_feature_metrics,
         headline="mmcs",
         metrics=("mmcs", "matched_cosine", "recovered", "spurious", "code_correlation", "fvu", "l0"),
+    ),
+    "circuits": Task(
+        name="circuits",
+        description="find each task's planted circuit (nodes and edges) in a network, through its intervention interface",
+        toy_type=Toy,
+        prediction_type=CircuitPrediction,
+        artifact=lambda toy: toy.artifact,
+        score=_circuit_metrics,
+        headline="edge_auroc",
+        metrics=("edge_auroc", "edge_auprc", "node_auroc", "node_precision_at_k", "cpr", "cmd"),
+        keep=_circuit_keep,
     ),
 }

@@ -138,6 +138,19 @@ class ComponentScores:
             object.__setattr__(self, name, array)
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class CircuitPrediction:
+    """A circuit method's output for every task of a toy: one ``ComponentScores`` per task."""
+
+    scores: tuple
+
+    def __post_init__(self) -> None:
+        scores = tuple(self.scores)
+        if not scores or not all(isinstance(s, ComponentScores) for s in scores):
+            raise ValueError("CircuitPrediction needs one ComponentScores per task")
+        object.__setattr__(self, "scores", scores)
+
+
 FAILURE_MODES = ("redundancy", "cancellation", "saturation", "shared", "naturalisation")
 
 

@@ -103,3 +103,20 @@ def test_cosine_heatmap_of_a_perfect_dictionary_is_diagonal():
     image = fig.axes[0].images[0].get_array()
     np.testing.assert_allclose(np.diag(image), 1, atol=1e-6)
     assert fig.axes[0].get_xlabel() == "matched latent"
+
+
+def test_circuits_suite_report_has_the_catalog_and_circuit_figures(tmp_path):
+    store = tmp_path / "c.sqlite"
+    results = run("circuits", methods=["activation-patching", "eap", "degree"], seeds=[0], store=store)
+    assert all(r.status == "ok" for r in results), [r.error for r in results if r.status != "ok"]
+    by = {(r.toy, r.method): r.metrics for r in results}
+    assert by[("plain", "eap")]["edge_auroc"] > 0.9 and by[("plain", "eap")]["cpr"] > 0.9
+    assert by[("naturalisation", "degree")]["edge_auroc"] < by[("plain", "degree")]["edge_auroc"]
+    with Store(store) as s:
+        paths = write_report(s.results(), tmp_path / "report", store=s)
+    names = {p.name for p in paths}
+    assert {"catalog.md", "catalog.csv", "circuit-circuits-plain.png", "circuit-circuits-redundancy.png"} <= names
+    table = (tmp_path / "report" / "catalog.md").read_text()
+    assert table.splitlines()[0] == "| method | plain | cancellation | naturalisation | redundancy | saturation | shared |"
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "report" / "catalog.csv").read_text())))
+    assert float(rows[0]["plain"]) == pytest.approx(max(by[("plain", m)]["edge_auroc"] for m in ("activation-patching", "eap", "degree")), abs=1e-6)
