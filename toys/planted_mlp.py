@@ -340,12 +340,29 @@ def _pad(index: np.ndarray, chunk: int) -> np.ndarray:
     return np.concatenate([index, np.full(-index.size % chunk, index[0])])
 
 
-@functools.partial(jax.jit, static_argnums=4)
-def _patch_nodes_jit(params, x, nodes, values, n_nodes):
-    def one(node):
-        return _run(params, x, Patch(node_mask=jax.nn.one_hot(node, n_nodes), node_values=values))["outputs"]
+@jax.jit
+def _clean_pass(params, x):
+    """The clean run and the residual stream after the embedding and after each block."""
+    r = x @ params["embed"]
+    residuals = [r]
+    for block in range(params["w_in"].shape[0]):
+        r = r + jax.nn.relu(r @ params["w_in"][block].T + params["b_in"][block]) @ params["w_out"][block]
+        residuals.append(r)
+    return residuals, _run(params, x, Patch())
 
-    return jax.vmap(one)(nodes)
+
+@functools.partial(jax.jit, static_argnums=4)
+def _patch_layer_jit(params, residual, delta, writes, start):
+    """Outputs for nodes of one layer: residual (batch, d) after layer ``start`` (0: the
+    embedding), delta (c, batch) each node's change, writes (c, d) their write vectors."""
+
+    def one(change, write):
+        r = residual + change[:, None] * write[None, :]
+        for block in range(start, params["w_in"].shape[0]):
+            r = r + jax.nn.relu(r @ params["w_in"][block].T + params["b_in"][block]) @ params["w_out"][block]
+        return r @ params["readout"].T + params["readout_bias"]
+
+    return jax.vmap(one)(delta, writes)
 
 
 @functools.partial(jax.jit, static_argnums=5)
@@ -402,16 +419,38 @@ class CircuitModel:
 
     def patch_nodes(self, x, nodes, values, *, chunk: int = 64) -> np.ndarray:
         """Outputs (len(nodes), batch, n_tasks) with each node in ``nodes`` alone set to ``values``
-        ((batch, n_nodes) or (n_nodes,)): one vmapped run per node, in chunks."""
+        ((batch, n_nodes) or (n_nodes,)).
+
+        Equal to one ``run`` per node with ``Patch(node_mask=one_hot(node), node_values=values)``,
+        computed from what the patch can change: a node's new value adds (value - clean value) x
+        its write vector to the clean residual stream after its layer, and only the blocks after
+        it run again, vmapped over the nodes of a layer in chunks.
+        """
         nodes = np.asarray(nodes, np.int64)
-        values = jnp.asarray(values, jnp.float32)
         x = jnp.asarray(x, jnp.float32)
-        padded = _pad(nodes, chunk)  # equal chunks: one compilation serves every call
-        out = [
-            np.asarray(_patch_nodes_jit(self._device_params, x, jnp.asarray(padded[i : i + chunk]), values, self.graph.n_nodes))
-            for i in range(0, padded.size, chunk)
-        ]
-        return np.concatenate(out)[: nodes.size] if out else np.zeros((0, x.shape[0], self.params["readout"].shape[0]), np.float32)
+        graph, p = self.graph, self._device_params
+        n_in, n_blocks, width = p["embed"].shape[0], p["w_in"].shape[0], p["w_in"].shape[1]
+        values = jnp.broadcast_to(jnp.asarray(values, jnp.float32), (x.shape[0], graph.n_nodes))
+        residuals, clean = _clean_pass(p, x)
+        delta = np.asarray(values - clean["activations"]).T  # (n_nodes, batch)
+        writes = np.concatenate([np.asarray(p["embed"]), np.asarray(p["w_out"]).reshape(n_blocks * width, -1)])
+        out = np.empty((nodes.size, x.shape[0], p["readout"].shape[0]), np.float32)
+        layers = graph.layers[nodes]
+        for layer in np.unique(layers):
+            where = np.flatnonzero(layers == layer)
+            if layer == n_blocks + 1:  # an output: only its own column changes
+                base = np.asarray(clean["outputs"])
+                for i in where:
+                    out[i] = base
+                    out[i][:, nodes[i] - (n_in + n_blocks * width)] = np.asarray(values[:, nodes[i]])
+                continue
+            padded = _pad(where, chunk)
+            for i in range(0, padded.size, chunk):
+                idx = nodes[padded[i : i + chunk]]
+                out[padded[i : i + chunk]] = np.asarray(
+                    _patch_layer_jit(p, residuals[layer], jnp.asarray(delta[idx]), jnp.asarray(writes[idx]), int(layer))
+                )
+        return out
 
     def patch_edges(self, x, src, dst, source, *, chunk: int = 8) -> np.ndarray:
         """Outputs (len(src), batch, n_tasks) with each edge (src[i], dst[i]) alone carrying
