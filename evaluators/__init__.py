@@ -1,15 +1,24 @@
 """Scores of methods' predictions against planted truth, and the benchmark runner around them.
 
-``score_features(dictionary, truth)`` returns ``FeatureScores``. ``run(suite)`` runs a named,
+``score_features(dictionary, truth)`` returns ``FeatureScores``; ``score_circuit(scores, toy,
+task)`` returns ``CircuitScores`` and ``score_modules`` ``ModuleScores``. ``run(suite)`` runs a named,
 versioned suite into a resumable SQLite ``Store``; ``leaderboard`` and ``write_report`` turn
 stored results into tables and figures; ``make``/``score`` let methods written in any framework
 be benchmarked through files.
 """
 
+from evaluators.circuits import (
+    CircuitScores,
+    ModuleScores,
+    plot_circuit,
+    score_circuit,
+    score_modules,
+)
 from evaluators.external import make, score
 from evaluators.features import FeatureScores, chance_mmcs, score_features
 from evaluators.report import (
     bootstrap_ci,
+    catalog,
     leaderboard,
     plot_axis,
     plot_cosines,
@@ -28,22 +37,28 @@ __all__ = [
     "SUITES",
     "TASKS",
     "CellResult",
+    "CircuitScores",
     "FeatureScores",
     "MethodSpec",
+    "ModuleScores",
     "Store",
     "Suite",
     "Task",
     "ToySpec",
     "bootstrap_ci",
+    "catalog",
     "chance_mmcs",
     "leaderboard",
     "make",
     "plot_axis",
+    "plot_circuit",
     "plot_cosines",
     "plot_leaderboard",
     "run",
     "score",
+    "score_circuit",
     "score_features",
+    "score_modules",
     "summarize",
     "write_report",
 ]

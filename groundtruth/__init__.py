@@ -5,6 +5,14 @@ sparse-feature toy planted; ``Dictionary`` is a features method's prediction. ``
 write and verify toys without pickle. ``groundtruth.strategies`` has hypothesis strategies.
 """
 
+from groundtruth._circuits import (
+    FAILURE_MODES,
+    CircuitPrediction,
+    CircuitTruth,
+    ComponentGraph,
+    ComponentScores,
+    Patch,
+)
 from groundtruth._config import SCHEMA_VERSION, Config, Problems, config_from_json
 from groundtruth._geometry import (
     REPRESENTED_NORM,
@@ -24,6 +32,12 @@ from groundtruth._records import (
 from groundtruth._storage import load, save
 
 __all__ = [
+    "FAILURE_MODES",
+    "CircuitPrediction",
+    "CircuitTruth",
+    "ComponentGraph",
+    "ComponentScores",
+    "Patch",
     "REPRESENTED_NORM",
     "SCHEMA_VERSION",
     "Config",

@@ -2,7 +2,9 @@
 
 A method receives an artifact (never a truth object) and returns a prediction record from
 ``groundtruth``. Features methods take activations (n_samples, d_model) and return a
-``groundtruth.Dictionary``.
+``groundtruth.Dictionary``. Circuit methods (``methods.circuits``) take a circuit artifact and a
+task and return ``groundtruth.ComponentScores``; ``methods.graphs`` holds the graph measures
+(centralities, communities, functional connectivity) shared with the connectome toys.
 """
 
 from methods.decomposition import ica, nmf, pca
