@@ -62,7 +62,7 @@ def circuit_method(artifact, *, seed: int, method: str, **params: Any) -> Circui
 
 
 CIRCUIT_METHOD_NAMES = (
-    "ablation", "activation_patching", "attribution_patching", "edge_attribution_patching", "eap_ig",
+    "ablation", "acdc", "activation_patching", "attribution_patching", "edge_attribution_patching", "eap_ig",
     "gradient_x_input", "integrated_gradients", "weight_centrality",
 )
 
@@ -132,6 +132,7 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("attribution-patching", circuit_method, {"method": "attribution_patching"}),
         MethodSpec("eap", circuit_method, {"method": "edge_attribution_patching"}),
         MethodSpec("eap-ig", circuit_method, {"method": "eap_ig", "steps": 5}),
+        MethodSpec("acdc", circuit_method, {"method": "acdc", "threshold": 0.01}),
         MethodSpec("gradient-x-input", circuit_method, {"method": "gradient_x_input"}),
         MethodSpec("integrated-gradients", circuit_method, {"method": "integrated_gradients"}),
         MethodSpec("degree", circuit_method, {"method": "weight_centrality", "kind": "degree"}),
@@ -319,7 +320,7 @@ def _circuits() -> Suite:
         methods=tuple(spec for name, spec in METHODS.items() if name not in FEATURE_METHODS),
         seeds=(0, 1, 2),
         description="planted circuits: a plain toy and one per failure mode (redundancy, cancellation, saturation, "
-        "shared, naturalisation) x 13 circuit and connectomics methods x 3 seeds; the report adds the catalog table",
+        "shared, naturalisation) x 14 circuit and connectomics methods x 3 seeds; the report adds the catalog table",
         figures=("catalog",),
     )
 

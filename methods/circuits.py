@@ -12,6 +12,7 @@ References
 Nanda (2023), "Attribution patching: activation patching at industrial scale".
 Syed, Rager & Conmy (2023), "Attribution patching outperforms automated circuit discovery".
 Hanna, Pezzelle & Belinkov (2024), "Have faith in faithfulness" (EAP-IG).
+Conmy et al. (2023), "Towards automated circuit discovery for mechanistic interpretability" (ACDC).
 Sundararajan, Taly & Yan (2017), "Axiomatic attribution for deep networks" (integrated gradients).
 """
 
@@ -197,3 +198,42 @@ def functional_communities(artifact, *, resolution: float = 1.0, seed: int = 0) 
     inputs = np.concatenate([t.clean for t in artifact.tasks])
     corr = graphs.functional_connectivity(artifact.model.run(inputs)["activations"])
     return graphs.communities(corr, resolution=resolution, seed=seed)
+
+
+def acdc(artifact, task: int, *, threshold: float = 0.01) -> ComponentScores:
+    """ACDC (Conmy et al. 2023): prune edges greedily from the outputs back.
+
+    Destinations are visited in reverse topological order, and each of their incoming edges is
+    tentatively patched to its corrupted-run activation; the removal stays when the task metric
+    moves by less than ``threshold`` (as a fraction of the clean-corrupted gap) from the current
+    circuit's, otherwise the edge is restored. An edge's score is the move measured when it was
+    tried: kept edges score at least ``threshold``, pruned ones below it. Edges of exactly zero
+    weight move nothing and are pruned without a run.
+    """
+    t = _check(artifact, task)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold < 1:
+        raise ValueError(f"threshold must be a number in [0, 1), got {threshold!r}")
+    model, graph = artifact.model, artifact.graph
+    corrupt = model.run(t.corrupted)["activations"]
+    clean_metric = float(t.metric(model.run(t.clean)["outputs"]))
+    gap = clean_metric - float(t.metric(model.run(t.corrupted)["outputs"]))
+    weights = model.edge_weights()
+    layers = graph.layers
+    mask = np.zeros((graph.n_nodes, graph.n_nodes), np.float32)
+    change = np.zeros((graph.n_nodes, graph.n_nodes))
+    current = clean_metric
+    for dst in range(graph.n_nodes - 1, -1, -1):
+        if layers[dst] == 0:
+            break
+        for src in np.flatnonzero(layers < layers[dst])[::-1]:
+            if weights[src, dst] == 0:
+                mask[src, dst] = 1.0
+                continue
+            mask[src, dst] = 1.0
+            metric = float(t.metric(model.run(t.clean, Patch(edge_mask=mask, edge_source=corrupt))["outputs"]))
+            change[src, dst] = abs(metric - current) / abs(gap)
+            if change[src, dst] < threshold:
+                current = metric
+            else:
+                mask[src, dst] = 0.0
+    return _edge_scores(artifact, change)

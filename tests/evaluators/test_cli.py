@@ -37,7 +37,7 @@ def test_make_and_score(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, match",
     [
-        (["bench", "--suite", "quik"], "unknown suite 'quik'; did you mean quick?"),
+        (["bench", "--suite", "quik"], "unknown suite 'quik'; did you mean quick"),
         (["bench", "--method", "sae-rel", "--store", "{tmp}/x.sqlite"], "unknown method 'sae-rel'; did you mean sae-relu"),
         (["bench", "--seeds", "0"], "--seeds must be at least 1"),
         (["make", "sharky2022", "--out", "{tmp}/m"], "unknown preset 'sharky2022'; did you mean sharkey2022?"),

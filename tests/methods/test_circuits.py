@@ -122,3 +122,14 @@ def test_truth_never_reaches_a_method():
 def test_bad_arguments_name_the_parameter(call, match):
     with pytest.raises(ValueError, match=match):
         call(_toy(0).artifact)
+
+
+def test_acdc_keeps_a_faithful_circuit():
+    toy = _toy(0)
+    scores = mc.acdc(toy.artifact, 0)
+    s = score_circuit(scores, toy, 0)
+    assert s.edge_auroc >= 0.9 and s.cpr >= 0.95
+    kept = scores.edges >= 0.01
+    assert 0 < kept.sum() <= 2 * len(toy.truth.edges[0])  # a small circuit, not the whole graph
+    with pytest.raises(ValueError, match="threshold must be"):
+        mc.acdc(toy.artifact, 0, threshold=2.0)
