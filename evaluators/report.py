@@ -227,22 +227,24 @@ def plot_cosines(directions: np.ndarray, truth: FeatureTruth, *, max_features: i
     return ax.figure
 
 
-def _diagnostics(results: Sequence[CellResult], store, folder: Path, build) -> list[Path]:
-    """Per toy: a cosine heatmap for each method's prediction on the lowest seed."""
-    written = []
+def _stored_panels(results: Sequence[CellResult], store, task: str):
+    """Per (suite, toy) of ``task``: the lowest seed and its cells' stored prediction arrays, by method."""
     by_toy: dict[tuple[str, str], list[CellResult]] = {}
     for r in results:
-        if r.status == "ok" and r.config and r.task == "features":
+        if r.status == "ok" and r.config and r.task == task:
             by_toy.setdefault((r.suite, r.toy), []).append(r)
     for (suite, toy_name), cells in sorted(by_toy.items()):
         seed = min(c.seed for c in cells)
-        panels = []
-        for c in sorted((c for c in cells if c.seed == seed), key=lambda c: c.method):
-            directions = store.directions(c.key)
-            if directions is not None:
-                panels.append((c, directions))
-        if not panels:
-            continue
+        panels = [(c, store.directions(c.key)) for c in sorted(cells, key=lambda c: c.method) if c.seed == seed]
+        panels = [(c, array) for c, array in panels if array is not None]
+        if panels:
+            yield suite, toy_name, seed, panels
+
+
+def _diagnostics(results: Sequence[CellResult], store, folder: Path, build) -> list[Path]:
+    """Per toy: a cosine heatmap for each method's prediction on the lowest seed."""
+    written = []
+    for suite, toy_name, seed, panels in _stored_panels(results, store, "features"):
         truth = build(panels[0][0].config).truth
         fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.6), constrained_layout=True, squeeze=False)
         for ax, (c, directions) in zip(axes[0], panels):
@@ -287,16 +289,7 @@ def _circuit_figures(results: Sequence[CellResult], store, folder: Path, build) 
     from evaluators.circuits import plot_circuit
 
     written = []
-    by_toy: dict[tuple[str, str], list[CellResult]] = {}
-    for r in results:
-        if r.status == "ok" and r.config and r.task == "circuits":
-            by_toy.setdefault((r.suite, r.toy), []).append(r)
-    for (suite, toy_name), cells in sorted(by_toy.items()):
-        seed = min(c.seed for c in cells)
-        panels = [(c, store.directions(c.key)) for c in sorted(cells, key=lambda c: c.method) if c.seed == seed]
-        panels = [(c, d) for c, d in panels if d is not None]
-        if not panels:
-            continue
+    for suite, toy_name, seed, panels in _stored_panels(results, store, "circuits"):
         toy = build(panels[0][0].config)
         cols = min(4, len(panels))
         rows = -(-len(panels) // cols)
