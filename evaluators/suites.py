@@ -63,7 +63,7 @@ def circuit_method(artifact, *, seed: int, method: str, **params: Any) -> Circui
 
 CIRCUIT_METHOD_NAMES = (
     "ablation", "acdc", "activation_patching", "attribution_patching", "edge_attribution_patching", "eap_ig",
-    "gradient_x_input", "integrated_gradients", "weight_centrality",
+    "gradient_x_input", "integrated_gradients", "layerwise_relevance", "weight_centrality",
 )
 
 
@@ -135,6 +135,7 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("acdc", circuit_method, {"method": "acdc", "threshold": 0.01}),
         MethodSpec("gradient-x-input", circuit_method, {"method": "gradient_x_input"}),
         MethodSpec("integrated-gradients", circuit_method, {"method": "integrated_gradients"}),
+        MethodSpec("lrp", circuit_method, {"method": "layerwise_relevance"}),
         MethodSpec("degree", circuit_method, {"method": "weight_centrality", "kind": "degree"}),
         MethodSpec("strength", circuit_method, {"method": "weight_centrality", "kind": "strength"}),
         MethodSpec("eigenvector", circuit_method, {"method": "weight_centrality", "kind": "eigenvector"}),
@@ -320,7 +321,7 @@ def _circuits() -> Suite:
         methods=tuple(spec for name, spec in METHODS.items() if name not in FEATURE_METHODS),
         seeds=(0, 1, 2),
         description="planted circuits: a plain toy and one per failure mode (redundancy, cancellation, saturation, "
-        "shared, naturalisation) x 14 circuit and connectomics methods x 3 seeds; the report adds the catalog table",
+        "shared, naturalisation) x 15 circuit and connectomics methods x 3 seeds; the report adds the catalog table",
         figures=("catalog",),
     )
 

@@ -14,6 +14,8 @@ Syed, Rager & Conmy (2023), "Attribution patching outperforms automated circuit 
 Hanna, Pezzelle & Belinkov (2024), "Have faith in faithfulness" (EAP-IG).
 Conmy et al. (2023), "Towards automated circuit discovery for mechanistic interpretability" (ACDC).
 Sundararajan, Taly & Yan (2017), "Axiomatic attribution for deep networks" (integrated gradients).
+Bach et al. (2015), "On pixel-wise explanations for non-linear classifier decisions by layer-wise
+relevance propagation".
 """
 
 from __future__ import annotations
@@ -237,3 +239,31 @@ def acdc(artifact, task: int, *, threshold: float = 0.01) -> ComponentScores:
             else:
                 mask[src, dst] = 0.0
     return _edge_scores(artifact, change)
+
+
+def layerwise_relevance(artifact, task: int, *, epsilon: float = 1e-6) -> ComponentScores:
+    """Layer-wise relevance propagation, epsilon rule (Bach et al. 2015), on the component graph.
+
+    The task's output value is its relevance; going back layer by layer, each node's relevance is
+    shared among the nodes feeding it in proportion to their contributions w(u, v) a(u) to its
+    input (the epsilon term stabilises near-zero inputs; biases keep their share). Scores are the
+    mean |relevance| of each input over the clean inputs; inputs only.
+    """
+    t = _check(artifact, task)
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon <= 0:
+        raise ValueError(f"epsilon must be a positive number, got {epsilon!r}")
+    model, graph = artifact.model, artifact.graph
+    run = model.run(t.clean)
+    acts, pre = run["activations"].astype(np.float64), run["pre"].astype(np.float64)
+    weights = model.edge_weights()
+    layers = graph.layers
+    relevance = np.zeros_like(acts)
+    out = np.flatnonzero(layers == layers.max())[t.index]
+    relevance[:, out] = acts[:, out]
+    for layer in range(layers.max(), 0, -1):
+        dst = np.flatnonzero(layers == layer)
+        src = np.flatnonzero(layers < layer)
+        denom = pre[:, dst] + epsilon * np.where(pre[:, dst] >= 0, 1.0, -1.0)
+        relevance[:, src] += acts[:, src] * ((relevance[:, dst] / denom) @ weights[np.ix_(src, dst)].T)
+    n_in = int((layers == 0).sum())
+    return _input_scores(artifact, np.abs(relevance[:, :n_in]).mean(axis=0))

@@ -133,3 +133,13 @@ def test_acdc_keeps_a_faithful_circuit():
     assert 0 < kept.sum() <= 2 * len(toy.truth.edges[0])  # a small circuit, not the whole graph
     with pytest.raises(ValueError, match="threshold must be"):
         mc.acdc(toy.artifact, 0, threshold=2.0)
+
+
+def test_input_attributions_find_the_inputs_each_formula_depends_on():
+    for method in (mc.gradient_x_input, mc.integrated_gradients, mc.layerwise_relevance):
+        aurocs = [_node(method, _toy(s), t) for s in SEEDS for t in (0, 1)]
+        assert min(aurocs) >= 0.99, (method.__name__, aurocs)
+    scores = mc.layerwise_relevance(_toy(0).artifact, 0).nodes
+    assert np.isnan(scores[12:]).all() and np.isfinite(scores[:12]).all()  # inputs only
+    with pytest.raises(ValueError, match="epsilon"):
+        mc.layerwise_relevance(_toy(0).artifact, 0, epsilon=0)
