@@ -917,15 +917,24 @@ def _truth(plan: _Plan, blocks, model: CircuitModel, tasks, cfg: PlantedMLPConfi
 
 
 def build(config: PlantedMLPConfig) -> PlantedCircuitToy:
-    """Compile the toy a ``PlantedMLPConfig`` describes and compute its truth by intervention."""
+    """Compile the toy a ``PlantedMLPConfig`` describes and compute its truth by intervention.
+
+    Formulas are drawn until one set is well formed, fits the width and passes ``verify``; the
+    draws are a pure function of the seed.
+    """
     if not isinstance(config, PlantedMLPConfig):
         raise ValueError(f"config must be a PlantedMLPConfig, got {type(config).__name__}")
     rng = np.random.default_rng([config.seed, _STREAM_PLAN])
+    too_wide = None
     for _ in range(500):
         plan = _plan(config, rng)
         if plan is None:
             continue
-        blocks = _place(plan, config, rng)
+        try:
+            blocks = _place(plan, config, rng)
+        except ValueError as exc:  # this draw's circuits do not fit the width: draw again
+            too_wide = exc
+            continue
         weights = _weights(plan, blocks, config, np.random.default_rng([config.seed, _STREAM_WEIGHTS]))
         model = CircuitModel(params=weights, graph=_graph(config))
         tasks = _tasks(plan, config)
@@ -937,8 +946,11 @@ def build(config: PlantedMLPConfig) -> PlantedCircuitToy:
         if any("output differs" in p for p in check.problems) and (config.superposition > 1 or config.naturalise):
             raise ValueError(
                 f"superposition={config.superposition} / noise={config.noise} make the compiled tasks inexact "
-                f"(worst output error {check.worst_output_error:.3f} > {TOLERANCE}); lower them or raise n_blocks' width"
+                f"(worst output error {check.worst_output_error:.3f} > {TOLERANCE}); lower superposition or noise, "
+                "or the distractor_fraction"
             )
+    if too_wide is not None:
+        raise too_wide
     raise ValueError(f"no well-formed circuits found for {config.to_json()} in 500 draws; try other gates, fan_in or depth")
 
 

@@ -174,7 +174,7 @@ def test_same_seed_same_toy_and_storage(tmp_path):
         ({"shared": True, "n_tasks": 1}, "shared needs two tasks"),
         ({"superposition": 0.5}, "superposition"),
         ({"distractor_fraction": 1.5}, "distractor_fraction"),
-        ({"width": 2}, "width=2 cannot hold"),
+        ({"width": 1}, "width=1 cannot hold"),
         ({"redundancy": True, "gates": ("or", "xor")}, "redundancy copies a one-neuron gate"),
     ],
 )
