@@ -276,6 +276,16 @@ def _well_formed(root: _Gate, n_inputs: int, rng) -> bool:
 # --- the model: one pure function with interventions -------------------------------------------
 
 
+def _writes(params: dict, xp=jnp):
+    """(n_inputs + n_blocks * width, d_model): what a unit of each source node adds to the residual."""
+    return xp.concatenate([params["embed"], params["w_out"].reshape(-1, params["w_out"].shape[-1])])
+
+
+def _reads(params: dict, xp=jnp):
+    """(n_blocks * width + n_tasks, d_model): the residual direction each destination node reads."""
+    return xp.concatenate([params["w_in"].reshape(-1, params["w_in"].shape[-1]), params["readout"]])
+
+
 def _run(params: dict, x, patch: Patch):
     """Forward pass with interventions; returns outputs (batch, n_tasks), activations and pre (batch, n_nodes)."""
     embed, w_in, b_in, w_out = params["embed"], params["w_in"], params["b_in"], params["w_out"]
@@ -285,9 +295,8 @@ def _run(params: dict, x, patch: Patch):
     batch = x.shape[0]
     if patch.edge_mask is not None:
         # Edge weights: what a unit of src's activation adds to dst's input, through the residual.
-        writes = jnp.concatenate([embed, w_out.reshape(n_blocks * width, -1)])
-        reads = jnp.concatenate([w_in.reshape(n_blocks * width, -1), readout])
-        edge_weights = writes @ reads.T  # (sources, destinations after the inputs)
+        writes = _writes(params)
+        edge_weights = writes @ _reads(params).T  # (sources, destinations after the inputs)
         source = jnp.broadcast_to(jnp.asarray(patch.edge_source, jnp.float32), (batch, writes.shape[0] + readout.shape[0]))
 
     def node_slice(value, start, stop):
@@ -406,10 +415,10 @@ class CircuitModel:
         input through the residual stream (0 unless src is in an earlier layer). The weight graph
         of connectomics methods, read from the parameters."""
         p = {k: v.astype(np.float64) for k, v in self.params.items()}
-        n_in, n_blocks, width = p["embed"].shape[0], p["w_in"].shape[0], p["w_in"].shape[1]
-        writes = np.concatenate([p["embed"], p["w_out"].reshape(n_blocks * width, -1), np.zeros((p["readout"].shape[0], p["embed"].shape[1]))])
-        reads = np.concatenate([np.zeros((n_in, p["embed"].shape[1])), p["w_in"].reshape(n_blocks * width, -1), p["readout"]])
-        weights = writes @ reads.T
+        writes, reads = _writes(p, np), _reads(p, np)
+        n_in, n = p["embed"].shape[0], self.graph.n_nodes
+        weights = np.zeros((n, n))
+        weights[: writes.shape[0], n_in:] = writes @ reads.T
         layers = self.graph.layers
         return np.where(layers[:, None] < layers[None, :], weights, 0.0)
 
@@ -433,7 +442,7 @@ class CircuitModel:
         values = jnp.broadcast_to(jnp.asarray(values, jnp.float32), (x.shape[0], graph.n_nodes))
         residuals, clean = _clean_pass(p, x)
         delta = np.asarray(values - clean["activations"]).T  # (n_nodes, batch)
-        writes = np.concatenate([np.asarray(p["embed"]), np.asarray(p["w_out"]).reshape(n_blocks * width, -1)])
+        writes = np.asarray(_writes(p))
         out = np.empty((nodes.size, x.shape[0], p["readout"].shape[0]), np.float32)
         layers = graph.layers[nodes]
         for layer in np.unique(layers):
@@ -823,13 +832,13 @@ class PlantedCircuitToy(Toy):
         src, dst = graph.edges()
         for task in self.tasks:
             t = task.index
-            for name, x in (("clean", task.clean), ("corrupted", task.corrupted)):
-                err = np.abs(self.model.run(x)["outputs"][:, t] - self.formula(t, x))
+            clean = self.model.run(task.clean)
+            corrupt = self.model.run(task.corrupted)
+            for name, x, run in (("clean", task.clean, clean), ("corrupted", task.corrupted, corrupt)):
+                err = np.abs(run["outputs"][:, t] - self.formula(t, x))
                 worst = max(worst, float(err.max()))
                 if err.max() > TOLERANCE:
                     problems.append(f"{task.name}: output differs from the formula by {err.max():.3f} on {name} inputs")
-            clean = self.model.run(task.clean)
-            corrupt = self.model.run(task.corrupted)
             gap = float(task.metric(clean["outputs"]) - task.metric(corrupt["outputs"]))
             outside = np.ones(graph.n_edges, bool)
             outside[self.truth.edges[t]] = False
@@ -866,7 +875,7 @@ def _truth(plan: _Plan, blocks, model: CircuitModel, tasks, cfg: PlantedMLPConfi
     for nrn in placed:
         for v in nrn.writes:
             writers.setdefault(v, []).append(nrn.index)
-    edges, edge_effects = [], []
+    edges, edge_pairs = [], []
     for t in range(cfg.n_tasks):
         members = {nrn.index for nrn in plan.circuit_neurons[t]}
         nodes[t, plan.leaves[t]] = True
@@ -884,7 +893,7 @@ def _truth(plan: _Plan, blocks, model: CircuitModel, tasks, cfg: PlantedMLPConfi
         index = graph.edge_index(src, dst)
         order = np.argsort(index)
         edges.append(index[order])
-        edge_effects.append((src[order], dst[order]))
+        edge_pairs.append((src[order], dst[order]))
     node_effects = np.zeros((cfg.n_tasks, n))
     edge_effect_values = []
     for task in tasks:
@@ -895,7 +904,7 @@ def _truth(plan: _Plan, blocks, model: CircuitModel, tasks, cfg: PlantedMLPConfi
         gap = m_clean - m_corrupt
         patched = model.patch_nodes(task.clean, np.arange(n), corrupt["activations"])
         node_effects[t] = (m_clean - np.asarray(task.metric(patched))) / gap
-        src, dst = edge_effects[t]
+        src, dst = edge_pairs[t]
         patched = model.patch_edges(task.clean, src, dst, corrupt["activations"])
         edge_effect_values.append((m_clean - np.asarray(task.metric(patched))) / gap)
     modules = np.full(n, -1, np.int64)
