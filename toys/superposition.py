@@ -199,7 +199,8 @@ def _train_one(key, sparsity, importance, *, cfg: SuperpositionConfig):
         updates, opt_state = optimizer.update(grad(params, x, importance, cfg.hidden_relu), opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), None
 
-    def run(carry, first: int, count: int):
+    def run(carry, first, count: int):
+        """``count`` steps from step ``first`` (an int or a traced uint32)."""
         return jax.lax.scan(step, carry, first + jnp.arange(count, dtype=jnp.uint32))[0]
 
     carry = (params, optimizer.init(params))
@@ -209,7 +210,7 @@ def _train_one(key, sparsity, importance, *, cfg: SuperpositionConfig):
         blocks = cfg.n_steps // every
 
         def block(carry, b):
-            carry = jax.lax.scan(step, carry, b * every + jnp.arange(every, dtype=jnp.uint32))[0]
+            carry = run(carry, b * every, every)
             return carry, (carry[0]["W"], carry[0]["b"])
 
         carry, (ws, bs) = jax.lax.scan(block, carry, jnp.arange(blocks, dtype=jnp.uint32))
