@@ -322,7 +322,6 @@ def _circuits() -> Suite:
         seeds=(0, 1, 2),
         description="planted circuits: a plain toy and one per failure mode (redundancy, cancellation, saturation, "
         "shared, naturalisation) x 15 circuit and connectomics methods x 3 seeds; the report adds the catalog table",
-        figures=("catalog",),
     )
 
 
