@@ -314,14 +314,16 @@ def _circuits() -> Suite:
     specs = [ToySpec("plain", planted())]
     specs += [ToySpec(mode, planted(**{"naturalise" if mode == "naturalisation" else mode: True}))
               for mode in ("redundancy", "cancellation", "saturation", "shared", "naturalisation")]
+    specs.append(ToySpec("trained", planted(trained=True)))
     return Suite(
         name="circuits",
         task="circuits",
         toys=tuple(specs),
         methods=tuple(spec for name, spec in METHODS.items() if name not in FEATURE_METHODS),
         seeds=(0, 1, 2),
-        description="planted circuits: a plain toy and one per failure mode (redundancy, cancellation, saturation, "
-        "shared, naturalisation) x 15 circuit and connectomics methods x 3 seeds; the report adds the catalog table",
+        description="planted circuits: a plain toy, one per failure mode (redundancy, cancellation, saturation, "
+        "shared, naturalisation) and the trained kind x 15 circuit and connectomics methods x 3 seeds; the report "
+        "adds the catalog table",
     )
 
 

@@ -17,6 +17,17 @@ computation: neurons that read random variables and write to junk directions no 
 other tasks' circuits are distractors too). Every toy is verified by intervention: see
 ``PlantedCircuitToy.verify``.
 
+The trained kind (``trained=True``) keeps the formulas and the wiring but learns the weights:
+each gate gets three neurons in its block that may read only its children's residual directions
+and write only its own (structural masks), the readout of each task reads only its root, and
+the masked network is trained from a random start on the task labels alone (Adam, restarts,
+the best kept per task). What a gate's variable carries is learned, not a 0/1 truth value, so
+the weights look trained (no integer coefficients) while the sub-network each task may use is
+fixed by construction. Neurons whose mean ablation barely moves their task are pruned and the
+rest fine-tuned, so every circuit neuron is necessary; a draw whose training does not fit every
+output within 0.02 is discarded. Redundancy and saturation, which are compiled constructions,
+and superposition (trained variables are unbounded) are not available with it.
+
 The failure-mode catalog (each a toggle; the effect on methods is what the tests check):
 
 redundancy
@@ -97,6 +108,7 @@ class PlantedMLPConfig(Config):
     shared: bool = False
     naturalise: bool = False
     noise: float = 3e-4
+    trained: bool = False
     n_samples: int = 256
     seed: int = 0
 
@@ -131,6 +143,12 @@ class PlantedMLPConfig(Config):
         if self.redundancy is True and self.saturation is True and isinstance(self.depth, int) and self.depth < 2:
             p.add("redundancy with saturation copies a gate below the saturated root: depth must be >= 2")
         p.number("noise", self.noise, low=0, high=0.1)
+        p.boolean("trained", self.trained)
+        for mode in ("redundancy", "saturation"):
+            if self.trained is True and getattr(self, mode) is True:
+                p.add(f"trained cannot be combined with {mode}, a compiled construction training would undo: set {mode}=False")
+        if self.trained is True and isinstance(self.superposition, (int, float)) and self.superposition != 1.0:
+            p.add(f"trained needs superposition=1.0 (trained variables are unbounded, so their interference in a shared frame is not controlled), got {self.superposition}")
         p.integer("n_samples", self.n_samples, low=8, high=1_000_000)
         p.integer("seed", self.seed, low=0, high=2**31 - 1)
 
@@ -554,6 +572,7 @@ class _Plan:
     redundant: set  # ids of redundant neurons
     catalog: dict  # mode -> list of _Neuron (or input indices)
     formulas: list
+    readout: list = dataclasses.field(default_factory=list)  # per task (gain, bias); (1, 0) unless trained
 
 
 def _plan(cfg: PlantedMLPConfig, rng) -> _Plan | None:
@@ -593,7 +612,10 @@ def _plan(cfg: PlantedMLPConfig, rng) -> _Plan | None:
     by_gate: dict[int, list[_Neuron]] = {}
     for g in gates:
         reads = [c.var if isinstance(c, _Gate) else c for c in g.children]
-        by_gate[id(g)] = _gate_neurons(g, reads)
+        if cfg.trained:  # slots for training: each reads the gate's children and writes its variable
+            by_gate[id(g)] = [_Neuron(g.level, dict.fromkeys(reads, 1.0), 0.0, {g.var: 1.0}) for _ in range(_TRAINED_NEURONS)]
+        else:
+            by_gate[id(g)] = _gate_neurons(g, reads)
         neurons += by_gate[id(g)]
     answer = [r for r in roots]
     redundant: set[int] = set()
@@ -719,8 +741,7 @@ def _directions(n_vars: int, cfg: PlantedMLPConfig, rng) -> np.ndarray:
     return dirs / np.linalg.norm(dirs, axis=1, keepdims=True)
 
 
-def _weights(plan: _Plan, blocks, cfg: PlantedMLPConfig, rng) -> dict[str, np.ndarray]:
-    dirs = _directions(plan.n_vars, cfg, rng)
+def _weights(plan: _Plan, blocks, cfg: PlantedMLPConfig, dirs: np.ndarray, rng) -> dict[str, np.ndarray]:
     d = dirs.shape[1]
     embed = dirs[: cfg.n_inputs].copy()
     w_in = np.zeros((cfg.n_blocks, cfg.width, d))
@@ -733,7 +754,8 @@ def _weights(plan: _Plan, blocks, cfg: PlantedMLPConfig, rng) -> dict[str, np.nd
             w_in[b, s] = sum(c * dirs[v] for v, c in n.reads.items())
             b_in[b, s] = n.bias
             w_out[b, s] = sum(c * dirs[v] for v, c in n.writes.items())
-    readout = dirs[plan.answer_vars].copy()
+    gain, bias = (np.array(v, np.float64) for v in zip(*plan.readout)) if plan.readout else (np.ones(len(plan.answer_vars)), np.zeros(len(plan.answer_vars)))
+    readout = gain[:, None] * dirs[plan.answer_vars]
     if cfg.naturalise:
         q, r = np.linalg.qr(rng.normal(size=(d, d)))
         q = q * np.sign(np.diag(r))
@@ -742,8 +764,164 @@ def _weights(plan: _Plan, blocks, cfg: PlantedMLPConfig, rng) -> dict[str, np.nd
         w_in = w_in + cfg.noise * rng.normal(size=w_in.shape)
         w_out = w_out + cfg.noise * rng.normal(size=w_out.shape)
         readout = readout + cfg.noise * rng.normal(size=readout.shape)
-    return {"embed": embed, "w_in": w_in, "b_in": b_in, "w_out": w_out, "readout": readout,
-            "readout_bias": np.zeros(len(plan.answer_vars))}
+    return {"embed": embed, "w_in": w_in, "b_in": b_in, "w_out": w_out, "readout": readout, "readout_bias": bias}
+
+
+# --- the trained kind -----------------------------------------------------------------------------
+
+_TRAINED_NEURONS = 3  # neurons per gate, each confined to the gate's children and its variable
+_TRAIN_RESTARTS, _TRAIN_STEPS, _TRAIN_FINE, _TRAIN_ROUNDS, _TRAIN_ROWS, _TRAIN_RATE = 8, 2000, 500, 4, 256, 0.02
+_TRAIN_DRAWS = 20  # draws whose training fails before build gives up
+_TRAINED_ERROR = 0.02  # the largest output error a trained draw may keep (verify allows TOLERANCE)
+_TRAINED_EFFECT = 2 * TOLERANCE  # a trained neuron whose mean ablation moves less is pruned
+
+
+def _masked_net(q, x, alive, structure, n_blocks: int, values=None):
+    """Outputs (batch, n_tasks) and activations (batch, c) of the circuit neurons alone; a neuron
+    whose ``alive`` is 0 outputs its entry of ``values`` (default 0: removed).
+
+    ``q``: read coefficients (c, k), biases (c,), write gains (c,), readout gains and offsets
+    (n_tasks,). ``structure``: the directions each neuron may read (c, k, d) and write (c, d),
+    the embedding, the answer directions, and each neuron's block. The structural masks are the
+    zeros of the read directions: a neuron reads nothing but its gate's children.
+    """
+    read_dirs, write_dirs, embed, answer_dirs, block_of = structure
+    w_in = jnp.einsum("ik,ikd->id", q["reads"], read_dirs)
+    w_out = q["writes"][:, None] * write_dirs
+    r = x @ embed
+    acts = jnp.zeros((x.shape[0], w_in.shape[0]))
+    for b in range(1, n_blocks + 1):
+        here = (block_of == b).astype(jnp.float32)
+        act = jax.nn.relu(r @ w_in.T + q["bias"]) * alive
+        if values is not None:
+            act = act + (1 - alive) * values
+        act = act * here
+        acts = acts + act
+        r = r + act @ w_out
+    return r @ (q["gain"][:, None] * answer_dirs).T + q["offset"], acts
+
+
+@functools.partial(jax.jit, static_argnums=(5, 6))
+def _fit(q, x, y, alive, structure, n_blocks: int, steps: int):
+    """``steps`` of full-batch Adam on the squared output error, vmapped over restarts; returns
+    the parameters and each restart's error per task (restarts, n_tasks)."""
+    import optax
+
+    def loss(q1):
+        return jnp.mean((_masked_net(q1, x, alive, structure, n_blocks)[0] - y) ** 2)
+
+    opt = optax.adam(_TRAIN_RATE)
+
+    def step(carry, _):
+        q, state = carry
+        updates, state = opt.update(jax.vmap(jax.grad(loss))(q), state)
+        return (optax.apply_updates(q, updates), state), None
+
+    (q, _), _ = jax.lax.scan(step, (q, opt.init(q)), None, length=steps)
+    return q, jax.vmap(lambda q1: jnp.mean((_masked_net(q1, x, alive, structure, n_blocks)[0] - y) ** 2, axis=0))(q)
+
+
+@functools.partial(jax.jit, static_argnums=5)
+def _check_trained(q, clean, corrupted, alive, structure, n_blocks: int):
+    """Outputs on clean and corrupted inputs, and per neuron the largest output change (c, n_tasks)
+    over the clean inputs when its activation is replaced by its clean mean (mean ablation)."""
+    out, acts = _masked_net(q, clean, alive, structure, n_blocks)
+    means = acts.mean(axis=0)
+
+    def ablated(i):
+        return _masked_net(q, clean, alive.at[i].set(0.0), structure, n_blocks, means)[0]
+
+    change = jnp.abs(jax.vmap(ablated)(jnp.arange(alive.shape[0])) - out[None]).max(axis=1)
+    return out, _masked_net(q, corrupted, alive, structure, n_blocks)[0], change
+
+
+def _train(plan: _Plan, blocks, cfg: PlantedMLPConfig, dirs: np.ndarray, tasks) -> bool:
+    """Train the circuit neurons' weights on the task labels under structural masks.
+
+    Each gate has ``_TRAINED_NEURONS`` neurons that may read only its children's residual
+    directions and write only its own; the readout of task t reads only its root's direction.
+    Training (Adam, full batch, restarts vmapped; the best restart kept) sees only the outputs,
+    so what a gate's variable carries is learned. Neurons whose mean ablation moves their task's
+    output by less than ``_TRAINED_EFFECT`` are then pruned and the rest fine-tuned, until every
+    remaining neuron is necessary and every output within ``_TRAINED_ERROR`` of its formula. The
+    coefficients are written back into the neurons; False when training fails (the draw is
+    discarded). Shapes are padded so that draws of one config share compiled code.
+    """
+    circuit = sorted({id(n): n for ns in plan.circuit_neurons for n in ns}.values(), key=lambda n: n.index)
+    c = -(-len(circuit) // 8) * 8
+    k = max(2, cfg.fan_in)
+    d = -(-dirs.shape[1] // 16) * 16
+    padded = np.zeros((dirs.shape[0], d))
+    padded[:, : dirs.shape[1]] = dirs
+    read_vars = [list(n.reads) for n in circuit]
+    read_dirs = np.zeros((c, k, d))
+    write_dirs = np.zeros((c, d))
+    block_of = np.zeros(c)
+    for i, n in enumerate(circuit):
+        read_dirs[i, : len(read_vars[i])] = padded[read_vars[i]]
+        write_dirs[i] = padded[next(iter(n.writes))]
+        block_of[i] = n.block
+    structure = tuple(jnp.asarray(v, jnp.float32) for v in (read_dirs, write_dirs, padded[: cfg.n_inputs], padded[plan.answer_vars], block_of))
+    rng = np.random.default_rng([cfg.seed, _STREAM_WEIGHTS, 1])
+    # Training inputs: every assignment of the tasks' leaves (or random ones), repeated to
+    # _TRAIN_ROWS rows, with the other inputs random (they matter only through superposition).
+    leaves = sorted(set().union(*map(set, plan.leaves)))
+    if 2 ** len(leaves) <= _TRAIN_ROWS:
+        x = np.resize(_inputs_domain(leaves, cfg.n_inputs, rng), (_TRAIN_ROWS, cfg.n_inputs))
+    else:
+        x = rng.integers(0, 2, size=(_TRAIN_ROWS, cfg.n_inputs)).astype(np.float64)
+    free = ~np.isin(np.arange(cfg.n_inputs), np.concatenate(plan.leaves))
+    x[:, free] = rng.integers(0, 2, size=(x.shape[0], int(free.sum())))
+    y = np.stack([root.evaluate(x) for root in plan.roots], axis=1)
+    r = _TRAIN_RESTARTS
+    q = {"reads": rng.normal(0, 1, (r, c, k)), "bias": rng.normal(0, 0.5, (r, c)),
+         "writes": rng.normal(0, 1 / math.sqrt(_TRAINED_NEURONS), (r, c)),
+         "gain": rng.normal(0, 1, (r, cfg.n_tasks)), "offset": np.full((r, cfg.n_tasks), 0.5)}
+    q = {key: jnp.asarray(v, jnp.float32) for key, v in q.items()}
+    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
+    alive = np.zeros(c, np.float32)
+    alive[: len(circuit)] = 1.0
+    q, losses = _fit(q, x, y, jnp.asarray(alive), structure, cfg.n_blocks, _TRAIN_STEPS)
+    member = np.zeros((cfg.n_tasks, c), bool)
+    for t, ns in enumerate(plan.circuit_neurons):
+        member[t, : len(circuit)] = np.isin([id(n) for n in circuit], [id(n) for n in ns])
+    # Tasks that share no neuron train independently: keep each task's best restart.
+    losses = np.asarray(losses)
+    best = losses.argmin(axis=0) if not cfg.shared else np.full(cfg.n_tasks, losses.sum(axis=1).argmin())
+    owner = np.where(member.any(axis=0), member.argmax(axis=0), 0)
+    q = {key: v[best[owner], np.arange(c)][None] if v.ndim > 2 or key in ("bias", "writes") else v[best, np.arange(cfg.n_tasks)][None]
+         for key, v in ((key, np.asarray(v)) for key, v in q.items())}
+    q = {key: jnp.asarray(v) for key, v in q.items()}
+    for _ in range(_TRAIN_ROUNDS):
+        one = {key: v[0] for key, v in q.items()}
+        worst, weak = 0.0, np.zeros(c, bool)
+        for t, task in enumerate(tasks):
+            out, corrupt, change = (np.asarray(v) for v in _check_trained(
+                one, jnp.asarray(task.clean), jnp.asarray(task.corrupted), jnp.asarray(alive), structure, cfg.n_blocks))
+            worst = max(worst, float(np.abs(out[:, t] - plan.roots[t].evaluate(task.clean)).max()),
+                        float(np.abs(corrupt[:, t] - plan.roots[t].evaluate(task.corrupted)).max()))
+            weak |= member[t] & (alive > 0) & (change[:, t] < _TRAINED_EFFECT)
+        if not weak.any() and worst < _TRAINED_ERROR:
+            break
+        alive[weak] = 0.0
+        q, _ = _fit(q, x, y, jnp.asarray(alive), structure, cfg.n_blocks, _TRAIN_FINE)
+    else:
+        return False
+    one = {key: np.asarray(v[0], np.float64) for key, v in q.items()}
+    pruned = {id(n) for n, a in zip(circuit, alive) if a == 0}
+    for i, n in enumerate(circuit):
+        n.reads = {v: float(one["reads"][i, j]) for j, v in enumerate(read_vars[i])}
+        n.bias = float(one["bias"][i])
+        n.writes = {next(iter(n.writes)): float(one["writes"][i])}
+    plan.neurons = [n for n in plan.neurons if id(n) not in pruned]
+    plan.circuit_neurons = [[n for n in ns if id(n) not in pruned] for ns in plan.circuit_neurons]
+    plan.catalog = {mode: [n for n in items if id(n) not in pruned] for mode, items in plan.catalog.items()}
+    for block in blocks:
+        for s, n in enumerate(block):
+            if n is not None and id(n) in pruned:
+                block[s] = None  # the slot is left empty
+    plan.readout = list(zip(one["gain"].tolist(), one["offset"].tolist()))
+    return True
 
 
 def _graph(cfg: PlantedMLPConfig) -> ComponentGraph:
@@ -934,7 +1112,7 @@ def build(config: PlantedMLPConfig) -> PlantedCircuitToy:
     if not isinstance(config, PlantedMLPConfig):
         raise ValueError(f"config must be a PlantedMLPConfig, got {type(config).__name__}")
     rng = np.random.default_rng([config.seed, _STREAM_PLAN])
-    too_wide = None
+    too_wide, untrained = None, 0
     for _ in range(500):
         plan = _plan(config, rng)
         if plan is None:
@@ -944,9 +1122,16 @@ def build(config: PlantedMLPConfig) -> PlantedCircuitToy:
         except ValueError as exc:  # this draw's circuits do not fit the width: draw again
             too_wide = exc
             continue
-        weights = _weights(plan, blocks, config, np.random.default_rng([config.seed, _STREAM_WEIGHTS]))
-        model = CircuitModel(params=weights, graph=_graph(config))
+        wrng = np.random.default_rng([config.seed, _STREAM_WEIGHTS])
+        dirs = _directions(plan.n_vars, config, wrng)
         tasks = _tasks(plan, config)
+        if config.trained and not _train(plan, blocks, config, dirs, tasks):
+            untrained += 1
+            if untrained == _TRAIN_DRAWS:
+                raise ValueError(f"trained: no exact fit of the tasks in {_TRAIN_DRAWS} draws for {config.to_json()}; "
+                                 "try fewer tasks, a lower depth or fan_in")
+            continue
+        model = CircuitModel(params=_weights(plan, blocks, config, dirs, wrng), graph=_graph(config))
         truth = _truth(plan, blocks, model, tasks, config)
         toy = PlantedCircuitToy(config=config, model=model, tasks=tasks, truth=truth, roots=tuple(plan.roots))
         check = toy.verify()
@@ -981,6 +1166,7 @@ def planted_mlp(
     shared: bool = False,
     naturalise: bool = False,
     noise: float = 3e-4,
+    trained: bool = False,
     n_samples: int = 256,
 ) -> PlantedCircuitToy:
     """A residual MLP with ``n_tasks`` boolean formulas compiled into exact ReLU circuits.
@@ -1008,6 +1194,9 @@ def planted_mlp(
         The failure-mode catalog; see the module docstring for what each does to which methods.
     noise : float
         Weight noise of ``naturalise``.
+    trained : bool
+        Learn the circuits' weights under structural masks instead of compiling them (see the
+        module docstring); a few seconds per toy.
     n_samples : int
         Clean / corrupted input pairs per task.
 
@@ -1021,5 +1210,5 @@ def planted_mlp(
         n_inputs=n_inputs, n_tasks=n_tasks, depth=depth, fan_in=fan_in, n_blocks=n_blocks, width=width,
         superposition=float(superposition), gates=tuple(gates), distractor_fraction=float(distractor_fraction),
         redundancy=redundancy, cancellation=cancellation, saturation=saturation, shared=shared,
-        naturalise=naturalise, noise=float(noise), n_samples=n_samples, seed=seed,
+        naturalise=naturalise, noise=float(noise), trained=trained, n_samples=n_samples, seed=seed,
     ))

@@ -105,6 +105,35 @@ def test_catalog_marks_what_it_plants():
     assert truth.catalog["saturation"].sum() == 2
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"shared": True, "naturalise": True}])
+def test_trained_circuits_fit_their_formulas_under_the_masks(kwargs):
+    toy = toys.planted_mlp(10, seed=1, trained=True, **kwargs)
+    assert toy.verify().ok
+    x = _all_inputs(10)
+    y = toy.model.run(x)["outputs"]
+    for t, formula in enumerate(toy.truth.formulas):  # exact on the whole domain, not just the tasks' inputs
+        np.testing.assert_allclose(y[:, t], _evaluate_text(formula, x), atol=0.05, err_msg=formula)
+    truth, graph = toy.truth, toy.graph
+    src, dst = graph.edges()
+    w = toy.model.edge_weights()
+    if not kwargs:
+        # Learned, not compiled: circuit weights are not the compiled small integers.
+        e = np.concatenate(truth.edges)
+        circuit_weights = w[src[e], dst[e]]
+        assert np.mean(np.abs(circuit_weights - np.round(circuit_weights)) < 1e-3) < 0.1
+        # The structural masks hold: nothing outside a task's circuit feeds its circuit nodes.
+        for t in range(truth.n_tasks):
+            into = truth.nodes[t][dst] & ~truth.edge_mask(t)
+            assert np.abs(w[src[into], dst[into]]).max() < 1e-6
+    # Every circuit neuron is necessary and the circuit alone is faithful (verify), and an
+    # intervention method recovers it.
+    from evaluators.circuits import score_circuit
+    from methods.circuits import activation_patching
+
+    for t in range(truth.n_tasks):
+        assert score_circuit(activation_patching(toy.artifact, t), toy, t, faithfulness=False).node_auroc >= 0.95
+
+
 def test_intervention_interface():
     toy = toys.planted_mlp(seed=2, width=24)
     task = toy.tasks[0]
@@ -176,6 +205,8 @@ def test_same_seed_same_toy_and_storage(tmp_path):
         ({"distractor_fraction": 1.5}, "distractor_fraction"),
         ({"width": 1}, "width=1 cannot hold"),
         ({"redundancy": True, "gates": ("or", "xor")}, "redundancy copies a one-neuron gate"),
+        ({"trained": True, "saturation": True}, "trained cannot be combined with saturation"),
+        ({"trained": True, "superposition": 2.0}, "trained needs superposition=1.0"),
     ],
 )
 def test_invalid_configs_name_the_parameter(kwargs, match):
