@@ -21,7 +21,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
-import math
 import os
 from collections.abc import Sequence
 
@@ -41,6 +40,7 @@ from groundtruth import (
     dimensionality,
     dimensions_per_feature,
 )
+from toys import _random as rnd
 
 CORRELATIONS = ("none", "correlated", "anticorrelated")
 _EVAL_SAMPLES = 8192
@@ -109,36 +109,8 @@ class SuperpositionConfig(Config):
 # --- random numbers ------------------------------------------------------------------------
 #
 # Training draws a fresh (n_features, batch) block of uniforms every step. jax's default threefry
-# generator spends about 60% of a step on it on a CPU (20 rounds of a 64-bit block cipher per pair
-# of numbers), so training uses a counter-based hash instead: element c of step t of a run keyed
-# (k0, k1) is ``mix(mix(mix(c) ^ mix(k0 + t * golden)) + k1)`` with ``mix`` the "lowbias32" integer
-# hash (C. Wellons), a bijection of uint32 with low avalanche bias. It is a pure function of the
-# seed, the step and the index, so runs are exactly reproducible; the keys (k0, k1) of each
-# instance and restart come from jax's threefry (``jax.random.key(seed)``), so streams of
-# different seeds are unrelated. Uniforms carry 24 random bits.
-
-_GOLDEN = 0x9E3779B9
-
-
-def _mix(x):
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = x * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
-
-
-def _uniform(words, step, shape):
-    """Uniforms on [0, 1) of ``shape`` for ``step`` of the run keyed by ``words`` (2 uint32)."""
-    counter = _mix(jax.lax.iota(jnp.uint32, math.prod(shape)).reshape(shape))
-    step_word = _mix(words[0] + jnp.asarray(step, jnp.uint32) * jnp.uint32(_GOLDEN))
-    bits = _mix(_mix(counter ^ step_word) + words[1])
-    return (bits >> 8).astype(jnp.float32) * (1.0 / (1 << 24))
-
-
-def _words(key):
-    return jax.random.key_data(key).reshape(-1)[:2].astype(jnp.uint32)
-
+# generator spent about 60% of a step on it on a CPU, so training uses the counter-based hash of
+# ``toys._random`` instead, keyed per instance and restart from threefry.
 
 # --- one instance, pure JAX -----------------------------------------------------------------
 #
@@ -151,9 +123,9 @@ def _sample(words, step, batch: int, n: int, sparsity, correlation: str):
     if correlation == "none":
         # One uniform u serves both draws: present when u >= sparsity, and then
         # (u - sparsity) / (1 - sparsity) is uniform on [0, 1). Half the random numbers of two draws.
-        u = _uniform(words, step, (n, batch))
+        u = rnd.uniform(words, step, (n, batch))
         return jnp.where(u >= sparsity, (u - sparsity) / (1 - sparsity), 0.0)
-    u = _uniform(words, step, (2 * n, batch))
+    u = rnd.uniform(words, step, (2 * n, batch))
     values, pair_u, first_u = u[:n], u[n : n + n // 2], u[n + n // 2 :]
     if correlation == "correlated":
         present = jnp.repeat(pair_u >= sparsity, 2, axis=0)
@@ -188,7 +160,7 @@ def _loss(params, x, importance, hidden_relu: bool):
 def _train_one(key, sparsity, importance, *, cfg: SuperpositionConfig):
     """Train one instance from one start; return (params, eval loss, snapshots)."""
     init_key, train_key, eval_key = jax.random.split(key, 3)
-    words = _words(train_key)
+    words = rnd.words(train_key)
     params = _init(init_key, cfg.n_features, cfg.n_hidden, cfg.tied)
     optimizer = optax.adamw(cfg.lr, weight_decay=cfg.weight_decay)
     grad = jax.grad(_loss)
@@ -221,7 +193,7 @@ def _train_one(key, sparsity, importance, *, cfg: SuperpositionConfig):
     else:
         carry = run(carry, 0, cfg.n_steps)
     params = carry[0]
-    x_eval = _sample(_words(eval_key), 0, _EVAL_SAMPLES, cfg.n_features, sparsity, cfg.correlation)
+    x_eval = _sample(rnd.words(eval_key), 0, _EVAL_SAMPLES, cfg.n_features, sparsity, cfg.correlation)
     return params, _loss(params, x_eval, importance, cfg.hidden_relu), snapshots
 
 
@@ -504,7 +476,7 @@ _CHUNK = 4096
 
 def _sample_chunk(config: SuperpositionConfig, w: np.ndarray, chunk: int) -> tuple[np.ndarray, sp.csr_matrix]:
     """Inputs ``chunk * 4096 ...`` of the toy's stream, and their hidden activations."""
-    words = _words(jax.random.fold_in(jax.random.key(config.seed), _STREAM_DATA))
+    words = rnd.words(jax.random.fold_in(jax.random.key(config.seed), _STREAM_DATA))
     x = np.asarray(_sample(words, chunk, _CHUNK, config.n_features, config.sparsity, config.correlation), np.float32).T
     h = x @ w.T
     if config.hidden_relu:
