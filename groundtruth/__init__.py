@@ -1,8 +1,9 @@
 """Records of what was planted, what methods predict, and safe storage for both.
 
 ``Toy`` carries a config, the artifact a method may see and the truth; ``FeatureTruth`` is what a
-sparse-feature toy planted; ``Dictionary`` is a features method's prediction. ``save``/``load``
-write and verify toys without pickle. ``groundtruth.strategies`` has hypothesis strategies.
+sparse-feature toy planted, ``CircuitTruth`` a circuit toy's and ``ConnectomeTruth`` a synthetic
+connectome's (whose ``Recording`` is what methods see); ``Dictionary`` is a features method's
+prediction. ``save``/``load`` write and verify toys without pickle. ``groundtruth.strategies`` has hypothesis strategies.
 """
 
 from groundtruth._circuits import (
@@ -14,6 +15,7 @@ from groundtruth._circuits import (
     Patch,
 )
 from groundtruth._config import SCHEMA_VERSION, Config, Problems, config_from_json
+from groundtruth._connectome import ConnectomeTruth, Recording
 from groundtruth._geometry import (
     REPRESENTED_NORM,
     dimensionality,
@@ -37,6 +39,7 @@ __all__ = [
     "CircuitTruth",
     "ComponentGraph",
     "ComponentScores",
+    "ConnectomeTruth",
     "Patch",
     "REPRESENTED_NORM",
     "SCHEMA_VERSION",
@@ -47,6 +50,7 @@ __all__ = [
     "FeatureToy",
     "FeatureTruth",
     "Problems",
+    "Recording",
     "SuperpositionToy",
     "Toy",
     "TrainingDynamics",

@@ -77,9 +77,10 @@ def _feature_arrays(toy: FeatureToy) -> tuple[dict[str, np.ndarray], dict[str, A
 _DYNAMICS_ARRAYS = ("steps", "weights", "biases")
 
 
-def _feature_toy(config, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -> FeatureToy:
-    shape = tuple(int(v) for v in extra["codes_shape"])
-    data, indices, indptr = arrays["truth.codes.data"], arrays["truth.codes.indices"], arrays["truth.codes.indptr"]
+def _csr(arrays: dict[str, np.ndarray], name: str, shape) -> sp.csr_matrix:
+    """The CSR matrix stored as ``name.data``, ``name.indices``, ``name.indptr``, checked first."""
+    shape = tuple(int(v) for v in shape)
+    data, indices, indptr = arrays[f"{name}.data"], arrays[f"{name}.indices"], arrays[f"{name}.indptr"]
     if (
         len(shape) != 2
         or indptr.shape != (shape[0] + 1,)
@@ -89,8 +90,12 @@ def _feature_toy(config, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -
         or (np.diff(indptr) < 0).any()
         or (indices.size and (indices.min() < 0 or indices.max() >= shape[1]))
     ):
-        raise ValueError(f"truth.codes is not a valid CSR matrix of shape {shape}")
-    codes = sp.csr_matrix((data, indices, indptr), shape=shape)
+        raise ValueError(f"{name} is not a valid CSR matrix of shape {shape}")
+    return sp.csr_matrix((data, indices, indptr), shape=shape)
+
+
+def _feature_toy(config, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -> FeatureToy:
+    codes = _csr(arrays, "truth.codes", extra["codes_shape"])
     truth = FeatureTruth(
         directions=arrays["truth.directions"],
         norms=arrays["truth.norms"],
@@ -175,10 +180,41 @@ def _circuit_toy(config, arrays: dict[str, np.ndarray], extra: dict[str, Any]):
     return pm.PlantedCircuitToy(config=config, truth=truth, model=model, tasks=tasks, roots=roots)
 
 
+_CONNECTOME_ARRAYS = ("cell_types", "positions", "modules", "hubs", "tuning", "stimulus", "spike_times",
+                      "spike_neurons", "observed")
+
+
+def _connectome_arrays(toy) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    truth, recording = toy.truth, toy.artifact
+    w = truth.weights
+    arrays = {"truth.weights.data": w.data, "truth.weights.indices": w.indices, "truth.weights.indptr": w.indptr,
+              "recording.traces": recording.traces}
+    arrays.update({f"truth.{name}": getattr(truth, name) for name in _CONNECTOME_ARRAYS})
+    if recording.positions is not None:
+        arrays["recording.positions"] = recording.positions
+    extra = {"n_neurons": truth.n_neurons, "duration": truth.duration, "frame_rate": recording.frame_rate,
+             "recording_kind": recording.kind}
+    return arrays, extra
+
+
+def _connectome_toy(config, arrays: dict[str, np.ndarray], extra: dict[str, Any]):
+    import importlib
+
+    from groundtruth._connectome import ConnectomeTruth, Recording
+
+    n = int(extra["n_neurons"])
+    truth = ConnectomeTruth(weights=_csr(arrays, "truth.weights", (n, n)), duration=float(extra["duration"]),
+                            **{name: arrays[f"truth.{name}"] for name in _CONNECTOME_ARRAYS})
+    recording = Recording(traces=arrays["recording.traces"], frame_rate=float(extra["frame_rate"]),
+                          kind=extra["recording_kind"], positions=arrays.get("recording.positions"))
+    return importlib.import_module("toys.connectome").ConnectomeToy(config=config, truth=truth, recording=recording)
+
+
 _FAMILIES = {
     FeatureToy.kind: (FeatureToy, _feature_arrays, _feature_toy),
     SuperpositionToy.kind: (SuperpositionToy, _superposition_arrays, _superposition_toy),
     "circuits": (Toy, _circuit_arrays, _circuit_toy),
+    "connectome": (Toy, _connectome_arrays, _connectome_toy),
 }
 
 

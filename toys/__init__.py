@@ -3,12 +3,14 @@
 ``sparse_features`` plants sparse features in superposition; ``superposition`` trains toy models
 of superposition (Elhage et al. 2022), ``superposition_sweep`` many at once and
 ``phase_diagram`` a grid of them; ``planted_mlp`` compiles boolean formulas into a residual MLP
-with known circuits and a catalog of the situations where circuit methods fail; ``preset(name)``
+with known circuits and a catalog of the situations where circuit methods fail; ``connectome``
+wires, simulates and records a synthetic connectome; ``preset(name)``
 builds a named configuration from a paper; ``from_config(config)`` regenerates any toy from its
 config.
 """
 
 from toys._presets import from_config, preset, preset_config, presets
+from toys.connectome import ConnectomeConfig, ConnectomeToy, connectome
 from toys.planted_mlp import PlantedCircuitToy, PlantedMLPConfig, planted_mlp
 from toys.sparse_features import SparseFeaturesConfig, sparse_features
 from toys.superposition import (
@@ -23,12 +25,15 @@ from toys.superposition import (
 )
 
 __all__ = [
+    "ConnectomeConfig",
+    "ConnectomeToy",
     "PHASES",
     "PhaseDiagram",
     "PlantedCircuitToy",
     "PlantedMLPConfig",
     "SparseFeaturesConfig",
     "SuperpositionConfig",
+    "connectome",
     "dimensionality",
     "dimensions_per_feature",
     "from_config",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from toys import planted_mlp as _pm
 from toys import sparse_features as _sf
 from toys import superposition as _sp
 
+_cn = importlib.import_module("toys.connectome")  # the module; ``toys.connectome`` is the function
 _PRESETS: dict[str, tuple[Callable[..., Config], str]] = {}
 
 
@@ -89,6 +91,7 @@ _BUILDERS: dict[type[Config], Callable[[Config], Toy]] = {
     _sf.SparseFeaturesConfig: _sf.build,
     _sp.SuperpositionConfig: _sp.build,
     _pm.PlantedMLPConfig: _pm.build,
+    _cn.ConnectomeConfig: _cn.build,
 }
 
 

@@ -1,0 +1,594 @@
+"""Synthetic connectomes: planted wiring, simulated spiking activity, and recordings of it.
+
+A toy has three stages, each a pure function of the config's seed:
+
+wiring
+    A degree-corrected stochastic block model (Karrer & Newman 2011): neuron i in module m_i
+    connects to j with probability ``density * theta_i * theta_j * B[m_i, m_j] * f(d_ij)``, where
+    ``B`` keeps a fraction ``mixing`` of the expected connections between modules, ``theta`` are
+    lognormal degree propensities (``degree_sigma``) raised by ``hub_boost`` for the planted hubs,
+    and ``f(d) = exp(-d / length_scale)`` ties wiring to distance when neurons have positions in
+    the unit square or cube (``dim`` 2 or 3, 1 mm a side). ``rich_club`` adds connections among
+    the hubs with that probability. A fraction ``exc_fraction`` of neurons is excitatory; every
+    outgoing weight of a neuron has its sign (Dale's law) and a lognormal magnitude (median
+    ``weight``, log-sd ``weight_sigma``; inhibitory ones ``inhibition`` times stronger). Edges are
+    drawn per module pair as a Poisson number of endpoint pairs sampled by propensity (so 10^5
+    neurons and 5 x 10^7 synapses take seconds and are stored sparse); duplicates and self-loops
+    are dropped, and distance is applied by thinning.
+dynamics
+    A current-based leaky integrate-and-fire network (``lif``) with optional Tsodyks-Markram
+    short-term depression, driven by Poisson background input and a stimulus protocol whose
+    features reach neurons through a planted tuning matrix with mixed selectivity. Spikes reach
+    their targets after a synaptic ``delay``; the simulation advances one delay at a time: the
+    recurrent input of a whole block of steps is known from the previous block, so it is one
+    sparse product, and the neurons' steps inside a block run in a compiled ``lax.scan``.
+    ``kernel="jax"`` runs every block in one scan (the rows of the neurons that spiked, from dense
+    weights, up to 4,096 neurons; a BCOO product beyond: the path for an accelerator);
+    ``kernel="scipy"`` loops over blocks on the host with event-driven CSR rows, which is faster
+    on a CPU for large networks. ``"auto"`` picks the first up to 4,096 neurons. Both give the
+    same spikes.
+observation
+    Spike counts per frame, or calcium fluorescence as in the ChaLearn connectomics challenge
+    (Stetter et al. 2012; Orlandi et al. 2015): every spike adds ``calcium_jump`` to a calcium
+    concentration that decays with ``calcium_tau``; fluorescence ``F = Ca / (Ca + K_d)`` plus
+    white noise, plus light scattering from neurons nearby; and a random subset of neurons
+    recorded (``observed_fraction``).
+
+The artifact (``toy.artifact``) is the ``groundtruth.Recording``; the truth
+(``groundtruth.ConnectomeTruth``) holds the wiring, cell types, modules, hubs, tuning, stimulus and
+every spike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse as sp
+
+from groundtruth import Config, Problems, Toy
+from groundtruth._connectome import ConnectomeTruth, Recording
+from toys import _random as rnd
+
+STIMULI = ("none", "flashes", "gratings", "events")
+OBSERVATIONS = ("calcium", "spikes")
+KERNELS = ("auto", "scipy", "jax")
+_STREAM_WIRING, _STREAM_TUNING, _STREAM_DYNAMICS, _STREAM_OBSERVE = 401, 402, 403, 404
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectomeConfig(Config):
+    """Config of ``toys.connectome``; see the module docstring and ``connectome`` for each field.
+
+    Units: seconds, Hz, mV (membrane potential relative to rest), mm, and the calcium model's
+    micromolar.
+    """
+
+    kind = "connectome"
+
+    # wiring
+    n_neurons: int = 1000
+    n_modules: int = 4
+    density: float = 0.012
+    mixing: float = 0.2
+    degree_sigma: float = 0.0
+    hub_fraction: float = 0.0
+    hub_boost: float = 4.0
+    rich_club: float = 0.0
+    exc_fraction: float = 0.8
+    dim: int = 2
+    length_scale: float = 0.0
+    weight: float = 2.0
+    weight_sigma: float = 0.5
+    inhibition: float = 4.0
+    # dynamics
+    duration: float = 10.0
+    dt: float = 1e-4
+    delay: float = 2e-3
+    tau_m: float = 0.02
+    tau_syn: float = 0.005
+    threshold: float = 20.0
+    reset: float = 10.0
+    refractory: float = 2e-3
+    depression: bool = False
+    depression_u: float = 0.5
+    depression_tau: float = 0.8
+    background_rate: float = 1000.0
+    background_weight: float = 1.0
+    stimulus: str = "none"
+    n_features: int = 0
+    tuning_density: float = 0.3
+    tuning_gain: float = 5.0
+    stimulus_period: float = 2.0
+    stimulus_on: float = 0.5
+    kernel: str = "auto"
+    # observation
+    observation: str = "calcium"
+    frame_rate: float = 50.0
+    observed_fraction: float = 1.0
+    calcium_jump: float = 50.0
+    calcium_tau: float = 1.0
+    calcium_base: float = 0.1
+    calcium_kd: float = 300.0
+    fluorescence_noise: float = 0.03
+    scatter: float = 0.15
+    scatter_length: float = 0.15
+    seed: int = 0
+
+    def _check(self, p: Problems) -> None:
+        p.integer("n_neurons", self.n_neurons, low=2, high=10_000_000)
+        p.integer("n_modules", self.n_modules, low=1, high=self.n_neurons if isinstance(self.n_neurons, int) else None)
+        p.number("density", self.density, low=0, high=1, low_open=True)
+        p.number("mixing", self.mixing, low=0, high=1)
+        p.number("degree_sigma", self.degree_sigma, low=0, high=3)
+        p.number("hub_fraction", self.hub_fraction, low=0, high=0.5)
+        p.number("hub_boost", self.hub_boost, low=1, high=1000)
+        p.number("rich_club", self.rich_club, low=0, high=1)
+        if isinstance(self.rich_club, (int, float)) and self.rich_club > 0 and self.hub_fraction == 0:
+            p.add(f"rich_club={self.rich_club} connects hubs: it needs hub_fraction > 0")
+        p.number("exc_fraction", self.exc_fraction, low=0, high=1)
+        p.integer("dim", self.dim, low=0, high=3)
+        if self.dim == 1:
+            p.add("dim must be 0 (no positions), 2 or 3, got 1")
+        p.number("length_scale", self.length_scale, low=0, high=100)
+        if isinstance(self.length_scale, (int, float)) and self.length_scale > 0 and self.dim == 0:
+            p.add(f"length_scale={self.length_scale} makes wiring depend on distance: it needs dim 2 or 3")
+        p.number("weight", self.weight, low=0, high=1000, low_open=True)
+        p.number("weight_sigma", self.weight_sigma, low=0, high=3)
+        p.number("inhibition", self.inhibition, low=0, high=100)
+        p.number("duration", self.duration, low=0, high=1e6, low_open=True)
+        p.number("dt", self.dt, low=1e-6, high=1e-2)
+        p.number("delay", self.delay, low=self.dt if isinstance(self.dt, float) else 0, high=0.1)
+        for name in ("tau_m", "tau_syn", "depression_tau", "calcium_tau"):
+            p.number(name, getattr(self, name), low=1e-4, high=100)
+        p.number("threshold", self.threshold, low=0, high=1000, low_open=True)
+        p.number("reset", self.reset, low=-1000, high=self.threshold if isinstance(self.threshold, (int, float)) else None,
+                 high_open=True)
+        p.number("refractory", self.refractory, low=0, high=0.1)
+        p.boolean("depression", self.depression)
+        p.number("depression_u", self.depression_u, low=0, high=1, low_open=True)
+        p.number("background_rate", self.background_rate, low=0, high=1e6)
+        p.number("background_weight", self.background_weight, low=0, high=1000)
+        p.choice("stimulus", self.stimulus, STIMULI)
+        p.integer("n_features", self.n_features, low=0, high=1024)
+        if self.stimulus != "none" and self.n_features == 0:
+            p.add(f"stimulus={self.stimulus!r} needs n_features >= 1")
+        p.number("tuning_density", self.tuning_density, low=0, high=1, low_open=True)
+        p.number("tuning_gain", self.tuning_gain, low=0, high=1000)
+        p.number("stimulus_period", self.stimulus_period, low=1e-3, high=1e4)
+        p.number("stimulus_on", self.stimulus_on, low=0, high=self.stimulus_period if isinstance(self.stimulus_period, (int, float)) else None,
+                 low_open=True)
+        p.choice("kernel", self.kernel, KERNELS)
+        p.choice("observation", self.observation, OBSERVATIONS)
+        p.number("frame_rate", self.frame_rate, low=0.1, high=1.0 / self.dt if isinstance(self.dt, float) and self.dt > 0 else None)
+        p.number("observed_fraction", self.observed_fraction, low=0, high=1, low_open=True)
+        p.number("calcium_jump", self.calcium_jump, low=0, high=1e4)
+        p.number("calcium_base", self.calcium_base, low=0, high=1e4)
+        p.number("calcium_kd", self.calcium_kd, low=0, high=1e5, low_open=True)
+        p.number("fluorescence_noise", self.fluorescence_noise, low=0, high=10)
+        p.number("scatter", self.scatter, low=0, high=10)
+        p.number("scatter_length", self.scatter_length, low=0, high=10, low_open=True)
+        p.integer("seed", self.seed, low=0, high=2**31 - 1)
+
+    @property
+    def steps_per_block(self) -> int:
+        """Steps per synaptic delay: the simulation's block."""
+        return max(1, int(round(self.delay / self.dt)))
+
+
+# --- wiring -------------------------------------------------------------------------------------
+
+
+def _distinct_pairs(rng, count: int, n: int, draw, keep=None) -> np.ndarray:
+    """``count`` distinct (pre, post) pairs as int64 codes ``pre * n + post``: candidates from
+    ``draw(m) -> (pre, post)``, self-pairs dropped, thinned by ``keep(pre, post) -> probability``,
+    redrawn until enough distinct ones remain (a random subset of them when more do)."""
+    codes = np.zeros(0, np.int64)
+    rate = 1.0
+    for _ in range(1000):
+        need = count - codes.size
+        if need <= 0:
+            break
+        m = int(need / rate * 1.1) + 16
+        pre, post = draw(m)
+        ok = pre != post
+        if keep is not None:
+            ok &= rng.random(m) < keep(pre, post)
+        rate = max(ok.mean(), 1e-3)
+        codes = np.union1d(codes, pre[ok].astype(np.int64) * n + post[ok])
+    if codes.size > count:
+        codes = np.sort(rng.choice(codes, size=count, replace=False))
+    return codes
+
+
+def _sampler(rng, members: np.ndarray, weights: np.ndarray):
+    """Draw ``m`` members with probability proportional to ``weights``."""
+    cdf = np.cumsum(weights)
+    cdf /= cdf[-1]
+    return lambda m: members[np.minimum(np.searchsorted(cdf, rng.random(m), side="right"), members.size - 1)]
+
+
+def _wiring(cfg: ConnectomeConfig):
+    """Weights (CSR, [pre, post]), cell types, positions, modules, hubs."""
+    rng = np.random.default_rng([cfg.seed, _STREAM_WIRING])
+    n, k = cfg.n_neurons, cfg.n_modules
+    modules = rng.permutation(np.arange(n) % k)
+    positions = rng.random((n, cfg.dim))
+    theta = np.exp(cfg.degree_sigma * rng.normal(size=n)) if cfg.degree_sigma > 0 else np.ones(n)
+    n_hubs = int(round(cfg.hub_fraction * n))
+    hubs = np.zeros(n, bool)
+    hubs[rng.choice(n, size=n_hubs, replace=False)] = True
+    theta[hubs] *= cfg.hub_boost
+    distance = None
+    if cfg.length_scale > 0:
+        def distance(pre, post):
+            return np.exp(-np.linalg.norm(positions[pre] - positions[post], axis=1) / cfg.length_scale)
+    # Expected edges, split between module pairs: (1 - mixing) within modules, mixing across,
+    # each part in proportion to the modules' total propensities.
+    total = cfg.density * n * (n - 1)
+    strength = np.bincount(modules, weights=theta, minlength=k)
+    within = strength**2 / (strength**2).sum()
+    across = np.outer(strength, strength)
+    np.fill_diagonal(across, 0)
+    across = across / across.sum() if k > 1 else across
+    mixing = cfg.mixing if k > 1 else 0.0
+    expected = total * ((1 - mixing) * np.diag(within) + mixing * across)
+    samplers = [_sampler(rng, np.flatnonzero(modules == a), theta[modules == a]) for a in range(k)]
+    parts = []
+    for a in range(k):
+        for b in range(k):
+            if expected[a, b] <= 0:
+                continue
+            count = int(rng.poisson(expected[a, b]))
+            parts.append(_distinct_pairs(rng, count, n, lambda m, a=a, b=b: (samplers[a](m), samplers[b](m)), distance))
+    if cfg.rich_club > 0 and n_hubs > 1:
+        hub_index = np.flatnonzero(hubs)
+        count = int(rng.binomial(n_hubs * (n_hubs - 1), cfg.rich_club))
+        draw = _sampler(rng, hub_index, np.ones(n_hubs))
+        parts.append(_distinct_pairs(rng, count, n, lambda m: (draw(m), draw(m))))
+    codes = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+    pre, post = np.divmod(codes, n)
+    types = np.where(rng.random(n) < cfg.exc_fraction, 1, -1).astype(np.int8)
+    magnitude = cfg.weight * np.exp(cfg.weight_sigma * rng.normal(size=codes.size))
+    values = np.where(types[pre] > 0, magnitude, -cfg.inhibition * magnitude).astype(np.float32)
+    weights = sp.csr_matrix((values, (pre, post)), shape=(n, n))
+    weights.sort_indices()
+    return weights, types, positions, modules, hubs
+
+
+# --- stimulus and tuning ------------------------------------------------------------------------
+
+
+def _features(cfg: ConnectomeConfig, times: np.ndarray, rng) -> np.ndarray:
+    """(len(times), n_features) stimulus feature time courses in [0, 1].
+
+    ``flashes``: every ``stimulus_period`` one of the features (a flash type, chosen at random)
+    is on for ``stimulus_on``. ``gratings``: each period shows a grating of random orientation for
+    ``stimulus_on``; feature k is an orientation channel preferring k * 180 / n_features degrees,
+    ``exp(4 (cos 2(theta - theta_k) - 1))``, so channels overlap. ``events``: each feature turns on
+    for ``stimulus_on`` at Poisson times, one per ``stimulus_period`` on average, independently.
+    """
+    f = np.zeros((times.size, cfg.n_features))
+    if cfg.stimulus == "none" or cfg.n_features == 0:
+        return f
+    period = np.floor(times / cfg.stimulus_period).astype(np.int64)
+    n_periods = int(period.max()) + 1 if times.size else 0
+    on = (times - period * cfg.stimulus_period) < cfg.stimulus_on
+    if cfg.stimulus == "flashes":
+        which = rng.integers(0, cfg.n_features, size=n_periods)
+        f[np.flatnonzero(on), which[period[on]]] = 1.0
+    elif cfg.stimulus == "gratings":
+        angle = rng.random(n_periods) * np.pi
+        preferred = np.arange(cfg.n_features) * np.pi / cfg.n_features
+        channel = np.exp(4.0 * (np.cos(2.0 * (angle[:, None] - preferred[None, :])) - 1.0))
+        f[on] = channel[period[on]]
+    else:
+        duration = float(times[-1]) + cfg.stimulus_period if times.size else 0.0
+        for k in range(cfg.n_features):
+            starts = np.sort(rng.random(rng.poisson(duration / cfg.stimulus_period)) * duration)
+            index = np.searchsorted(starts, times, side="right") - 1
+            f[:, k] = (index >= 0) & (times - starts[np.maximum(index, 0)] < cfg.stimulus_on)
+    return f
+
+
+def _tuning(cfg: ConnectomeConfig) -> np.ndarray:
+    """(n_neurons, n_features): each neuron driven by each feature with probability
+    ``tuning_density`` (mixed selectivity), with lognormal gains of median ``tuning_gain`` mV."""
+    rng = np.random.default_rng([cfg.seed, _STREAM_TUNING])
+    shape = (cfg.n_neurons, cfg.n_features)
+    return np.where(rng.random(shape) < cfg.tuning_density, cfg.tuning_gain * np.exp(0.5 * rng.normal(size=shape)), 0.0)
+
+
+# --- dynamics -------------------------------------------------------------------------------------
+
+
+class _Dynamics(tuple):
+    """The LIF constants a compiled block depends on (hashable, so blocks of equal dynamics
+    share compiled code): per-step decays, threshold, reset, refractory steps, depression, the
+    background weight and Poisson tails P(N >= j), j = 1, 2, 3 (the rest is below 2e-4 of the
+    input at rate * dt <= 0.1)."""
+
+    @staticmethod
+    def of(cfg: ConnectomeConfig) -> _Dynamics:
+        lam = cfg.background_rate * cfg.dt
+        cdf, term, tails = 0.0, math.exp(-lam), []
+        for j in range(3):
+            cdf += term
+            tails.append(max(0.0, 1.0 - cdf))
+            term *= lam / (j + 1)
+        return _Dynamics((math.exp(-cfg.dt / cfg.tau_m), math.exp(-cfg.dt / cfg.tau_syn), float(cfg.threshold),
+                          float(cfg.reset), int(round(cfg.refractory / cfg.dt)), bool(cfg.depression),
+                          float(cfg.depression_u), math.exp(-cfg.dt / cfg.depression_tau),
+                          float(cfg.background_weight), tuple(tails)))
+
+
+def _initial(cfg: ConnectomeConfig, rng) -> tuple:
+    n = cfg.n_neurons
+    v = rng.random(n) * cfg.threshold
+    return (jnp.asarray(v, jnp.float32), jnp.zeros(n, jnp.float32), jnp.zeros(n, jnp.int32), jnp.ones(n, jnp.float32))
+
+
+def _lif_steps(dyn: _Dynamics, state, recurrent, drive, first_step, words):
+    """Advance ``recurrent.shape[0]`` steps of the LIF network whose recurrent input (steps, n)
+    is known; returns the state and each step's spike releases (steps, n): 0 where no spike, else
+    1, or ``U x`` with depression (Tsodyks-Markram: resources x recover to 1 with their time
+    constant and a spike releases the fraction U of them).
+
+    The membrane integrates exactly over a step, ``v <- v a + (1 - a)(I + drive)``; the synaptic
+    current ``I`` (mV) decays and jumps by the weights of arriving spikes and background inputs.
+    """
+    decay_m, decay_s, threshold, reset, refractory, depression, use, recover, bg_weight, tails = dyn
+    n = recurrent.shape[1]
+
+    def step(carry, inputs):
+        v, current, wait, resources = carry
+        rec, t = inputs
+        u = rnd.uniform(words, t, (n,))
+        count = sum((u < tail).astype(jnp.float32) for tail in tails)
+        current = current * decay_s + rec + bg_weight * count
+        free = wait == 0
+        v = jnp.where(free, v * decay_m + (1 - decay_m) * (current + drive), v)
+        spike = free & (v >= threshold)
+        v = jnp.where(spike, reset, v)
+        wait = jnp.where(spike, refractory, jnp.maximum(wait - 1, 0))
+        if depression:
+            resources = 1.0 - (1.0 - resources) * recover
+            release = jnp.where(spike, use * resources, 0.0)
+            resources = resources - release
+        else:
+            release = spike.astype(jnp.float32)
+        return (v, current, wait, resources), release
+
+    steps = first_step + jnp.arange(recurrent.shape[0], dtype=jnp.uint32)
+    return jax.lax.scan(step, state, (recurrent, steps))
+
+
+_lif_block = jax.jit(_lif_steps, static_argnums=0)
+
+
+_EVENTS = 64  # neurons spiking in a block that the JAX path propagates row by row; more use the dense product
+
+
+def _propagate(release, weights):
+    """(k, n) recurrent input of the next block, ``release @ weights``: with dense weights, from
+    the rows of the (at most ``_EVENTS``) neurons that spiked in the block, else the product."""
+    if not isinstance(weights, jax.Array):
+        return release @ weights
+    spiked = release.max(axis=0)
+    _, rows = jax.lax.top_k(spiked, _EVENTS)  # every neuron that spiked, when few did (others add 0)
+    return jax.lax.cond((spiked > 0).sum() <= _EVENTS, lambda: release[:, rows] @ weights[rows], lambda: release @ weights)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 5))
+def _lif_blocks(dyn: _Dynamics, state, recurrent, weights, drives, k: int, first_block, words):
+    """Blocks of ``k`` steps in one scan, the recurrent input of each block the previous block's
+    releases times ``weights`` (dense or BCOO, [pre, post]): the JAX path. Returns the state, the
+    next block's recurrent input and the spikes (blocks, k, n) as bool."""
+
+    def one(carry, inputs):
+        state, rec = carry
+        drive, b = inputs
+        state, release = _lif_steps(dyn, state, rec, drive, b * k, words)
+        return (state, _propagate(release, weights)), release > 0
+
+    blocks = first_block + jnp.arange(drives.shape[0], dtype=jnp.uint32)
+    (state, rec), spikes = jax.lax.scan(one, (state, recurrent), (drives, blocks))
+    return state, rec, spikes
+
+
+def _csr_rows(weights: sp.csr_matrix, steps: np.ndarray, pre: np.ndarray, release: np.ndarray, k: int) -> np.ndarray:
+    """(k, n): for each spike (step, pre, release), ``release x weights[pre]`` added to row step."""
+    n = weights.shape[1]
+    starts, ends = weights.indptr[pre], weights.indptr[pre + 1]
+    lengths = ends - starts
+    total = int(lengths.sum())
+    out = np.zeros(k * n, np.float32)
+    if total:
+        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
+        target = np.repeat(steps * n, lengths) + weights.indices[offsets]
+        np.add.at(out, target, np.repeat(release, lengths) * weights.data[offsets])
+    return out.reshape(k, n)
+
+
+def _simulate(cfg: ConnectomeConfig, weights: sp.csr_matrix, tuning: np.ndarray, features) -> tuple[np.ndarray, np.ndarray]:
+    """Spike times (s) and neurons, ordered by time. ``features(times) -> (len(times), F)``."""
+    n, k = cfg.n_neurons, cfg.steps_per_block
+    n_blocks = int(math.ceil(cfg.duration / (k * cfg.dt) - 1e-9))
+    dyn = _Dynamics.of(cfg)
+    rng = np.random.default_rng([cfg.seed, _STREAM_DYNAMICS])
+    words = rnd.words(jax.random.fold_in(jax.random.key(cfg.seed), _STREAM_DYNAMICS))
+    state = _initial(cfg, rng)
+    block_times = np.arange(n_blocks) * k * cfg.dt
+    drives = features(block_times) @ tuning.T if tuning.shape[1] else None  # (n_blocks, n)
+    zero_drive = jnp.zeros(n, jnp.float32)
+    times, neurons = [], []
+    kernel = cfg.kernel if cfg.kernel != "auto" else ("jax" if n <= 4096 else "scipy")
+    if kernel == "jax":
+        if n <= 4096:
+            w = jnp.asarray(weights.toarray())
+        else:
+            from jax.experimental import sparse as jsparse
+
+            w = jsparse.BCOO.from_scipy_sparse(weights)
+        rec = jnp.zeros((k, n), jnp.float32)
+        chunk = max(1, min(n_blocks, int(2e7 // (k * n))))
+        for start in range(0, n_blocks, chunk):
+            count = min(chunk, n_blocks - start)
+            d = jnp.asarray(drives[start : start + count], jnp.float32) if drives is not None else jnp.zeros((count, n), jnp.float32)
+            state, rec, spikes = _lif_blocks(dyn, state, rec, w, d, k, jnp.uint32(start), words)
+            b, s, j = np.nonzero(np.asarray(spikes))
+            times.append(((start + b) * k + s + 1) * cfg.dt)
+            neurons.append(j)
+    else:
+        rec = jnp.zeros((k, n), jnp.float32)
+        zeros = rec
+        for b in range(n_blocks):
+            drive = jnp.asarray(drives[b], jnp.float32) if drives is not None else zero_drive
+            state, release = _lif_block(dyn, state, rec, drive, jnp.uint32(b * k), words)
+            release = np.asarray(release)
+            s, j = np.nonzero(release)
+            if s.size:
+                times.append((b * k + s + 1) * cfg.dt)
+                neurons.append(j)
+                rec = jnp.asarray(_csr_rows(weights, s, j, release[s, j], k))
+            else:
+                rec = zeros
+    times = np.concatenate(times) if times else np.zeros(0)
+    neurons = np.concatenate(neurons).astype(np.int32) if neurons else np.zeros(0, np.int32)
+    keep = times <= cfg.duration + 1e-12
+    order = np.argsort(times[keep], kind="stable")
+    return times[keep][order], neurons[keep][order]
+
+
+# --- observation ----------------------------------------------------------------------------------
+
+
+def _counts(cfg: ConnectomeConfig, times: np.ndarray, neurons: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """(n_frames, len(which)) float32 spike counts per frame of the neurons ``which``."""
+    n_frames = int(math.floor(cfg.duration * cfg.frame_rate + 1e-9))
+    column = np.full(cfg.n_neurons, -1, np.int64)
+    column[which] = np.arange(which.size)
+    frame = np.floor(times * cfg.frame_rate).astype(np.int64)
+    keep = (column[neurons] >= 0) & (frame < n_frames)
+    flat = frame[keep] * which.size + column[neurons[keep]]
+    return np.bincount(flat, minlength=n_frames * which.size).reshape(n_frames, which.size).astype(np.float32)
+
+
+def calcium(counts: np.ndarray, cfg: ConnectomeConfig) -> np.ndarray:
+    """Noiseless fluorescence (n_frames, m) of spike counts per frame, by the ChaLearn model:
+    ``Ca_t = Ca_{t-1} exp(-1 / (frame_rate tau)) + jump * n_t`` above the baseline ``Ca_0``, and
+    ``F = Ca / (Ca + K_d)``."""
+    import scipy.signal
+
+    decay = math.exp(-1.0 / (cfg.frame_rate * cfg.calcium_tau))
+    ca = scipy.signal.lfilter([cfg.calcium_jump], [1.0, -decay], counts, axis=0) + cfg.calcium_base
+    return (ca / (ca + cfg.calcium_kd)).astype(np.float32)
+
+
+def _scatter_matrix(positions: np.ndarray, cfg: ConnectomeConfig) -> sp.csr_matrix:
+    """(n, n) light scattering: ``scatter * exp(-(d_ij / scatter_length)^2)`` for j != i within
+    three lengths (beyond, below 1.3e-4 of the amplitude)."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(positions)
+    d = tree.sparse_distance_matrix(tree, 3 * cfg.scatter_length, output_type="coo_matrix")
+    keep = d.row != d.col
+    values = cfg.scatter * np.exp(-((d.data[keep] / cfg.scatter_length) ** 2))
+    return sp.csr_matrix((values, (d.row[keep], d.col[keep])), shape=(len(positions),) * 2)
+
+
+def _observe(cfg: ConnectomeConfig, times, neurons, positions) -> tuple[np.ndarray, np.ndarray]:
+    """The recorded neurons and their traces (n_frames, n_observed)."""
+    rng = np.random.default_rng([cfg.seed, _STREAM_OBSERVE])
+    n = cfg.n_neurons
+    m = max(1, int(round(cfg.observed_fraction * n)))
+    observed = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+    if cfg.observation == "spikes":
+        return observed, _counts(cfg, times, neurons, observed)
+    if cfg.scatter > 0 and cfg.dim > 0:
+        # Light from every neuron nearby, recorded or not, reaches a recorded one.
+        fluorescence = calcium(_counts(cfg, times, neurons, np.arange(n)), cfg)
+        traces = fluorescence[:, observed] + np.asarray((_scatter_matrix(positions, cfg)[observed] @ fluorescence.T).T)
+    else:
+        traces = calcium(_counts(cfg, times, neurons, observed), cfg)
+    traces = traces + cfg.fluorescence_noise * rng.standard_normal(traces.shape, dtype=np.float32)
+    return observed, traces.astype(np.float32)
+
+
+# --- the toy ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ConnectomeToy(Toy):
+    """A synthetic connectome: ``artifact`` (the ``Recording``) for methods, ``truth``
+    (``ConnectomeTruth``) for evaluators."""
+
+    recording: Recording = dataclasses.field(default=None, repr=False)
+
+    kind: ClassVar[str] = "connectome"
+
+    @property
+    def artifact(self) -> Recording:
+        return self.recording
+
+
+def build(config: ConnectomeConfig) -> ConnectomeToy:
+    """Wire, simulate and record the network a ``ConnectomeConfig`` describes."""
+    if not isinstance(config, ConnectomeConfig):
+        raise ValueError(f"config must be a ConnectomeConfig, got {type(config).__name__}")
+    weights, types, positions, modules, hubs = _wiring(config)
+    tuning = _tuning(config)
+    stimulus_rng = np.random.default_rng([config.seed, _STREAM_TUNING, 1])
+    # One stimulus protocol: drawn once on a fine clock, then read at blocks and at frames.
+    clock = 1e-3
+    fine = _features(config, np.arange(int(math.ceil(config.duration / clock)) + 1) * clock, stimulus_rng)
+
+    def features(times):
+        return fine[np.minimum((np.asarray(times) / clock).astype(np.int64), fine.shape[0] - 1)]
+
+    times, neurons = _simulate(config, weights, tuning, features)
+    observed, traces = _observe(config, times, neurons, positions)
+    frames = np.arange(traces.shape[0]) / config.frame_rate
+    truth = ConnectomeTruth(weights=weights, cell_types=types, positions=positions, modules=modules, hubs=hubs,
+                            tuning=tuning, stimulus=features(frames), spike_times=times, spike_neurons=neurons,
+                            observed=observed, duration=float(config.duration))
+    recording = Recording(traces=traces, frame_rate=float(config.frame_rate), kind=config.observation,
+                          positions=positions[observed] if config.dim > 0 else None)
+    return ConnectomeToy(config=config, truth=truth, recording=recording)
+
+
+def connectome(n_neurons: int = 1000, *, seed: int, **fields) -> ConnectomeToy:
+    """A synthetic connectome: planted wiring, simulated spikes and a recording of them.
+
+    Parameters
+    ----------
+    n_neurons : int
+    seed : int
+    **fields
+        Any ``ConnectomeConfig`` field. Wiring: ``n_modules``, ``density`` (expected connection
+        probability), ``mixing`` (fraction of connections between modules), ``degree_sigma``
+        (lognormal degree heterogeneity), ``hub_fraction`` and ``hub_boost`` (planted hubs),
+        ``rich_club`` (connection probability among hubs), ``exc_fraction`` (Dale's law),
+        ``dim`` and ``length_scale`` (distance-dependent wiring), ``weight``, ``weight_sigma``
+        and ``inhibition`` (lognormal weights). Dynamics: ``duration``, ``dt``, ``delay``,
+        ``tau_m``, ``tau_syn``, ``threshold``, ``reset``, ``refractory``, ``depression`` (with
+        ``depression_u``, ``depression_tau``), ``background_rate`` and ``background_weight``,
+        ``stimulus`` (none / flashes / gratings / events) with ``n_features``,
+        ``tuning_density``, ``tuning_gain``, ``stimulus_period``, ``stimulus_on``; ``kernel``
+        (scipy / jax). Observation: ``observation`` (calcium / spikes), ``frame_rate``,
+        ``observed_fraction``, and the calcium model's ``calcium_jump``, ``calcium_tau``,
+        ``calcium_base``, ``calcium_kd``, ``fluorescence_noise``, ``scatter``,
+        ``scatter_length``.
+
+    Returns
+    -------
+    ConnectomeToy
+        ``artifact``: the ``Recording`` (traces, frame rate, positions of the recorded neurons);
+        ``truth``: the ``ConnectomeTruth``.
+    """
+    return build(ConnectomeConfig(n_neurons=n_neurons, seed=seed, **fields))
