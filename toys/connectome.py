@@ -377,7 +377,7 @@ _EVENTS = 64  # neurons spiking in a block that the JAX path propagates row by r
 def _propagate(release, weights):
     """(k, n) recurrent input of the next block, ``release @ weights``: with dense weights, from
     the rows of the (at most ``_EVENTS``) neurons that spiked in the block, else the product."""
-    if not isinstance(weights, jax.Array):
+    if not isinstance(weights, jax.Array) or release.shape[1] <= 2 * _EVENTS:
         return release @ weights
     spiked = release.max(axis=0)
     _, rows = jax.lax.top_k(spiked, _EVENTS)  # every neuron that spiked, when few did (others add 0)

@@ -1,0 +1,170 @@
+"""Synthetic connectomes: the wiring's statistics match its config, the LIF dynamics and the
+calcium model match their equations, both simulation kernels agree, and configs are validated."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+import groundtruth
+import toys
+from toys.connectome import ConnectomeConfig, _wiring, calcium
+
+
+def _degrees(w):
+    out = np.diff(w.indptr)
+    inn = np.bincount(w.indices, minlength=w.shape[0])
+    return out, inn
+
+
+def test_wiring_statistics_match_the_config():
+    cfg = ConnectomeConfig(n_neurons=3000, n_modules=5, density=0.01, mixing=0.25, exc_fraction=0.75, weight=2.0,
+                           weight_sigma=0.6, inhibition=3.0, dim=2, seed=4)
+    w, types, positions, modules, hubs = _wiring(cfg)
+    n = cfg.n_neurons
+    pre, post = w.nonzero()
+    assert (pre != post).all()  # no self-loops
+    assert w.nnz == pytest.approx(cfg.density * n * (n - 1), rel=0.03)
+    assert np.mean(modules[pre] != modules[post]) == pytest.approx(cfg.mixing, abs=0.02)
+    assert np.bincount(modules).min() == n // cfg.n_modules
+    assert np.mean(types > 0) == pytest.approx(cfg.exc_fraction, abs=0.03)
+    values = np.asarray(w[pre, post]).ravel()
+    assert (np.sign(values) == types[pre]).all()  # Dale's law: every synapse has its neuron's sign
+    exc = values[types[pre] > 0]
+    assert np.median(exc) == pytest.approx(cfg.weight, rel=0.05)
+    assert np.log(exc).std() == pytest.approx(cfg.weight_sigma, abs=0.03)
+    inh = -values[types[pre] < 0]
+    assert np.median(inh) == pytest.approx(cfg.inhibition * cfg.weight, rel=0.08)
+    assert positions.shape == (n, 2) and positions.min() >= 0 and positions.max() <= 1
+    assert not hubs.any()
+
+
+def test_hubs_rich_club_and_distance():
+    cfg = ConnectomeConfig(n_neurons=2000, n_modules=2, density=0.01, hub_fraction=0.05, hub_boost=5.0, rich_club=0.3,
+                           dim=2, seed=1)
+    w, types, positions, modules, hubs = _wiring(cfg)
+    out, inn = _degrees(w)
+    # Degree-corrected: a hub's expected degree is hub_boost times the others' (up to the
+    # normalisation of propensities within a module), before the rich club adds its edges.
+    base = dataclasses.replace(cfg, rich_club=0.0)
+    wb, *_ = _wiring(base)
+    ob, ib = _degrees(wb)
+    assert (ob[hubs].mean() / ob[~hubs].mean()) == pytest.approx(cfg.hub_boost, rel=0.15)
+    assert (ib[hubs].mean() / ib[~hubs].mean()) == pytest.approx(cfg.hub_boost, rel=0.15)
+    # The rich club: hubs connect to each other with probability about rich_club (plus the rest).
+    h = np.flatnonzero(hubs)
+    among = w[h][:, h].nnz / (h.size * (h.size - 1))
+    assert among == pytest.approx(cfg.rich_club + wb[h][:, h].nnz / (h.size * (h.size - 1)), abs=0.05)
+    # Distance-dependent wiring: connected pairs are closer than random pairs, with the mean
+    # distance exp(-d / length_scale) weighting implies.
+    local = ConnectomeConfig(n_neurons=2000, n_modules=1, density=0.01, dim=2, length_scale=0.1, seed=2)
+    wl, _, pos, *_ = _wiring(local)
+    pre, post = wl.nonzero()
+    d = np.linalg.norm(pos[pre] - pos[post], axis=1)
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 2000, 200_000), rng.integers(0, 2000, 200_000)
+    far = np.linalg.norm(pos[a] - pos[b], axis=1)
+    weight = np.exp(-far / 0.1)
+    assert d.mean() == pytest.approx((far * weight).sum() / weight.sum(), rel=0.05)
+    assert wl.nnz == pytest.approx(local.density * 2000 * 1999, rel=0.03)
+
+
+def test_lif_period_matches_the_equation():
+    # No synapses, no background: a constant drive I > threshold fires with the period
+    # t_ref + tau_m ln((I - reset) / (I - threshold)) (to within a step).
+    cfg = dict(density=1e-9, background_rate=0.0, stimulus="flashes", n_features=1, tuning_density=1.0,
+               tuning_gain=30.0, stimulus_period=10.0, stimulus_on=10.0, duration=2.0, observation="spikes",
+               tau_m=0.02, threshold=20.0, reset=10.0, refractory=0.002, dim=0, scatter=0.0)
+    toy = toys.connectome(60, seed=0, **cfg)
+    truth = toy.truth
+    assert truth.weights.nnz == 0
+    drive = truth.tuning[:, 0]
+    for i in np.flatnonzero(drive > 21.0):
+        t = truth.spike_times[truth.spike_neurons == i]
+        period = 0.002 + 0.02 * math.log((drive[i] - 10.0) / (drive[i] - 20.0))
+        assert np.diff(t)[1:] == pytest.approx(np.full(t.size - 2, period), abs=1.01e-4)
+    assert not np.isin(np.flatnonzero(drive < 19.9), truth.spike_neurons).any()  # below threshold: silent
+
+
+def test_kernels_agree_and_runs_repeat():
+    cfg = dict(duration=1.5, background_weight=3.5, depression=True, n_modules=2, observation="spikes", dim=0)
+    a = toys.connectome(300, seed=3, kernel="scipy", **cfg)
+    b = toys.connectome(300, seed=3, kernel="jax", **cfg)
+    assert a.truth.spike_times.size > 1000
+    np.testing.assert_array_equal(a.truth.spike_neurons, b.truth.spike_neurons)
+    np.testing.assert_allclose(a.truth.spike_times, b.truth.spike_times)
+    again = toys.from_config(a.config)
+    np.testing.assert_array_equal(again.artifact.traces, a.artifact.traces)
+    # The refractory period holds and spike counts per frame are the binned spikes.
+    for i in range(20):
+        t = a.truth.spike_times[a.truth.spike_neurons == i]
+        assert (np.diff(t) >= 0.002 - 1e-9).all()
+    assert a.artifact.traces.sum() == a.truth.spike_times.size
+    assert a.artifact.traces.shape == (int(1.5 * 50), 300)
+
+
+def test_calcium_model_matches_its_equations_on_a_hand_made_train():
+    cfg = ConnectomeConfig(frame_rate=50.0, calcium_tau=1.0, calcium_jump=50.0, calcium_base=0.1, calcium_kd=300.0)
+    counts = np.zeros((200, 2), np.float32)
+    counts[[5, 6, 50, 120], 0] = [1, 2, 1, 3]
+    counts[100, 1] = 1
+    f = calcium(counts, cfg)
+    ca = np.zeros(2)
+    for t in range(200):
+        ca = ca * math.exp(-1 / 50.0) + 50.0 * counts[t]
+        expected = (ca + 0.1) / (ca + 0.1 + 300.0)
+        np.testing.assert_allclose(f[t], expected, rtol=1e-5)
+    # A spike raises fluorescence by about jump / K_d; it falls to 1/e of that in tau.
+    assert f[100, 1] - f[99, 1] == pytest.approx(50 / 350.1, rel=0.01)
+
+
+def test_observation_noise_scatter_and_partial_recording():
+    common = dict(duration=2.0, background_weight=3.5, dim=2, seed=5)
+    clean = toys.connectome(400, fluorescence_noise=0.0, scatter=0.0, **common)
+    noisy = toys.connectome(400, fluorescence_noise=0.05, scatter=0.0, **common)
+    assert (noisy.artifact.traces - clean.artifact.traces).std() == pytest.approx(0.05, rel=0.03)
+    scattered = toys.connectome(400, fluorescence_noise=0.0, scatter=0.1, scatter_length=0.05, **common)
+    f = clean.artifact.traces
+    pos = clean.truth.positions
+    d = np.linalg.norm(pos[:, None] - pos[None], axis=2)
+    k = np.where((d > 0) & (d <= 0.15), 0.1 * np.exp(-((d / 0.05) ** 2)), 0.0)
+    np.testing.assert_allclose(scattered.artifact.traces, f + f @ k.T, atol=1e-4)
+    part = toys.connectome(400, observed_fraction=0.25, **common)
+    assert part.artifact.n_observed == 100 == part.truth.observed.size
+    np.testing.assert_array_equal(part.artifact.positions, part.truth.positions[part.truth.observed])
+    assert part.truth.adjacency().shape == (100, 100)
+
+
+def test_truth_never_reaches_a_method_and_storage_round_trips(tmp_path):
+    toy = toys.connectome(150, seed=2, duration=1.0, background_weight=3.5, stimulus="gratings", n_features=4)
+    artifact = toy.artifact
+    assert isinstance(artifact, groundtruth.Recording)
+    assert {f.name for f in dataclasses.fields(artifact)} == {"traces", "frame_rate", "kind", "positions"}
+    assert toy.truth.stimulus.shape == (50, 4) and toy.truth.stimulus.max() > 0.9
+    assert (np.count_nonzero(toy.truth.tuning, axis=1) >= 1).mean() > 0.7  # mixed selectivity
+    back = groundtruth.load(groundtruth.save(toy, tmp_path / "c"))
+    np.testing.assert_array_equal(back.artifact.traces, artifact.traces)
+    assert (back.truth.weights != toy.truth.weights).nnz == 0
+    np.testing.assert_array_equal(back.truth.spike_times, toy.truth.spike_times)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"density": 0.0}, "density"),
+        ({"mixing": 1.5}, "mixing"),
+        ({"rich_club": 0.2}, "rich_club=0.2 connects hubs"),
+        ({"length_scale": 0.1, "dim": 0}, "length_scale=0.1 makes wiring depend on distance"),
+        ({"dim": 1}, "dim must be 0"),
+        ({"stimulus": "movies"}, "stimulus"),
+        ({"stimulus": "flashes"}, "needs n_features"),
+        ({"reset": 30.0}, "reset"),
+        ({"observation": "voltage"}, "observation"),
+        ({"observed_fraction": 0.0}, "observed_fraction"),
+        ({"kernel": "cuda"}, "kernel"),
+    ],
+)
+def test_invalid_configs_name_the_parameter(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        toys.connectome(100, seed=0, **kwargs)
