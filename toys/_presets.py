@@ -87,6 +87,44 @@ def _tms_40_10(seed: int, **overrides: Any) -> Config:
     return _sp.SuperpositionConfig(**{**base, **overrides, "seed": seed})
 
 
+@_preset(
+    "chalearn2014",
+    "1,000 excitatory LIF neurons with short-term depression on a 1 mm square, 1.2% connection density, network "
+    "bursts, one hour of calcium fluorescence at 50 frames/s with the challenge's calcium model (ChaLearn "
+    "Connectomics Challenge, Stetter et al. 2012, Orlandi et al. 2015)",
+)
+def _chalearn2014(seed: int, **overrides: Any) -> Config:
+    base = dict(n_neurons=1000, n_modules=1, density=0.012, exc_fraction=1.0, dim=2, weight=35.0, weight_sigma=0.0,
+                depression=True, depression_u=0.5, depression_tau=1.0, background_weight=2.8, duration=3600.0,
+                observation="calcium", frame_rate=50.0)
+    return _cn.ConnectomeConfig(**{**base, **overrides, "seed": seed})
+
+
+@_preset(
+    "flywire_scale",
+    "139,255 LIF neurons and about 54.5 million synapses (the FlyWire whole-brain connectome's size, Dorkenwald "
+    "et al. 2024) in 20 modules with heavy-tailed degrees and hubs; one second of spikes",
+)
+def _flywire_scale(seed: int, **overrides: Any) -> Config:
+    n = 139_255
+    base = dict(n_neurons=n, density=54.5e6 / (n * (n - 1)), n_modules=20, mixing=0.3, degree_sigma=0.5,
+                hub_fraction=0.01, exc_fraction=0.8, dim=3, weight=0.5, inhibition=5.0, background_weight=3.5, duration=1.0,
+                observation="spikes", frame_rate=100.0)
+    return _cn.ConnectomeConfig(**{**base, **overrides, "seed": seed})
+
+
+@_preset(
+    "v1_flashes",
+    "400 visual-cortex-like LIF neurons (80% excitatory, 4 modules) driven by 6 full-field flash types through a "
+    "mixed-selectivity tuning matrix; five minutes of spikes in 10 ms bins",
+)
+def _v1_flashes(seed: int, **overrides: Any) -> Config:
+    base = dict(n_neurons=400, n_modules=4, density=0.05, mixing=0.2, exc_fraction=0.8, dim=2, weight=1.0,
+                background_weight=3.0, stimulus="flashes", n_features=6, tuning_density=0.3, tuning_gain=8.0,
+                stimulus_period=1.0, stimulus_on=0.25, duration=300.0, observation="spikes", frame_rate=100.0)
+    return _cn.ConnectomeConfig(**{**base, **overrides, "seed": seed})
+
+
 _BUILDERS: dict[type[Config], Callable[[Config], Toy]] = {
     _sf.SparseFeaturesConfig: _sf.build,
     _sp.SuperpositionConfig: _sp.build,
