@@ -1,10 +1,11 @@
 """Scores of methods' predictions against planted truth, and the benchmark runner around them.
 
 ``score_features(dictionary, truth)`` returns ``FeatureScores``; ``score_circuit(scores, toy,
-task)`` returns ``CircuitScores`` and ``score_modules`` ``ModuleScores``. ``run(suite)`` runs a named,
-versioned suite into a resumable SQLite ``Store``; ``leaderboard`` and ``write_report`` turn
-stored results into tables and figures; ``make``/``score`` let methods written in any framework
-be benchmarked through files.
+task)`` returns ``CircuitScores`` and ``score_modules`` ``ModuleScores``;
+``score_connectivity(scores, truth)`` returns ``ConnectivityScores`` and ``hub_precision_at_k``
+scores hub detection. ``run(suite)`` runs a named, versioned suite into a resumable SQLite
+``Store``; ``leaderboard`` and ``write_report`` turn stored results into tables and figures;
+``make``/``score`` let methods written in any framework be benchmarked through files.
 """
 
 from evaluators.circuits import (
@@ -13,6 +14,11 @@ from evaluators.circuits import (
     plot_circuit,
     score_circuit,
     score_modules,
+)
+from evaluators.connectome import (
+    ConnectivityScores,
+    hub_precision_at_k,
+    score_connectivity,
 )
 from evaluators.external import make, score
 from evaluators.features import FeatureScores, chance_mmcs, score_features
@@ -38,6 +44,7 @@ __all__ = [
     "TASKS",
     "CellResult",
     "CircuitScores",
+    "ConnectivityScores",
     "FeatureScores",
     "MethodSpec",
     "ModuleScores",
@@ -48,6 +55,7 @@ __all__ = [
     "bootstrap_ci",
     "catalog",
     "chance_mmcs",
+    "hub_precision_at_k",
     "leaderboard",
     "make",
     "plot_axis",
@@ -57,6 +65,7 @@ __all__ = [
     "run",
     "score",
     "score_circuit",
+    "score_connectivity",
     "score_features",
     "score_modules",
     "summarize",

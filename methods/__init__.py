@@ -5,9 +5,26 @@ A method receives an artifact (never a truth object) and returns a prediction re
 ``groundtruth.Dictionary``. Circuit methods (``methods.circuits``) take a circuit artifact and a
 task and return ``groundtruth.ComponentScores``; ``methods.graphs`` holds the graph measures
 (centralities, communities, functional connectivity) shared with the connectome toys.
+Connectivity methods (``methods.connectivity``) take a connectome ``Recording`` and return a
+``(n_observed, n_observed)`` score matrix ``scores[pre, post]``.
 """
 
+from methods.connectivity import (
+    correlation,
+    granger,
+    lagged_correlation,
+    partial_correlation,
+)
 from methods.decomposition import ica, nmf, pca
 from methods.sae import sae
 
-__all__ = ["ica", "nmf", "pca", "sae"]
+__all__ = [
+    "correlation",
+    "granger",
+    "ica",
+    "lagged_correlation",
+    "nmf",
+    "partial_correlation",
+    "pca",
+    "sae",
+]

@@ -99,7 +99,7 @@ class ConnectomeConfig(Config):
     depression_u: float = 0.5
     depression_tau: float = 0.8
     background_rate: float = 1000.0
-    background_weight: float = 1.0
+    background_weight: float = 3.5
     stimulus: str = "none"
     n_features: int = 0
     tuning_density: float = 0.3
