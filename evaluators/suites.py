@@ -61,6 +61,36 @@ def circuit_method(artifact, *, seed: int, method: str, **params: Any) -> Circui
     return CircuitPrediction(tuple(fn(artifact, t, **params, **extra) for t in range(len(artifact.tasks))))
 
 
+CONNECTIVITY_METHOD_NAMES = ("correlation", "partial_correlation", "lagged_correlation", "granger")
+
+
+def _connectivity(recording, method: str, params: Mapping[str, Any]) -> np.ndarray:
+    from methods import connectivity as mcn
+
+    if method not in CONNECTIVITY_METHOD_NAMES:
+        raise nearest(method, CONNECTIVITY_METHOD_NAMES, "connectivity method")
+    return getattr(mcn, method)(recording, **params)
+
+
+def connectivity_method(recording, *, seed: int, method: str, **params: Any) -> np.ndarray:
+    """Run a ``methods.connectivity`` method (by name) on a recording: scores (m, m)."""
+    return _connectivity(recording, method, params)
+
+
+def module_method(recording, *, seed: int, method: str, resolution: float = 1.0, **params: Any) -> np.ndarray:
+    """Louvain communities of the positive part of a connectivity method's scores: labels (m,)."""
+    from methods.graphs import communities
+
+    return communities(np.clip(_connectivity(recording, method, params), 0, None), resolution=resolution, seed=seed)
+
+
+def hub_method(recording, *, seed: int, method: str, kind: str = "strength", **params: Any) -> np.ndarray:
+    """A centrality of the positive part of a connectivity method's scores: one value per neuron."""
+    from methods.graphs import centrality
+
+    return centrality(np.clip(_connectivity(recording, method, params), 0, None), kind, seed=seed)
+
+
 CIRCUIT_METHOD_NAMES = (
     "ablation", "acdc", "activation_patching", "attribution_patching", "edge_attribution_patching", "eap_ig",
     "gradient_x_input", "integrated_gradients", "layerwise_relevance", "weight_centrality",
@@ -140,6 +170,18 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("strength", circuit_method, {"method": "weight_centrality", "kind": "strength"}),
         MethodSpec("eigenvector", circuit_method, {"method": "weight_centrality", "kind": "eigenvector"}),
         MethodSpec("pagerank", circuit_method, {"method": "weight_centrality", "kind": "pagerank"}),
+        # Connectome methods: connectivity, modules and hubs tasks.
+        MethodSpec("correlation-raw", connectivity_method, {"method": "correlation", "preprocess": "raw"}),
+        MethodSpec("correlation-filtered", connectivity_method, {"method": "correlation", "preprocess": "filtered"}),
+        MethodSpec("partial-correlation", connectivity_method, {"method": "partial_correlation"}),
+        MethodSpec("lagged-correlation", connectivity_method, {"method": "lagged_correlation"}),
+        MethodSpec("granger", connectivity_method, {"method": "granger"}),
+        MethodSpec("louvain-correlation", module_method, {"method": "correlation", "preprocess": "filtered"}),
+        MethodSpec("louvain-partial", module_method, {"method": "partial_correlation"}),
+        MethodSpec("louvain-granger", module_method, {"method": "granger"}),
+        MethodSpec("strength-correlation", hub_method, {"method": "correlation", "preprocess": "filtered"}),
+        MethodSpec("strength-partial", hub_method, {"method": "partial_correlation"}),
+        MethodSpec("pagerank-granger", hub_method, {"method": "granger", "kind": "pagerank"}),
     ]
 }
 
@@ -327,4 +369,47 @@ def _circuits() -> Suite:
     )
 
 
-SUITES: dict[str, Suite] = {s.name: s for s in (_quick(), _standard(), _features_sweep(), _tms(), _circuits())}
+CONNECTOME_METHODS = {
+    "connectivity": ("correlation-raw", "correlation-filtered", "partial-correlation", "lagged-correlation", "granger"),
+    "modules": ("louvain-correlation", "louvain-partial", "louvain-granger"),
+    "hubs": ("strength-correlation", "strength-partial", "pagerank-granger"),
+}
+
+
+def _connectome(task: str) -> Suite:
+    def modular(**fields: Any) -> Callable[[int], Config]:
+        def make(seed: int) -> Config:
+            # Excitatory and depressing, like the ChaLearn networks: synapses strong enough that
+            # a spike is seen downstream, at rates (~1 Hz) where calcium resolves single spikes.
+            base = dict(n_neurons=500, n_modules=4, density=0.02, mixing=0.1, hub_fraction=0.05, hub_boost=4.0,
+                        rich_club=0.2, exc_fraction=1.0, weight=20.0, depression=True, background_weight=2.8, dim=2,
+                        duration=300.0)
+            return toys.ConnectomeConfig(**{**base, **fields, "seed": seed})
+
+        return make
+
+    specs = (
+        ToySpec("chalearn-5min", lambda seed: toys.preset_config("chalearn2014", seed=seed, duration=300.0),
+                {"observed_fraction": 1.0}),
+        ToySpec("modular-calcium", modular(), {"observed_fraction": 1.0}),
+        ToySpec("modular-spikes", modular(observation="spikes"), {"observed_fraction": 1.0}),
+        ToySpec("modular-half", modular(observed_fraction=0.5), {"observed_fraction": 0.5}),
+    )
+    if task != "connectivity":  # the ChaLearn networks plant no modules or hubs
+        specs = specs[1:]
+    names = CONNECTOME_METHODS[task]
+    return Suite(
+        name="connectome" if task == "connectivity" else f"connectome-{task}",
+        task=task,
+        toys=specs,
+        methods=tuple(METHODS[n] for n in names),
+        seeds=(0, 1, 2),
+        description=f"synthetic connectomes ({', '.join(s.name for s in specs)}) x {len(names)} {task} methods x 3 seeds",
+    )
+
+
+SUITES: dict[str, Suite] = {
+    s.name: s
+    for s in (_quick(), _standard(), _features_sweep(), _tms(), _circuits(), _connectome("connectivity"),
+              _connectome("modules"), _connectome("hubs"))
+}

@@ -1,8 +1,8 @@
 """Tasks: what a method receives, what it must return, and how that is scored.
 
-A task is the contract of a benchmark cell. Later families register more (circuit,
-connectivity, modules, hubs) by adding a ``Task`` to ``TASKS``; the runner, the store and the
-reports work on any task unchanged.
+A task is the contract of a benchmark cell: features, circuits, and on synthetic connectomes
+connectivity, modules and hubs. A family registers more by adding a ``Task`` to ``TASKS``; the
+runner, the store and the reports work on any task unchanged.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from evaluators.circuits import score_circuit, with_edges
+from evaluators.circuits import auroc, score_circuit, score_modules, with_edges
+from evaluators.connectome import hub_precision_at_k, score_connectivity
 from evaluators.features import score_features
 from groundtruth import Dictionary, FeatureToy, Toy
 from groundtruth._circuits import CircuitPrediction
+from groundtruth._connectome import ConnectomeTruth, Recording
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +88,43 @@ def _circuit_keep(prediction: CircuitPrediction, toy):
     return None if first.edges is None else first.edges.astype(np.float32)
 
 
+def _recording(toy) -> Recording:
+    """A private copy of a connectome toy's recording (never its truth)."""
+    if not isinstance(toy.truth, ConnectomeTruth):
+        raise ValueError(f"connectome tasks need a connectome toy, got a {type(toy).__name__}")
+    r = toy.artifact
+    return dataclasses.replace(r, traces=r.traces.copy(), positions=None if r.positions is None else r.positions.copy())
+
+
+def _per_neuron(prediction: np.ndarray, toy, what: str) -> np.ndarray:
+    m = toy.truth.observed.size
+    prediction = np.asarray(prediction)
+    if prediction.shape != (m,):
+        raise ValueError(f"a {what} prediction must be one value per recorded neuron, shape ({m},), got {prediction.shape}")
+    return prediction
+
+
+def _connectivity_metrics(prediction: np.ndarray, toy) -> dict[str, Any]:
+    scores = score_connectivity(prediction, toy.truth).to_dict()
+    scores.pop("n_pairs")
+    scores.pop("n_edges")
+    return scores
+
+
+def _module_metrics(prediction: np.ndarray, toy) -> dict[str, Any]:
+    labels = _per_neuron(prediction, toy, "modules")
+    scores = score_modules(labels, toy.truth.modules[toy.truth.observed])
+    return {"nmi": scores.nmi, "ari": scores.ari, "n_modules": float(np.unique(labels).size)}
+
+
+def _hub_metrics(prediction: np.ndarray, toy) -> dict[str, Any]:
+    centrality = np.asarray(_per_neuron(prediction, toy, "hubs"), np.float64)
+    hubs = toy.truth.hubs[toy.truth.observed]
+    if not hubs.any() or hubs.all():
+        raise ValueError("the hubs task needs a toy whose recorded neurons include hubs and non-hubs")
+    return {"hub_precision": hub_precision_at_k(centrality, hubs), "hub_auroc": auroc(centrality, hubs)}
+
+
 TASKS: dict[str, Task] = {
     "features": Task(
         name="features",
@@ -107,5 +146,40 @@ TASKS: dict[str, Task] = {
         headline="edge_auroc",
         metrics=("edge_auroc", "edge_auprc", "node_auroc", "node_precision_at_k", "cpr", "cmd"),
         keep=_circuit_keep,
+    ),
+    "connectivity": Task(
+        name="connectivity",
+        description="infer the synapses among recorded neurons from their recording: a score per ordered pair "
+        "(n_observed, n_observed), scored by AUROC over pairs with the diagonal masked (the ChaLearn metric)",
+        toy_type=Toy,
+        prediction_type=np.ndarray,
+        artifact=_recording,
+        score=_connectivity_metrics,
+        headline="auroc",
+        metrics=("auroc", "auprc", "sign_accuracy"),
+        keep=lambda prediction, toy: np.asarray(prediction, np.float32),
+    ),
+    "modules": Task(
+        name="modules",
+        description="find the planted modules from a recording: a module label per recorded neuron (NMI, ARI)",
+        toy_type=Toy,
+        prediction_type=np.ndarray,
+        artifact=_recording,
+        score=_module_metrics,
+        headline="nmi",
+        metrics=("nmi", "ari", "n_modules"),
+        keep=lambda prediction, toy: None,
+    ),
+    "hubs": Task(
+        name="hubs",
+        description="find the planted hubs from a recording: a centrality per recorded neuron (precision at the "
+        "number of hubs, AUROC)",
+        toy_type=Toy,
+        prediction_type=np.ndarray,
+        artifact=_recording,
+        score=_hub_metrics,
+        headline="hub_precision",
+        metrics=("hub_precision", "hub_auroc"),
+        keep=lambda prediction, toy: None,
     ),
 }

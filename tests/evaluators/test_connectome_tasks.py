@@ -1,0 +1,69 @@
+"""The connectivity, modules and hubs tasks: methods see only the recording, predictions are
+checked, and the baselines recover planted structure on a toy where synapses are visible."""
+
+import numpy as np
+import pytest
+
+import evaluators
+import toys
+from evaluators.suites import METHODS, SUITES, Suite, ToySpec
+from groundtruth import Recording
+
+
+@pytest.fixture(scope="module")
+def spec():
+    def make(seed):
+        return toys.ConnectomeConfig(n_neurons=200, n_modules=2, density=0.04, mixing=0.05, hub_fraction=0.05,
+                                     hub_boost=4.0, exc_fraction=1.0, weight=20.0, depression=True,
+                                     background_weight=2.8, dim=2, duration=200.0, seed=seed)
+
+    return ToySpec("small", make)
+
+
+def _run(spec, task, names):
+    suite = Suite(name=f"test-{task}", task=task, toys=(spec,), methods=tuple(METHODS[n] for n in names), seeds=(0,))
+    return {r.method: r for r in evaluators.run(suite, store=None, progress=False)}
+
+
+def test_connectivity_task_scores_the_baselines(spec):
+    results = _run(spec, "connectivity", ["correlation-raw", "partial-correlation", "granger"])
+    assert all(r.status == "ok" for r in results.values()), [r.error for r in results.values()]
+    assert results["partial-correlation"].metrics["auroc"] > 0.7
+    assert results["partial-correlation"].metrics["auroc"] > results["correlation-raw"].metrics["auroc"]
+    assert all(np.isfinite(v) for r in results.values() for v in r.metrics.values() if v is not None)
+
+
+def test_modules_and_hubs_tasks(spec):
+    modules = _run(spec, "modules", ["louvain-granger"])["louvain-granger"]
+    assert modules.status == "ok", modules.error
+    assert modules.metrics["nmi"] > 0.1
+    hubs = _run(spec, "hubs", ["strength-partial"])["strength-partial"]
+    assert hubs.status == "ok", hubs.error
+    assert hubs.metrics["hub_auroc"] > 0.75
+
+
+def test_methods_see_a_copy_of_the_recording_only_and_bad_predictions_fail(spec):
+    seen = {}
+
+    def spy(recording, *, seed):
+        seen["type"] = type(recording)
+        recording.traces[:] = 0  # must not reach the toy
+        return np.zeros((recording.n_observed, recording.n_observed))
+
+    def wrong_shape(recording, *, seed):
+        return np.zeros(3)
+
+    suite = Suite(name="spy", task="connectivity", toys=(spec,), methods=(), seeds=(0,))
+    results = {r.method: r for r in evaluators.run(suite, methods={"spy": spy, "wrong": wrong_shape}, store=None,
+                                                  progress=False)}
+    assert seen["type"] is Recording
+    assert results["spy"].status == "ok" and results["spy"].metrics["auroc"] == 0.5
+    assert results["wrong"].status == "failed" and "shape" in results["wrong"].error
+    assert toys.from_config(spec.make(0)).artifact.traces.std() > 0
+
+
+def test_connectome_suites_are_registered():
+    assert SUITES["connectome"].task == "connectivity"
+    assert SUITES["connectome-modules"].task == "modules" and SUITES["connectome-hubs"].task == "hubs"
+    config = SUITES["connectome"].toys[0].make(0)
+    assert config.n_neurons == 1000 and config.duration == 300.0
