@@ -306,6 +306,32 @@ def _circuit_figures(results: Sequence[CellResult], store, folder: Path, build) 
     return written
 
 
+def _connectome_figures(results: Sequence[CellResult], store, folder: Path, build) -> list[Path]:
+    """Per connectivity toy (lowest seed): the planted adjacency sorted by module beside the best
+    method's inferred one, the ROC curves of every method, and a raster above the recording."""
+    from evaluators.connectome import plot_activity, plot_adjacency, plot_roc
+
+    written = []
+    for suite, toy_name, seed, panels in _stored_panels(results, store, "connectivity"):
+        toy = build(panels[0][0].config)
+        best = max(panels, key=lambda p: p[0].metrics.get("auroc") or 0.0)
+        fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.2), constrained_layout=True)
+        plot_adjacency(toy.truth, ax=axes[0])
+        plot_adjacency(toy.truth, best[1], ax=axes[1], title=f"{best[0].method}: top pairs")
+        plot_roc({c.method: scores for c, scores in panels}, toy.truth, ax=axes[2], title=f"{toy_name} (seed {seed})")
+        path = folder / f"connectivity-{suite}-{toy_name}.png"
+        fig.savefig(path, dpi=150)
+        plt.close(fig)
+        written.append(path)
+        fig, axes = plt.subplots(2, 1, figsize=(6, 4), sharex=True, constrained_layout=True)
+        plot_activity(toy.truth, toy.artifact, axes=axes)
+        path = folder / f"activity-{suite}-{toy_name}.png"
+        fig.savefig(path, dpi=150)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
 def write_report(results: Sequence[CellResult], out: str | Path, *, store=None) -> list[Path]:
     """Write the leaderboard as Markdown, CSV, LaTeX and JSON, and the figures as PNGs; return the paths.
 
@@ -366,6 +392,7 @@ def write_report(results: Sequence[CellResult], out: str | Path, *, store=None) 
     if store is not None:
         written += _diagnostics(results, store, folder, build)
         written += _circuit_figures(results, store, folder, build)
+        written += _connectome_figures(results, store, folder, build)
     with_phase = [name for name, suite in SUITES.items() if "phase_diagram" in suite.figures]
     written += write_geometry_figures(results, folder, build=build, phase_diagrams=with_phase)
     return written

@@ -67,3 +67,18 @@ def test_connectome_suites_are_registered():
     assert SUITES["connectome-modules"].task == "modules" and SUITES["connectome-hubs"].task == "hubs"
     config = SUITES["connectome"].toys[0].make(0)
     assert config.n_neurons == 1000 and config.duration == 300.0
+
+
+def test_report_draws_adjacency_roc_and_activity(spec, tmp_path):
+    from evaluators.connectome import roc_curve, score_connectivity
+
+    suite = Suite(name="fig", task="connectivity", toys=(spec,),
+                  methods=tuple(METHODS[n] for n in ("correlation-raw", "granger")), seeds=(0,))
+    store = evaluators.Store(tmp_path / "r.sqlite")
+    results = evaluators.run(suite, store=store, progress=False)
+    written = {p.name for p in evaluators.write_report(results, tmp_path / "report", store=store)}
+    assert {"connectivity-fig-small.png", "activity-fig-small.png"} <= written
+    toy = toys.from_config(spec.make(0))
+    scores = np.random.default_rng(0).random((toy.artifact.n_observed,) * 2)
+    fpr, tpr = roc_curve(scores, toy.truth)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(score_connectivity(scores, toy.truth).auroc, abs=1e-9)
