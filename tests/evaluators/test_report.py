@@ -117,6 +117,6 @@ def test_circuits_suite_report_has_the_catalog_and_circuit_figures(tmp_path):
     names = {p.name for p in paths}
     assert {"catalog.md", "catalog.csv", "circuit-circuits-plain.png", "circuit-circuits-redundancy.png"} <= names
     table = (tmp_path / "report" / "catalog.md").read_text()
-    assert table.splitlines()[0] == "| method | plain | cancellation | naturalisation | redundancy | saturation | shared |"
+    assert table.splitlines()[0] == "| method | plain | cancellation | naturalisation | redundancy | saturation | shared | trained |"
     rows = list(csv.DictReader(io.StringIO((tmp_path / "report" / "catalog.csv").read_text())))
     assert float(rows[0]["plain"]) == pytest.approx(max(by[("plain", m)]["edge_auroc"] for m in ("activation-patching", "eap", "degree")), abs=1e-6)

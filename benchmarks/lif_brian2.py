@@ -1,0 +1,132 @@
+"""The same LIF network simulated by planted and by Brian2, side by side in one run.
+
+1,000 excitatory current-based LIF neurons, about 15,000 synapses with Tsodyks-Markram
+short-term depression, Poisson background input, dt 0.1 ms, 2 ms synaptic delay: planted's
+``toys.connectome`` dynamics (the compiled JAX path and the host-loop scipy path) against Brian2's
+default runtime target (cython) and, when asked, its C++ standalone mode. Every simulator gets
+the same weights (written to an npz), constants and duration; compilation is timed apart (a
+short warm-up run first). Printed: seconds per run, ratio against Brian2, and mean firing rates
+(the models agree in law, not spike for spike: their random background differs).
+
+Brian2 2.9 does not import under NumPy >= 2.4, so it can run in its own environment:
+
+    python -m venv b2 && b2/bin/pip install brian2 "numpy<2.4" cython scipy
+    python benchmarks/lif_brian2.py --duration 60 --brian2-python b2/bin/python [--standalone]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+from toys.connectome import ConnectomeConfig, _features, _simulate, _tuning, _wiring
+
+N, SYNAPSES = 1000, 15_000
+
+BRIAN2 = textwrap.dedent('''
+    import json, sys, time
+    import numpy as np
+    from brian2 import (NeuronGroup, Network, PoissonInput, Synapses, SpikeMonitor, defaultclock, ms, mV, Hz,
+                        prefs, set_device, device)
+    p = json.loads(sys.argv[1])
+    data = np.load(p["weights"])
+    if p["standalone"]:
+        set_device("cpp_standalone", directory=p["directory"])
+    else:
+        prefs.codegen.target = "cython"
+    defaultclock.dt = p["dt"] * 1000 * ms
+    eqs = """
+    dv/dt = (I - v) / tau_m : volt (unless refractory)
+    dI/dt = -I / tau_s : volt
+    """
+    g = NeuronGroup(p["n"], eqs, threshold="v >= theta", reset="v = v_reset", refractory=p["refractory"] * 1000 * ms,
+                    method="exact", namespace={"tau_m": p["tau_m"] * 1000 * ms, "tau_s": p["tau_syn"] * 1000 * ms,
+                                               "theta": p["threshold"] * mV, "v_reset": p["reset"] * mV})
+    g.v = np.random.default_rng(0).random(p["n"]) * p["threshold"] * mV
+    bg = PoissonInput(g, "I", N=1, rate=p["background_rate"] * Hz, weight=p["background_weight"] * mV)
+    s = Synapses(g, g, model="""w : volt
+                                dx/dt = (1 - x) / tau_rec : 1 (event-driven)""",
+                 on_pre="""I_post += w * U * x
+                           x -= U * x""", namespace={"tau_rec": p["depression_tau"] * 1000 * ms, "U": p["depression_u"]})
+    s.connect(i=data["pre"], j=data["post"])
+    s.w = data["w"] * mV
+    s.x = 1.0
+    s.delay = p["delay"] * 1000 * ms
+    spikes = SpikeMonitor(g)
+    net = Network(g, bg, s, spikes)
+    start = time.perf_counter()
+    if p["standalone"]:
+        net.run(p["duration"] * 1000 * ms)
+        device.build(directory=p["directory"], compile=True, run=True)
+        total = time.perf_counter() - start
+        print(json.dumps({"seconds": total, "compile_included": True, "spikes": int(spikes.num_spikes)}))
+    else:
+        net.run(0.1 * ms)  # compile the code objects
+        compiled = time.perf_counter() - start
+        start = time.perf_counter()
+        net.run(p["duration"] * 1000 * ms)
+        print(json.dumps({"seconds": time.perf_counter() - start, "compile": compiled, "spikes": int(spikes.num_spikes)}))
+''')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--brian2-python", default=sys.executable)
+    parser.add_argument("--standalone", action="store_true", help="also time Brian2's cpp_standalone mode")
+    args = parser.parse_args()
+    cfg = ConnectomeConfig(n_neurons=N, n_modules=1, density=SYNAPSES / (N * (N - 1)), exc_fraction=1.0, weight=26.5,
+                           weight_sigma=0.0, depression=True, background_weight=2.8, dim=0, duration=args.duration,
+                           observation="spikes", seed=0)
+    weights, *_ = _wiring(cfg)
+    tuning = _tuning(cfg)
+
+    def features(t):
+        return _features(cfg, np.asarray(t), np.random.default_rng(0))
+
+    rows = []
+    for kernel in ("jax", "scipy"):
+        c = dataclasses.replace(cfg, kernel=kernel)
+        start = time.perf_counter()
+        _simulate(dataclasses.replace(c, duration=0.01), weights, tuning, features)  # compile
+        compiled = time.perf_counter() - start
+        start = time.perf_counter()
+        times, _ = _simulate(c, weights, tuning, features)
+        rows.append((f"planted ({kernel})", time.perf_counter() - start, compiled, times.size))
+    with tempfile.TemporaryDirectory() as tmp:
+        coo = weights.tocoo()
+        np.savez(Path(tmp) / "w.npz", pre=coo.row, post=coo.col, w=coo.data.astype(np.float64))
+        params = {"weights": str(Path(tmp) / "w.npz"), "n": N, "dt": cfg.dt, "duration": cfg.duration,
+                  "tau_m": cfg.tau_m, "tau_syn": cfg.tau_syn, "threshold": cfg.threshold, "reset": cfg.reset,
+                  "refractory": cfg.refractory, "background_rate": cfg.background_rate,
+                  "background_weight": cfg.background_weight, "depression_tau": cfg.depression_tau,
+                  "depression_u": cfg.depression_u, "delay": cfg.delay}
+        for standalone in (False, True) if args.standalone else (False,):
+            params.update(standalone=standalone, directory=str(Path(tmp) / "standalone"))
+            out = subprocess.run([args.brian2_python, "-c", BRIAN2, json.dumps(params)], capture_output=True, text=True)
+            if out.returncode != 0:
+                print(f"Brian2 ({'cpp_standalone' if standalone else 'cython'}) failed:\n{out.stderr[-2000:]}")
+                continue
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            name = "Brian2 (cpp_standalone, compile included)" if standalone else "Brian2 (cython)"
+            rows.append((name, result["seconds"], result.get("compile"), result["spikes"]))
+    print(f"LIF network: {N} neurons, {weights.nnz} depressing synapses, dt {cfg.dt * 1e3:.1f} ms, {cfg.duration:g} s")
+    reference = next((r[1] for r in rows if r[0] == "Brian2 (cython)"), None)
+    print(f"{'simulator':44s} {'seconds':>8s} {'compile':>8s} {'rate (Hz)':>9s} {'vs Brian2 cython':>17s}")
+    for name, seconds, compiled, spikes in rows:
+        ratio = f"{reference / seconds:.2f}x" if reference else "-"
+        comp = f"{compiled:.1f}" if compiled is not None else "-"
+        print(f"{name:44s} {seconds:8.2f} {comp:>8s} {spikes / N / cfg.duration:9.2f} {ratio:>17s}")
+
+
+if __name__ == "__main__":
+    main()
