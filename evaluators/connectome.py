@@ -274,3 +274,41 @@ def plot_activity(truth: ConnectomeTruth, recording, *, window: float = 20.0, ne
     axes[1].set_xlabel("time (s)", fontsize=7)
     axes[1].set_ylabel("fluorescence" if recording.kind == "calcium" else "spikes per frame", fontsize=7)
     return axes
+
+
+# --- stimulus tuning ------------------------------------------------------------------------------
+
+
+def tuning_truth(truth: ConnectomeTruth):
+    """The planted stimulus tuning as a ``FeatureTruth`` over the recorded neurons, so that
+    ``score_features`` scores a features method (SAE, PCA, NMF) run on the recording's frames.
+
+    Feature k's direction is its tuning column over the recorded neurons (unit norm), its norm
+    the column's norm, its codes the stimulus time course at each frame; features that drive no
+    recorded neuron are not represented.
+    """
+    import scipy.sparse as sp
+
+    from groundtruth import FeatureTruth
+
+    columns = truth.tuning[truth.observed].T  # (n_features, n_observed)
+    if columns.shape[0] == 0:
+        raise ValueError("the connectome planted no stimulus features (n_features=0): there is no tuning to score")
+    norms = np.linalg.norm(columns, axis=1)
+    represented = norms > 0
+    directions = np.where(represented[:, None], columns / np.where(norms > 0, norms, 1.0)[:, None], 0.0)
+    directions[~represented, 0] = 1.0  # a placeholder unit row for a feature nobody recorded feels
+    codes = sp.csr_matrix(truth.stimulus.astype(np.float32))
+    return FeatureTruth(directions=directions, norms=norms, represented=represented, codes=codes,
+                        firing_probabilities=(truth.stimulus > 0).mean(axis=0),
+                        labels=tuple(f"stimulus{k}" for k in range(columns.shape[0])))
+
+
+def score_tuning(dictionary, truth: ConnectomeTruth, recording=None):
+    """``score_features`` of a features method's ``Dictionary`` (directions over the recorded
+    neurons) against the planted tuning (``tuning_truth``); with the recording, the code metrics
+    too (the method's codes against the stimulus time courses)."""
+    from evaluators.features import score_features
+
+    activations = None if recording is None else recording.traces
+    return score_features(dictionary, tuning_truth(truth), activations=activations)

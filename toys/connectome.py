@@ -29,10 +29,13 @@ dynamics
     same spikes.
 observation
     Spike counts per frame, or calcium fluorescence as in the ChaLearn connectomics challenge
-    (Stetter et al. 2012; Orlandi et al. 2015): every spike adds ``calcium_jump`` to a calcium
-    concentration that decays with ``calcium_tau``; fluorescence ``F = Ca / (Ca + K_d)`` plus
-    white noise, plus light scattering from neurons nearby; and a random subset of neurons
-    recorded (``observed_fraction``).
+    (Stetter et al. 2012; Orlandi et al. 2015, and the organizers' published scripts): every
+    spike adds ``calcium_jump`` (50 uM) to a calcium concentration that decays with
+    ``calcium_tau`` (1 s); fluorescence ``F = Ca / (Ca + K_d)`` (K_d 300 uM) plus white noise
+    (0.03), then light scattered from every neuron j nearby, ``F_i += scatter * exp(-(d_ij /
+    scatter_length)^2) F_j`` (0.15 and 1/sqrt(1000) mm, so about one neighbour's worth on a 1 mm
+    square of 1,000 neurons); 50 frames/s; and a random subset of neurons recorded
+    (``observed_fraction``).
 
 The artifact (``toy.artifact``) is the ``groundtruth.Recording``; the truth
 (``groundtruth.ConnectomeTruth``) holds the wiring, cell types, modules, hubs, tuning, stimulus and
@@ -113,11 +116,11 @@ class ConnectomeConfig(Config):
     observed_fraction: float = 1.0
     calcium_jump: float = 50.0
     calcium_tau: float = 1.0
-    calcium_base: float = 0.1
+    calcium_base: float = 0.0
     calcium_kd: float = 300.0
     fluorescence_noise: float = 0.03
     scatter: float = 0.15
-    scatter_length: float = 0.15
+    scatter_length: float = 0.0316
     seed: int = 0
 
     def _check(self, p: Problems) -> None:
@@ -474,21 +477,24 @@ def _simulate(cfg: ConnectomeConfig, weights: sp.csr_matrix, tuning: np.ndarray,
 # --- observation ----------------------------------------------------------------------------------
 
 
-def _counts(cfg: ConnectomeConfig, times: np.ndarray, neurons: np.ndarray, which: np.ndarray) -> np.ndarray:
-    """(n_frames, len(which)) float32 spike counts per frame of the neurons ``which``."""
+def _counts(cfg: ConnectomeConfig, times: np.ndarray, neurons: np.ndarray, which: np.ndarray, decay: float = 0.0) -> np.ndarray:
+    """(n_frames, len(which)) float32 spikes per frame of the neurons ``which``; with ``decay``
+    (per second) each spike counts ``exp(-decay (frame end - spike time))``."""
     n_frames = int(math.floor(cfg.duration * cfg.frame_rate + 1e-9))
     column = np.full(cfg.n_neurons, -1, np.int64)
     column[which] = np.arange(which.size)
     frame = np.floor(times * cfg.frame_rate).astype(np.int64)
     keep = (column[neurons] >= 0) & (frame < n_frames)
     flat = frame[keep] * which.size + column[neurons[keep]]
-    return np.bincount(flat, minlength=n_frames * which.size).reshape(n_frames, which.size).astype(np.float32)
+    weight = np.exp(-decay * ((frame[keep] + 1) / cfg.frame_rate - times[keep])) if decay else None
+    return np.bincount(flat, weights=weight, minlength=n_frames * which.size).reshape(n_frames, which.size).astype(np.float32)
 
 
 def calcium(counts: np.ndarray, cfg: ConnectomeConfig) -> np.ndarray:
-    """Noiseless fluorescence (n_frames, m) of spike counts per frame, by the ChaLearn model:
-    ``Ca_t = Ca_{t-1} exp(-1 / (frame_rate tau)) + jump * n_t`` above the baseline ``Ca_0``, and
-    ``F = Ca / (Ca + K_d)``."""
+    """Noiseless fluorescence (n_frames, m) from spike counts per frame (each spike weighted by
+    its decay to the frame's end, as ``_counts(..., decay=1 / calcium_tau)`` gives), by the
+    ChaLearn model: ``Ca_k = Ca_{k-1} exp(-1 / (frame_rate tau)) + jump * n_k`` above the baseline
+    ``Ca_0``, and ``F = Ca / (Ca + K_d)``."""
     import scipy.signal
 
     decay = math.exp(-1.0 / (cfg.frame_rate * cfg.calcium_tau))
@@ -516,13 +522,15 @@ def _observe(cfg: ConnectomeConfig, times, neurons, positions) -> tuple[np.ndarr
     observed = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
     if cfg.observation == "spikes":
         return observed, _counts(cfg, times, neurons, observed)
-    if cfg.scatter > 0 and cfg.dim > 0:
-        # Light from every neuron nearby, recorded or not, reaches a recorded one.
-        fluorescence = calcium(_counts(cfg, times, neurons, np.arange(n)), cfg)
-        traces = fluorescence[:, observed] + np.asarray((_scatter_matrix(positions, cfg)[observed] @ fluorescence.T).T)
-    else:
-        traces = calcium(_counts(cfg, times, neurons, observed), cfg)
-    traces = traces + cfg.fluorescence_noise * rng.standard_normal(traces.shape, dtype=np.float32)
+    # As the challenge: camera noise on each neuron's fluorescence, then light scattered from
+    # every neuron nearby (recorded or not) onto the recorded ones.
+    scatter = cfg.scatter > 0 and cfg.dim > 0
+    sources = np.arange(n) if scatter else observed
+    fluorescence = calcium(_counts(cfg, times, neurons, sources, decay=1.0 / cfg.calcium_tau), cfg)
+    fluorescence += cfg.fluorescence_noise * rng.standard_normal(fluorescence.shape, dtype=np.float32)
+    if not scatter:
+        return observed, fluorescence
+    traces = fluorescence[:, observed] + np.asarray((_scatter_matrix(positions, cfg)[observed] @ fluorescence.T).T)
     return observed, traces.astype(np.float32)
 
 

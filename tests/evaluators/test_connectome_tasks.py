@@ -82,3 +82,19 @@ def test_report_draws_adjacency_roc_and_activity(spec, tmp_path):
     scores = np.random.default_rng(0).random((toy.artifact.n_observed,) * 2)
     fpr, tpr = roc_curve(scores, toy.truth)
     assert np.trapezoid(tpr, fpr) == pytest.approx(score_connectivity(scores, toy.truth).auroc, abs=1e-9)
+
+
+def test_features_methods_recover_the_planted_tuning_from_binned_spikes():
+    import methods
+    from evaluators.connectome import score_tuning, tuning_truth
+    from evaluators.features import chance_mmcs
+
+    toy = toys.preset("v1_flashes", seed=1, duration=60.0)
+    recording = toy.artifact
+    truth = tuning_truth(toy.truth)
+    assert truth.n_features == 6 and truth.codes.shape == (recording.traces.shape[0], 6)
+    nmf = score_tuning(methods.nmf(recording.traces, n_components=12, seed=0), toy.truth, recording)
+    assert nmf.mmcs > 0.9 > 2 * chance_mmcs(12, recording.n_observed)
+    assert nmf.code_correlation > 0.9
+    with pytest.raises(ValueError, match="no stimulus features"):
+        tuning_truth(toys.connectome(50, seed=0, duration=0.5).truth)

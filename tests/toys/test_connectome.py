@@ -117,6 +117,13 @@ def test_calcium_model_matches_its_equations_on_a_hand_made_train():
         np.testing.assert_allclose(f[t], expected, rtol=1e-5)
     # A spike raises fluorescence by about jump / K_d; it falls to 1/e of that in tau.
     assert f[100, 1] - f[99, 1] == pytest.approx(50 / 350.1, rel=0.01)
+    # Within a frame a spike has already decayed by its distance to the frame's end (the
+    # organizers' model samples Ca at frame ends).
+    from toys.connectome import _counts
+
+    counts = _counts(dataclasses.replace(cfg, n_neurons=2, n_modules=1, duration=1.0), np.array([0.005, 0.03]), np.array([0, 1]),
+                     np.arange(2), decay=1.0)
+    assert counts[0, 0] == pytest.approx(math.exp(-0.015)) and counts[1, 1] == pytest.approx(math.exp(-0.01))
 
 
 def test_observation_noise_scatter_and_partial_recording():
