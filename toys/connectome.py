@@ -16,8 +16,9 @@ wiring
     neurons and 5 x 10^7 synapses take seconds and are stored sparse); duplicates and self-loops
     are dropped, and distance is applied by thinning.
 dynamics
-    A current-based leaky integrate-and-fire network (``lif``) with optional Tsodyks-Markram
-    short-term depression, driven by Poisson background input and a stimulus protocol whose
+    A current-based leaky integrate-and-fire network (``model="lif"``), or a rate network whose
+    neurons fire Poisson spikes at a rectified-linear function of their filtered input
+    (``model="rate"``), with optional Tsodyks-Markram short-term depression, driven by Poisson background input and a stimulus protocol whose
     features reach neurons through a planted tuning matrix with mixed selectivity. Spikes reach
     their targets after a synaptic ``delay``; the simulation advances one delay at a time: the
     recurrent input of a whole block of steps is known from the previous block, so it is one
@@ -61,6 +62,7 @@ from toys import _random as rnd
 STIMULI = ("none", "flashes", "gratings", "events")
 OBSERVATIONS = ("calcium", "spikes")
 KERNELS = ("auto", "scipy", "jax")
+MODELS = ("lif", "rate")
 _STREAM_WIRING, _STREAM_TUNING, _STREAM_DYNAMICS, _STREAM_OBSERVE = 401, 402, 403, 404
 
 
@@ -90,6 +92,7 @@ class ConnectomeConfig(Config):
     weight_sigma: float = 0.5
     inhibition: float = 4.0
     # dynamics
+    model: str = "lif"
     duration: float = 10.0
     dt: float = 1e-4
     delay: float = 2e-3
@@ -98,6 +101,9 @@ class ConnectomeConfig(Config):
     threshold: float = 20.0
     reset: float = 10.0
     refractory: float = 2e-3
+    rate_base: float = 1.0
+    rate_gain: float = 2.0
+    rate_max: float = 200.0
     depression: bool = False
     depression_u: float = 0.5
     depression_tau: float = 0.8
@@ -144,6 +150,11 @@ class ConnectomeConfig(Config):
         p.number("weight", self.weight, low=0, high=1000, low_open=True)
         p.number("weight_sigma", self.weight_sigma, low=0, high=3)
         p.number("inhibition", self.inhibition, low=0, high=100)
+        p.choice("model", self.model, MODELS)
+        p.number("rate_base", self.rate_base, low=0, high=1000)
+        p.number("rate_gain", self.rate_gain, low=0, high=1000)
+        p.number("rate_max", self.rate_max, low=0, high=1.0 / self.dt if isinstance(self.dt, float) and self.dt > 0 else None,
+                 low_open=True)
         p.number("duration", self.duration, low=0, high=1e6, low_open=True)
         p.number("dt", self.dt, low=1e-6, high=1e-2)
         p.number("delay", self.delay, low=self.dt if isinstance(self.dt, float) else 0, high=0.1)
@@ -317,10 +328,10 @@ def _tuning(cfg: ConnectomeConfig) -> np.ndarray:
 
 
 class _Dynamics(tuple):
-    """The LIF constants a compiled block depends on (hashable, so blocks of equal dynamics
-    share compiled code): per-step decays, threshold, reset, refractory steps, depression, the
+    """The constants a compiled block depends on (hashable, so blocks of equal dynamics share
+    compiled code): per-step decays, threshold, reset, refractory steps, depression, the
     background weight and Poisson tails P(N >= j), j = 1, 2, 3 (the rest is below 2e-4 of the
-    input at rate * dt <= 0.1)."""
+    input at rate * dt <= 0.1), and for the rate model its rate law and step."""
 
     @staticmethod
     def of(cfg: ConnectomeConfig) -> _Dynamics:
@@ -333,25 +344,30 @@ class _Dynamics(tuple):
         return _Dynamics((math.exp(-cfg.dt / cfg.tau_m), math.exp(-cfg.dt / cfg.tau_syn), float(cfg.threshold),
                           float(cfg.reset), int(round(cfg.refractory / cfg.dt)), bool(cfg.depression),
                           float(cfg.depression_u), math.exp(-cfg.dt / cfg.depression_tau),
-                          float(cfg.background_weight), tuple(tails)))
+                          float(cfg.background_weight), tuple(tails), cfg.model,
+                          (float(cfg.rate_base), float(cfg.rate_gain), float(cfg.rate_max), float(cfg.dt))))
 
 
 def _initial(cfg: ConnectomeConfig, rng) -> tuple:
     n = cfg.n_neurons
-    v = rng.random(n) * cfg.threshold
+    v = rng.random(n) * cfg.threshold if cfg.model == "lif" else np.zeros(n)
     return (jnp.asarray(v, jnp.float32), jnp.zeros(n, jnp.float32), jnp.zeros(n, jnp.int32), jnp.ones(n, jnp.float32))
 
 
 def _lif_steps(dyn: _Dynamics, state, recurrent, drive, first_step, words):
-    """Advance ``recurrent.shape[0]`` steps of the LIF network whose recurrent input (steps, n)
-    is known; returns the state and each step's spike releases (steps, n): 0 where no spike, else
+    """Advance ``recurrent.shape[0]`` steps of the network whose recurrent input (steps, n) is
+    known; returns the state and each step's spike releases (steps, n): 0 where no spike, else
     1, or ``U x`` with depression (Tsodyks-Markram: resources x recover to 1 with their time
     constant and a spike releases the fraction U of them).
 
-    The membrane integrates exactly over a step, ``v <- v a + (1 - a)(I + drive)``; the synaptic
-    current ``I`` (mV) decays and jumps by the weights of arriving spikes and background inputs.
+    The synaptic current ``I`` (mV) decays and jumps by the weights of arriving spikes and
+    background inputs; ``v`` integrates it exactly over a step, ``v <- v a + (1 - a)(I + drive)``.
+    LIF: a spike when ``v`` reaches the threshold, then reset and refractory. Rate model: ``v`` is
+    the neuron's filtered input and its rate ``clip(base + gain v, 0, max)`` (Hz) emits Poisson
+    spikes (a linear-nonlinear-Poisson network), refractory likewise.
     """
-    decay_m, decay_s, threshold, reset, refractory, depression, use, recover, bg_weight, tails = dyn
+    decay_m, decay_s, threshold, reset, refractory, depression, use, recover, bg_weight, tails, model, law = dyn
+    rate_base, rate_gain, rate_max, dt = law
     n = recurrent.shape[1]
 
     def step(carry, inputs):
@@ -361,9 +377,14 @@ def _lif_steps(dyn: _Dynamics, state, recurrent, drive, first_step, words):
         count = sum((u < tail).astype(jnp.float32) for tail in tails)
         current = current * decay_s + rec + bg_weight * count
         free = wait == 0
-        v = jnp.where(free, v * decay_m + (1 - decay_m) * (current + drive), v)
-        spike = free & (v >= threshold)
-        v = jnp.where(spike, reset, v)
+        if model == "rate":
+            v = v * decay_m + (1 - decay_m) * (current + drive)
+            rate = jnp.clip(rate_base + rate_gain * v, 0.0, rate_max)
+            spike = free & (rnd.uniform(words[::-1], t, (n,)) < rate * dt)
+        else:
+            v = jnp.where(free, v * decay_m + (1 - decay_m) * (current + drive), v)
+            spike = free & (v >= threshold)
+            v = jnp.where(spike, reset, v)
         wait = jnp.where(spike, refractory, jnp.maximum(wait - 1, 0))
         if depression:
             resources = 1.0 - (1.0 - resources) * recover

@@ -87,8 +87,25 @@ def test_lif_period_matches_the_equation():
     assert not np.isin(np.flatnonzero(drive < 19.9), truth.spike_neurons).any()  # below threshold: silent
 
 
-def test_kernels_agree_and_runs_repeat():
-    cfg = dict(duration=1.5, background_weight=3.5, depression=True, n_modules=2, observation="spikes", dim=0)
+def test_rate_model_fires_at_its_rate_law():
+    # No synapses, no background, a constant drive: each neuron fires Poisson spikes at
+    # clip(base + gain * drive) Hz, less the refractory dead time: r / (1 + r t_ref).
+    cfg = dict(model="rate", density=1e-9, background_rate=0.0, stimulus="flashes", n_features=1, tuning_density=1.0,
+               tuning_gain=10.0, stimulus_period=100.0, stimulus_on=100.0, duration=40.0, observation="spikes",
+               rate_base=5.0, rate_gain=2.0, rate_max=60.0, refractory=0.002, dim=0)
+    toy = toys.connectome(80, seed=1, **cfg)
+    drive = toy.truth.tuning[:, 0]
+    law = np.clip(5.0 + 2.0 * drive, 0, 60.0)
+    expected = law / (1 + law * 0.002)
+    measured = np.bincount(toy.truth.spike_neurons, minlength=80) / 40.0
+    assert measured.sum() == pytest.approx(expected.sum(), rel=0.02)
+    z = (measured - expected) / np.sqrt(expected / 40.0)  # Poisson standard errors
+    assert np.abs(z).max() < 4.5 and abs(z.mean()) < 0.5
+
+
+@pytest.mark.parametrize("model", ["lif", "rate"])
+def test_kernels_agree_and_runs_repeat(model):
+    cfg = dict(duration=1.5, background_weight=3.5, depression=True, n_modules=2, observation="spikes", dim=0, model=model)
     a = toys.connectome(300, seed=3, kernel="scipy", **cfg)
     b = toys.connectome(300, seed=3, kernel="jax", **cfg)
     assert a.truth.spike_times.size > 1000
@@ -170,6 +187,7 @@ def test_truth_never_reaches_a_method_and_storage_round_trips(tmp_path):
         ({"observation": "voltage"}, "observation"),
         ({"observed_fraction": 0.0}, "observed_fraction"),
         ({"kernel": "cuda"}, "kernel"),
+        ({"model": "hodgkin-huxley"}, "model"),
     ],
 )
 def test_invalid_configs_name_the_parameter(kwargs, match):
