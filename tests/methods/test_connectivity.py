@@ -262,3 +262,19 @@ def test_invalid_inputs_say_what_is_wrong():
         preprocess(-RECORDING.traces, "spikes")
     with pytest.raises(ValueError, match="traces contains 1 NaN"):
         preprocess(np.where(np.eye(5, 3, dtype=bool) & (np.arange(3) == 1), np.nan, 0.0), "calcium")
+
+
+def test_rich_club_is_found_where_planted_and_not_elsewhere():
+    from methods.graphs import rich_club
+    from toys.connectome import ConnectomeConfig, _wiring
+
+    tops = []
+    for strength in (0.0, 0.4):
+        w, *_ = _wiring(ConnectomeConfig(n_neurons=500, n_modules=1, density=0.012, hub_fraction=0.05, hub_boost=3.0,
+                                         rich_club=strength, seed=0))
+        k, phi, normalised = rich_club(w, n_random=3, seed=0)
+        assert np.isfinite(normalised).all() and (phi >= 0).all() and (phi <= 1).all()
+        tops.append(normalised[k >= np.percentile(k, 60)].max())
+    assert tops[0] < 1.3 < 2.0 < tops[1]
+    with pytest.raises(ValueError, match="n_random"):
+        rich_club(np.eye(3), n_random=0)
