@@ -1,4 +1,4 @@
-"""Graph methods on a weighted connectivity matrix: centralities and communities.
+"""Graph methods on a weighted connectivity matrix: centralities, communities and the rich club.
 
 Shared by the circuit toys (the weight graph of a network, or its functional connectivity) and
 the connectome toys. A connectivity matrix is square, ``weights[i, j]`` the connection from node i
@@ -9,6 +9,7 @@ References
 ----------
 Rubinov & Sporns (2010), "Complex network measures of brain connectivity".
 Blondel et al. (2008), "Fast unfolding of communities in large networks" (Louvain).
+Colizza et al. (2006), "Detecting rich-club ordering in complex networks".
 """
 
 from __future__ import annotations
