@@ -40,7 +40,7 @@ BRIAN2 = textwrap.dedent('''
     p = json.loads(sys.argv[1])
     data = np.load(p["weights"])
     if p["standalone"]:
-        set_device("cpp_standalone", directory=p["directory"])
+        set_device("cpp_standalone", directory=p["directory"], build_on_run=False)
     else:
         prefs.codegen.target = "cython"
     defaultclock.dt = p["dt"] * 1000 * ms
@@ -52,7 +52,9 @@ BRIAN2 = textwrap.dedent('''
                     method="exact", namespace={"tau_m": p["tau_m"] * 1000 * ms, "tau_s": p["tau_syn"] * 1000 * ms,
                                                "theta": p["threshold"] * mV, "v_reset": p["reset"] * mV})
     g.v = np.random.default_rng(0).random(p["n"]) * p["threshold"] * mV
-    bg = PoissonInput(g, "I", N=1, rate=p["background_rate"] * Hz, weight=p["background_weight"] * mV)
+    # 100 inputs at rate / 100: a binomial count per step close to planted's Poisson count (one
+    # input at the full rate would be a Bernoulli draw, 10% less variance at rate * dt = 0.1).
+    bg = PoissonInput(g, "I", N=100, rate=p["background_rate"] / 100 * Hz, weight=p["background_weight"] * mV)
     s = Synapses(g, g, model="""w : volt
                                 dx/dt = (1 - x) / tau_rec : 1 (event-driven)""",
                  on_pre="""I_post += w * U * x
@@ -83,8 +85,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--brian2-python", default=sys.executable)
     parser.add_argument("--standalone", action="store_true", help="also time Brian2's cpp_standalone mode")
+    parser.add_argument("--weight", type=float, default=26.5, help="synaptic weight (mV of current jump)")
     args = parser.parse_args()
-    cfg = ConnectomeConfig(n_neurons=N, n_modules=1, density=SYNAPSES / (N * (N - 1)), exc_fraction=1.0, weight=26.5,
+    cfg = ConnectomeConfig(n_neurons=N, n_modules=1, density=SYNAPSES / (N * (N - 1)), exc_fraction=1.0, weight=args.weight,
                            weight_sigma=0.0, depression=True, background_weight=2.8, dim=0, duration=args.duration,
                            observation="spikes", seed=0)
     weights, *_ = _wiring(cfg)

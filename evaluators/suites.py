@@ -382,7 +382,7 @@ def _connectome(task: str) -> Suite:
             # Excitatory and depressing, like the ChaLearn networks: synapses strong enough that
             # a spike is seen downstream, at rates (~1 Hz) where calcium resolves single spikes.
             base = dict(n_neurons=500, n_modules=4, density=0.02, mixing=0.1, hub_fraction=0.05, hub_boost=4.0,
-                        rich_club=0.2, exc_fraction=1.0, weight=20.0, depression=True, background_weight=2.8, dim=2,
+                        rich_club=0.2, exc_fraction=1.0, weight=24.0, depression=True, background_weight=2.8, dim=2,
                         duration=300.0)
             return toys.ConnectomeConfig(**{**base, **fields, "seed": seed})
 

@@ -360,14 +360,18 @@ def _lif_steps(dyn: _Dynamics, state, recurrent, drive, first_step, words):
     1, or ``U x`` with depression (Tsodyks-Markram: resources x recover to 1 with their time
     constant and a spike releases the fraction U of them).
 
-    The synaptic current ``I`` (mV) decays and jumps by the weights of arriving spikes and
-    background inputs; ``v`` integrates it exactly over a step, ``v <- v a + (1 - a)(I + drive)``.
+    The synaptic current ``I`` (mV) decays with ``tau_syn`` and jumps by the weights of the spikes
+    and background inputs that arrive in a step; ``v`` follows ``tau_m v' = I + drive - v``,
+    advanced by its exact propagator over each step (as NEST and Brian2's ``exact`` method do).
     LIF: a spike when ``v`` reaches the threshold, then reset and refractory. Rate model: ``v`` is
     the neuron's filtered input and its rate ``clip(base + gain v, 0, max)`` (Hz) emits Poisson
     spikes (a linear-nonlinear-Poisson network), refractory likewise.
     """
     decay_m, decay_s, threshold, reset, refractory, depression, use, recover, bg_weight, tails, model, law = dyn
     rate_base, rate_gain, rate_max, dt = law
+    # v' = (I + drive - v) / tau_m with I' = -I / tau_s: over a step, v gains I * coupling.
+    tau_m, tau_s = -dt / math.log(decay_m), -dt / math.log(decay_s)
+    coupling = (decay_m - decay_s) * tau_s / (tau_m - tau_s) if abs(tau_m - tau_s) > 1e-12 else decay_m * dt / tau_m
     n = recurrent.shape[1]
 
     def step(carry, inputs):
@@ -375,14 +379,16 @@ def _lif_steps(dyn: _Dynamics, state, recurrent, drive, first_step, words):
         rec, t = inputs
         u = rnd.uniform(words, t, (n,))
         count = sum((u < tail).astype(jnp.float32) for tail in tails)
+        # The exact propagator of (v, I) over a step, then the inputs that arrived in it.
+        integrated = v * decay_m + coupling * current + (1 - decay_m) * drive
         current = current * decay_s + rec + bg_weight * count
         free = wait == 0
         if model == "rate":
-            v = v * decay_m + (1 - decay_m) * (current + drive)
+            v = integrated
             rate = jnp.clip(rate_base + rate_gain * v, 0.0, rate_max)
             spike = free & (rnd.uniform(words[::-1], t, (n,)) < rate * dt)
         else:
-            v = jnp.where(free, v * decay_m + (1 - decay_m) * (current + drive), v)
+            v = jnp.where(free, integrated, v)
             spike = free & (v >= threshold)
             v = jnp.where(spike, reset, v)
         wait = jnp.where(spike, refractory, jnp.maximum(wait - 1, 0))

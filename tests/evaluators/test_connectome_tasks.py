@@ -14,7 +14,7 @@ from groundtruth import Recording
 def spec():
     def make(seed):
         return toys.ConnectomeConfig(n_neurons=200, n_modules=2, density=0.04, mixing=0.05, hub_fraction=0.05,
-                                     hub_boost=4.0, exc_fraction=1.0, weight=20.0, depression=True,
+                                     hub_boost=4.0, exc_fraction=1.0, weight=24.0, depression=True,
                                      background_weight=2.8, dim=2, duration=200.0, seed=seed)
 
     return ToySpec("small", make)
