@@ -269,8 +269,9 @@ def plot_activity(truth: ConnectomeTruth, recording, *, window: float = 20.0, ne
     axes[0].set_title(f"spikes of {shown.size} recorded neurons", fontsize=8)
     frames = int(min(window * recording.frame_rate, recording.traces.shape[0]))
     t = np.arange(frames) / recording.frame_rate
+    spacing = np.ptp(recording.traces[:frames, :traces])
     for j in range(min(traces, recording.n_observed)):
-        axes[1].plot(t, recording.traces[:frames, j] + j * np.ptp(recording.traces[:frames, : traces]), lw=0.6)
+        axes[1].plot(t, recording.traces[:frames, j] + j * spacing, lw=0.6)
     axes[1].set_xlabel("time (s)", fontsize=7)
     axes[1].set_ylabel("fluorescence" if recording.kind == "calcium" else "spikes per frame", fontsize=7)
     return axes

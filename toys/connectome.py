@@ -329,7 +329,7 @@ def _tuning(cfg: ConnectomeConfig) -> np.ndarray:
 
 class _Dynamics(tuple):
     """The constants a compiled block depends on (hashable, so blocks of equal dynamics share
-    compiled code): per-step decays, threshold, reset, refractory steps, depression, the
+    compiled code): per-step decays and the current's coupling into v, threshold, reset, refractory steps, depression, the
     background weight and Poisson tails P(N >= j), j = 1, 2, 3 (the rest is below 2e-4 of the
     input at rate * dt <= 0.1), and for the rate model its rate law and step."""
 
@@ -341,7 +341,13 @@ class _Dynamics(tuple):
             cdf += term
             tails.append(max(0.0, 1.0 - cdf))
             term *= lam / (j + 1)
-        return _Dynamics((math.exp(-cfg.dt / cfg.tau_m), math.exp(-cfg.dt / cfg.tau_syn), float(cfg.threshold),
+        decay_m, decay_s = math.exp(-cfg.dt / cfg.tau_m), math.exp(-cfg.dt / cfg.tau_syn)
+        # v' = (I + drive - v) / tau_m with I' = -I / tau_s: over a step, v gains I * coupling.
+        if abs(cfg.tau_m - cfg.tau_syn) > 1e-12:
+            coupling = (decay_m - decay_s) * cfg.tau_syn / (cfg.tau_m - cfg.tau_syn)
+        else:
+            coupling = decay_m * cfg.dt / cfg.tau_m
+        return _Dynamics((decay_m, decay_s, coupling, float(cfg.threshold),
                           float(cfg.reset), int(round(cfg.refractory / cfg.dt)), bool(cfg.depression),
                           float(cfg.depression_u), math.exp(-cfg.dt / cfg.depression_tau),
                           float(cfg.background_weight), tuple(tails), cfg.model,
@@ -367,11 +373,8 @@ def _lif_steps(dyn: _Dynamics, state, recurrent, drive, first_step, words):
     the neuron's filtered input and its rate ``clip(base + gain v, 0, max)`` (Hz) emits Poisson
     spikes (a linear-nonlinear-Poisson network), refractory likewise.
     """
-    decay_m, decay_s, threshold, reset, refractory, depression, use, recover, bg_weight, tails, model, law = dyn
+    decay_m, decay_s, coupling, threshold, reset, refractory, depression, use, recover, bg_weight, tails, model, law = dyn
     rate_base, rate_gain, rate_max, dt = law
-    # v' = (I + drive - v) / tau_m with I' = -I / tau_s: over a step, v gains I * coupling.
-    tau_m, tau_s = -dt / math.log(decay_m), -dt / math.log(decay_s)
-    coupling = (decay_m - decay_s) * tau_s / (tau_m - tau_s) if abs(tau_m - tau_s) > 1e-12 else decay_m * dt / tau_m
     n = recurrent.shape[1]
 
     def step(carry, inputs):
@@ -407,6 +410,7 @@ def _lif_steps(dyn: _Dynamics, state, recurrent, drive, first_step, words):
 _lif_block = jax.jit(_lif_steps, static_argnums=0)
 
 
+_DENSE_MAX = 4096  # neurons up to which the JAX path keeps dense weights (BCOO beyond)
 _EVENTS = 64  # neurons spiking in a block that the JAX path propagates row by row; more use the dense product
 
 
@@ -459,32 +463,35 @@ def _simulate(cfg: ConnectomeConfig, weights: sp.csr_matrix, tuning: np.ndarray,
     rng = np.random.default_rng([cfg.seed, _STREAM_DYNAMICS])
     words = rnd.words(jax.random.fold_in(jax.random.key(cfg.seed), _STREAM_DYNAMICS))
     state = _initial(cfg, rng)
-    block_times = np.arange(n_blocks) * k * cfg.dt
-    drives = features(block_times) @ tuning.T if tuning.shape[1] else None  # (n_blocks, n)
-    zero_drive = jnp.zeros(n, jnp.float32)
+    def drives(start: int, count: int):
+        """(count, n) stimulus drive of blocks start.. (held over each block), made as needed."""
+        if not tuning.shape[1]:
+            return jnp.zeros((count, n), jnp.float32)
+        return jnp.asarray(features(np.arange(start, start + count) * k * cfg.dt) @ tuning.T, jnp.float32)
+
     times, neurons = [], []
-    kernel = cfg.kernel if cfg.kernel != "auto" else ("jax" if n <= 4096 else "scipy")
+    zeros = rec = jnp.zeros((k, n), jnp.float32)
+    kernel = cfg.kernel if cfg.kernel != "auto" else ("jax" if n <= _DENSE_MAX else "scipy")
     if kernel == "jax":
-        if n <= 4096:
+        if n <= _DENSE_MAX:
             w = jnp.asarray(weights.toarray())
         else:
             from jax.experimental import sparse as jsparse
 
             w = jsparse.BCOO.from_scipy_sparse(weights)
-        rec = jnp.zeros((k, n), jnp.float32)
         chunk = max(1, min(n_blocks, int(2e7 // (k * n))))
         for start in range(0, n_blocks, chunk):
             count = min(chunk, n_blocks - start)
-            d = jnp.asarray(drives[start : start + count], jnp.float32) if drives is not None else jnp.zeros((count, n), jnp.float32)
-            state, rec, spikes = _lif_blocks(dyn, state, rec, w, d, k, jnp.uint32(start), words)
+            state, rec, spikes = _lif_blocks(dyn, state, rec, w, drives(start, count), k, jnp.uint32(start), words)
             b, s, j = np.nonzero(np.asarray(spikes))
             times.append(((start + b) * k + s + 1) * cfg.dt)
             neurons.append(j)
     else:
-        rec = jnp.zeros((k, n), jnp.float32)
-        zeros = rec
+        batch = max(1, min(n_blocks, int(2e6 // n)))  # drives made a batch of blocks at a time
         for b in range(n_blocks):
-            drive = jnp.asarray(drives[b], jnp.float32) if drives is not None else zero_drive
+            if b % batch == 0:
+                upcoming = drives(b, min(batch, n_blocks - b))
+            drive = upcoming[b % batch]
             state, release = _lif_block(dyn, state, rec, drive, jnp.uint32(b * k), words)
             release = np.asarray(release)
             s, j = np.nonzero(release)

@@ -889,9 +889,9 @@ def _train(plan: _Plan, blocks, cfg: PlantedMLPConfig, dirs: np.ndarray, tasks) 
     losses = np.asarray(losses)
     best = losses.argmin(axis=0) if not cfg.shared else np.full(cfg.n_tasks, losses.sum(axis=1).argmin())
     owner = np.where(member.any(axis=0), member.argmax(axis=0), 0)
-    q = {key: v[best[owner], np.arange(c)][None] if v.ndim > 2 or key in ("bias", "writes") else v[best, np.arange(cfg.n_tasks)][None]
-         for key, v in ((key, np.asarray(v)) for key, v in q.items())}
-    q = {key: jnp.asarray(v) for key, v in q.items()}
+    # Per-neuron parameters come from the restart of their task, gains and offsets from each task's.
+    chosen = {key: best if key in ("gain", "offset") else best[owner] for key in q}
+    q = {key: jnp.asarray(np.asarray(v)[chosen[key], np.arange(v.shape[1])][None]) for key, v in q.items()}
     for _ in range(_TRAIN_ROUNDS):
         one = {key: v[0] for key, v in q.items()}
         worst, weak = 0.0, np.zeros(c, bool)
