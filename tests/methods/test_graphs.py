@@ -1,0 +1,148 @@
+"""Graph methods: Leiden finds planted blocks as well-connected communities at least as good as
+Louvain's, and the rich club's degree-preserving randomisation keeps the degrees of a simple graph
+while rewiring it, so a planted rich club stands out and a random graph's does not."""
+
+import networkx as nx
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+from sklearn.metrics import normalized_mutual_info_score
+
+from methods.graphs import _swap_edges, communities, rich_club
+
+
+def _blocks(seed, n_blocks, size, p_in, p_out):
+    """A symmetric binary stochastic block model and its planted blocks (n,)."""
+    rng = np.random.default_rng(seed)
+    truth = np.repeat(np.arange(n_blocks), size)
+    p = np.where(truth[:, None] == truth[None, :], p_in, p_out)
+    upper = np.triu(rng.random(p.shape) < p, 1)
+    return (upper | upper.T).astype(np.float64), truth
+
+
+def _modularity(weights, labels):
+    graph = nx.from_numpy_array(weights + weights.T)
+    return nx.community.modularity(graph, [np.flatnonzero(labels == c) for c in range(labels.max() + 1)])
+
+
+def _random_edges(rng, n, n_edges):
+    """``n_edges`` distinct random edges (u < v) among n nodes: (n_edges, 2)."""
+    pairs = rng.integers(0, n, (4 * n_edges, 2))
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    keys = np.unique(pairs.min(axis=1) * n + pairs.max(axis=1))
+    keys = rng.choice(keys, n_edges, replace=False)
+    return np.stack(np.divmod(keys, n), axis=1)
+
+
+def _adjacency(edges, n):
+    a = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    return (a + a.T).tocsr()
+
+
+def test_leiden_recovers_planted_blocks():
+    w, truth = _blocks(0, 4, 50, 0.3, 0.02)
+    labels = communities(w, method="leiden", seed=0)
+    assert labels.dtype == np.int64 and labels.shape == truth.shape
+    assert normalized_mutual_info_score(truth, labels) > 0.95
+    first = np.unique(labels, return_index=True)[1]
+    assert (np.diff(first) > 0).all() and labels[0] == 0  # numbered by first appearance
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_leiden_communities_are_connected_and_as_good_as_louvain(seed):
+    w, _ = _blocks(seed, 6, 40, 0.2, 0.06)
+    labels = communities(w, method="leiden", seed=seed)
+    for c in range(labels.max() + 1):
+        inside = np.flatnonzero(labels == c)
+        assert connected_components(sp.csr_matrix(w[np.ix_(inside, inside)]), directed=False)[0] == 1
+    louvain = communities(w, seed=seed)
+    assert _modularity(w, labels) >= _modularity(w, louvain) - 0.01
+
+
+def test_leiden_is_deterministic_and_resolution_splits():
+    w, _ = _blocks(3, 4, 50, 0.3, 0.05)
+    np.testing.assert_array_equal(communities(w, method="leiden", seed=7), communities(w, method="leiden", seed=7))
+    counts = [communities(w, method="leiden", resolution=r, seed=0).max() + 1 for r in (0.5, 1.0, 2.0, 4.0)]
+    assert counts == sorted(counts) and counts[-1] > counts[0]
+
+
+def test_leiden_on_disconnected_cliques_and_on_no_edges():
+    clique = np.ones((6, 6)) - np.eye(6)
+    two = sp.block_diag([clique, clique * 2.0]).toarray()
+    np.testing.assert_array_equal(communities(two, method="leiden"), np.repeat([0, 1], 6))
+    np.testing.assert_array_equal(communities(np.zeros((5, 5)), method="leiden"), np.arange(5))
+
+
+def test_leiden_on_directed_weighted_sparse_input_matches_its_symmetrised_graph():
+    w, truth = _blocks(4, 3, 30, 0.4, 0.03)
+    rng = np.random.default_rng(0)
+    directed = sp.csr_matrix(np.triu(w) * rng.uniform(0.5, 1.5, w.shape) * rng.choice([-1, 1], w.shape))
+    labels = communities(directed, method="leiden", seed=1)
+    assert normalized_mutual_info_score(truth, labels) > 0.95
+    sym = abs(directed) + abs(directed).T
+    np.testing.assert_array_equal(labels, communities(sym, method="leiden", seed=1))
+
+
+def test_louvain_stays_the_default():
+    w, _ = _blocks(5, 4, 30, 0.3, 0.05)
+    np.testing.assert_array_equal(communities(w, seed=2), communities(w, seed=2, method="louvain"))
+
+
+def test_bad_method_names_the_choices():
+    with pytest.raises(ValueError, match=r"method must be one of \('louvain', 'leiden'\), got 'infomap'"):
+        communities(np.eye(3), method="infomap")
+
+
+def test_edge_swaps_keep_degrees_of_a_simple_graph_and_rewire_it():
+    rng = np.random.default_rng(0)
+    n = 300
+    edges = _random_edges(rng, n, 1500)
+    swapped = _swap_edges(edges, n, rng)
+    assert swapped.shape == edges.shape and (swapped[:, 0] < swapped[:, 1]).all()  # no self-loops
+    keys, original = swapped[:, 0] * n + swapped[:, 1], edges[:, 0] * n + edges[:, 1]
+    assert np.unique(keys).size == keys.size  # no duplicate edges
+    np.testing.assert_array_equal(np.bincount(swapped.ravel(), minlength=n), np.bincount(edges.ravel(), minlength=n))
+    assert np.isin(original, keys).mean() < 0.2
+    # a hub-heavy graph where many proposals hit existing edges keeps its degrees too
+    star = np.array([[0, i] for i in range(1, 40)] + [[i, i + 1] for i in range(1, 39)])
+    again = _swap_edges(star, 40, rng)
+    np.testing.assert_array_equal(np.bincount(again.ravel(), minlength=40), np.bincount(star.ravel(), minlength=40))
+    assert np.unique(again[:, 0] * 40 + again[:, 1]).size == len(star) and (again[:, 0] < again[:, 1]).all()
+
+
+def test_rich_club_stands_out_where_planted():
+    rng = np.random.default_rng(1)
+    n = 400
+    upper = np.triu(rng.random((n, n)) < 0.02, 1)
+    upper[:20, :20] = np.triu(np.ones((20, 20), bool), 1)  # 20 hubs, all connected
+    k, phi, normalised = rich_club(sp.csr_matrix(upper.astype(np.float64)), n_random=5, seed=0)
+    degrees = (upper | upper.T).sum(axis=1)
+    assert np.isfinite(normalised).all() and (phi >= 0).all() and (phi <= 1).all()
+    assert normalised[k >= degrees[20:].max()].max() > 1.5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rich_club_of_a_random_graph_is_about_one(seed):
+    w, _ = _blocks(seed, 1, 300, 0.2, 0.2)
+    k, phi, normalised = rich_club(w, n_random=5, seed=seed)
+    degrees = w.sum(axis=1)
+    enough = np.array([(degrees > level).sum() >= 10 for level in k])
+    assert np.isfinite(normalised).all()
+    assert 0.7 < normalised[enough].min() and normalised[enough].max() < 1.3
+    # phi against networkx's unnormalised coefficient
+    expected = nx.rich_club_coefficient(nx.from_numpy_array(w), normalized=False)
+    np.testing.assert_allclose(phi, [expected.get(level, 0.0) for level in k])
+
+
+def test_rich_club_is_deterministic_and_finite_on_small_graphs():
+    w, _ = _blocks(0, 2, 30, 0.3, 0.05)
+    first, second = rich_club(w, n_random=2, seed=4), rich_club(w, n_random=2, seed=4)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    complete = np.ones((6, 6)) - np.eye(6)  # no swap is possible
+    for graph in (np.zeros((4, 4)), np.eye(3, k=1), complete, np.zeros((0, 0))):
+        k, phi, normalised = rich_club(graph, n_random=2, seed=0)
+        assert np.isfinite(phi).all() and np.isfinite(normalised).all() and k.shape == phi.shape == normalised.shape
+    _, phi, normalised = rich_club(complete, n_random=2, seed=0)
+    np.testing.assert_allclose(normalised, 1.0)
