@@ -38,8 +38,10 @@ def main() -> None:
     burst = active > truth.n_neurons / 2
     bursts = np.flatnonzero(burst[1:] & ~burst[:-1]).size / truth.duration
     in_bursts = np.isin(bin_of, np.flatnonzero(burst)).mean()
+    coo = truth.weights.tocoo()
+    within = (truth.modules[coo.row] == truth.modules[coo.col]).mean()
     print(f"chalearn2014, {args.duration:.0f} s, seed {args.seed}: built in {built:.1f} s; {truth.weights.nnz} synapses "
-          f"({truth.weights.nnz / (1000 * 999):.4f} density); mean rate {truth.rates().mean():.2f} Hz; "
+          f"({truth.weights.nnz / (1000 * 999):.4f} density, {within:.0%} inside modules); mean rate {truth.rates().mean():.2f} Hz; "
           f"{bursts:.3f} network bursts/s holding {in_bursts:.0%} of spikes")
     methods = {
         "correlation, raw": lambda r: mc.correlation(r, preprocess="raw"),

@@ -77,11 +77,14 @@ def connectivity_method(recording, *, seed: int, method: str, **params: Any) -> 
     return _connectivity(recording, method, params)
 
 
-def module_method(recording, *, seed: int, method: str, resolution: float = 1.0, **params: Any) -> np.ndarray:
-    """Louvain communities of the positive part of a connectivity method's scores: labels (m,)."""
+def module_method(recording, *, seed: int, method: str, resolution: float = 1.0, community: str = "louvain",
+                  **params: Any) -> np.ndarray:
+    """Communities (``community``: Louvain or Leiden) of the positive part of a connectivity
+    method's scores: labels (m,)."""
     from methods.graphs import communities
 
-    return communities(np.clip(_connectivity(recording, method, params), 0, None), resolution=resolution, seed=seed)
+    scores = np.clip(_connectivity(recording, method, params), 0, None)
+    return communities(scores, resolution=resolution, seed=seed, method=community)
 
 
 def hub_method(recording, *, seed: int, method: str, kind: str = "strength", **params: Any) -> np.ndarray:
@@ -179,6 +182,8 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("louvain-correlation", module_method, {"method": "correlation", "preprocess": "filtered"}),
         MethodSpec("louvain-partial", module_method, {"method": "partial_correlation"}),
         MethodSpec("louvain-granger", module_method, {"method": "granger"}),
+        MethodSpec("leiden-partial", module_method, {"method": "partial_correlation", "community": "leiden"}),
+        MethodSpec("leiden-granger", module_method, {"method": "granger", "community": "leiden"}),
         MethodSpec("strength-correlation", hub_method, {"method": "correlation", "preprocess": "filtered"}),
         MethodSpec("strength-partial", hub_method, {"method": "partial_correlation"}),
         MethodSpec("pagerank-granger", hub_method, {"method": "granger", "kind": "pagerank"}),
@@ -371,7 +376,7 @@ def _circuits() -> Suite:
 
 CONNECTOME_METHODS = {
     "connectivity": ("correlation-raw", "correlation-filtered", "partial-correlation", "lagged-correlation", "granger"),
-    "modules": ("louvain-correlation", "louvain-partial", "louvain-granger"),
+    "modules": ("louvain-correlation", "louvain-partial", "louvain-granger", "leiden-partial", "leiden-granger"),
     "hubs": ("strength-correlation", "strength-partial", "pagerank-granger"),
 }
 
@@ -395,7 +400,7 @@ def _connectome(task: str) -> Suite:
         ToySpec("modular-spikes", modular(observation="spikes"), {"observed_fraction": 1.0}),
         ToySpec("modular-half", modular(observed_fraction=0.5), {"observed_fraction": 0.5}),
     )
-    if task != "connectivity":  # the ChaLearn networks plant no modules or hubs
+    if task == "hubs":  # the ChaLearn networks plant no hubs (their modules are the organizers' 10 groups)
         specs = specs[1:]
     names = CONNECTOME_METHODS[task]
     return Suite(

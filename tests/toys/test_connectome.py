@@ -193,3 +193,17 @@ def test_truth_never_reaches_a_method_and_storage_round_trips(tmp_path):
 def test_invalid_configs_name_the_parameter(kwargs, match):
     with pytest.raises(ValueError, match=match):
         toys.connectome(100, seed=0, **kwargs)
+
+
+def test_chalearn2014_wiring_has_the_challenge_networks_statistics():
+    # The organizers' network file normal-1: 11,949 active (excitatory) connections among 1,000
+    # neurons (density 0.012), 80% inside 10 groups, positions unrelated to the wiring.
+    w, types, positions, modules, _ = _wiring(toys.preset_config("chalearn2014", seed=0))
+    pre, post = w.nonzero()
+    assert w.shape == (1000, 1000) and (types > 0).all()
+    assert w.nnz / (1000 * 999) == pytest.approx(0.012, rel=0.05)
+    assert np.unique(modules).size == 10
+    assert np.mean(modules[pre] == modules[post]) == pytest.approx(0.80, abs=0.02)
+    connected = np.linalg.norm(positions[pre] - positions[post], axis=1).mean()
+    everyone = np.linalg.norm(positions[:, None] - positions[None], axis=2).sum() / (1000 * 999)
+    assert connected == pytest.approx(everyone, rel=0.03)
