@@ -89,25 +89,27 @@ def _tms_40_10(seed: int, **overrides: Any) -> Config:
 
 @_preset(
     "chalearn2014",
-    "1,000 LIF neurons with short-term depression on a 1 mm square in 10 modules holding 80% of the connections, "
+    "1,000 LIF neurons (alpha synaptic currents, short-term depression) on a 1 mm square in 10 modules holding 80% of the connections, "
     "1.2% connection density, network bursts at "
     "about 0.1 Hz, one hour of calcium fluorescence at 50 frames/s with the challenge's calcium and light-scattering "
     "model (ChaLearn Connectomics Challenge; Stetter et al. 2012, Orlandi et al. 2015)",
 )
 def _chalearn2014(seed: int, **overrides: Any) -> Config:
-    # The organizers' NEST scripts: tau_m 20 ms, threshold 20 mV above rest, reset to rest,
-    # refractory 2 ms, dt 0.1 ms, delay 1.5 ms, depression U 0.3 and tau_rec 0.5 s, synaptic
-    # current 2 ms; spontaneous spikes from 0.2 Hz Poisson inputs each strong enough to fire the
-    # neuron; inhibitory outputs blocked (so every active synapse is excitatory). Their network
+    # The organizers' NEST scripts: iaf_neuron (alpha-shaped synaptic currents, tau_syn 2 ms;
+    # C_m 1 pF and tau_m 20 ms, so 1 pA is 20 mV here), threshold 20 mV above rest, reset to
+    # rest, refractory 2 ms, dt 0.1 ms, delay 1.5 ms, depression U 0.3 and tau_rec 0.5 s;
+    # spontaneous spikes from 0.2 Hz Poisson inputs of 11.2 pA (224), each strong enough to fire
+    # the neuron; inhibitory outputs blocked (so every active synapse is excitatory). Their network
     # file (normal-1): 10 groups of about 100 neurons holding 80% of the connections (density
     # 0.118 inside a group, 0.0033 between), positions unrelated to wiring, 14,912 connections of
     # which the 11,949 from excitatory neurons are active (density 0.012). They tuned the weight by
-    # bisection per network to 0.1 bursts/s (> 50% of neurons active in a 50 ms bin); here one
-    # weight, measured to give 0.1-0.13 bursts/s on seeds 0 and 1.
-    base = dict(n_neurons=1000, n_modules=10, mixing=0.2, density=0.012, exc_fraction=1.0, dim=2, weight=380.0,
-                weight_sigma=0.0, depression=True, depression_u=0.3, depression_tau=0.5, delay=1.5e-3, tau_syn=0.002,
-                reset=0.0, background_rate=0.2, background_weight=400.0, duration=3600.0, observation="calcium",
-                frame_rate=50.0, scatter=0.15, scatter_length=1 / 1000**0.5)
+    # bisection per network to 0.1 bursts/s (> 50% of neurons active in a 50 ms bin), starting
+    # from 7.5 pA; here one weight, 6.75 pA (135), measured to give 0.085-0.10 bursts/s at 134 on
+    # seeds 0 and 1.
+    base = dict(n_neurons=1000, n_modules=10, mixing=0.2, density=0.012, exc_fraction=1.0, dim=2, weight=135.0,
+                weight_sigma=0.0, synapse="alpha", depression=True, depression_u=0.3, depression_tau=0.5,
+                delay=1.5e-3, tau_syn=0.002, reset=0.0, background_rate=0.2, background_weight=224.0,
+                duration=3600.0, observation="calcium", frame_rate=50.0, scatter=0.15, scatter_length=1 / 1000**0.5)
     return _cn.ConnectomeConfig(**{**base, **overrides, "seed": seed})
 
 

@@ -18,16 +18,17 @@ wiring
 dynamics
     A current-based leaky integrate-and-fire network (``model="lif"``), or a rate network whose
     neurons fire Poisson spikes at a rectified-linear function of their filtered input
-    (``model="rate"``), with optional Tsodyks-Markram short-term depression, driven by Poisson background input and a stimulus protocol whose
-    features reach neurons through a planted tuning matrix with mixed selectivity. Spikes reach
-    their targets after a synaptic ``delay``; the simulation advances one delay at a time: the
-    recurrent input of a whole block of steps is known from the previous block, so it is one
-    sparse product, and the neurons' steps inside a block run in a compiled ``lax.scan``.
-    ``kernel="jax"`` runs every block in one scan (the rows of the neurons that spiked, from dense
-    weights, up to 4,096 neurons; a BCOO product beyond: the path for an accelerator);
-    ``kernel="scipy"`` loops over blocks on the host with event-driven CSR rows, which is faster
-    on a CPU for large networks. ``"auto"`` picks the first up to 4,096 neurons. Both give the
-    same spikes.
+    (``model="rate"``), with exponential or alpha-shaped synaptic currents (``synapse``) and
+    optional Tsodyks-Markram short-term depression, driven by Poisson background input and a
+    stimulus protocol whose features reach neurons through a planted tuning matrix with mixed
+    selectivity. Spikes reach their targets after a synaptic ``delay``; the simulation advances one
+    delay at a time: the recurrent input of a whole block of steps is known from the previous block,
+    so it is one sparse product, and the neurons' steps inside a block run in a compiled
+    ``lax.scan``. ``kernel="jax"`` runs every block in one scan (the rows of the neurons that
+    spiked, from dense weights, up to 4,096 neurons; a BCOO product beyond: the path for an
+    accelerator); ``kernel="scipy"`` loops over blocks on the host with event-driven CSR rows, which
+    is faster on a CPU for large networks. ``"auto"`` picks the first up to 4,096 neurons. Both give
+    the same spikes.
 observation
     Spike counts per frame, or calcium fluorescence as in the ChaLearn connectomics challenge
     (Stetter et al. 2012; Orlandi et al. 2015, and the organizers' published scripts): every
@@ -63,6 +64,7 @@ STIMULI = ("none", "flashes", "gratings", "events")
 OBSERVATIONS = ("calcium", "spikes")
 KERNELS = ("auto", "scipy", "jax")
 MODELS = ("lif", "rate")
+SYNAPSES = ("exponential", "alpha")
 _STREAM_WIRING, _STREAM_TUNING, _STREAM_DYNAMICS, _STREAM_OBSERVE = 401, 402, 403, 404
 
 
@@ -98,6 +100,7 @@ class ConnectomeConfig(Config):
     delay: float = 2e-3
     tau_m: float = 0.02
     tau_syn: float = 0.005
+    synapse: str = "exponential"
     threshold: float = 20.0
     reset: float = 10.0
     refractory: float = 2e-3
@@ -151,6 +154,7 @@ class ConnectomeConfig(Config):
         p.number("weight_sigma", self.weight_sigma, low=0, high=3)
         p.number("inhibition", self.inhibition, low=0, high=100)
         p.choice("model", self.model, MODELS)
+        p.choice("synapse", self.synapse, SYNAPSES)
         p.number("rate_base", self.rate_base, low=0, high=1000)
         p.number("rate_gain", self.rate_gain, low=0, high=1000)
         p.number("rate_max", self.rate_max, low=0, high=1.0 / self.dt if isinstance(self.dt, float) and self.dt > 0 else None,
@@ -329,7 +333,8 @@ def _tuning(cfg: ConnectomeConfig) -> np.ndarray:
 
 class _Dynamics(tuple):
     """The constants a compiled block depends on (hashable, so blocks of equal dynamics share
-    compiled code): per-step decays and the current's coupling into v, threshold, reset, refractory steps, depression, the
+    compiled code): per-step decays and the current's coupling into v, the alpha synapse's
+    constants, threshold, reset, refractory steps, depression, the
     background weight and Poisson tails P(N >= j), j = 1, 2, 3 (the rest is below 2e-4 of the
     input at rate * dt <= 0.1), and for the rate model its rate law and step."""
 
@@ -341,13 +346,20 @@ class _Dynamics(tuple):
             cdf += term
             tails.append(max(0.0, 1.0 - cdf))
             term *= lam / (j + 1)
-        decay_m, decay_s = math.exp(-cfg.dt / cfg.tau_m), math.exp(-cfg.dt / cfg.tau_syn)
+        h, tau_m, tau_s = cfg.dt, cfg.tau_m, cfg.tau_syn
+        decay_m, decay_s = math.exp(-h / tau_m), math.exp(-h / tau_s)
         # v' = (I + drive - v) / tau_m with I' = -I / tau_s: over a step, v gains I * coupling.
-        if abs(cfg.tau_m - cfg.tau_syn) > 1e-12:
-            coupling = (decay_m - decay_s) * cfg.tau_syn / (cfg.tau_m - cfg.tau_syn)
+        a = 1.0 / tau_s - 1.0 / tau_m
+        coupling = (decay_m - decay_s) * tau_s / (tau_m - tau_s) if abs(a * h) > 1e-9 else decay_m * h / tau_m
+        # Alpha synapse: a rise variable r (r' = -r / tau_s) feeds I' = -I / tau_s + r; an input
+        # of weight w adds w e / tau_s to r, so the current peaks at w, tau_s later (NEST's
+        # iaf_psc_alpha convention). Over a step, I gains r h decay_s and v gains r * rise_v.
+        if abs(a * h) > 1e-9:
+            rise_v = decay_m * (1.0 - math.exp(-a * h) * (1.0 + a * h)) / (a * a * tau_m)
         else:
-            coupling = decay_m * cfg.dt / cfg.tau_m
-        return _Dynamics((decay_m, decay_s, coupling, float(cfg.threshold),
+            rise_v = decay_m * h * h / (2.0 * tau_m)
+        alpha = (cfg.synapse == "alpha", math.e / tau_s, h * decay_s, rise_v)
+        return _Dynamics((decay_m, decay_s, coupling, alpha, float(cfg.threshold),
                           float(cfg.reset), int(round(cfg.refractory / cfg.dt)), bool(cfg.depression),
                           float(cfg.depression_u), math.exp(-cfg.dt / cfg.depression_tau),
                           float(cfg.background_weight), tuple(tails), cfg.model,
@@ -357,7 +369,8 @@ class _Dynamics(tuple):
 def _initial(cfg: ConnectomeConfig, rng) -> tuple:
     n = cfg.n_neurons
     v = rng.random(n) * cfg.threshold if cfg.model == "lif" else np.zeros(n)
-    return (jnp.asarray(v, jnp.float32), jnp.zeros(n, jnp.float32), jnp.zeros(n, jnp.int32), jnp.ones(n, jnp.float32))
+    zeros = jnp.zeros(n, jnp.float32)
+    return (jnp.asarray(v, jnp.float32), zeros, zeros, jnp.zeros(n, jnp.int32), jnp.ones(n, jnp.float32))
 
 
 def _lif_steps(dyn: _Dynamics, state, recurrent, drive, first_step, words):
@@ -367,24 +380,33 @@ def _lif_steps(dyn: _Dynamics, state, recurrent, drive, first_step, words):
     constant and a spike releases the fraction U of them).
 
     The synaptic current ``I`` (mV) decays with ``tau_syn`` and jumps by the weights of the spikes
-    and background inputs that arrive in a step; ``v`` follows ``tau_m v' = I + drive - v``,
+    and background inputs that arrive in a step (``synapse="exponential"``), or rises and falls as
+    an alpha function peaking at the weight ``tau_syn`` after the input (``"alpha"``, as NEST's
+    ``iaf_psc_alpha`` and the ChaLearn simulations); ``v`` follows ``tau_m v' = I + drive - v``,
     advanced by its exact propagator over each step (as NEST and Brian2's ``exact`` method do).
     LIF: a spike when ``v`` reaches the threshold, then reset and refractory. Rate model: ``v`` is
     the neuron's filtered input and its rate ``clip(base + gain v, 0, max)`` (Hz) emits Poisson
     spikes (a linear-nonlinear-Poisson network), refractory likewise.
     """
-    decay_m, decay_s, coupling, threshold, reset, refractory, depression, use, recover, bg_weight, tails, model, law = dyn
+    decay_m, decay_s, coupling, alpha, threshold, reset, refractory, depression, use, recover, bg_weight, tails, model, law = dyn
+    is_alpha, rise_jump, rise_current, rise_v = alpha
     rate_base, rate_gain, rate_max, dt = law
     n = recurrent.shape[1]
 
     def step(carry, inputs):
-        v, current, wait, resources = carry
+        v, current, rise, wait, resources = carry
         rec, t = inputs
         u = rnd.uniform(words, t, (n,))
         count = sum((u < tail).astype(jnp.float32) for tail in tails)
         # The exact propagator of (v, I) over a step, then the inputs that arrived in it.
         integrated = v * decay_m + coupling * current + (1 - decay_m) * drive
-        current = current * decay_s + rec + bg_weight * count
+        inputs = rec + bg_weight * count
+        if is_alpha:
+            integrated = integrated + rise_v * rise
+            current = current * decay_s + rise_current * rise
+            rise = rise * decay_s + rise_jump * inputs
+        else:
+            current = current * decay_s + inputs
         free = wait == 0
         if model == "rate":
             v = integrated
@@ -401,7 +423,7 @@ def _lif_steps(dyn: _Dynamics, state, recurrent, drive, first_step, words):
             resources = resources - release
         else:
             release = spike.astype(jnp.float32)
-        return (v, current, wait, resources), release
+        return (v, current, rise, wait, resources), release
 
     steps = first_step + jnp.arange(recurrent.shape[0], dtype=jnp.uint32)
     return jax.lax.scan(step, state, (recurrent, steps))
@@ -513,11 +535,13 @@ def _simulate(cfg: ConnectomeConfig, weights: sp.csr_matrix, tuning: np.ndarray,
 
 def _counts(cfg: ConnectomeConfig, times: np.ndarray, neurons: np.ndarray, which: np.ndarray, decay: float = 0.0) -> np.ndarray:
     """(n_frames, len(which)) float32 spikes per frame of the neurons ``which``; with ``decay``
-    (per second) each spike counts ``exp(-decay (frame end - spike time))``."""
+    (per second) each spike counts ``exp(-decay (frame end - spike time))``. A spike's time is the
+    end of the step it fired in, so it belongs to the frame that holds that step (a spike at
+    a frame's end is in that frame)."""
     n_frames = int(math.floor(cfg.duration * cfg.frame_rate + 1e-9))
     column = np.full(cfg.n_neurons, -1, np.int64)
     column[which] = np.arange(which.size)
-    frame = np.floor(times * cfg.frame_rate).astype(np.int64)
+    frame = np.floor((times - 0.5 * cfg.dt) * cfg.frame_rate).astype(np.int64)
     keep = (column[neurons] >= 0) & (frame < n_frames)
     flat = frame[keep] * which.size + column[neurons[keep]]
     weight = np.exp(-decay * ((frame[keep] + 1) / cfg.frame_rate - times[keep])) if decay else None
@@ -624,7 +648,7 @@ def connectome(n_neurons: int = 1000, *, seed: int, **fields) -> ConnectomeToy:
         ``rich_club`` (connection probability among hubs), ``exc_fraction`` (Dale's law),
         ``dim`` and ``length_scale`` (distance-dependent wiring), ``weight``, ``weight_sigma``
         and ``inhibition`` (lognormal weights). Dynamics: ``duration``, ``dt``, ``delay``,
-        ``tau_m``, ``tau_syn``, ``threshold``, ``reset``, ``refractory``, ``depression`` (with
+        ``tau_m``, ``tau_syn``, ``synapse`` (exponential / alpha current), ``threshold``, ``reset``, ``refractory``, ``depression`` (with
         ``depression_u``, ``depression_tau``), ``background_rate`` and ``background_weight``,
         ``stimulus`` (none / flashes / gratings / events) with ``n_features``,
         ``tuning_density``, ``tuning_gain``, ``stimulus_period``, ``stimulus_on``; ``kernel``

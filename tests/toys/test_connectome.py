@@ -4,6 +4,7 @@ calcium model match their equations, both simulation kernels agree, and configs 
 import dataclasses
 import math
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -87,6 +88,35 @@ def test_lif_period_matches_the_equation():
     assert not np.isin(np.flatnonzero(drive < 19.9), truth.spike_neurons).any()  # below threshold: silent
 
 
+@pytest.mark.parametrize("synapse", ["exponential", "alpha"])
+def test_postsynaptic_potential_matches_its_closed_form(synapse):
+    # One input of weight w at t = 0, no threshold in reach: v(t) is the leaky membrane's response
+    # to the synaptic current, w e^{-t/tau_s} (exponential) or w (e/tau_s) t e^{-t/tau_s} (alpha,
+    # peaking at w when t = tau_s), convolved with e^{-t/tau_m} / tau_m.
+    from toys.connectome import _Dynamics, _lif_block
+
+    cfg = ConnectomeConfig(n_neurons=2, n_modules=1, dim=0, background_rate=0.0, tau_m=0.02, tau_syn=0.002, dt=1e-4, delay=1e-4,
+                           threshold=1000.0, reset=0.0, synapse=synapse, seed=0)
+    dyn, w, steps = _Dynamics.of(cfg), 40.0, 300
+    zeros = jnp.zeros(2, jnp.float32)
+    state = (zeros, zeros, zeros, jnp.zeros(2, jnp.int32), jnp.ones(2, jnp.float32))
+    words = jnp.zeros(2, jnp.uint32)
+    recurrent = jnp.zeros((steps, 2), jnp.float32).at[0, 0].set(w)  # arrives at the end of step 0
+    vs = []
+    for k in range(steps):
+        state, _ = _lif_block(dyn, state, recurrent[k : k + 1], jnp.zeros(2, jnp.float32), jnp.uint32(k), words)
+        vs.append(float(state[0][0]))
+    t = np.arange(1, steps) * cfg.dt  # v after step k is the response k steps after the input
+    tm, ts = cfg.tau_m, cfg.tau_syn
+    a = 1 / ts - 1 / tm
+    if synapse == "exponential":
+        expected = w * ts / (tm - ts) * (np.exp(-t / tm) - np.exp(-t / ts))
+    else:
+        expected = w * math.e / (ts * tm) * np.exp(-t / tm) * (1 - np.exp(-a * t) * (1 + a * t)) / a**2
+    np.testing.assert_allclose(vs[1:], expected, rtol=1e-4, atol=1e-5)
+    assert vs[0] == 0.0 and float(state[0][1]) == 0.0
+
+
 def test_rate_model_fires_at_its_rate_law():
     # No synapses, no background, a constant drive: each neuron fires Poisson spikes at
     # clip(base + gain * drive) Hz, less the refractory dead time: r / (1 + r t_ref).
@@ -103,9 +133,12 @@ def test_rate_model_fires_at_its_rate_law():
     assert np.abs(z).max() < 4.5 and abs(z.mean()) < 0.5
 
 
-@pytest.mark.parametrize("model", ["lif", "rate"])
-def test_kernels_agree_and_runs_repeat(model):
-    cfg = dict(duration=1.5, background_weight=3.5, depression=True, n_modules=2, observation="spikes", dim=0, model=model)
+@pytest.mark.parametrize("model, synapse", [("lif", "exponential"), ("rate", "exponential"), ("lif", "alpha")])
+def test_kernels_agree_and_runs_repeat(model, synapse):
+    # An alpha current carries e times the charge of an exponential one of the same peak.
+    background = 3.5 if synapse == "exponential" else 3.5 / math.e
+    cfg = dict(duration=1.5, background_weight=background, depression=True, n_modules=2, observation="spikes", dim=0,
+               model=model, synapse=synapse)
     a = toys.connectome(300, seed=3, kernel="scipy", **cfg)
     b = toys.connectome(300, seed=3, kernel="jax", **cfg)
     assert a.truth.spike_times.size > 1000
@@ -188,6 +221,7 @@ def test_truth_never_reaches_a_method_and_storage_round_trips(tmp_path):
         ({"observed_fraction": 0.0}, "observed_fraction"),
         ({"kernel": "cuda"}, "kernel"),
         ({"model": "hodgkin-huxley"}, "model"),
+        ({"synapse": "delta"}, "synapse"),
     ],
 )
 def test_invalid_configs_name_the_parameter(kwargs, match):
