@@ -2,7 +2,8 @@
 
 Simulates the preset (optionally shorter than its hour), records calcium fluorescence and
 scores the connectivity methods with the challenge's metric (AUROC over ordered pairs, diagonal
-masked), then the filtered methods on the spike counts per frame (the best a recording could give). Published on the challenge networks (Orlandi et al. 2015; Sutera et al. 2014, Table 1):
+masked), then the filtered methods on the spike counts per frame (the best a recording could
+give). Published on the challenge networks (Orlandi et al. 2015; Sutera et al. 2014, Table 1):
 correlation on raw fluorescence about 0.66-0.70, correlation on filtered signals higher, and
 partial correlation on filtered signals about 0.92-0.94. Printed: simulation time, firing and
 burst statistics, and each method's AUROC / AUPRC.
@@ -13,6 +14,7 @@ burst statistics, and each method's AUROC / AUPRC.
 from __future__ import annotations
 
 import argparse
+import importlib
 import time
 
 import numpy as np
@@ -21,6 +23,8 @@ import toys
 from evaluators.connectome import score_connectivity
 from groundtruth import Recording
 from methods import connectivity as mc
+
+_cn = importlib.import_module("toys.connectome")  # the module (toys.connectome is the builder)
 
 
 def main() -> None:
@@ -42,7 +46,8 @@ def main() -> None:
     coo = truth.weights.tocoo()
     within = (truth.modules[coo.row] == truth.modules[coo.col]).mean()
     print(f"chalearn2014, {args.duration:.0f} s, seed {args.seed}: built in {built:.1f} s; {truth.weights.nnz} synapses "
-          f"({truth.weights.nnz / (1000 * 999):.4f} density, {within:.0%} inside modules); mean rate {truth.rates().mean():.2f} Hz; "
+          f"({truth.weights.nnz / (1000 * 999):.4f} density, {within:.0%} inside modules); "
+          f"mean rate {truth.rates().mean():.2f} Hz; "
           f"{bursts:.3f} network bursts/s holding {in_bursts:.0%} of spikes")
     methods = {
         "correlation, raw": lambda r: mc.correlation(r, preprocess="raw"),
@@ -53,10 +58,7 @@ def main() -> None:
     }
     # The same methods on the spikes themselves, counted per frame: what the recording could give
     # at best, with the calcium, noise and light scattering taken away.
-    frame = np.floor((truth.spike_times - 0.5 * toy.config.dt) * recording.frame_rate).astype(np.int64)
-    frame = np.minimum(frame, recording.traces.shape[0] - 1)
-    counts = np.zeros(recording.traces.shape, np.float32)
-    np.add.at(counts, (frame, truth.spike_neurons), 1.0)
+    counts = _cn._counts(toy.config, truth.spike_times, truth.spike_neurons, truth.observed)
     spikes = Recording(traces=counts, frame_rate=recording.frame_rate, kind="spikes")
     print(f"{'method':32s} {'AUROC':>7s} {'AUPRC':>7s} {'time':>7s}")
     for name, method in methods.items():

@@ -349,15 +349,15 @@ class _Dynamics(tuple):
         h, tau_m, tau_s = cfg.dt, cfg.tau_m, cfg.tau_syn
         decay_m, decay_s = math.exp(-h / tau_m), math.exp(-h / tau_s)
         # v' = (I + drive - v) / tau_m with I' = -I / tau_s: over a step, v gains I * coupling.
-        a = 1.0 / tau_s - 1.0 / tau_m
-        coupling = (decay_m - decay_s) * tau_s / (tau_m - tau_s) if abs(a * h) > 1e-9 else decay_m * h / tau_m
         # Alpha synapse: a rise variable r (r' = -r / tau_s) feeds I' = -I / tau_s + r; an input
         # of weight w adds w e / tau_s to r, so the current peaks at w, tau_s later (NEST's
         # iaf_psc_alpha convention). Over a step, I gains r h decay_s and v gains r * rise_v.
+        a = 1.0 / tau_s - 1.0 / tau_m
         if abs(a * h) > 1e-9:
+            coupling = (decay_m - decay_s) * tau_s / (tau_m - tau_s)
             rise_v = decay_m * (1.0 - math.exp(-a * h) * (1.0 + a * h)) / (a * a * tau_m)
-        else:
-            rise_v = decay_m * h * h / (2.0 * tau_m)
+        else:  # tau_s == tau_m: the limits
+            coupling, rise_v = decay_m * h / tau_m, decay_m * h * h / (2.0 * tau_m)
         alpha = (cfg.synapse == "alpha", math.e / tau_s, h * decay_s, rise_v)
         return _Dynamics((decay_m, decay_s, coupling, alpha, float(cfg.threshold),
                           float(cfg.reset), int(round(cfg.refractory / cfg.dt)), bool(cfg.depression),
@@ -369,8 +369,8 @@ class _Dynamics(tuple):
 def _initial(cfg: ConnectomeConfig, rng) -> tuple:
     n = cfg.n_neurons
     v = rng.random(n) * cfg.threshold if cfg.model == "lif" else np.zeros(n)
-    zeros = jnp.zeros(n, jnp.float32)
-    return (jnp.asarray(v, jnp.float32), zeros, zeros, jnp.zeros(n, jnp.int32), jnp.ones(n, jnp.float32))
+    state = (jnp.asarray(v, jnp.float32), jnp.zeros(n, jnp.float32), jnp.zeros(n, jnp.int32), jnp.ones(n, jnp.float32))
+    return state + ((jnp.zeros(n, jnp.float32),) if cfg.synapse == "alpha" else ())  # the alpha synapse's rise
 
 
 def _lif_steps(dyn: _Dynamics, state, recurrent, drive, first_step, words):
@@ -394,7 +394,7 @@ def _lif_steps(dyn: _Dynamics, state, recurrent, drive, first_step, words):
     n = recurrent.shape[1]
 
     def step(carry, inputs):
-        v, current, rise, wait, resources = carry
+        v, current, wait, resources, *rise = carry
         rec, t = inputs
         u = rnd.uniform(words, t, (n,))
         count = sum((u < tail).astype(jnp.float32) for tail in tails)
@@ -402,9 +402,10 @@ def _lif_steps(dyn: _Dynamics, state, recurrent, drive, first_step, words):
         integrated = v * decay_m + coupling * current + (1 - decay_m) * drive
         inputs = rec + bg_weight * count
         if is_alpha:
-            integrated = integrated + rise_v * rise
-            current = current * decay_s + rise_current * rise
-            rise = rise * decay_s + rise_jump * inputs
+            (r,) = rise
+            integrated = integrated + rise_v * r
+            current = current * decay_s + rise_current * r
+            rise = [r * decay_s + rise_jump * inputs]
         else:
             current = current * decay_s + inputs
         free = wait == 0
@@ -423,7 +424,7 @@ def _lif_steps(dyn: _Dynamics, state, recurrent, drive, first_step, words):
             resources = resources - release
         else:
             release = spike.astype(jnp.float32)
-        return (v, current, rise, wait, resources), release
+        return (v, current, wait, resources, *rise), release
 
     steps = first_step + jnp.arange(recurrent.shape[0], dtype=jnp.uint32)
     return jax.lax.scan(step, state, (recurrent, steps))
@@ -648,8 +649,9 @@ def connectome(n_neurons: int = 1000, *, seed: int, **fields) -> ConnectomeToy:
         ``rich_club`` (connection probability among hubs), ``exc_fraction`` (Dale's law),
         ``dim`` and ``length_scale`` (distance-dependent wiring), ``weight``, ``weight_sigma``
         and ``inhibition`` (lognormal weights). Dynamics: ``duration``, ``dt``, ``delay``,
-        ``tau_m``, ``tau_syn``, ``synapse`` (exponential / alpha current), ``threshold``, ``reset``, ``refractory``, ``depression`` (with
-        ``depression_u``, ``depression_tau``), ``background_rate`` and ``background_weight``,
+        ``tau_m``, ``tau_syn``, ``synapse`` (exponential / alpha current), ``threshold``,
+        ``reset``, ``refractory``, ``depression`` (with ``depression_u``, ``depression_tau``),
+        ``background_rate`` and ``background_weight``,
         ``stimulus`` (none / flashes / gratings / events) with ``n_features``,
         ``tuning_density``, ``tuning_gain``, ``stimulus_period``, ``stimulus_on``; ``kernel``
         (scipy / jax). Observation: ``observation`` (calcium / spikes), ``frame_rate``,

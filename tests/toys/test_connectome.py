@@ -99,7 +99,7 @@ def test_postsynaptic_potential_matches_its_closed_form(synapse):
                            threshold=1000.0, reset=0.0, synapse=synapse, seed=0)
     dyn, w, steps = _Dynamics.of(cfg), 40.0, 300
     zeros = jnp.zeros(2, jnp.float32)
-    state = (zeros, zeros, zeros, jnp.zeros(2, jnp.int32), jnp.ones(2, jnp.float32))
+    state = (zeros, zeros, jnp.zeros(2, jnp.int32), jnp.ones(2, jnp.float32)) + ((zeros,) if synapse == "alpha" else ())
     words = jnp.zeros(2, jnp.uint32)
     recurrent = jnp.zeros((steps, 2), jnp.float32).at[0, 0].set(w)  # arrives at the end of step 0
     vs = []
