@@ -45,8 +45,10 @@ def main() -> None:
     in_bursts = np.isin(bin_of, np.flatnonzero(burst)).mean()
     coo = truth.weights.tocoo()
     within = (truth.modules[coo.row] == truth.modules[coo.col]).mean()
+    reciprocity, clustering = _cn.wiring_statistics(truth.weights)
     print(f"chalearn2014, {args.duration:.0f} s, seed {args.seed}: built in {built:.1f} s; {truth.weights.nnz} synapses "
-          f"({truth.weights.nnz / (1000 * 999):.4f} density, {within:.0%} inside modules); "
+          f"({truth.weights.nnz / (1000 * 999):.4f} density, {within:.0%} inside modules, reciprocity {reciprocity:.2f}, "
+          f"directed clustering {clustering:.3f}); "
           f"mean rate {truth.rates().mean():.2f} Hz; "
           f"{bursts:.3f} network bursts/s holding {in_bursts:.0%} of spikes")
     methods = {

@@ -11,6 +11,7 @@ import pytest
 import groundtruth
 import toys
 from toys.connectome import ConnectomeConfig, _wiring, calcium
+from toys.connectome import wiring_statistics as _statistics
 
 
 def _degrees(w):
@@ -69,6 +70,44 @@ def test_hubs_rich_club_and_distance():
     weight = np.exp(-far / 0.1)
     assert d.mean() == pytest.approx((far * weight).sum() / weight.sum(), rel=0.05)
     assert wl.nnz == pytest.approx(local.density * 2000 * 1999, rel=0.03)
+
+
+def test_reciprocity_and_clustering_reach_their_targets_inside_modules_keeping_degrees():
+    import networkx as nx
+
+    cfg = ConnectomeConfig(n_neurons=600, n_modules=3, density=0.025, mixing=0.2, degree_sigma=0.3, exc_fraction=0.8,
+                           reciprocity=0.45, clustering=0.2, dim=2, seed=3)
+    w, types, _, modules, _ = _wiring(cfg)
+    drawn, *_ = _wiring(dataclasses.replace(cfg, reciprocity=0.0, clustering=0.0))
+    graph = nx.from_scipy_sparse_array(w, create_using=nx.DiGraph)
+    before = nx.from_scipy_sparse_array(drawn, create_using=nx.DiGraph)
+    # networkx is the reference for both statistics, and both reach their targets from well below.
+    assert nx.reciprocity(before) < 0.1 and nx.average_clustering(before) < 0.15
+    reciprocity, clustering = _statistics(w)
+    assert reciprocity == pytest.approx(nx.reciprocity(graph), abs=1e-12)
+    assert clustering == pytest.approx(nx.average_clustering(graph), abs=1e-12)
+    assert cfg.reciprocity - 0.005 <= reciprocity < cfg.reciprocity + 0.025
+    assert cfg.clustering - 0.005 <= clustering < cfg.clustering + 0.025
+    # Clustering alone brings reciprocity with it (a reciprocated connection closes twice the
+    # triangles), and the floors are floors: reciprocity ends where clustering left it.
+    only = _wiring(dataclasses.replace(cfg, reciprocity=0.0))[0]
+    carried, reached = _statistics(only)
+    assert 0.2 < carried < cfg.reciprocity and cfg.clustering - 0.005 <= reached < cfg.clustering + 0.025
+    low_floor = _statistics(_wiring(dataclasses.replace(cfg, reciprocity=0.1))[0])
+    assert low_floor[0] > 0.2 and low_floor[1] == pytest.approx(cfg.clustering, abs=0.025)
+    # Every neuron keeps its in- and out-degree; the connections between modules are the drawn
+    # ones, so reciprocated pairs sit inside modules.
+    for a, b in zip(_degrees(w), _degrees(drawn)):
+        np.testing.assert_array_equal(a, b)
+    pre, post = w.nonzero()
+    pre0, post0 = drawn.nonzero()
+    across, across0 = modules[pre] != modules[post], modules[pre0] != modules[post0]
+    np.testing.assert_array_equal(pre[across] * 600 + post[across], pre0[across0] * 600 + post0[across0])
+    assert np.asarray(w[post[across], pre[across]] != 0).mean() < 0.02
+    assert (np.sign(np.asarray(w[pre, post]).ravel()) == types[pre]).all()  # Dale's law
+    assert (pre != post).all()
+    with pytest.raises(ValueError, match=r"clustering=0\.9 not reachable"):
+        _wiring(dataclasses.replace(cfg, clustering=0.9))
 
 
 def test_lif_period_matches_the_equation():
@@ -222,6 +261,8 @@ def test_truth_never_reaches_a_method_and_storage_round_trips(tmp_path):
         ({"kernel": "cuda"}, "kernel"),
         ({"model": "hodgkin-huxley"}, "model"),
         ({"synapse": "delta"}, "synapse"),
+        ({"reciprocity": 1.0}, "reciprocity"),
+        ({"clustering": -0.1}, "clustering"),
     ],
 )
 def test_invalid_configs_name_the_parameter(kwargs, match):
@@ -230,14 +271,21 @@ def test_invalid_configs_name_the_parameter(kwargs, match):
 
 
 def test_chalearn2014_wiring_has_the_challenge_networks_statistics():
-    # The organizers' network file normal-1: 11,949 active (excitatory) connections among 1,000
-    # neurons (density 0.012), 80% inside 10 groups, positions unrelated to the wiring.
+    # The organizers' network file normal-1: 14,912 connections among 1,000 neurons, 80% inside
+    # 10 groups, positions unrelated to the wiring; 20% of the neurons inhibitory with their
+    # synapses blocked, leaving 11,949 active connections (density 0.012) with reciprocity 0.274
+    # and directed clustering 0.206, reciprocated pairs all inside groups.
     w, types, positions, modules, _ = _wiring(toys.preset_config("chalearn2014", seed=0))
     pre, post = w.nonzero()
-    assert w.shape == (1000, 1000) and (types > 0).all()
+    assert w.shape == (1000, 1000) and (w.data > 0).all() and (types[pre] > 0).all()
+    assert np.mean(types > 0) == pytest.approx(0.8, abs=0.03)
     assert w.nnz / (1000 * 999) == pytest.approx(0.012, rel=0.05)
     assert np.unique(modules).size == 10
     assert np.mean(modules[pre] == modules[post]) == pytest.approx(0.80, abs=0.02)
+    reciprocity, clustering = _statistics(w)
+    assert reciprocity == pytest.approx(0.274, abs=0.02) and clustering == pytest.approx(0.206, abs=0.015)
+    across = modules[pre] != modules[post]
+    assert np.asarray(w[post[across], pre[across]] != 0).mean() < 0.02
     connected = np.linalg.norm(positions[pre] - positions[post], axis=1).mean()
     everyone = np.linalg.norm(positions[:, None] - positions[None], axis=2).sum() / (1000 * 999)
     assert connected == pytest.approx(everyone, rel=0.03)
