@@ -17,10 +17,10 @@ wiring
     are dropped, and distance is applied by thinning. ``reciprocity`` and ``clustering`` (floors
     for the fraction of connections reciprocated and the directed graph's average clustering
     coefficient, ``wiring_statistics``; 0 keeps the wiring as drawn; clustering brings
-    reciprocity with it) are reached by swapping the targets of connections
-    inside modules, which keeps every neuron's in- and out-degree and the connections between
-    modules (see ``_rewire``); closing triangles favours near neighbours, so with distance-dependent
-    wiring the connections also get shorter. ``inhibition=0`` blocks the inhibitory synapses (as
+    reciprocity with it) are reached by swapping the targets of connections inside modules, which
+    keeps every neuron's in- and out-degree and the connections between modules (see
+    ``_rewire``); closing triangles favours near neighbours, so with distance-dependent wiring
+    the connections also get shorter. ``inhibition=0`` blocks the inhibitory synapses (as
     the ChaLearn simulations did): they are not in the wiring.
 dynamics
     A current-based leaky integrate-and-fire network (``model="lif"``), or a rate network whose
@@ -370,13 +370,12 @@ def _rewire(rng, codes: np.ndarray, n: int, modules: np.ndarray, reciprocity: fl
     the round's graph: reciprocated connections made minus broken, and directed triangles to
     first order, ``(S^2)_ad + (S^2)_xb - (S^2)_ab - (S^2)_xd`` with ``S = A + A^T`` (each worth
     the mean rise of clustering a triangle gives its neurons). It keeps the swaps whose predicted
-    changes, weighted by how far each statistic is below its target, sum to a gain: a descent on
-    the squared shortfalls; with
-    distance-dependent wiring, with the Metropolis probability of the distance factors ``f(a,d)
-    f(x,b) / (f(a,b) f(x,d))``. It applies the kept swaps that remove and add distinct
-    connections, in random order, until their predicted changes cover both shortfalls. Stops when
-    both statistics are within ``tol`` of their targets or above; raises ValueError when
-    ``patience`` rounds close less than a tenth of the gap.
+    changes, weighted by how far each statistic is below its target, sum to a gain (a descent on
+    the squared shortfalls), and with distance-dependent wiring only with the Metropolis
+    probability of the distance factors ``f(a,d) f(x,b) / (f(a,b) f(x,d))``. It applies the kept
+    swaps that remove and add distinct connections, in random order, until their predicted
+    changes cover both shortfalls. Stops when both statistics are within ``tol`` of their targets
+    or above; raises ValueError when ``patience`` rounds close less than a tenth of the gap.
 
     The targets are floors: a statistic the other one carries past its target stays there.
     Raising the directed clustering raises reciprocity too, since a reciprocated connection
