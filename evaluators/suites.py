@@ -186,6 +186,10 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("leiden-granger", module_method, {"method": "granger", "community": "leiden"}),
         MethodSpec("strength-correlation", hub_method, {"method": "correlation", "preprocess": "filtered"}),
         MethodSpec("strength-partial", hub_method, {"method": "partial_correlation"}),
+        # PageRank ranks by in-flow, but a hub shows in Granger scores as a driver: on the modular
+        # toys its outgoing scores are 6x a non-hub's, while non-hubs give hubs no more than their
+        # share of their own out-weight, so this baseline ranks hubs last (AUROC about 0.03; the
+        # reversed graph's PageRank ranks them first, 0.99). Kept as the direction lesson it is.
         MethodSpec("pagerank-granger", hub_method, {"method": "granger", "kind": "pagerank"}),
     ]
 }

@@ -49,7 +49,8 @@ def centrality(weights, kind: str = "strength", *, seed: int = 0) -> np.ndarray:
     degree: in- plus out-degree, counting nonzero connections (blind to their size); strength:
     summed |weight| in and out; betweenness: shortest paths with distance 1/|w| (networkx, exact
     up to 1000 nodes, sampled over 1000 sources above); eigenvector: of the symmetrised graph;
-    pagerank: of the directed graph (networkx, damping 0.85).
+    pagerank: of the directed graph, edges pre -> post (networkx, damping 0.85), so it ranks by
+    in-flow, each node passing its rank on in proportion to its out-weights.
     """
     if kind not in CENTRALITIES:
         raise ValueError(f"kind must be one of {CENTRALITIES}, got {kind!r}")
