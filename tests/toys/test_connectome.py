@@ -289,3 +289,23 @@ def test_chalearn2014_wiring_has_the_challenge_networks_statistics():
     connected = np.linalg.norm(positions[pre] - positions[post], axis=1).mean()
     everyone = np.linalg.norm(positions[:, None] - positions[None], axis=2).sum() / (1000 * 999)
     assert connected == pytest.approx(everyone, rel=0.03)
+
+
+def test_chalearn2014_bursts_and_keeps_the_published_ordering_on_two_minutes():
+    # The preset's regime: network bursts (more than half the neurons active in a 50 ms bin)
+    # near the organizers' 0.1 per second, and the published ordering of the methods' AUROC:
+    # raw correlation < filtered correlation < filtered partial correlation (one hour gives
+    # 0.689 < 0.786 < 0.930, benchmarks/chalearn_reproduction.py).
+    from evaluators.connectome import score_connectivity
+    from methods import connectivity as mc
+
+    toy = toys.preset("chalearn2014", seed=1, duration=120.0)
+    truth = toy.truth
+    frame = np.minimum((truth.spike_times / 0.05).astype(np.int64), 2399)
+    active = np.bincount(np.unique(frame * 1000 + truth.spike_neurons) // 1000, minlength=2400)
+    burst = active > 500
+    assert 0.03 < np.flatnonzero(burst[1:] & ~burst[:-1]).size / 120.0 < 0.2
+    raw = score_connectivity(mc.correlation(toy.artifact, preprocess="raw"), truth).auroc
+    filtered = score_connectivity(mc.correlation(toy.artifact, preprocess="filtered"), truth).auroc
+    partial = score_connectivity(mc.partial_correlation(toy.artifact), truth).auroc
+    assert 0.6 < raw < filtered < partial
