@@ -18,8 +18,6 @@ import argparse
 import importlib
 import time
 
-import numpy as np
-
 import toys
 from evaluators.connectome import score_connectivity
 from groundtruth import Recording
@@ -37,13 +35,7 @@ def main() -> None:
     toy = toys.preset("chalearn2014", seed=args.seed, duration=args.duration)
     built = time.perf_counter() - start
     truth, recording = toy.truth, toy.artifact
-    # The challenge's burst: more than half the neurons active in a 50 ms bin.
-    n_bins = int(truth.duration / 0.05)
-    bin_of = np.minimum((truth.spike_times / 0.05).astype(np.int64), n_bins - 1)
-    active = np.bincount(np.unique(bin_of * truth.n_neurons + truth.spike_neurons) // truth.n_neurons, minlength=n_bins)
-    burst = active > truth.n_neurons / 2
-    bursts = np.flatnonzero(burst[1:] & ~burst[:-1]).size / truth.duration
-    in_bursts = np.isin(bin_of, np.flatnonzero(burst)).mean()
+    bursts, in_bursts = _cn.network_bursts(truth)  # more than half the neurons active in a 50 ms bin
     coo = truth.weights.tocoo()
     within = (truth.modules[coo.row] == truth.modules[coo.col]).mean()
     reciprocity, clustering = _cn.wiring_statistics(truth.weights)

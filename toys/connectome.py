@@ -306,12 +306,6 @@ def _member(codes: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return codes[np.minimum(np.searchsorted(codes, queries), codes.size - 1)] == queries
 
 
-def _binary(rows: np.ndarray, cols: np.ndarray, n: int) -> sp.csr_matrix:
-    m = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n, n))
-    m.data[:] = 1.0
-    return m
-
-
 def _neighbour(m: sp.csr_matrix, nodes: np.ndarray, rng) -> np.ndarray:
     """A uniformly random column of each node's row of ``m``; -1 for a node of -1 or an empty row."""
     ok = nodes >= 0
@@ -399,7 +393,7 @@ def _rewire(rng, codes: np.ndarray, n: int, modules: np.ndarray, reciprocity: fl
                              f"modules reached reciprocity {r:.3f} and clustering {c:.3f}; lower the target or "
                              "raise density or (1 - mixing)")
         pre, post = np.divmod(codes, n)
-        incoming = _binary(post, pre, n)
+        incoming = sp.csr_matrix((np.ones(e, np.float32), (post, pre)), shape=(n, n))  # row d: who connects to d
         inside = np.flatnonzero(modules[pre] == modules[post])
         pick = inside[rng.integers(0, inside.size, 16 * n)] if inside.size else np.zeros(0, np.int64)
         m = pick.size
@@ -418,8 +412,7 @@ def _rewire(rng, codes: np.ndarray, n: int, modules: np.ndarray, reciprocity: fl
 
         def paths(u, v):
             """(S^2)_uv: the two-step paths between u and v, counted both ways."""
-            start, count = s.indptr[u], np.diff(s.indptr)[u]
-            offsets = np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())
+            offsets, count = _row_entries(s, u)
             q = np.repeat(v * n, count) + s.indices[offsets]
             at = np.minimum(np.searchsorted(s_codes, q), max(s_codes.size - 1, 0))
             back = np.where(s_codes[at] == q, s.data[at], 0.0)
@@ -623,15 +616,19 @@ def _lif_blocks(dyn: _Dynamics, state, recurrent, weights, drives, k: int, first
     return state, rec, spikes
 
 
+def _row_entries(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in ``m.indices`` / ``m.data`` of every entry of the given rows, row after row,
+    and each row's number of entries."""
+    starts, lengths = m.indptr[rows], np.diff(m.indptr)[rows]
+    return np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum()), lengths
+
+
 def _csr_rows(weights: sp.csr_matrix, steps: np.ndarray, pre: np.ndarray, release: np.ndarray, k: int) -> np.ndarray:
     """(k, n): for each spike (step, pre, release), ``release x weights[pre]`` added to row step."""
     n = weights.shape[1]
-    starts, ends = weights.indptr[pre], weights.indptr[pre + 1]
-    lengths = ends - starts
-    total = int(lengths.sum())
+    offsets, lengths = _row_entries(weights, pre)
     out = np.zeros(k * n, np.float32)
-    if total:
-        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
+    if offsets.size:
         target = np.repeat(steps * n, lengths) + weights.indices[offsets]
         np.add.at(out, target, np.repeat(release, lengths) * weights.data[offsets])
     return out.reshape(k, n)
@@ -691,6 +688,18 @@ def _simulate(cfg: ConnectomeConfig, weights: sp.csr_matrix, tuning: np.ndarray,
 
 
 # --- observation ----------------------------------------------------------------------------------
+
+
+def network_bursts(truth: ConnectomeTruth, bin_width: float = 0.05) -> tuple[float, float]:
+    """``(bursts per second, fraction of spikes in bursts)`` with the ChaLearn organizers'
+    definition: a burst is a run of bins of ``bin_width`` seconds in which more than half the
+    neurons fire."""
+    n, n_bins = truth.n_neurons, max(1, int(truth.duration / bin_width))
+    bin_of = np.minimum((truth.spike_times / bin_width).astype(np.int64), n_bins - 1)
+    active = np.bincount(_sorted_unique(bin_of * n + truth.spike_neurons) // n, minlength=n_bins)
+    burst = np.concatenate([[False], active > n / 2])
+    starts = np.flatnonzero(burst[1:] & ~burst[:-1]).size
+    return starts / truth.duration, float(burst[1:][bin_of].mean()) if bin_of.size else 0.0
 
 
 def _counts(cfg: ConnectomeConfig, times: np.ndarray, neurons: np.ndarray, which: np.ndarray, decay: float = 0.0) -> np.ndarray:

@@ -10,7 +10,7 @@ import pytest
 
 import groundtruth
 import toys
-from toys.connectome import ConnectomeConfig, _wiring, calcium
+from toys.connectome import ConnectomeConfig, _wiring, calcium, network_bursts
 from toys.connectome import wiring_statistics as _statistics
 
 
@@ -301,10 +301,8 @@ def test_chalearn2014_bursts_and_keeps_the_published_ordering_on_two_minutes():
 
     toy = toys.preset("chalearn2014", seed=1, duration=120.0)
     truth = toy.truth
-    frame = np.minimum((truth.spike_times / 0.05).astype(np.int64), 2399)
-    active = np.bincount(np.unique(frame * 1000 + truth.spike_neurons) // 1000, minlength=2400)
-    burst = active > 500
-    assert 0.03 < np.flatnonzero(burst[1:] & ~burst[:-1]).size / 120.0 < 0.2
+    bursts, in_bursts = network_bursts(truth)
+    assert 0.03 < bursts < 0.2 and in_bursts > 0.3
     raw = score_connectivity(mc.correlation(toy.artifact, preprocess="raw"), truth).auroc
     filtered = score_connectivity(mc.correlation(toy.artifact, preprocess="filtered"), truth).auroc
     partial = score_connectivity(mc.partial_correlation(toy.artifact), truth).auroc
