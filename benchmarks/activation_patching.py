@@ -20,8 +20,8 @@ import time
 import numpy as np
 from _machine import matmul_peak
 
-import toys
-from groundtruth._circuits import Patch
+from planted import toys
+from planted.groundtruth._circuits import Patch
 
 
 def main() -> None:

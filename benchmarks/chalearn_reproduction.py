@@ -18,12 +18,12 @@ import argparse
 import importlib
 import time
 
-import toys
-from evaluators.connectome import score_connectivity
-from groundtruth import Recording
-from methods import connectivity as mc
+from planted import toys
+from planted.evaluators.connectome import score_connectivity
+from planted.groundtruth import Recording
+from planted.methods import connectivity as mc
 
-_cn = importlib.import_module("toys.connectome")  # the module (toys.connectome is the builder)
+_cn = importlib.import_module("planted.toys.connectome")  # the module (toys.connectome is the builder)
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toys.connectome import ConnectomeConfig, _features, _simulate, _tuning, _wiring
+from planted.toys.connectome import ConnectomeConfig, _features, _simulate, _tuning, _wiring
 
 N, SYNAPSES = 1000, 15_000
 

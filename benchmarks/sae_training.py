@@ -20,8 +20,8 @@ import time
 import numpy as np
 from _machine import matmul_peak
 
-import methods
-import toys
+from planted import methods
+from planted import toys
 
 
 def torch_sae(batches: np.ndarray, n_latents: int, l1: float, lr: float) -> tuple[float, float]:

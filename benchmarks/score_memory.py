@@ -16,8 +16,8 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from evaluators import score_features
-from groundtruth import FeatureTruth
+from planted.evaluators import score_features
+from planted.groundtruth import FeatureTruth
 
 
 def _peak_rss_gib() -> float:

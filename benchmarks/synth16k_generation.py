@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-import toys
-from toys.sparse_features import CHUNK_SIZE
+from planted import toys
+from planted.toys.sparse_features import CHUNK_SIZE
 
 
 def main() -> None:

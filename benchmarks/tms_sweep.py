@@ -19,7 +19,7 @@ import time
 import numpy as np
 from _machine import matmul_peak
 
-import toys
+from planted import toys
 
 N, M, BATCH, INSTANCES = 20, 5, 1024, 32
 

@@ -8,21 +8,21 @@ scores hub detection. ``run(suite)`` runs a named, versioned suite into a resuma
 ``make``/``score`` let methods written in any framework be benchmarked through files.
 """
 
-from evaluators.circuits import (
+from planted.evaluators.circuits import (
     CircuitScores,
     ModuleScores,
     plot_circuit,
     score_circuit,
     score_modules,
 )
-from evaluators.connectome import (
+from planted.evaluators.connectome import (
     ConnectivityScores,
     hub_precision_at_k,
     score_connectivity,
 )
-from evaluators.external import make, score
-from evaluators.features import FeatureScores, chance_mmcs, score_features
-from evaluators.report import (
+from planted.evaluators.external import make, score
+from planted.evaluators.features import FeatureScores, chance_mmcs, score_features
+from planted.evaluators.report import (
     bootstrap_ci,
     catalog,
     leaderboard,
@@ -32,10 +32,10 @@ from evaluators.report import (
     summarize,
     write_report,
 )
-from evaluators.runner import DEFAULT_STORE, run
-from evaluators.store import CellResult, Store
-from evaluators.suites import METHODS, SUITES, MethodSpec, Suite, ToySpec
-from evaluators.tasks import TASKS, Task
+from planted.evaluators.runner import DEFAULT_STORE, run
+from planted.evaluators.store import CellResult, Store
+from planted.evaluators.suites import METHODS, SUITES, MethodSpec, Suite, ToySpec
+from planted.evaluators.tasks import TASKS, Task
 
 __all__ = [
     "DEFAULT_STORE",

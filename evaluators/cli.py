@@ -10,11 +10,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import toys
-from evaluators import external, report
-from evaluators.runner import DEFAULT_STORE, run
-from evaluators.store import Store
-from evaluators.suites import SUITES, nearest
+from planted import toys
+from planted.evaluators import external, report
+from planted.evaluators.runner import DEFAULT_STORE, run
+from planted.evaluators.store import Store
+from planted.evaluators.suites import SUITES, nearest
 
 
 class _Parser(argparse.ArgumentParser):

@@ -22,9 +22,9 @@ import dataclasses
 
 import numpy as np
 
-from evaluators.circuits import auroc, average_precision, precision_at_k
-from groundtruth._arrays import as_matrix, as_vector
-from groundtruth._connectome import ConnectomeTruth
+from planted.evaluators.circuits import auroc, average_precision, precision_at_k
+from planted.groundtruth._arrays import as_matrix, as_vector
+from planted.groundtruth._connectome import ConnectomeTruth
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,7 +290,7 @@ def tuning_truth(truth: ConnectomeTruth):
     """
     import scipy.sparse as sp
 
-    from groundtruth import FeatureTruth
+    from planted.groundtruth import FeatureTruth
 
     columns = truth.tuning[truth.observed].T  # (n_features, n_observed)
     if columns.shape[0] == 0:
@@ -309,7 +309,7 @@ def score_tuning(dictionary, truth: ConnectomeTruth, recording=None):
     """``score_features`` of a features method's ``Dictionary`` (directions over the recorded
     neurons) against the planted tuning (``tuning_truth``); with the recording, the code metrics
     too (the method's codes against the stimulus time courses)."""
-    from evaluators.features import score_features
+    from planted.evaluators.features import score_features
 
     activations = None if recording is None else recording.traces
     return score_features(dictionary, tuning_truth(truth), activations=activations)

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-import groundtruth
-import toys
-from evaluators.tasks import TASKS
-from groundtruth import Dictionary, FeatureToy
+from planted import groundtruth
+from planted import toys
+from planted.evaluators.tasks import TASKS
+from planted.groundtruth import Dictionary, FeatureToy
 
 ARTIFACT = "artifact.npz"
 ARTIFACT_INFO = "artifact.json"

@@ -22,8 +22,8 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from scipy.special import betainc
 
-from groundtruth import Dictionary, FeatureTruth
-from groundtruth._arrays import as_matrix
+from planted.groundtruth import Dictionary, FeatureTruth
+from planted.groundtruth._arrays import as_matrix
 
 EXACT_LIMIT = 1 << 24  # cosine entries up to which the matching is solved densely (64 MiB)
 

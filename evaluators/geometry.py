@@ -18,8 +18,8 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.colors import ListedColormap
 
-import toys
-from groundtruth import SuperpositionToy
+from planted import toys
+from planted.groundtruth import SuperpositionToy
 
 # Dimensionalities that features settle at (Elhage et al. 2022, "Feature Dimensionality"):
 # tetrahedra 3/4, triangles 2/3, antipodal pairs 1/2, pentagons 2/5, square antiprisms 3/8.

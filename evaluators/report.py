@@ -21,12 +21,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 
-import toys  # noqa: E402
-from evaluators.geometry import write_geometry_figures  # noqa: E402
-from evaluators.store import CellResult  # noqa: E402
-from evaluators.suites import SUITES  # noqa: E402
-from evaluators.tasks import TASKS  # noqa: E402
-from groundtruth import FeatureTruth, config_from_json  # noqa: E402
+from planted import toys  # noqa: E402
+from planted.evaluators.geometry import write_geometry_figures  # noqa: E402
+from planted.evaluators.store import CellResult  # noqa: E402
+from planted.evaluators.suites import SUITES  # noqa: E402
+from planted.evaluators.tasks import TASKS  # noqa: E402
+from planted.groundtruth import FeatureTruth, config_from_json  # noqa: E402
 
 FORMATS = ("text", "markdown", "csv", "latex", "json")
 
@@ -286,7 +286,7 @@ def catalog(results: Sequence[CellResult], metric: str = "edge_auroc", *, fmt: s
 
 def _circuit_figures(results: Sequence[CellResult], store, folder: Path, build) -> list[Path]:
     """Per circuits toy (lowest seed): the planted circuit of task 0 beside each method's top edges."""
-    from evaluators.circuits import plot_circuit
+    from planted.evaluators.circuits import plot_circuit
 
     written = []
     for suite, toy_name, seed, panels in _stored_panels(results, store, "circuits"):
@@ -309,7 +309,7 @@ def _circuit_figures(results: Sequence[CellResult], store, folder: Path, build) 
 def _connectome_figures(results: Sequence[CellResult], store, folder: Path, build) -> list[Path]:
     """Per connectivity toy (lowest seed): the planted adjacency sorted by module beside the best
     method's inferred one, the ROC curves of every method, and a raster above the recording."""
-    from evaluators.connectome import plot_activity, plot_adjacency, plot_roc
+    from planted.evaluators.connectome import plot_activity, plot_adjacency, plot_roc
 
     written = []
     for suite, toy_name, seed, panels in _stored_panels(results, store, "connectivity"):

@@ -20,12 +20,12 @@ from typing import Any
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
-import toys
-from evaluators.store import CellKey, CellResult, Store
-from evaluators.suites import METHODS, SUITES, MethodSpec, Suite, nearest
-from evaluators.tasks import TASKS
-from groundtruth import Config
-from groundtruth._progress import Progress
+from planted import toys
+from planted.evaluators.store import CellKey, CellResult, Store
+from planted.evaluators.suites import METHODS, SUITES, MethodSpec, Suite, nearest
+from planted.evaluators.tasks import TASKS
+from planted.groundtruth import Config
+from planted.groundtruth._progress import Progress
 
 DEFAULT_STORE = Path("results") / "planted.sqlite"
 BACKENDS = ("local", "ray")

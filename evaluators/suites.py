@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-import methods
-import toys
-from groundtruth import Config, Dictionary
-from groundtruth._circuits import CircuitPrediction
+from planted import methods
+from planted import toys
+from planted.groundtruth import Config, Dictionary
+from planted.groundtruth._circuits import CircuitPrediction
 
 
 def nearest(name: str, options, what: str) -> ValueError:
@@ -52,7 +52,7 @@ def sae_method(x: np.ndarray, *, seed: int, expansion: float = 4.0, **params: An
 
 def circuit_method(artifact, *, seed: int, method: str, **params: Any) -> CircuitPrediction:
     """Run a ``methods.circuits`` method (by name) on every task of a circuit artifact."""
-    import methods.circuits as mc
+    import planted.methods.circuits as mc
 
     if method not in CIRCUIT_METHOD_NAMES:
         raise nearest(method, CIRCUIT_METHOD_NAMES, "circuit method")
@@ -65,7 +65,7 @@ CONNECTIVITY_METHOD_NAMES = ("correlation", "partial_correlation", "lagged_corre
 
 
 def _connectivity(recording, method: str, params: Mapping[str, Any]) -> np.ndarray:
-    from methods import connectivity as mcn
+    from planted.methods import connectivity as mcn
 
     if method not in CONNECTIVITY_METHOD_NAMES:
         raise nearest(method, CONNECTIVITY_METHOD_NAMES, "connectivity method")
@@ -81,7 +81,7 @@ def module_method(recording, *, seed: int, method: str, resolution: float = 1.0,
                   **params: Any) -> np.ndarray:
     """Communities (``community``: Louvain or Leiden) of the positive part of a connectivity
     method's scores: labels (m,)."""
-    from methods.graphs import communities
+    from planted.methods.graphs import communities
 
     scores = np.clip(_connectivity(recording, method, params), 0, None)
     return communities(scores, resolution=resolution, seed=seed, method=community)
@@ -89,7 +89,7 @@ def module_method(recording, *, seed: int, method: str, resolution: float = 1.0,
 
 def hub_method(recording, *, seed: int, method: str, kind: str = "strength", **params: Any) -> np.ndarray:
     """A centrality of the positive part of a connectivity method's scores: one value per neuron."""
-    from methods.graphs import centrality
+    from planted.methods.graphs import centrality
 
     return centrality(np.clip(_connectivity(recording, method, params), 0, None), kind, seed=seed)
 

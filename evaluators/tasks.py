@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from evaluators.circuits import auroc, score_circuit, score_modules, with_edges
-from evaluators.connectome import hub_precision_at_k, score_connectivity
-from evaluators.features import score_features
-from groundtruth import Dictionary, FeatureToy, Toy
-from groundtruth._circuits import CircuitPrediction
-from groundtruth._connectome import ConnectomeTruth, Recording
+from planted.evaluators.circuits import auroc, score_circuit, score_modules, with_edges
+from planted.evaluators.connectome import hub_precision_at_k, score_connectivity
+from planted.evaluators.features import score_features
+from planted.groundtruth import Dictionary, FeatureToy, Toy
+from planted.groundtruth._circuits import CircuitPrediction
+from planted.groundtruth._connectome import ConnectomeTruth, Recording
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ connectome's (whose ``Recording`` is what methods see); ``Dictionary`` is a feat
 prediction. ``save``/``load`` write and verify toys without pickle. ``groundtruth.strategies`` has hypothesis strategies.
 """
 
-from groundtruth._circuits import (
+from planted.groundtruth._circuits import (
     FAILURE_MODES,
     CircuitPrediction,
     CircuitTruth,
@@ -14,14 +14,14 @@ from groundtruth._circuits import (
     ComponentScores,
     Patch,
 )
-from groundtruth._config import SCHEMA_VERSION, Config, Problems, config_from_json
-from groundtruth._connectome import ConnectomeTruth, Recording
-from groundtruth._geometry import (
+from planted.groundtruth._config import SCHEMA_VERSION, Config, Problems, config_from_json
+from planted.groundtruth._connectome import ConnectomeTruth, Recording
+from planted.groundtruth._geometry import (
     REPRESENTED_NORM,
     dimensionality,
     dimensions_per_feature,
 )
-from groundtruth._records import (
+from planted.groundtruth._records import (
     Dictionary,
     Encoder,
     FeatureBatch,
@@ -31,7 +31,7 @@ from groundtruth._records import (
     Toy,
     TrainingDynamics,
 )
-from groundtruth._storage import load, save
+from planted.groundtruth._storage import load, save
 
 __all__ = [
     "FAILURE_MODES",

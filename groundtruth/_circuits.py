@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from groundtruth._arrays import check_finite
+from planted.groundtruth._arrays import check_finite
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -143,7 +143,7 @@ def config_from_json(payload: dict[str, Any]) -> Config:
     if cls is None:
         # Generators register their config classes when the toys package is imported; that is the
         # only module imported here, whatever the file says.
-        import toys  # noqa: F401  (registers the generators' configs)
+        from planted import toys  # noqa: F401  (registers the generators' configs)
 
         cls = _REGISTRY.get(kind)
     if cls is None:

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import scipy.sparse as sp
 
-from groundtruth._arrays import check_finite
+from planted.groundtruth._arrays import check_finite
 
 RECORDING_KINDS = ("calcium", "spikes")
 

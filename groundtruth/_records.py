@@ -9,9 +9,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from groundtruth._arrays import as_csr, as_matrix, as_vector
-from groundtruth._config import Config
-from groundtruth._geometry import GEOMETRY_JUMP, REPRESENTED_NORM, dimensionality
+from planted.groundtruth._arrays import as_csr, as_matrix, as_vector
+from planted.groundtruth._config import Config
+from planted.groundtruth._geometry import GEOMETRY_JUMP, REPRESENTED_NORM, dimensionality
 
 # A sampler maps a chunk index to that chunk's (activations (chunk, d), codes CSR (chunk, n_features)).
 Sampler = Callable[[int], tuple[np.ndarray, sp.csr_matrix]]

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from groundtruth._config import SCHEMA_VERSION, config_from_json
-from groundtruth._records import (
+from planted.groundtruth._config import SCHEMA_VERSION, config_from_json
+from planted.groundtruth._records import (
     FeatureToy,
     FeatureTruth,
     SuperpositionToy,
@@ -156,9 +156,9 @@ def _circuit_arrays(toy) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 def _circuit_toy(config, arrays: dict[str, np.ndarray], extra: dict[str, Any]):
     import importlib
 
-    from groundtruth._circuits import CircuitTruth, ComponentGraph
+    from planted.groundtruth._circuits import CircuitTruth, ComponentGraph
 
-    pm = importlib.import_module("toys.planted_mlp")  # the model's run function lives with the generator
+    pm = importlib.import_module("planted.toys.planted_mlp")  # the model's run function lives with the generator
 
     graph = ComponentGraph(labels=tuple(extra["labels"]), layers=arrays["truth.layers"])
     n_tasks = len(extra["task_names"])
@@ -200,14 +200,14 @@ def _connectome_arrays(toy) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 def _connectome_toy(config, arrays: dict[str, np.ndarray], extra: dict[str, Any]):
     import importlib
 
-    from groundtruth._connectome import ConnectomeTruth, Recording
+    from planted.groundtruth._connectome import ConnectomeTruth, Recording
 
     n = int(extra["n_neurons"])
     truth = ConnectomeTruth(weights=_csr(arrays, "truth.weights", (n, n)), duration=float(extra["duration"]),
                             **{name: arrays[f"truth.{name}"] for name in _CONNECTOME_ARRAYS})
     recording = Recording(traces=arrays["recording.traces"], frame_rate=float(extra["frame_rate"]),
                           kind=extra["recording_kind"], positions=arrays.get("recording.positions"))
-    return importlib.import_module("toys.connectome").ConnectomeToy(config=config, truth=truth, recording=recording)
+    return importlib.import_module("planted.toys.connectome").ConnectomeToy(config=config, truth=truth, recording=recording)
 
 
 _FAMILIES = {

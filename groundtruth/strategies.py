@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from groundtruth._records import Dictionary
+from planted.groundtruth._records import Dictionary
 
 
 @st.composite
@@ -43,7 +43,7 @@ def sparse_feature_configs(
     Every knob is drawn: firing law, mean active count, magnitude law, geometry, and (when
     allowed) hierarchy, low-rank correlation and noise.
     """
-    from toys import SparseFeaturesConfig
+    from planted.toys import SparseFeaturesConfig
 
     n_features = draw(st.integers(min_features, max_features))
     d_model = draw(st.integers(min_d_model, max_d_model))
@@ -84,7 +84,7 @@ def sparse_feature_configs(
 
 def feature_toys(**bounds) -> st.SearchStrategy:
     """Draw generated sparse-feature toys (``groundtruth.FeatureToy``); bounds as in ``sparse_feature_configs``."""
-    from toys import from_config
+    from planted.toys import from_config
 
     return sparse_feature_configs(**bounds).map(from_config)
 
@@ -104,7 +104,7 @@ def planted_mlp_configs(draw, *, max_inputs: int = 10, max_tasks: int = 3, max_d
     """Draw a valid ``toys.PlantedMLPConfig``: inputs, tasks, depth, fan-in and, optionally, any
     combination of the failure-mode toggles their constraints allow. ``width`` is fixed (so
     compiled shapes repeat and draws stay fast) and large enough for the drawn circuits."""
-    from toys.planted_mlp import PlantedMLPConfig
+    from planted.toys.planted_mlp import PlantedMLPConfig
 
     depth = draw(st.integers(1, max_depth))
     n_blocks = draw(st.integers(depth, depth + 2))

@@ -9,14 +9,14 @@ Connectivity methods (``methods.connectivity``) take a connectome ``Recording`` 
 ``(n_observed, n_observed)`` score matrix ``scores[pre, post]``.
 """
 
-from methods.connectivity import (
+from planted.methods.connectivity import (
     correlation,
     granger,
     lagged_correlation,
     partial_correlation,
 )
-from methods.decomposition import ica, nmf, pca
-from methods.sae import sae
+from planted.methods.decomposition import ica, nmf, pca
+from planted.methods.sae import sae
 
 __all__ = [
     "correlation",

@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from groundtruth._circuits import ComponentScores, Patch
-from methods import graphs
+from planted.groundtruth._circuits import ComponentScores, Patch
+from planted.methods import graphs
 
 AGGREGATES = ("abs", "mean")
 ABLATIONS = ("zero", "mean", "resample")

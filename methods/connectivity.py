@@ -41,9 +41,9 @@ import numpy as np
 import scipy.linalg
 from sklearn.covariance import graphical_lasso
 
-from groundtruth._arrays import as_matrix
-from groundtruth._connectome import RECORDING_KINDS, Recording
-from groundtruth._progress import Progress
+from planted.groundtruth._arrays import as_matrix
+from planted.groundtruth._connectome import RECORDING_KINDS, Recording
+from planted.groundtruth._progress import Progress
 
 PREPROCESSING = ("raw", "filtered")
 SHRINKAGES = ("ledoit-wolf", "glasso")

@@ -27,9 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from groundtruth import Dictionary, Encoder, Problems
-from groundtruth._arrays import as_matrix
-from groundtruth._progress import Progress
+from planted.groundtruth import Dictionary, Encoder, Problems
+from planted.groundtruth._arrays import as_matrix
+from planted.groundtruth._progress import Progress
 
 KINDS = ("relu", "topk", "batchtopk", "jumprelu")
 _BLOCK = 32  # steps per compiled scan call
@@ -213,7 +213,7 @@ def _check(seed, n_latents, kind, k, batch_size, n_steps, lr, l1_coefficient, sp
     p.number("initial_threshold", extra["initial_threshold"], low=0, low_open=True)
     p.number("aux_coefficient", extra["aux_coefficient"], low=0)
     p.integer("dead_after", extra["dead_after"], low=1)
-    p.raise_if_any("methods.sae")
+    p.raise_if_any("planted.methods.sae")
 
 
 def sae(

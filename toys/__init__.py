@@ -9,11 +9,11 @@ builds a named configuration from a paper; ``from_config(config)`` regenerates a
 config.
 """
 
-from toys._presets import from_config, preset, preset_config, presets
-from toys.connectome import ConnectomeConfig, ConnectomeToy, connectome
-from toys.planted_mlp import PlantedCircuitToy, PlantedMLPConfig, planted_mlp
-from toys.sparse_features import SparseFeaturesConfig, sparse_features
-from toys.superposition import (
+from planted.toys._presets import from_config, preset, preset_config, presets
+from planted.toys.connectome import ConnectomeConfig, ConnectomeToy, connectome
+from planted.toys.planted_mlp import PlantedCircuitToy, PlantedMLPConfig, planted_mlp
+from planted.toys.sparse_features import SparseFeaturesConfig, sparse_features
+from planted.toys.superposition import (
     PHASES,
     PhaseDiagram,
     SuperpositionConfig,

@@ -7,12 +7,12 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from groundtruth import Config, Toy
-from toys import planted_mlp as _pm
-from toys import sparse_features as _sf
-from toys import superposition as _sp
+from planted.groundtruth import Config, Toy
+from planted.toys import planted_mlp as _pm
+from planted.toys import sparse_features as _sf
+from planted.toys import superposition as _sp
 
-_cn = importlib.import_module("toys.connectome")  # the module; ``toys.connectome`` is the function
+_cn = importlib.import_module("planted.toys.connectome")  # the module; ``toys.connectome`` is the function
 _PRESETS: dict[str, tuple[Callable[..., Config], str]] = {}
 
 

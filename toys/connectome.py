@@ -63,9 +63,9 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from groundtruth import Config, Problems, Toy
-from groundtruth._connectome import ConnectomeTruth, Recording
-from toys import _random as rnd
+from planted.groundtruth import Config, Problems, Toy
+from planted.groundtruth._connectome import ConnectomeTruth, Recording
+from planted.toys import _random as rnd
 
 STIMULI = ("none", "flashes", "gratings", "events")
 OBSERVATIONS = ("calcium", "spikes")

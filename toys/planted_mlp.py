@@ -76,8 +76,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from groundtruth import Config, Problems, Toy
-from groundtruth._circuits import CircuitTruth, ComponentGraph, Patch
+from planted.groundtruth import Config, Problems, Toy
+from planted.groundtruth._circuits import CircuitTruth, ComponentGraph, Patch
 
 GATES = ("and", "or", "xor", "not", "threshold")
 _STREAM_PLAN, _STREAM_DATA, _STREAM_WEIGHTS = 301, 302, 303

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import ndtri
 
-from groundtruth import Config, FeatureToy, FeatureTruth, Problems
+from planted.groundtruth import Config, FeatureToy, FeatureTruth, Problems
 
 CHUNK_SIZE = 4096
 # NumPy stream ids (nonzero: SeedSequence([s, 0]) equals SeedSequence(s)).

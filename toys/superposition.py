@@ -30,7 +30,7 @@ import numpy as np
 import optax
 import scipy.sparse as sp
 
-from groundtruth import (
+from planted.groundtruth import (
     REPRESENTED_NORM,
     Config,
     FeatureTruth,
@@ -40,7 +40,7 @@ from groundtruth import (
     dimensionality,
     dimensions_per_feature,
 )
-from toys import _random as rnd
+from planted.toys import _random as rnd
 
 CORRELATIONS = ("none", "correlated", "anticorrelated")
 _EVAL_SAMPLES = 8192

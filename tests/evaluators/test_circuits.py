@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-import toys
-from evaluators.circuits import (
+from planted import toys
+from planted.evaluators.circuits import (
     EDGE_FRACTIONS,
     adjusted_rand_index,
     auroc,
@@ -17,7 +17,7 @@ from evaluators.circuits import (
     score_circuit,
     score_modules,
 )
-from groundtruth._circuits import ComponentScores
+from planted.groundtruth._circuits import ComponentScores
 
 scores_and_labels = st.integers(4, 60).flatmap(lambda n: st.tuples(
     st.lists(st.integers(0, 5), min_size=n, max_size=n),  # few distinct values: many ties

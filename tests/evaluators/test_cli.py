@@ -4,7 +4,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from evaluators import cli
+from planted.evaluators import cli
 
 
 def test_bench_then_report(tmp_path, capsys):

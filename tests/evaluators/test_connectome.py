@@ -6,13 +6,13 @@ import pytest
 import scipy.sparse as sp
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-import evaluators
-from evaluators.connectome import (
+from planted import evaluators
+from planted.evaluators.connectome import (
     ConnectivityScores,
     hub_precision_at_k,
     score_connectivity,
 )
-from groundtruth._connectome import ConnectomeTruth
+from planted.groundtruth._connectome import ConnectomeTruth
 
 
 def _adjacency(rng, m=30, density=0.1, inhibitory=0.2):

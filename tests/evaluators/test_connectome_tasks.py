@@ -4,10 +4,10 @@ checked, and the baselines recover planted structure on a toy where synapses are
 import numpy as np
 import pytest
 
-import evaluators
-import toys
-from evaluators.suites import METHODS, SUITES, Suite, ToySpec
-from groundtruth import Recording
+from planted import evaluators
+from planted import toys
+from planted.evaluators.suites import METHODS, SUITES, Suite, ToySpec
+from planted.groundtruth import Recording
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_connectome_suites_are_registered():
 
 
 def test_report_draws_adjacency_roc_and_activity(spec, tmp_path):
-    from evaluators.connectome import roc_curve, score_connectivity
+    from planted.evaluators.connectome import roc_curve, score_connectivity
 
     suite = Suite(name="fig", task="connectivity", toys=(spec,),
                   methods=tuple(METHODS[n] for n in ("correlation-raw", "granger")), seeds=(0,))
@@ -85,9 +85,9 @@ def test_report_draws_adjacency_roc_and_activity(spec, tmp_path):
 
 
 def test_features_methods_recover_the_planted_tuning_from_binned_spikes():
-    import methods
-    from evaluators.connectome import score_tuning, tuning_truth
-    from evaluators.features import chance_mmcs
+    from planted import methods
+    from planted.evaluators.connectome import score_tuning, tuning_truth
+    from planted.evaluators.features import chance_mmcs
 
     toy = toys.preset("v1_flashes", seed=1, duration=60.0)
     recording = toy.artifact

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-import groundtruth
-from evaluators import make, score
-from evaluators.external import load_predictions
+from planted import groundtruth
+from planted.evaluators import make, score
+from planted.evaluators.external import load_predictions
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import evaluators.features as ef
-import toys
-from evaluators import chance_mmcs, score_features
-from groundtruth import Dictionary, Encoder
-from groundtruth import strategies as gst
+import planted.evaluators.features as ef
+from planted import toys
+from planted.evaluators import chance_mmcs, score_features
+from planted.groundtruth import Dictionary, Encoder
+from planted.groundtruth import strategies as gst
 
 
 @pytest.fixture(scope="module")

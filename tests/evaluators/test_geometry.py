@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import toys
-from evaluators.geometry import (
+from planted import toys
+from planted.evaluators.geometry import (
     plot_dimensionality,
     plot_directions,
     plot_gram,
     plot_phase_diagram,
     write_geometry_figures,
 )
-from evaluators.store import CellResult
-from groundtruth import config_from_json
+from planted.evaluators.store import CellResult
+from planted.groundtruth import config_from_json
 
 
 @pytest.fixture(scope="module")

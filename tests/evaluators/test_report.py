@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evaluators import Store, bootstrap_ci, leaderboard, run, summarize, write_report
-from evaluators.store import CellResult
+from planted.evaluators import Store, bootstrap_ci, leaderboard, run, summarize, write_report
+from planted.evaluators.store import CellResult
 
 
 def _cell(toy, method, seed, mmcs, status="ok", axes=None):
@@ -82,7 +82,7 @@ def test_report_from_a_real_store(tmp_path):
 
 
 def test_figures_carry_their_axis_labels():
-    from evaluators import plot_axis, plot_leaderboard
+    from planted.evaluators import plot_axis, plot_leaderboard
 
     fig = plot_leaderboard(CELLS, "mmcs")
     assert fig.axes[0].get_xlabel() == "mmcs (mean, 95% CI)"
@@ -94,8 +94,8 @@ def test_figures_carry_their_axis_labels():
 
 
 def test_cosine_heatmap_of_a_perfect_dictionary_is_diagonal():
-    import toys
-    from evaluators import plot_cosines
+    from planted import toys
+    from planted.evaluators import plot_cosines
 
     toy = toys.sparse_features(30, 16, 10, seed=0)
     perm = np.random.default_rng(0).permutation(30)

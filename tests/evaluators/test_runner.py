@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-import evaluators
-from evaluators import MethodSpec, Store, run
-from evaluators.suites import SUITES, pca_method
+from planted import evaluators
+from planted.evaluators import MethodSpec, Store, run
+from planted.evaluators.suites import SUITES, pca_method
 
 FAST = ["pca", "ica"]
 
@@ -36,7 +36,7 @@ def helpers(tmp_path, monkeypatch):
     """A module of user methods importable by worker and CLI subprocesses."""
     (tmp_path / "user_methods.py").write_text(textwrap.dedent('''
         import time
-        from evaluators.suites import pca_method
+        from planted.evaluators.suites import pca_method
 
         def slow_pca(x, *, seed):
             time.sleep(0.4)
@@ -67,7 +67,7 @@ def test_rerun_skips_finished_cells(tmp_path):
 
 def test_resume_after_kill_9(helpers, tmp_path):
     store = tmp_path / "s.sqlite"
-    cmd = [sys.executable, "-m", "evaluators.cli", "bench", "--suite", "quick", "--method", "user_methods:slow_pca",
+    cmd = [sys.executable, "-m", "planted", "bench", "--suite", "quick", "--method", "user_methods:slow_pca",
            "--seeds", "4", "--store", str(store)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
@@ -86,7 +86,7 @@ def test_resume_after_kill_9(helpers, tmp_path):
 
 def test_two_concurrent_writers(helpers, tmp_path):
     store = tmp_path / "s.sqlite"
-    base = [sys.executable, "-m", "evaluators.cli", "bench", "--suite", "quick", "--seeds", "3", "--store", str(store)]
+    base = [sys.executable, "-m", "planted", "bench", "--suite", "quick", "--seeds", "3", "--store", str(store)]
     a = subprocess.Popen(base + ["--method", "user_methods:slow_pca", "--method", "pca"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     b = subprocess.Popen(base + ["--method", "user_methods:slow_pca", "--method", "ica"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     assert a.wait(timeout=300) == 0, a.stderr.read()

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from groundtruth import config_from_json
-from toys import SparseFeaturesConfig
+from planted.groundtruth import config_from_json
+from planted.toys import SparseFeaturesConfig
 
 
 def test_id_is_canonical_and_content_addressed():

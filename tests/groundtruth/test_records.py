@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from groundtruth import Dictionary, Encoder, FeatureTruth
+from planted.groundtruth import Dictionary, Encoder, FeatureTruth
 
 D = np.eye(4, dtype=np.float32)
 

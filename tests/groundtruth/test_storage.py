@@ -4,8 +4,8 @@ import zipfile
 import numpy as np
 import pytest
 
-import groundtruth
-import toys
+from planted import groundtruth
+from planted import toys
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_save_rejects_non_toys(tmp_path):
 
 def test_malformed_sparse_codes_are_rejected_even_with_matching_hashes(toy, tmp_path):
     """Rehashed by hand, out-of-range CSR indices must still be caught before anything indexes them."""
-    from groundtruth._storage import _digest, _manifest_digest
+    from planted.groundtruth._storage import _digest, _manifest_digest
 
     path = groundtruth.save(toy, tmp_path / "toy")
     with np.load(path / "arrays.npz") as npz:

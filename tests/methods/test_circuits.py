@@ -6,9 +6,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-import methods.circuits as mc
-import toys
-from evaluators.circuits import score_circuit, score_modules
+import planted.methods.circuits as mc
+from planted import toys
+from planted.evaluators.circuits import score_circuit, score_modules
 
 SEEDS = (0, 1, 2)
 _CACHE = {}

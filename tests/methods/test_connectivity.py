@@ -7,11 +7,11 @@ import pytest
 import scipy.signal
 from sklearn.covariance import LedoitWolf, ShrunkCovariance
 
-import methods
-from evaluators.circuits import auroc
-from evaluators.connectome import score_connectivity
-from groundtruth._connectome import Recording
-from methods.connectivity import preprocess
+from planted import methods
+from planted.evaluators.circuits import auroc
+from planted.evaluators.connectome import score_connectivity
+from planted.groundtruth._connectome import Recording
+from planted.methods.connectivity import preprocess
 
 FRAME_RATE = 50.0
 
@@ -222,7 +222,7 @@ def test_preprocess_by_hand():
 def test_preprocess_is_chunk_invariant(monkeypatch):
     recording, _ = _calcium(2, n=8, n_frames=1000, n_hubs=0)
     whole = preprocess(recording.traces, "calcium")
-    monkeypatch.setattr("methods.connectivity.CHUNK", 64)
+    monkeypatch.setattr("planted.methods.connectivity.CHUNK", 64)
     np.testing.assert_array_equal(preprocess(recording.traces, "calcium"), whole)
     chunked = methods.granger(recording, order=2)
     monkeypatch.undo()
@@ -265,8 +265,8 @@ def test_invalid_inputs_say_what_is_wrong():
 
 
 def test_rich_club_is_found_where_planted_and_not_elsewhere():
-    from methods.graphs import rich_club
-    from toys.connectome import ConnectomeConfig, _wiring
+    from planted.methods.graphs import rich_club
+    from planted.toys.connectome import ConnectomeConfig, _wiring
 
     tops = []
     for strength in (0.0, 0.4):

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import methods
-import toys
-from groundtruth import Dictionary, FeatureToy, FeatureTruth
+from planted import methods
+from planted import toys
+from planted.groundtruth import Dictionary, FeatureToy, FeatureTruth
 
 METHODS = [
     ("pca", methods.pca, dict(n_components=8), False),

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from sklearn.metrics import normalized_mutual_info_score
 
-from methods.graphs import _swap_edges, communities, rich_club
+from planted.methods.graphs import _swap_edges, communities, rich_club
 
 
 def _blocks(seed, n_blocks, size, p_in, p_out):

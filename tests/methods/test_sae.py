@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-import methods
-import toys
-from evaluators import score_features
+from planted import methods
+from planted import toys
+from planted.evaluators import score_features
 
 
 @pytest.fixture(scope="module")

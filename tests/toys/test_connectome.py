@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import groundtruth
-import toys
-from toys.connectome import ConnectomeConfig, _wiring, calcium, network_bursts
-from toys.connectome import wiring_statistics as _statistics
+from planted import groundtruth
+from planted import toys
+from planted.toys.connectome import ConnectomeConfig, _wiring, calcium, network_bursts
+from planted.toys.connectome import wiring_statistics as _statistics
 
 
 def _degrees(w):
@@ -132,7 +132,7 @@ def test_postsynaptic_potential_matches_its_closed_form(synapse):
     # One input of weight w at t = 0, no threshold in reach: v(t) is the leaky membrane's response
     # to the synaptic current, w e^{-t/tau_s} (exponential) or w (e/tau_s) t e^{-t/tau_s} (alpha,
     # peaking at w when t = tau_s), convolved with e^{-t/tau_m} / tau_m.
-    from toys.connectome import _Dynamics, _lif_block
+    from planted.toys.connectome import _Dynamics, _lif_block
 
     cfg = ConnectomeConfig(n_neurons=2, n_modules=1, dim=0, background_rate=0.0, tau_m=0.02, tau_syn=0.002, dt=1e-4, delay=1e-4,
                            threshold=1000.0, reset=0.0, synapse=synapse, seed=0)
@@ -208,7 +208,7 @@ def test_calcium_model_matches_its_equations_on_a_hand_made_train():
     assert f[100, 1] - f[99, 1] == pytest.approx(50 / 350.1, rel=0.01)
     # Within a frame a spike has already decayed by its distance to the frame's end (the
     # organizers' model samples Ca at frame ends).
-    from toys.connectome import _counts
+    from planted.toys.connectome import _counts
 
     counts = _counts(dataclasses.replace(cfg, n_neurons=2, n_modules=1, duration=1.0), np.array([0.005, 0.03]), np.array([0, 1]),
                      np.arange(2), decay=1.0)
@@ -296,8 +296,8 @@ def test_chalearn2014_bursts_and_keeps_the_published_ordering_on_two_minutes():
     # near the organizers' 0.1 per second, and the published ordering of the methods' AUROC:
     # raw correlation < filtered correlation < filtered partial correlation (one hour gives
     # 0.689 < 0.786 < 0.930, benchmarks/chalearn_reproduction.py).
-    from evaluators.connectome import score_connectivity
-    from methods import connectivity as mc
+    from planted.evaluators.connectome import score_connectivity
+    from planted.methods import connectivity as mc
 
     toy = toys.preset("chalearn2014", seed=1, duration=120.0)
     truth = toy.truth

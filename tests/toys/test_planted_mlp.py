@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-import groundtruth
-import toys
-from groundtruth import strategies as gst
-from groundtruth._circuits import Patch
+from planted import groundtruth
+from planted import toys
+from planted.groundtruth import strategies as gst
+from planted.groundtruth._circuits import Patch
 
 
 def _evaluate_text(formula: str, x: np.ndarray) -> np.ndarray:
@@ -127,8 +127,8 @@ def test_trained_circuits_fit_their_formulas_under_the_masks(kwargs):
             assert np.abs(w[src[into], dst[into]]).max() < 1e-6
     # Every circuit neuron is necessary and the circuit alone is faithful (verify), and an
     # intervention method recovers it.
-    from evaluators.circuits import score_circuit
-    from methods.circuits import activation_patching
+    from planted.evaluators.circuits import score_circuit
+    from planted.methods.circuits import activation_patching
 
     for t in range(truth.n_tasks):
         assert score_circuit(activation_patching(toy.artifact, t), toy, t, faithfulness=False).node_auroc >= 0.95

@@ -5,9 +5,9 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import given
 
-import toys
-from groundtruth import FeatureToy
-from groundtruth import strategies as gst
+from planted import toys
+from planted.groundtruth import FeatureToy
+from planted.groundtruth import strategies as gst
 
 
 def _active(toy):

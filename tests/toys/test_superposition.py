@@ -4,9 +4,9 @@ measures, the vmapped sweep against single instances, and config validation."""
 import numpy as np
 import pytest
 
-import groundtruth
-import toys
-from toys.superposition import dimensionality, dimensions_per_feature
+from planted import groundtruth
+from planted import toys
+from planted.toys.superposition import dimensionality, dimensions_per_feature
 
 
 def _angles(w):
