@@ -21,7 +21,7 @@ import numpy as np
 from _machine import matmul_peak
 
 from planted import toys
-from planted.groundtruth._circuits import Patch
+from planted.groundtruth import Patch
 
 
 def main() -> None:

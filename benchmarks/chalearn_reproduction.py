@@ -15,15 +15,13 @@ filtered without the activity weighting.
 from __future__ import annotations
 
 import argparse
-import importlib
 import time
 
 from planted import toys
 from planted.evaluators.connectome import score_connectivity
 from planted.groundtruth import Recording
 from planted.methods import connectivity as mc
-
-_cn = importlib.import_module("planted.toys.connectome")  # the module (toys.connectome is the builder)
+from planted.toys._connectome._observation import _counts
 
 
 def main() -> None:
@@ -35,10 +33,10 @@ def main() -> None:
     toy = toys.preset("chalearn2014", seed=args.seed, duration=args.duration)
     built = time.perf_counter() - start
     truth, recording = toy.truth, toy.artifact
-    bursts, in_bursts = _cn.network_bursts(truth)  # more than half the neurons active in a 50 ms bin
+    bursts, in_bursts = toys.network_bursts(truth)  # more than half the neurons active in a 50 ms bin
     coo = truth.weights.tocoo()
     within = (truth.modules[coo.row] == truth.modules[coo.col]).mean()
-    reciprocity, clustering = _cn.wiring_statistics(truth.weights)
+    reciprocity, clustering = toys.wiring_statistics(truth.weights)
     print(f"chalearn2014, {args.duration:.0f} s, seed {args.seed}: built in {built:.1f} s; {truth.weights.nnz} synapses "
           f"({truth.weights.nnz / (1000 * 999):.4f} density, {within:.0%} inside modules, reciprocity {reciprocity:.2f}, "
           f"directed clustering {clustering:.3f}); "
@@ -53,7 +51,7 @@ def main() -> None:
     }
     # The same methods on the spikes themselves, counted per frame: what the recording could give
     # at best, with the calcium, noise and light scattering taken away.
-    counts = _cn._counts(toy.config, truth.spike_times, truth.spike_neurons, truth.observed)
+    counts = _counts(toy.config, truth.spike_times, truth.spike_neurons, truth.observed)
     spikes = Recording(traces=counts, frame_rate=recording.frame_rate, kind="spikes")
     print(f"{'method':32s} {'AUROC':>7s} {'AUPRC':>7s} {'time':>7s}")
     for name, method in methods.items():

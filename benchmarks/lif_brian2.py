@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from planted.toys.connectome import ConnectomeConfig, _features, _simulate, _tuning, _wiring
+from planted.toys import ConnectomeConfig
+from planted.toys._connectome._dynamics import _features, _simulate, _tuning
+from planted.toys._connectome._wiring import _wiring
 
 N, SYNAPSES = 1000, 15_000
 

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from planted import toys
-from planted.toys.sparse_features import CHUNK_SIZE
+from planted.toys._sparse_features import CHUNK_SIZE
 
 
 def main() -> None:

@@ -3,71 +3,50 @@
 ``score_features(dictionary, truth)`` returns ``FeatureScores``; ``score_circuit(scores, toy,
 task)`` returns ``CircuitScores`` and ``score_modules`` ``ModuleScores``;
 ``score_connectivity(scores, truth)`` returns ``ConnectivityScores`` and ``hub_precision_at_k``
-scores hub detection. ``run(suite)`` runs a named, versioned suite into a resumable SQLite
+scores hub detection. ``TASKS`` are the benchmark tasks and ``METHODS`` the built-in methods, each
+naming its task; ``run(suite)`` runs a named, versioned suite (``SUITES``) into a resumable SQLite
 ``Store``; ``leaderboard`` and ``write_report`` turn stored results into tables and figures;
-``make``/``score`` let methods written in any framework be benchmarked through files.
+``make``/``score`` let methods written in any framework be benchmarked through files. Names load on
+first use, so ``import planted.evaluators`` is cheap.
 """
 
-from planted.evaluators.circuits import (
-    CircuitScores,
-    ModuleScores,
-    plot_circuit,
-    score_circuit,
-    score_modules,
-)
-from planted.evaluators.connectome import (
-    ConnectivityScores,
-    hub_precision_at_k,
-    score_connectivity,
-)
-from planted.evaluators.external import make, score
-from planted.evaluators.features import FeatureScores, chance_mmcs, score_features
-from planted.evaluators.report import (
-    bootstrap_ci,
-    catalog,
-    leaderboard,
-    plot_axis,
-    plot_cosines,
-    plot_leaderboard,
-    summarize,
-    write_report,
-)
-from planted.evaluators.runner import DEFAULT_STORE, run
-from planted.evaluators.store import CellResult, Store
-from planted.evaluators.suites import METHODS, SUITES, MethodSpec, Suite, ToySpec
-from planted.evaluators.tasks import TASKS, Task
+from planted._lazy import exports
 
-__all__ = [
-    "DEFAULT_STORE",
-    "METHODS",
-    "SUITES",
-    "TASKS",
-    "CellResult",
-    "CircuitScores",
-    "ConnectivityScores",
-    "FeatureScores",
-    "MethodSpec",
-    "ModuleScores",
-    "Store",
-    "Suite",
-    "Task",
-    "ToySpec",
-    "bootstrap_ci",
-    "catalog",
-    "chance_mmcs",
-    "hub_precision_at_k",
-    "leaderboard",
-    "make",
-    "plot_axis",
-    "plot_circuit",
-    "plot_cosines",
-    "plot_leaderboard",
-    "run",
-    "score",
-    "score_circuit",
-    "score_connectivity",
-    "score_features",
-    "score_modules",
-    "summarize",
-    "write_report",
-]
+_NAMES = {
+    "CellResult": ".store",
+    "CircuitScores": ".circuits",
+    "ConnectivityScores": ".connectome",
+    "DEFAULT_STORE": ".store",
+    "FeatureScores": ".features",
+    "METHODS": "._methods",
+    "MethodSpec": "._methods",
+    "ModuleScores": ".circuits",
+    "SUITES": ".suites",
+    "Store": ".store",
+    "Suite": ".suites",
+    "TASKS": ".tasks",
+    "Task": ".tasks",
+    "ToySpec": ".suites",
+    "bootstrap_ci": ".report",
+    "catalog": ".report",
+    "chance_mmcs": ".features",
+    "hub_precision_at_k": ".connectome",
+    "leaderboard": ".report",
+    "make": ".external",
+    "methods_for": "._methods",
+    "plot_axis": ".report",
+    "plot_circuit": ".circuits",
+    "plot_cosines": ".report",
+    "plot_leaderboard": ".report",
+    "run": ".runner",
+    "score": ".external",
+    "score_circuit": ".circuits",
+    "score_connectivity": ".connectome",
+    "score_features": ".features",
+    "score_modules": ".circuits",
+    "summarize": ".report",
+    "write_report": ".report",
+}
+__getattr__, __dir__ = exports(__name__, globals(), _NAMES)
+
+__all__ = sorted(_NAMES)

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from planted.groundtruth._circuits import ComponentScores, Patch
+from planted.groundtruth import ComponentScores, Patch
 
 # Circuit sizes of the faithfulness curve, as fractions of all edges (MIB's grid).
 EDGE_FRACTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)

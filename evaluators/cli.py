@@ -1,9 +1,11 @@
-"""The ``planted`` command line: bench, report, make, score, presets, suites."""
+"""The ``planted`` command line: bench, report, make, score, presets, suites.
+
+Each command imports what it needs when it runs, so ``planted --help`` and the numpy-only
+commands (``score`` of a features file, ``presets``) never import JAX."""
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import re
 import sys
@@ -11,10 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from planted import toys
-from planted.evaluators import external, report
-from planted.evaluators.runner import DEFAULT_STORE, run
-from planted.evaluators.store import Store
-from planted.evaluators.suites import SUITES, nearest
+from planted.evaluators.store import DEFAULT_STORE, FORMATS
+from planted.groundtruth import nearest, suggest
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _closest(word: str, candidates) -> str:
-    return " or ".join(difflib.get_close_matches(word, [str(c) for c in candidates], n=2, cutoff=0.5))
+    return " or ".join(suggest(word, candidates, n=2, cutoff=0.5))
 
 
 def _all_options(parser: argparse.ArgumentParser) -> list[str]:
@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     bench = sub.add_parser("bench", help="run a benchmark suite (resumable) and print its leaderboard")
-    bench.add_argument("--suite", default="quick", help=f"suite name ({', '.join(SUITES)})")
+    bench.add_argument("--suite", default="quick", help="suite name (default: %(default)s; `planted suites` lists them)")
     bench.add_argument("--method", action="append", dest="methods",
                        help="a built-in method name or package.module:function (repeatable; default: the suite's)")
     bench.add_argument("--seeds", type=int, default=None, help="number of seeds, 0..N-1 (default: the suite's)")
@@ -66,14 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--backend", default="local", help="local (default) or ray")
     bench.add_argument("--address", default=None, help="with --backend ray: the cluster address (default: a local instance)")
     bench.add_argument("--retry-failed", action="store_true", help="run again the cells stored as failed")
-    bench.add_argument("--format", choices=report.FORMATS, default="text")
+    bench.add_argument("--format", choices=FORMATS, default="text")
 
     rep = sub.add_parser("report", help="leaderboard, tables and figures from a results store")
     rep.add_argument("--store", default=str(DEFAULT_STORE))
     rep.add_argument("--suite", default=None, help="only this suite (default: every suite in the store)")
     rep.add_argument("--version", default=None, help="only this suite version")
     rep.add_argument("--out", default=None, help="write Markdown, CSV, LaTeX, JSON tables and PNG figures here")
-    rep.add_argument("--format", choices=report.FORMATS, default="text")
+    rep.add_argument("--format", choices=FORMATS, default="text")
 
     make = sub.add_parser("make", help="write a toy's artifact (never its truth) plus a sealed truth file")
     make.add_argument("preset", help="preset name (see `planted presets`)")
@@ -99,6 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _bench(args) -> int:
+    from planted.evaluators import report
+    from planted.evaluators.runner import run
+
+    from planted.evaluators.suites import SUITES
+
     if args.suite not in SUITES:
         raise nearest(args.suite, SUITES, "suite")
     seeds = None
@@ -115,6 +120,9 @@ def _bench(args) -> int:
 
 
 def _report(args) -> int:
+    from planted.evaluators import report
+    from planted.evaluators.store import Store
+
     if not Path(args.store).is_file():
         raise ValueError(f"{args.store}: no results store there; run `planted bench --store {args.store}` first")
     with Store(args.store) as store:
@@ -134,6 +142,8 @@ def _report(args) -> int:
 
 
 def _make(args) -> int:
+    from planted.evaluators import external
+
     toys.presets()  # names are checked by make with the nearest ones suggested
     folder = external.make(args.preset, args.out, seed=args.seed)
     print(f"wrote {folder / external.ARTIFACT}, {folder / external.ARTIFACT_INFO} and {folder / external.TRUTH}/")
@@ -141,6 +151,8 @@ def _make(args) -> int:
 
 
 def _score(args) -> int:
+    from planted.evaluators import external
+
     print(json.dumps(external.score(args.folder, args.predictions), indent=1, sort_keys=True))
     return 0
 
@@ -152,6 +164,8 @@ def _presets(args) -> int:
 
 
 def _suites(args) -> int:
+    from planted.evaluators.suites import SUITES
+
     for name, suite in SUITES.items():
         print(f"{name:15s} v{suite.version}  {suite.description}")
     return 0
@@ -162,3 +176,7 @@ _COMMANDS = {"bench": _bench, "report": _report, "make": _make, "score": _score,
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+__all__ = [
+    "main",
+]

@@ -23,8 +23,8 @@ import dataclasses
 import numpy as np
 
 from planted.evaluators.circuits import auroc, average_precision, precision_at_k
-from planted.groundtruth._arrays import as_matrix, as_vector
-from planted.groundtruth._connectome import ConnectomeTruth
+from planted.groundtruth import as_matrix, as_vector
+from planted.groundtruth import ConnectomeTruth
 
 
 @dataclasses.dataclass(frozen=True)

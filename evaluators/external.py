@@ -2,7 +2,7 @@
 
 ``make(preset, out)`` writes ``artifact.npz`` (what a method may see, nothing else),
 ``artifact.json`` (what to predict and in which format) and ``truth.sealed/`` (the toy saved with
-``groundtruth.save``, its hash recorded in ``artifact.json``). ``score(folder, predictions)``
+``planted.toys.save``, its hash recorded in ``artifact.json``). ``score(folder, predictions)``
 checks a predictions ``.npz`` against the promised format and scores it against the sealed truth.
 """
 
@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from planted import groundtruth
 from planted import toys
 from planted.evaluators.tasks import TASKS
 from planted.groundtruth import Dictionary, FeatureToy
@@ -42,7 +41,7 @@ def make(preset: str, out: str | Path, *, seed: int = 0, **overrides: Any) -> Pa
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     np.savez(folder / ARTIFACT, activations=toy.activations)
-    groundtruth.save(toy, folder / TRUTH)
+    toys.save(toy, folder / TRUTH)
     n, d = toy.activations.shape
     info = {
         "task": "features",
@@ -113,9 +112,18 @@ def score(folder: str | Path, predictions: str | Path) -> dict[str, Any]:
     truth_manifest = folder / TRUTH / "manifest.json"
     if not truth_manifest.is_file() or _sha256(truth_manifest) != info.get("truth_manifest_sha256"):
         raise ValueError(f"{folder / TRUTH}: the sealed truth is missing or does not match artifact.json")
-    toy = groundtruth.load(folder / TRUTH)
+    toy = toys.load(folder / TRUTH)
     if toy.id != info.get("toy_id"):
         raise ValueError(f"{folder / TRUTH}: holds toy {toy.id[:12]}, artifact.json names {str(info.get('toy_id'))[:12]}")
     n, d = toy.activations.shape
     dictionary = load_predictions(predictions, n_samples=n, d_model=d)
     return TASKS[info["task"]].score(dictionary, toy)
+
+__all__ = [
+    "ARTIFACT",
+    "ARTIFACT_INFO",
+    "TRUTH",
+    "load_predictions",
+    "make",
+    "score",
+]

@@ -23,7 +23,7 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from scipy.special import betainc
 
 from planted.groundtruth import Dictionary, FeatureTruth
-from planted.groundtruth._arrays import as_matrix
+from planted.groundtruth import as_matrix
 
 EXACT_LIMIT = 1 << 24  # cosine entries up to which the matching is solved densely (64 MiB)
 
@@ -316,3 +316,10 @@ def chance_mmcs(n_latents: int, d_model: int) -> float:
     t = np.linspace(0.0, 1.0, 20001)
     cdf = betainc(0.5, (d_model - 1) / 2.0, t**2)
     return float(np.trapezoid(1.0 - cdf**n_latents, t))
+
+__all__ = [
+    "EXACT_LIMIT",
+    "FeatureScores",
+    "chance_mmcs",
+    "score_features",
+]

@@ -14,35 +14,27 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from planted import toys
-from planted.evaluators.store import CellKey, CellResult, Store
-from planted.evaluators.suites import METHODS, SUITES, MethodSpec, Suite, nearest
-from planted.evaluators.tasks import TASKS
-from planted.groundtruth import Config
-from planted.groundtruth._progress import Progress
+from planted import __version__, toys
+from planted.evaluators._methods import METHODS, MethodSpec
+from planted.groundtruth import Progress
+from planted.evaluators.store import DEFAULT_STORE, CellKey, CellResult, Store
+from planted.evaluators.suites import SUITES, Suite
+from planted.evaluators.tasks import TASKS, Task
+from planted.groundtruth import Config, nearest
 
-DEFAULT_STORE = Path("results") / "planted.sqlite"
 BACKENDS = ("local", "ray")
-
-
-def _package_version() -> str:
-    try:
-        return metadata.version("planted")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 @dataclasses.dataclass(frozen=True)
 class _Cell:
     suite: str
     suite_version: str
-    task: str
+    task: Task  # the task itself travels with the cell, so a user's registered task reaches workers
     toy: str
     config: Config
     axes: dict[str, float]
@@ -51,7 +43,7 @@ class _Cell:
 
     @property
     def key(self) -> CellKey:
-        return CellKey(self.suite, self.suite_version, self.task, self.config.id, self.method.name,
+        return CellKey(self.suite, self.suite_version, self.task.name, self.config.id, self.method.name,
                        self.method.params_json, self.seed)
 
 
@@ -62,11 +54,13 @@ def _toy(config: Config):
 
 
 def _execute(cell: _Cell) -> CellResult:
-    """Run one cell: build the toy, hand the method its artifact only, score the prediction."""
-    task = TASKS[cell.task]
+    """Run one cell: build the toy, hand the method a private, read-only copy of its artifact only,
+    score the prediction."""
+    task = cell.task
     start = time.perf_counter()
     try:
         toy = _toy(cell.config)
+        task.check_toy(toy)
         fn = cell.method.resolve()
         prediction = fn(task.artifact(toy), seed=cell.seed, **dict(cell.method.params))
         task.check_prediction(prediction, cell.method.name)
@@ -76,9 +70,9 @@ def _execute(cell: _Cell) -> CellResult:
         metrics, status, directions = {}, "failed", None
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     return CellResult(
-        suite=cell.suite, suite_version=cell.suite_version, task=cell.task, toy=cell.toy, toy_id=cell.config.id,
+        suite=cell.suite, suite_version=cell.suite_version, task=task.name, toy=cell.toy, toy_id=cell.config.id,
         axes=dict(cell.axes), method=cell.method.name, params=cell.method.params_json, seed=cell.seed,
-        status=status, metrics=metrics, seconds=time.perf_counter() - start, package_version=_package_version(),
+        status=status, metrics=metrics, seconds=time.perf_counter() - start, package_version=__version__,
         error=error, config=cell.config.to_json(), directions=directions,
     )
 
@@ -102,6 +96,9 @@ def method_specs(names: Iterable[str | MethodSpec] | Mapping[str, Any] | None, s
         elif item in suite_methods:
             specs.append(suite_methods[item])
         elif item in METHODS:
+            if METHODS[item].task != suite.task:
+                raise ValueError(f"method {item!r} serves the {METHODS[item].task} task; suite {suite.name!r} is a "
+                                 f"{suite.task} suite")
             specs.append(METHODS[item])
         elif ":" in str(item):
             spec = MethodSpec(str(item), str(item))
@@ -166,8 +163,11 @@ def run(
     suite = suite.with_methods(method_specs(methods, suite))
     if seeds is not None:
         suite = suite.with_seeds(seeds)
+    if suite.task not in TASKS:
+        raise nearest(suite.task, TASKS, "task")
+    task = TASKS[suite.task]
     cells = [
-        _Cell(suite.name, version, suite.task, t.name, t.make(seed), dict(t.axes), m, seed)
+        _Cell(suite.name, version, task, t.name, t.make(seed), dict(t.axes), m, seed)
         for t in suite.toys
         for seed in suite.seeds
         for m in suite.methods
@@ -244,3 +244,9 @@ def _ray_results(cells: list[_Cell], workers: int, address: str | None, bar: Pro
     finally:
         if started:
             ray.shutdown()
+
+__all__ = [
+    "BACKENDS",
+    "method_specs",
+    "run",
+]

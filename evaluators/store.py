@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 
+DEFAULT_STORE = Path("results") / "planted.sqlite"
+FORMATS = ("text", "markdown", "csv", "latex", "json")  # of tables: leaderboards, catalogs
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
     suite TEXT NOT NULL,
@@ -207,3 +210,12 @@ class Store:
                 method=method, params=params, seed=seed, status=status, metrics=json.loads(metrics),
                 seconds=seconds, package_version=pkg, error=error, config=config,
             )
+
+__all__ = [
+    "CellKey",
+    "CellResult",
+    "DEFAULT_STORE",
+    "FORMATS",
+    "KEEP_PREDICTION_LIMIT",
+    "Store",
+]

@@ -7,8 +7,9 @@ runner, the store and the reports work on any task unchanged.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -16,9 +17,48 @@ import numpy as np
 from planted.evaluators.circuits import auroc, score_circuit, score_modules, with_edges
 from planted.evaluators.connectome import hub_precision_at_k, score_connectivity
 from planted.evaluators.features import score_features
-from planted.groundtruth import Dictionary, FeatureToy, Toy
-from planted.groundtruth._circuits import CircuitPrediction
-from planted.groundtruth._connectome import ConnectomeTruth, Recording
+from planted.groundtruth import (
+    CircuitPrediction,
+    CircuitTruth,
+    ConnectomeTruth,
+    Dictionary,
+    EdgeScores,
+    FeatureToy,
+    FeatureTruth,
+    NodeScores,
+    Partition,
+    Toy,
+)
+
+
+def private_copy(value: Any) -> Any:
+    """A private, read-only copy of an artifact: every array copied and made read-only, every
+    record, tuple and dict rebuilt around the copies. A method that writes into its input gets
+    NumPy's "assignment destination is read-only"; whatever it does, the next method and the
+    scoring see the toy as it was built."""
+    if isinstance(value, np.ndarray):
+        array = value.copy()
+        array.flags.writeable = False
+        return array
+    if isinstance(value, Mapping):
+        return {k: private_copy(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
+        return tuple(private_copy(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        clone = copy.copy(value)
+        for f in dataclasses.fields(value):
+            object.__setattr__(clone, f.name, private_copy(getattr(value, f.name)))
+        return clone
+    return value
+
+
+def toy_artifact(toy: Toy) -> Any:
+    """What a method receives: a private, read-only copy of the toy's artifact, never its truth."""
+    return private_copy(toy.artifact)
+
+
+def _keep_nothing(prediction: Any, toy: Toy) -> None:
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,12 +69,14 @@ class Task:
     ----------
     name : str
     description : str
-    toy_type : type
-        The toys this task applies to.
+    truth_type : type
+        The truth of the toys this task applies to (``FeatureTruth``, ``CircuitTruth``,
+        ``ConnectomeTruth``).
     prediction_type : type
         What a method must return.
     artifact : callable(toy) -> object
-        What a method receives (never the truth). The runner hands it a private copy.
+        What a method receives (never the truth): by default ``toy_artifact``, a private, read-only
+        copy of ``toy.artifact``, made afresh for every method.
     score : callable(prediction, toy) -> dict[str, float | None]
         The metrics of a prediction.
     headline : str
@@ -44,23 +86,31 @@ class Task:
     keep : callable(prediction, toy) -> array or None
         The array of a prediction the store keeps for report figures (feature directions; a
         circuit method's edge scores on the first task, induced from node scores if need be).
+
+    Every callable is a module-level function, so a task (built-in or registered by a user in
+    ``TASKS``) travels to worker processes and Ray tasks with the cell that uses it.
     """
 
     name: str
     description: str
-    toy_type: type
+    truth_type: type
     prediction_type: type
-    artifact: Callable[[Toy], Any]
     score: Callable[[Any, Toy], dict[str, Any]]
     headline: str
     metrics: tuple[str, ...]
-    keep: Callable[[Any, Toy], Any] = lambda prediction, toy: getattr(prediction, "directions", None)
+    artifact: Callable[[Toy], Any] = toy_artifact
+    keep: Callable[[Any, Toy], Any] = _keep_nothing
+
+    def check_toy(self, toy: Toy) -> None:
+        if not isinstance(getattr(toy, "truth", None), self.truth_type):
+            raise ValueError(f"the {self.name} task needs a toy whose truth is a {self.truth_type.__name__}, "
+                             f"got a {type(toy).__name__}")
 
     def check_prediction(self, prediction: Any, method: str) -> None:
         if not isinstance(prediction, self.prediction_type):
             raise ValueError(
                 f"method {method!r} returned {type(prediction).__name__}; the {self.name} task needs a "
-                f"{self.prediction_type.__module__}.{self.prediction_type.__name__}"
+                f"planted.groundtruth.{self.prediction_type.__name__}"
             )
 
 
@@ -83,42 +133,41 @@ def _circuit_metrics(prediction: CircuitPrediction, toy) -> dict[str, Any]:
     return out
 
 
+def _feature_keep(prediction: Dictionary, toy) -> np.ndarray:
+    return prediction.directions
+
+
 def _circuit_keep(prediction: CircuitPrediction, toy):
     first = with_edges(prediction.scores[0], toy.graph)
     return None if first.edges is None else first.edges.astype(np.float32)
 
 
-def _recording(toy) -> Recording:
-    """A private copy of a connectome toy's recording (never its truth)."""
-    if not isinstance(toy.truth, ConnectomeTruth):
-        raise ValueError(f"connectome tasks need a connectome toy, got a {type(toy).__name__}")
-    r = toy.artifact
-    return dataclasses.replace(r, traces=r.traces.copy(), positions=None if r.positions is None else r.positions.copy())
-
-
-def _per_neuron(prediction: np.ndarray, toy, what: str) -> np.ndarray:
+def _per_neuron(values: np.ndarray, toy, what: str) -> np.ndarray:
     m = toy.truth.observed.size
-    prediction = np.asarray(prediction)
-    if prediction.shape != (m,):
-        raise ValueError(f"a {what} prediction must be one value per recorded neuron, shape ({m},), got {prediction.shape}")
-    return prediction
+    if values.shape != (m,):
+        raise ValueError(f"a {what} prediction must be one value per recorded neuron, shape ({m},), got {values.shape}")
+    return values
 
 
-def _connectivity_metrics(prediction: np.ndarray, toy) -> dict[str, Any]:
-    scores = score_connectivity(prediction, toy.truth).to_dict()
+def _connectivity_metrics(prediction: EdgeScores, toy) -> dict[str, Any]:
+    scores = score_connectivity(prediction.scores, toy.truth).to_dict()
     scores.pop("n_pairs")
     scores.pop("n_edges")
     return scores
 
 
-def _module_metrics(prediction: np.ndarray, toy) -> dict[str, Any]:
-    labels = _per_neuron(prediction, toy, "modules")
+def _connectivity_keep(prediction: EdgeScores, toy) -> np.ndarray:
+    return prediction.scores.astype(np.float32)
+
+
+def _module_metrics(prediction: Partition, toy) -> dict[str, Any]:
+    labels = _per_neuron(prediction.labels, toy, "modules")
     scores = score_modules(labels, toy.truth.modules[toy.truth.observed])
     return {"nmi": scores.nmi, "ari": scores.ari, "n_modules": float(np.unique(labels).size)}
 
 
-def _hub_metrics(prediction: np.ndarray, toy) -> dict[str, Any]:
-    centrality = np.asarray(_per_neuron(prediction, toy, "hubs"), np.float64)
+def _hub_metrics(prediction: NodeScores, toy) -> dict[str, Any]:
+    centrality = _per_neuron(prediction.values, toy, "hubs")
     hubs = toy.truth.hubs[toy.truth.observed]
     if not hubs.any() or hubs.all():
         raise ValueError("the hubs task needs a toy whose recorded neurons include hubs and non-hubs")
@@ -126,60 +175,65 @@ def _hub_metrics(prediction: np.ndarray, toy) -> dict[str, Any]:
 
 
 TASKS: dict[str, Task] = {
-    "features": Task(
-        name="features",
-        description="recover planted feature directions from activations (n_samples, d_model)",
-        toy_type=FeatureToy,
-        prediction_type=Dictionary,
-        artifact=lambda toy: np.array(toy.activations, copy=True),
-        score=_feature_metrics,
-        headline="mmcs",
-        metrics=("mmcs", "matched_cosine", "recovered", "spurious", "code_correlation", "fvu", "l0"),
-    ),
-    "circuits": Task(
-        name="circuits",
-        description="find each task's planted circuit (nodes and edges) in a network, through its intervention interface",
-        toy_type=Toy,
-        prediction_type=CircuitPrediction,
-        artifact=lambda toy: toy.artifact,
-        score=_circuit_metrics,
-        headline="edge_auroc",
-        metrics=("edge_auroc", "edge_auprc", "node_auroc", "node_precision_at_k", "cpr", "cmd"),
-        keep=_circuit_keep,
-    ),
-    "connectivity": Task(
-        name="connectivity",
-        description="infer the synapses among recorded neurons from their recording: a score per ordered pair "
-        "(n_observed, n_observed), scored by AUROC over pairs with the diagonal masked (the ChaLearn metric)",
-        toy_type=Toy,
-        prediction_type=np.ndarray,
-        artifact=_recording,
-        score=_connectivity_metrics,
-        headline="auroc",
-        metrics=("auroc", "auprc", "sign_accuracy"),
-        keep=lambda prediction, toy: np.asarray(prediction, np.float32),
-    ),
-    "modules": Task(
-        name="modules",
-        description="find the planted modules from a recording: a module label per recorded neuron (NMI, ARI)",
-        toy_type=Toy,
-        prediction_type=np.ndarray,
-        artifact=_recording,
-        score=_module_metrics,
-        headline="nmi",
-        metrics=("nmi", "ari", "n_modules"),
-        keep=lambda prediction, toy: None,
-    ),
-    "hubs": Task(
-        name="hubs",
-        description="find the planted hubs from a recording: a centrality per recorded neuron (precision at the "
-        "number of hubs, AUROC)",
-        toy_type=Toy,
-        prediction_type=np.ndarray,
-        artifact=_recording,
-        score=_hub_metrics,
-        headline="hub_precision",
-        metrics=("hub_precision", "hub_auroc"),
-        keep=lambda prediction, toy: None,
-    ),
+    task.name: task
+    for task in (
+        Task(
+            name="features",
+            description="recover planted feature directions from activations (n_samples, d_model)",
+            truth_type=FeatureTruth,
+            prediction_type=Dictionary,
+            score=_feature_metrics,
+            headline="mmcs",
+            metrics=("mmcs", "matched_cosine", "recovered", "spurious", "code_correlation", "fvu", "l0"),
+            keep=_feature_keep,
+        ),
+        Task(
+            name="circuits",
+            description="find each task's planted circuit (nodes and edges) in a network, through its "
+            "intervention interface",
+            truth_type=CircuitTruth,
+            prediction_type=CircuitPrediction,
+            score=_circuit_metrics,
+            headline="edge_auroc",
+            metrics=("edge_auroc", "edge_auprc", "node_auroc", "node_precision_at_k", "cpr", "cmd"),
+            keep=_circuit_keep,
+        ),
+        Task(
+            name="connectivity",
+            description="infer the synapses among recorded neurons from their recording: a score per ordered pair "
+            "(n_observed, n_observed), scored by AUROC over pairs with the diagonal masked (the ChaLearn metric)",
+            truth_type=ConnectomeTruth,
+            prediction_type=EdgeScores,
+            score=_connectivity_metrics,
+            headline="auroc",
+            metrics=("auroc", "auprc", "sign_accuracy"),
+            keep=_connectivity_keep,
+        ),
+        Task(
+            name="modules",
+            description="find the planted modules from a recording: a module label per recorded neuron (NMI, ARI)",
+            truth_type=ConnectomeTruth,
+            prediction_type=Partition,
+            score=_module_metrics,
+            headline="nmi",
+            metrics=("nmi", "ari", "n_modules"),
+        ),
+        Task(
+            name="hubs",
+            description="find the planted hubs from a recording: a centrality per recorded neuron (precision at "
+            "the number of hubs, AUROC)",
+            truth_type=ConnectomeTruth,
+            prediction_type=NodeScores,
+            score=_hub_metrics,
+            headline="hub_precision",
+            metrics=("hub_precision", "hub_auroc"),
+        ),
+    )
 }
+
+__all__ = [
+    "TASKS",
+    "Task",
+    "private_copy",
+    "toy_artifact",
+]

@@ -3,24 +3,34 @@
 ``Toy`` carries a config, the artifact a method may see and the truth; ``FeatureTruth`` is what a
 sparse-feature toy planted, ``CircuitTruth`` a circuit toy's and ``ConnectomeTruth`` a synthetic
 connectome's (whose ``Recording`` is what methods see); ``Dictionary`` is a features method's
-prediction. ``save``/``load`` write and verify toys without pickle. ``groundtruth.strategies`` has hypothesis strategies.
+prediction, ``CircuitPrediction`` a circuit method's, and ``EdgeScores``, ``Partition`` and
+``NodeScores`` a connectome method's. ``Config`` is the base of every generator's config; ``Problems`` and ``nearest`` are the
+validation helpers every package shares. This package imports nothing from the rest of planted.
 """
 
+from planted.groundtruth._arrays import as_matrix, as_vector
 from planted.groundtruth._circuits import (
-    FAILURE_MODES,
     CircuitPrediction,
     CircuitTruth,
     ComponentGraph,
     ComponentScores,
     Patch,
 )
-from planted.groundtruth._config import SCHEMA_VERSION, Config, Problems, config_from_json
-from planted.groundtruth._connectome import ConnectomeTruth, Recording
+from planted.groundtruth._config import SCHEMA_VERSION, Config, Problems, nearest, suggest
+from planted.groundtruth._connectome import (
+    RECORDING_KINDS,
+    ConnectomeTruth,
+    EdgeScores,
+    NodeScores,
+    Partition,
+    Recording,
+)
 from planted.groundtruth._geometry import (
     REPRESENTED_NORM,
     dimensionality,
     dimensions_per_feature,
 )
+from planted.groundtruth._progress import Progress
 from planted.groundtruth._records import (
     Dictionary,
     Encoder,
@@ -31,15 +41,20 @@ from planted.groundtruth._records import (
     Toy,
     TrainingDynamics,
 )
-from planted.groundtruth._storage import load, save
 
 __all__ = [
-    "FAILURE_MODES",
+    "RECORDING_KINDS",
+    "Progress",
+    "as_matrix",
+    "as_vector",
     "CircuitPrediction",
     "CircuitTruth",
     "ComponentGraph",
     "ComponentScores",
     "ConnectomeTruth",
+    "EdgeScores",
+    "NodeScores",
+    "Partition",
     "Patch",
     "REPRESENTED_NORM",
     "SCHEMA_VERSION",
@@ -54,9 +69,8 @@ __all__ = [
     "SuperpositionToy",
     "Toy",
     "TrainingDynamics",
-    "config_from_json",
     "dimensionality",
     "dimensions_per_feature",
-    "load",
-    "save",
+    "nearest",
+    "suggest",
 ]

@@ -1,17 +1,29 @@
-"""The base of every generator's config: frozen, validated, canonical JSON, a content id."""
+"""The base of every generator's config (frozen, validated, canonical JSON, a content id), and the
+validation helpers every package shares: ``Problems`` and ``nearest``."""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # of a config's canonical JSON (part of every content id)
 
-_REGISTRY: dict[str, type[Config]] = {}
+
+def suggest(name: Any, options, *, n: int = 3, cutoff: float = 0.3) -> list[str]:
+    """The valid options closest to ``name`` (for "did you mean" messages)."""
+    return difflib.get_close_matches(str(name), [str(o) for o in options], n=n, cutoff=cutoff)
+
+
+def nearest(name: Any, options, what: str) -> ValueError:
+    """A one-line ``ValueError`` for an unknown name, with the closest valid ones."""
+    close = suggest(name, options)
+    hint = f"; did you mean {', '.join(close)}?" if close else "."
+    return ValueError(f"unknown {what} {name!r}{hint} Choose from: {', '.join(sorted(str(o) for o in options))}")
 
 
 class Problems:
@@ -75,21 +87,13 @@ class Problems:
 class Config:
     """Base class of generator configs.
 
-    Subclasses are frozen dataclasses whose fields are JSON scalars (or tuples of them), declare a
-    unique ``kind`` and implement ``_check(problems)``. Construction validates every field and raises
+    Subclasses are frozen dataclasses whose fields are JSON scalars (or tuples of them), declare
+    their family's ``kind`` and implement ``_check(problems)``. Construction validates every field and raises
     one ``ValueError`` listing all problems. ``config.id`` is the sha256 of the canonical JSON (with
     the kind and the schema version), so two equal configs have the same id on every machine.
     """
 
     kind: ClassVar[str] = ""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.kind:
-            other = _REGISTRY.get(cls.kind)
-            if other is not None and other.__qualname__ != cls.__qualname__:
-                raise TypeError(f"config kind {cls.kind!r} is already used by {other.__qualname__}")
-            _REGISTRY[cls.kind] = cls
 
     def __post_init__(self) -> None:
         problems = Problems()
@@ -134,22 +138,3 @@ class Config:
         for key, value in fields.items():
             values[key] = tuple(value) if isinstance(value, list) else value
         return cls(**values)
-
-
-def config_from_json(payload: dict[str, Any]) -> Config:
-    """Rebuild a config from ``json.loads(config.to_json())``."""
-    kind = payload.get("kind")
-    cls = _REGISTRY.get(kind)
-    if cls is None:
-        # Generators register their config classes when the toys package is imported; that is the
-        # only module imported here, whatever the file says.
-        from planted import toys  # noqa: F401  (registers the generators' configs)
-
-        cls = _REGISTRY.get(kind)
-    if cls is None:
-        raise ValueError(f"unknown config kind {kind!r}; known kinds are {sorted(_REGISTRY)}")
-    if payload.get("schema") != SCHEMA_VERSION:
-        raise ValueError(
-            f"config schema {payload.get('schema')!r} is not supported (this version reads {SCHEMA_VERSION})"
-        )
-    return cls.from_dict(payload.get("fields"))

@@ -159,3 +159,74 @@ class ConnectomeTruth:
     def rates(self) -> np.ndarray:
         """(n,) mean firing rate of each neuron (Hz) over the simulation."""
         return np.bincount(self.spike_neurons, minlength=self.n_neurons) / self.duration
+
+
+def _values(name: str, value, ndim: int, dtype) -> np.ndarray:
+    """A read-only copy of ``value`` as a finite ``ndim``-D array of ``dtype``, or a ValueError."""
+    try:
+        array = np.array(value, dtype=dtype, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a numeric array, got {type(value).__name__}: {exc}") from None
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+    check_finite(name, array)
+    array.flags.writeable = False
+    return array
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EdgeScores:
+    """A connectivity method's prediction: a score per ordered pair of recorded neurons.
+
+    Attributes
+    ----------
+    scores : (n_observed, n_observed) float64
+        ``scores[pre, post]``: higher means a synapse pre -> post is more likely. The diagonal is
+        ignored by the scores. Finite.
+    """
+
+    scores: np.ndarray
+
+    def __post_init__(self) -> None:
+        scores = _values("EdgeScores.scores", self.scores, 2, np.float64)
+        if scores.shape[0] != scores.shape[1]:
+            raise ValueError(f"EdgeScores.scores must be square (n_observed, n_observed), got shape {scores.shape}")
+        object.__setattr__(self, "scores", scores)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Partition:
+    """A community method's prediction: a module label per recorded neuron.
+
+    Attributes
+    ----------
+    labels : (n_observed,) int64
+        Any integers; only which neurons share a label matters.
+    """
+
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        raw = np.asarray(self.labels)
+        if raw.dtype.kind not in "iub":
+            if raw.dtype.kind != "f" or not np.all(np.isfinite(raw)) or not np.all(raw == np.round(raw)):
+                raise ValueError(f"Partition.labels must be integers, got dtype {raw.dtype}")
+        object.__setattr__(self, "labels", _values("Partition.labels", raw, 1, np.int64))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class NodeScores:
+    """A centrality method's prediction: a value per recorded neuron (higher: more hub-like).
+
+    Attributes
+    ----------
+    values : (n_observed,) float64
+        Finite.
+    """
+
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", _values("NodeScores.values", self.values, 1, np.float64))

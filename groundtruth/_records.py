@@ -352,7 +352,10 @@ class Toy:
     config: Config
     truth: Any
 
-    kind: ClassVar[str] = ""
+    @property
+    def kind(self) -> str:
+        """The toy's family: its config's ``kind``."""
+        return self.config.kind
 
     @property
     def artifact(self) -> Any:
@@ -384,8 +387,6 @@ class FeatureToy(Toy):
     activations: np.ndarray = dataclasses.field(default=None, repr=False)
     sampler: Sampler | None = dataclasses.field(default=None, repr=False)
     chunk_size: int = 4096
-
-    kind: ClassVar[str] = "features"
 
     def __post_init__(self) -> None:
         acts = as_matrix("activations", self.activations, cols=self.truth.d_model)
@@ -489,8 +490,6 @@ class SuperpositionToy(FeatureToy):
     output_weights: np.ndarray = dataclasses.field(default=None, repr=False)
     loss: float = float("nan")
     restart_losses: np.ndarray = dataclasses.field(default=None, repr=False)
-
-    kind: ClassVar[str] = "superposition"
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """The model's output x' for inputs x (n, n_features), in NumPy."""

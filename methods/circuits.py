@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from planted.groundtruth._circuits import ComponentScores, Patch
+from planted.groundtruth import ComponentScores, Patch, as_matrix
 from planted.methods import graphs
 
 AGGREGATES = ("abs", "mean")
@@ -41,7 +41,13 @@ def _check(artifact, task: int, aggregate: str = "abs"):
         raise ValueError(f"task must be an index in [0, {len(tasks)}), got {task!r}")
     if aggregate not in AGGREGATES:
         raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
-    return tasks[task]
+    t = tasks[task]
+    for name in ("clean", "corrupted"):
+        as_matrix(f"task {t.name!r} {name} inputs", getattr(t, name))
+    for name, value in artifact.model.params.items():
+        if not np.isfinite(np.asarray(value)).all():
+            raise ValueError(f"model parameter {name!r} contains NaN or inf values; every entry must be finite")
+    return t
 
 
 def _per_input(task, outputs: np.ndarray, clean_outputs: np.ndarray) -> np.ndarray:
@@ -267,3 +273,20 @@ def layerwise_relevance(artifact, task: int, *, epsilon: float = 1e-6) -> Compon
         relevance[:, src] += acts[:, src] * ((relevance[:, dst] / denom) @ weights[np.ix_(src, dst)].T)
     n_in = int((layers == 0).sum())
     return _input_scores(artifact, np.abs(relevance[:, :n_in]).mean(axis=0))
+
+__all__ = [
+    "ABLATIONS",
+    "AGGREGATES",
+    "ablation",
+    "acdc",
+    "activation_patching",
+    "attribution_patching",
+    "eap_ig",
+    "edge_attribution_patching",
+    "functional_communities",
+    "gradient_x_input",
+    "integrated_gradients",
+    "layerwise_relevance",
+    "weight_centrality",
+    "weight_communities",
+]

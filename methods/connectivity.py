@@ -41,9 +41,9 @@ import numpy as np
 import scipy.linalg
 from sklearn.covariance import graphical_lasso
 
-from planted.groundtruth._arrays import as_matrix
-from planted.groundtruth._connectome import RECORDING_KINDS, Recording
-from planted.groundtruth._progress import Progress
+from planted.groundtruth import as_matrix
+from planted.groundtruth import RECORDING_KINDS, Recording
+from planted.groundtruth import Progress
 
 PREPROCESSING = ("raw", "filtered")
 SHRINKAGES = ("ledoit-wolf", "glasso")
@@ -388,3 +388,15 @@ def granger(recording: Recording, *, preprocess: str = "filtered", order: int = 
     rhs = np.concatenate(lagged[1:], axis=0)
     coef = scipy.linalg.solve(gram, rhs, assume_a="pos")
     return _embed(coef.reshape(order, p, p).sum(axis=0), active)
+
+__all__ = [
+    "CHUNK",
+    "MAX_SHRINKAGE",
+    "PREPROCESSING",
+    "SHRINKAGES",
+    "correlation",
+    "granger",
+    "lagged_correlation",
+    "partial_correlation",
+    "preprocess",
+]

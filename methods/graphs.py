@@ -65,7 +65,10 @@ def centrality(weights, kind: str = "strength", *, seed: int = 0) -> np.ndarray:
         sym = (m + m.T).tocsr()
         if sym.nnz == 0:
             return np.zeros(n)
-        _, vecs = sp.linalg.eigsh(sym, k=1, which="LA") if n > 2 else np.linalg.eigh(sym.toarray())
+        # A fixed start (all ones: never orthogonal to the Perron vector of a non-negative graph)
+        # keeps the result the same bit for bit from run to run; ARPACK's default start is random.
+        _, vecs = (sp.linalg.eigsh(sym, k=1, which="LA", v0=np.ones(n)) if n > 2
+                   else np.linalg.eigh(sym.toarray()))
         v = np.abs(np.asarray(vecs)[:, -1])
         return v / v.sum() if v.sum() > 0 else v
     graph = nx.from_scipy_sparse_array(m, create_using=nx.DiGraph)
@@ -383,3 +386,12 @@ def _taken(present: np.ndarray, proposed: np.ndarray, n_keys: int) -> np.ndarray
     out = np.empty(m, bool)
     out[order] = taken
     return out
+
+__all__ = [
+    "CENTRALITIES",
+    "COMMUNITY_METHODS",
+    "centrality",
+    "communities",
+    "functional_connectivity",
+    "rich_club",
+]

@@ -3,46 +3,50 @@
 ``sparse_features`` plants sparse features in superposition; ``superposition`` trains toy models
 of superposition (Elhage et al. 2022), ``superposition_sweep`` many at once and
 ``phase_diagram`` a grid of them; ``planted_mlp`` compiles boolean formulas into a residual MLP
-with known circuits and a catalog of the situations where circuit methods fail; ``connectome``
-wires, simulates and records a synthetic connectome; ``preset(name)``
-builds a named configuration from a paper; ``from_config(config)`` regenerates any toy from its
-config.
+with known circuits and a catalog of the situations where circuit methods fail
+(``FAILURE_MODES``); ``connectome`` wires, simulates and records a synthetic connectome;
+``preset(name)`` builds a named configuration from a paper; ``from_config(config)`` regenerates
+any toy from its config; ``save``/``load`` write and verify toys without pickle;
+``planted.toys.strategies`` has hypothesis strategies. Each family is declared once
+(``family(kind)``, ``FAMILY_KINDS``). Names load on first use: a features toy never imports JAX.
 """
 
-from planted.toys._presets import from_config, preset, preset_config, presets
-from planted.toys.connectome import ConnectomeConfig, ConnectomeToy, connectome
-from planted.toys.planted_mlp import PlantedCircuitToy, PlantedMLPConfig, planted_mlp
-from planted.toys.sparse_features import SparseFeaturesConfig, sparse_features
-from planted.toys.superposition import (
-    PHASES,
-    PhaseDiagram,
-    SuperpositionConfig,
-    dimensionality,
-    dimensions_per_feature,
-    phase_diagram,
-    superposition,
-    superposition_sweep,
-)
+from planted._lazy import exports
 
-__all__ = [
-    "ConnectomeConfig",
-    "ConnectomeToy",
-    "PHASES",
-    "PhaseDiagram",
-    "PlantedCircuitToy",
-    "PlantedMLPConfig",
-    "SparseFeaturesConfig",
-    "SuperpositionConfig",
-    "connectome",
-    "dimensionality",
-    "dimensions_per_feature",
-    "from_config",
-    "phase_diagram",
-    "planted_mlp",
-    "preset",
-    "preset_config",
-    "presets",
-    "sparse_features",
-    "superposition",
-    "superposition_sweep",
-]
+_NAMES = {
+    "FAMILY_KINDS": "._family",
+    "Family": "._family",
+    "config_from_json": "._family",
+    "families": "._family",
+    "family": "._family",
+    "from_config": "._family",
+    "preset": "._presets",
+    "preset_config": "._presets",
+    "presets": "._presets",
+    "load": "._storage",
+    "save": "._storage",
+    "strategies": ".strategies",
+    "ConnectomeConfig": "._connectome",
+    "ConnectomeToy": "._connectome",
+    "calcium": "._connectome",
+    "connectome": "._connectome",
+    "network_bursts": "._connectome",
+    "wiring_statistics": "._connectome",
+    "FAILURE_MODES": "._planted_mlp",
+    "PlantedCircuitToy": "._planted_mlp",
+    "PlantedMLPConfig": "._planted_mlp",
+    "planted_mlp": "._planted_mlp",
+    "SparseFeaturesConfig": "._sparse_features",
+    "sparse_features": "._sparse_features",
+    "PHASES": "._superposition",
+    "PhaseDiagram": "._superposition",
+    "SuperpositionConfig": "._superposition",
+    "dimensionality": "._superposition",
+    "dimensions_per_feature": "._superposition",
+    "phase_diagram": "._superposition",
+    "superposition": "._superposition",
+    "superposition_sweep": "._superposition",
+}
+__getattr__, __dir__ = exports(__name__, globals(), _NAMES)
+
+__all__ = sorted(_NAMES)

@@ -1,18 +1,14 @@
-"""Named configurations from papers, each a few lines on top of a general generator."""
+"""Named configurations from papers, each a few lines on top of a general generator (whose module
+is imported only when its preset is used)."""
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from collections.abc import Callable
 from typing import Any
 
-from planted.groundtruth import Config, Toy
-from planted.toys import planted_mlp as _pm
-from planted.toys import sparse_features as _sf
-from planted.toys import superposition as _sp
+from planted.groundtruth import Config, Toy, nearest
+from planted.toys._family import family, from_config
 
-_cn = importlib.import_module("planted.toys.connectome")  # the module; ``toys.connectome`` is the function
 _PRESETS: dict[str, tuple[Callable[..., Config], str]] = {}
 
 
@@ -36,7 +32,7 @@ def _sharkey2022(seed: int, **overrides: Any) -> Config:
         magnitude="uniform",
         magnitude_mean=0.5,
     )
-    return _sf.SparseFeaturesConfig(**{**base, **overrides, "seed": seed})
+    return family("sparse_features").config(**{**base, **overrides, "seed": seed})
 
 
 @_preset(
@@ -64,7 +60,7 @@ def _synth16k(seed: int, **overrides: Any) -> Config:
         magnitude_mean=1.0,
         magnitude_std=0.5,
     )
-    return _sf.SparseFeaturesConfig(**{**base, **overrides, "seed": seed})
+    return family("sparse_features").config(**{**base, **overrides, "seed": seed})
 
 
 @_preset(
@@ -74,7 +70,7 @@ def _synth16k(seed: int, **overrides: Any) -> Config:
 )
 def _tms_5_2(seed: int, **overrides: Any) -> Config:
     base = dict(n_features=5, n_hidden=2, sparsity=0.95, n_steps=10_000, batch_size=1024, lr=5e-3, weight_decay=0.01)
-    return _sp.SuperpositionConfig(**{**base, **overrides, "seed": seed})
+    return family("superposition").config(**{**base, **overrides, "seed": seed})
 
 
 @_preset(
@@ -84,7 +80,7 @@ def _tms_5_2(seed: int, **overrides: Any) -> Config:
 )
 def _tms_40_10(seed: int, **overrides: Any) -> Config:
     base = dict(n_features=40, n_hidden=10, sparsity=0.95, n_steps=10_000, batch_size=8192, lr=5e-3, weight_decay=0.01)
-    return _sp.SuperpositionConfig(**{**base, **overrides, "seed": seed})
+    return family("superposition").config(**{**base, **overrides, "seed": seed})
 
 
 @_preset(
@@ -113,7 +109,7 @@ def _chalearn2014(seed: int, **overrides: Any) -> Config:
                 depression_u=0.3, depression_tau=0.5, delay=1.5e-3, tau_syn=0.002, reset=0.0, background_rate=0.2,
                 background_weight=224.0, duration=3600.0, observation="calcium", frame_rate=50.0, scatter=0.15,
                 scatter_length=1 / 1000**0.5)
-    return _cn.ConnectomeConfig(**{**base, **overrides, "seed": seed})
+    return family("connectome").config(**{**base, **overrides, "seed": seed})
 
 
 @_preset(
@@ -126,7 +122,7 @@ def _flywire_scale(seed: int, **overrides: Any) -> Config:
     base = dict(n_neurons=n, density=54.5e6 / (n * (n - 1)), n_modules=20, mixing=0.3, degree_sigma=0.5,
                 hub_fraction=0.01, exc_fraction=0.8, dim=3, weight=0.5, inhibition=5.0, background_weight=3.5, duration=1.0,
                 observation="spikes", frame_rate=100.0)
-    return _cn.ConnectomeConfig(**{**base, **overrides, "seed": seed})
+    return family("connectome").config(**{**base, **overrides, "seed": seed})
 
 
 @_preset(
@@ -138,15 +134,7 @@ def _v1_flashes(seed: int, **overrides: Any) -> Config:
     base = dict(n_neurons=400, n_modules=4, density=0.05, mixing=0.2, exc_fraction=0.8, dim=2, weight=1.0,
                 background_weight=3.0, stimulus="flashes", n_features=6, tuning_density=0.3, tuning_gain=8.0,
                 stimulus_period=1.0, stimulus_on=0.25, duration=300.0, observation="spikes", frame_rate=100.0)
-    return _cn.ConnectomeConfig(**{**base, **overrides, "seed": seed})
-
-
-_BUILDERS: dict[type[Config], Callable[[Config], Toy]] = {
-    _sf.SparseFeaturesConfig: _sf.build,
-    _sp.SuperpositionConfig: _sp.build,
-    _pm.PlantedMLPConfig: _pm.build,
-    _cn.ConnectomeConfig: _cn.build,
-}
+    return family("connectome").config(**{**base, **overrides, "seed": seed})
 
 
 def presets() -> dict[str, str]:
@@ -157,9 +145,7 @@ def presets() -> dict[str, str]:
 def check_preset(name: str) -> None:
     """Raise ``ValueError`` naming the closest presets when ``name`` is not one."""
     if name not in _PRESETS:
-        close = difflib.get_close_matches(str(name), _PRESETS, n=3, cutoff=0.3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown preset {name!r}{hint} Presets: {', '.join(sorted(_PRESETS))}")
+        raise nearest(name, _PRESETS, "preset")
 
 
 def preset_config(name: str, *, seed: int = 0, **overrides: Any) -> Config:
@@ -171,11 +157,3 @@ def preset_config(name: str, *, seed: int = 0, **overrides: Any) -> Config:
 def preset(name: str, *, seed: int = 0, **overrides: Any) -> Toy:
     """Generate the toy of preset ``name`` (see ``presets()``), e.g. ``preset("sharkey2022", seed=0)``."""
     return from_config(preset_config(name, seed=seed, **overrides))
-
-
-def from_config(config: Config) -> Toy:
-    """Generate the toy any generator config describes (``toy.config`` rebuilds ``toy``)."""
-    builder = _BUILDERS.get(type(config))
-    if builder is None:
-        raise ValueError(f"config must be one of {[c.__name__ for c in _BUILDERS]}, got {type(config).__name__}")
-    return builder(config)

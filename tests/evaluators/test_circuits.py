@@ -17,7 +17,7 @@ from planted.evaluators.circuits import (
     score_circuit,
     score_modules,
 )
-from planted.groundtruth._circuits import ComponentScores
+from planted.groundtruth import ComponentScores
 
 scores_and_labels = st.integers(4, 60).flatmap(lambda n: st.tuples(
     st.lists(st.integers(0, 5), min_size=n, max_size=n),  # few distinct values: many ties

@@ -12,7 +12,7 @@ from planted.evaluators.connectome import (
     hub_precision_at_k,
     score_connectivity,
 )
-from planted.groundtruth._connectome import ConnectomeTruth
+from planted.groundtruth import ConnectomeTruth
 
 
 def _adjacency(rng, m=30, density=0.1, inhibitory=0.2):

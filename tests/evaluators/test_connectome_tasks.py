@@ -7,17 +7,14 @@ import pytest
 from planted import evaluators
 from planted import toys
 from planted.evaluators.suites import METHODS, SUITES, Suite, ToySpec
-from planted.groundtruth import Recording
+from planted.groundtruth import EdgeScores, Recording
 
 
 @pytest.fixture(scope="module")
 def spec():
-    def make(seed):
-        return toys.ConnectomeConfig(n_neurons=200, n_modules=2, density=0.04, mixing=0.05, hub_fraction=0.05,
-                                     hub_boost=4.0, exc_fraction=1.0, weight=24.0, depression=True,
-                                     background_weight=2.8, dim=2, duration=200.0, seed=seed)
-
-    return ToySpec("small", make)
+    return ToySpec("small", "connectome", dict(n_neurons=200, n_modules=2, density=0.04, mixing=0.05, hub_fraction=0.05,
+                                              hub_boost=4.0, exc_fraction=1.0, weight=24.0, depression=True,
+                                              background_weight=2.8, dim=2, duration=200.0))
 
 
 def _run(spec, task, names):
@@ -47,18 +44,26 @@ def test_methods_see_a_copy_of_the_recording_only_and_bad_predictions_fail(spec)
 
     def spy(recording, *, seed):
         seen["type"] = type(recording)
-        recording.traces[:] = 0  # must not reach the toy
-        return np.zeros((recording.n_observed, recording.n_observed))
+        recording.traces[:] = 0  # read-only: fails, and never reaches the toy
+        return EdgeScores(np.zeros((recording.n_observed, recording.n_observed)))
+
+    def zeros(recording, *, seed):
+        return EdgeScores(np.zeros((recording.n_observed, recording.n_observed)))
 
     def wrong_shape(recording, *, seed):
-        return np.zeros(3)
+        return EdgeScores(np.zeros((3, 3)))
+
+    def bare(recording, *, seed):
+        return np.zeros((recording.n_observed, recording.n_observed))
 
     suite = Suite(name="spy", task="connectivity", toys=(spec,), methods=(), seeds=(0,))
-    results = {r.method: r for r in evaluators.run(suite, methods={"spy": spy, "wrong": wrong_shape}, store=None,
-                                                  progress=False)}
+    methods = {"spy": spy, "zeros": zeros, "wrong": wrong_shape, "bare": bare}
+    results = {r.method: r for r in evaluators.run(suite, methods=methods, store=None, progress=False)}
     assert seen["type"] is Recording
-    assert results["spy"].status == "ok" and results["spy"].metrics["auroc"] == 0.5
+    assert results["spy"].status == "failed" and "read-only" in results["spy"].error
+    assert results["zeros"].status == "ok" and results["zeros"].metrics["auroc"] == 0.5
     assert results["wrong"].status == "failed" and "shape" in results["wrong"].error
+    assert results["bare"].status == "failed" and "planted.groundtruth.EdgeScores" in results["bare"].error
     assert toys.from_config(spec.make(0)).artifact.traces.std() > 0
 
 

@@ -7,7 +7,7 @@ import planted.evaluators.features as ef
 from planted import toys
 from planted.evaluators import chance_mmcs, score_features
 from planted.groundtruth import Dictionary, Encoder
-from planted.groundtruth import strategies as gst
+from planted.toys import strategies as gst
 
 
 @pytest.fixture(scope="module")

@@ -111,12 +111,12 @@ def test_circuits_suite_report_has_the_catalog_and_circuit_figures(tmp_path):
     assert all(r.status == "ok" for r in results), [r.error for r in results if r.status != "ok"]
     by = {(r.toy, r.method): r.metrics for r in results}
     assert by[("plain", "eap")]["edge_auroc"] > 0.9 and by[("plain", "eap")]["cpr"] > 0.9
-    assert by[("naturalisation", "degree")]["edge_auroc"] < by[("plain", "degree")]["edge_auroc"]
+    assert by[("naturalise", "degree")]["edge_auroc"] < by[("plain", "degree")]["edge_auroc"]
     with Store(store) as s:
         paths = write_report(s.results(), tmp_path / "report", store=s)
     names = {p.name for p in paths}
     assert {"catalog.md", "catalog.csv", "circuit-circuits-plain.png", "circuit-circuits-redundancy.png"} <= names
     table = (tmp_path / "report" / "catalog.md").read_text()
-    assert table.splitlines()[0] == "| method | plain | cancellation | naturalisation | redundancy | saturation | shared | trained |"
+    assert table.splitlines()[0] == "| method | plain | cancellation | naturalise | redundancy | saturation | shared | trained |"
     rows = list(csv.DictReader(io.StringIO((tmp_path / "report" / "catalog.csv").read_text())))
     assert float(rows[0]["plain"]) == pytest.approx(max(by[("plain", m)]["edge_auroc"] for m in ("activation-patching", "eap", "degree")), abs=1e-6)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from planted.groundtruth._circuits import ComponentGraph, ComponentScores
+from planted.groundtruth import ComponentGraph, ComponentScores
 
 
 def test_component_graph_numbers_every_cross_layer_edge():

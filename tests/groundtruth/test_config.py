@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from planted.groundtruth import config_from_json
+from planted.toys import config_from_json
 from planted.toys import SparseFeaturesConfig
 
 

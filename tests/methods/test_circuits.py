@@ -59,7 +59,7 @@ def test_saturation_blinds_gradients_but_not_interventions():
     assert _mean(mc.integrated_gradients, {"saturation": True}) >= 0.99  # integrates through the ramp
 
 
-def test_naturalisation_hides_the_weights_zeros_from_binary_degree():
+def test_naturalise_hides_the_weights_zeros_from_binary_degree():
     for s in SEEDS:
         plain, natural = _toy(s), _toy(s, naturalise=True)
         assert _node(mc.weight_centrality, natural, kind="degree") < _node(mc.weight_centrality, plain, kind="degree")

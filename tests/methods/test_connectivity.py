@@ -10,7 +10,7 @@ from sklearn.covariance import LedoitWolf, ShrunkCovariance
 from planted import methods
 from planted.evaluators.circuits import auroc
 from planted.evaluators.connectome import score_connectivity
-from planted.groundtruth._connectome import Recording
+from planted.groundtruth import Recording
 from planted.methods.connectivity import preprocess
 
 FRAME_RATE = 50.0
@@ -266,7 +266,8 @@ def test_invalid_inputs_say_what_is_wrong():
 
 def test_rich_club_is_found_where_planted_and_not_elsewhere():
     from planted.methods.graphs import rich_club
-    from planted.toys.connectome import ConnectomeConfig, _wiring
+    from planted.toys import ConnectomeConfig
+    from planted.toys._connectome._wiring import _wiring
 
     tops = []
     for strength in (0.0, 0.4):

@@ -2,6 +2,7 @@
 calcium model match their equations, both simulation kernels agree, and configs are validated."""
 
 import dataclasses
+import inspect
 import math
 
 import jax.numpy as jnp
@@ -10,8 +11,9 @@ import pytest
 
 from planted import groundtruth
 from planted import toys
-from planted.toys.connectome import ConnectomeConfig, _wiring, calcium, network_bursts
-from planted.toys.connectome import wiring_statistics as _statistics
+from planted.toys import ConnectomeConfig, calcium, network_bursts
+from planted.toys import wiring_statistics as _statistics
+from planted.toys._connectome._wiring import _wiring
 
 
 def _degrees(w):
@@ -132,7 +134,7 @@ def test_postsynaptic_potential_matches_its_closed_form(synapse):
     # One input of weight w at t = 0, no threshold in reach: v(t) is the leaky membrane's response
     # to the synaptic current, w e^{-t/tau_s} (exponential) or w (e/tau_s) t e^{-t/tau_s} (alpha,
     # peaking at w when t = tau_s), convolved with e^{-t/tau_m} / tau_m.
-    from planted.toys.connectome import _Dynamics, _lif_block
+    from planted.toys._connectome._dynamics import _Dynamics, _lif_block
 
     cfg = ConnectomeConfig(n_neurons=2, n_modules=1, dim=0, background_rate=0.0, tau_m=0.02, tau_syn=0.002, dt=1e-4, delay=1e-4,
                            threshold=1000.0, reset=0.0, synapse=synapse, seed=0)
@@ -208,7 +210,7 @@ def test_calcium_model_matches_its_equations_on_a_hand_made_train():
     assert f[100, 1] - f[99, 1] == pytest.approx(50 / 350.1, rel=0.01)
     # Within a frame a spike has already decayed by its distance to the frame's end (the
     # organizers' model samples Ca at frame ends).
-    from planted.toys.connectome import _counts
+    from planted.toys._connectome._observation import _counts
 
     counts = _counts(dataclasses.replace(cfg, n_neurons=2, n_modules=1, duration=1.0), np.array([0.005, 0.03]), np.array([0, 1]),
                      np.arange(2), decay=1.0)
@@ -239,7 +241,7 @@ def test_truth_never_reaches_a_method_and_storage_round_trips(tmp_path):
     assert {f.name for f in dataclasses.fields(artifact)} == {"traces", "frame_rate", "kind", "positions"}
     assert toy.truth.stimulus.shape == (50, 4) and toy.truth.stimulus.max() > 0.9
     assert (np.count_nonzero(toy.truth.tuning, axis=1) >= 1).mean() > 0.7  # mixed selectivity
-    back = groundtruth.load(groundtruth.save(toy, tmp_path / "c"))
+    back = toys.load(toys.save(toy, tmp_path / "c"))
     np.testing.assert_array_equal(back.artifact.traces, artifact.traces)
     assert (back.truth.weights != toy.truth.weights).nnz == 0
     np.testing.assert_array_equal(back.truth.spike_times, toy.truth.spike_times)
@@ -268,6 +270,25 @@ def test_truth_never_reaches_a_method_and_storage_round_trips(tmp_path):
 def test_invalid_configs_name_the_parameter(kwargs, match):
     with pytest.raises(ValueError, match=match):
         toys.connectome(100, seed=0, **kwargs)
+
+
+def test_generator_parameters_are_the_config_fields():
+    # The settings are declared once, in ConnectomeConfig: the generator's parameters are its
+    # fields with the same defaults, in its order (n_neurons first, positional, then the
+    # keyword-only seed, which the generator requires), and the docstring names each one.
+    fields = dataclasses.fields(ConnectomeConfig)
+    params = inspect.signature(toys.connectome).parameters
+    expected = ["n_neurons", "seed"] + [f.name for f in fields if f.name not in ("n_neurons", "seed")]
+    assert list(params) == expected
+    for field in fields:
+        param = params[field.name]
+        if field.name == "seed":
+            assert param.kind is inspect.Parameter.KEYWORD_ONLY and param.default is inspect.Parameter.empty
+        else:
+            assert param.default == field.default, f"{field.name}: generator {param.default!r}, config {field.default!r}"
+    assert params["n_neurons"].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    doc = toys.connectome.__doc__
+    assert [f.name for f in fields if f.name not in doc] == []
 
 
 def test_chalearn2014_wiring_has_the_challenge_networks_statistics():

@@ -1,6 +1,8 @@
 """Planted circuits: compiled formulas are exact, the truth is verified by intervention, the
 model's one intervention interface behaves, and configs are validated."""
 
+import dataclasses
+import inspect
 import itertools
 import re
 
@@ -8,10 +10,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from planted import groundtruth
 from planted import toys
-from planted.groundtruth import strategies as gst
-from planted.groundtruth._circuits import Patch
+from planted.toys import strategies as gst
+from planted.groundtruth import Patch
 
 
 def _evaluate_text(formula: str, x: np.ndarray) -> np.ndarray:
@@ -179,8 +180,8 @@ def test_same_seed_same_toy_and_storage(tmp_path):
     np.testing.assert_array_equal(a.tasks[0].corrupted, b.tasks[0].corrupted)
     assert a.truth.formulas == b.truth.formulas and a.id == b.id
     assert toys.planted_mlp(seed=5).truth.formulas != a.truth.formulas
-    groundtruth.save(a, tmp_path / "c")
-    loaded = groundtruth.load(tmp_path / "c")
+    toys.save(a, tmp_path / "c")
+    loaded = toys.load(tmp_path / "c")
     assert loaded.truth.formulas == a.truth.formulas
     for t in range(a.truth.n_tasks):
         np.testing.assert_array_equal(loaded.truth.edges[t], a.truth.edges[t])
@@ -212,3 +213,15 @@ def test_same_seed_same_toy_and_storage(tmp_path):
 def test_invalid_configs_name_the_parameter(kwargs, match):
     with pytest.raises(ValueError, match=match):
         toys.planted_mlp(seed=0, **kwargs)
+
+
+def test_the_catalog_names_every_toggle_in_order():
+    """The catalog is the one list of failure modes: the config's toggles and the generator's
+    keywords (written out, so both stay explicit) are its names in its order, and a toy's truth
+    catalog has one entry per mode switched on."""
+    fields = [f.name for f in dataclasses.fields(toys.PlantedMLPConfig)]
+    assert tuple(fields[fields.index("distractor_fraction") + 1 : fields.index("noise")]) == toys.FAILURE_MODES
+    params = list(inspect.signature(toys.planted_mlp).parameters)
+    assert tuple(params[params.index("distractor_fraction") + 1 : params.index("noise")]) == toys.FAILURE_MODES
+    assert all(getattr(toys.PlantedMLPConfig(), mode) is False for mode in toys.FAILURE_MODES)
+    assert set(toys.planted_mlp(seed=0, naturalise=True).truth.catalog) == {"naturalise"}

@@ -7,7 +7,7 @@ from hypothesis import given
 
 from planted import toys
 from planted.groundtruth import FeatureToy
-from planted.groundtruth import strategies as gst
+from planted.toys import strategies as gst
 
 
 def _active(toy):

@@ -6,7 +6,7 @@ import pytest
 
 from planted import groundtruth
 from planted import toys
-from planted.toys.superposition import dimensionality, dimensions_per_feature
+from planted.toys._superposition import dimensionality, dimensions_per_feature
 
 
 def _angles(w):

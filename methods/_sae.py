@@ -28,8 +28,8 @@ import numpy as np
 import optax
 
 from planted.groundtruth import Dictionary, Encoder, Problems
-from planted.groundtruth._arrays import as_matrix
-from planted.groundtruth._progress import Progress
+from planted.groundtruth import as_matrix
+from planted.groundtruth import Progress
 
 KINDS = ("relu", "topk", "batchtopk", "jumprelu")
 _BLOCK = 32  # steps per compiled scan call

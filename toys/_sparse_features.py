@@ -28,6 +28,8 @@ import scipy.sparse as sp
 from scipy.special import ndtri
 
 from planted.groundtruth import Config, FeatureToy, FeatureTruth, Problems
+from planted.toys._family import Family
+from planted.toys._feature_storage import feature_arrays, feature_toy
 
 CHUNK_SIZE = 4096
 # NumPy stream ids (nonzero: SeedSequence([s, 0]) equals SeedSequence(s)).
@@ -501,3 +503,7 @@ def _magnitudes(config: SparseFeaturesConfig, rng: np.random.Generator, size: in
     if config.magnitude == "exponential":
         return rng.exponential(mean, size).astype(np.float32)
     return np.abs(rng.normal(mean, config.magnitude_std, size)).astype(np.float32)
+
+
+FAMILY = Family(kind=SparseFeaturesConfig.kind, config=SparseFeaturesConfig, toy=FeatureToy, build=build, generator=sparse_features,
+                to_arrays=feature_arrays, from_arrays=feature_toy)

@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.decomposition import NMF, PCA, FastICA
 
 from planted.groundtruth import Dictionary, Encoder
-from planted.groundtruth._arrays import as_matrix
+from planted.groundtruth import as_matrix
 
 
 def _check_components(n_components, x: np.ndarray, *, at_most_d: bool) -> None:

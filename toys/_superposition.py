@@ -41,6 +41,8 @@ from planted.groundtruth import (
     dimensions_per_feature,
 )
 from planted.toys import _random as rnd
+from planted.toys._family import Family
+from planted.toys._feature_storage import superposition_arrays, superposition_toy
 
 CORRELATIONS = ("none", "correlated", "anticorrelated")
 _EVAL_SAMPLES = 8192
@@ -482,3 +484,7 @@ def _sample_chunk(config: SuperpositionConfig, w: np.ndarray, chunk: int) -> tup
     if config.hidden_relu:
         h = np.maximum(h, 0)
     return h.astype(np.float32), sp.csr_matrix(x)
+
+
+FAMILY = Family(kind=SuperpositionConfig.kind, config=SuperpositionConfig, toy=SuperpositionToy, build=build, generator=superposition,
+                to_arrays=superposition_arrays, from_arrays=superposition_toy)

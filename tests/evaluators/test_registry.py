@@ -1,0 +1,172 @@
+"""Every entry of every registry, on a tiny case: each built-in method (``METHODS``) on one tiny toy
+of its task (``TASKS``), and every method of every built-in suite (``SUITES``).
+
+The lists come from the registries at run time, so a method, task or suite added there is tested
+here without an edit. The contract: the method returns its task's prediction type, scores are
+finite, the same seed gives the same output, the artifact it receives holds no truth, and input
+with a NaN is rejected with a ValueError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+import pytest
+
+from planted import evaluators, toys
+from planted.evaluators.tasks import TASKS, private_copy
+from planted.groundtruth import CircuitTruth, ConnectomeTruth, FeatureTruth
+
+# One tiny toy per task; a task added without one fails test_every_task_has_a_tiny_toy.
+TINY = {
+    "features": lambda: toys.sparse_features(20, 8, 400, mean_active=3, noise_std=0.01, seed=0),
+    "circuits": lambda: toys.planted_mlp(8, 2, seed=0, depth=2, n_blocks=3, width=32, n_samples=32),
+    "connectivity": lambda: _connectome(),
+    "modules": lambda: _connectome(),
+    "hubs": lambda: _connectome(),
+}
+TRUTHS = (FeatureTruth, CircuitTruth, ConnectomeTruth)
+
+
+@functools.cache
+def _connectome():
+    return toys.connectome(80, seed=0, duration=20.0, n_modules=2, hub_fraction=0.1, hub_boost=4.0,
+                           exc_fraction=1.0, weight=24.0, depression=True, background_weight=2.8, density=0.05)
+
+
+@functools.cache
+def _toy(task: str):
+    return TINY[task]()
+
+
+def _fast(params: dict) -> dict:
+    """A tiny case's hyperparameters: training methods run a few dozen steps."""
+    return {**params, **({"n_steps": 48, "batch_size": 64} if "n_steps" in params else {})}
+
+
+@functools.cache
+def _run(name: str, params_json: str, task: str, seed: int = 0):
+    spec = evaluators.METHODS[name]
+    toy = _toy(task)
+    return spec.resolve()(TASKS[task].artifact(toy), seed=seed, **_fast(dict(spec.params)))
+
+
+def _arrays(value):
+    """Every array inside a prediction, in a fixed order."""
+    if isinstance(value, np.ndarray):
+        return [value]
+    if dataclasses.is_dataclass(value):
+        return [a for f in dataclasses.fields(value) for a in _arrays(getattr(value, f.name))]
+    if isinstance(value, (tuple, list)):
+        return [a for v in value for a in _arrays(v)]
+    if hasattr(value, "toarray"):
+        return [value.toarray()]
+    return []
+
+
+def _contains_truth(value, depth: int = 0) -> bool:
+    if isinstance(value, TRUTHS):
+        return True
+    if depth > 6 or isinstance(value, (np.ndarray, str, bytes, int, float)):
+        return False
+    if isinstance(value, dict):
+        return any(_contains_truth(v, depth + 1) for v in value.values())
+    if isinstance(value, (tuple, list)):
+        return any(_contains_truth(v, depth + 1) for v in value)
+    if dataclasses.is_dataclass(value):
+        return any(_contains_truth(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value))
+    return False
+
+
+def _with_nan(value):
+    """A copy of an artifact with one NaN in its first floating-point input array."""
+    done = []
+
+    def poison(v):
+        if isinstance(v, np.ndarray) and not done and np.issubdtype(v.dtype, np.floating) and v.size:
+            out = v.copy()
+            out.flat[0] = np.nan
+            done.append(True)
+            return out
+        if isinstance(v, dict):
+            return {k: poison(x) for k, x in v.items()}
+        if isinstance(v, tuple) and not hasattr(v, "_fields"):
+            return tuple(poison(x) for x in v)
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            clone = private_copy(v)
+            for f in dataclasses.fields(v):
+                if f.name in ("tasks", "traces", "clean"):  # inputs before weights
+                    object.__setattr__(clone, f.name, poison(getattr(v, f.name)))
+            for f in dataclasses.fields(v):
+                object.__setattr__(clone, f.name, poison(getattr(clone, f.name)))
+            return clone
+        return v
+
+    poisoned = poison(value)
+    assert done, "no floating-point array to poison"
+    return poisoned
+
+
+ENTRIES = [(name, spec.task) for name, spec in evaluators.METHODS.items()]
+
+
+def test_every_task_has_a_tiny_toy_and_every_method_a_task():
+    assert sorted(TINY) == sorted(TASKS)
+    assert all(task in TASKS for _, task in ENTRIES)
+
+
+@pytest.mark.parametrize("name, task", ENTRIES, ids=[e[0] for e in ENTRIES])
+def test_every_method_keeps_the_contract(name, task):
+    spec = evaluators.METHODS[name]
+    toy = _toy(task)
+    artifact = TASKS[task].artifact(toy)
+    assert not _contains_truth(artifact)
+    prediction = _run(name, spec.params_json, task)
+    TASKS[task].check_prediction(prediction, name)
+    scores = TASKS[task].score(prediction, toy)
+    assert scores and all(v is None or np.isfinite(v) for v in scores.values()), scores
+    again = spec.resolve()(TASKS[task].artifact(toy), seed=0, **_fast(dict(spec.params)))
+    for a, b in zip(_arrays(prediction), _arrays(again), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError):
+        spec.resolve()(_with_nan(artifact), seed=0, **_fast(dict(spec.params)))
+
+
+SUITE_METHODS = sorted({(s.name, m.name) for s in evaluators.SUITES.values() for m in s.methods})
+
+
+@pytest.mark.parametrize("suite, method", SUITE_METHODS, ids=[f"{s}-{m}" for s, m in SUITE_METHODS])
+def test_every_suite_method_returns_its_tasks_prediction(suite, method):
+    """The circuits suite once ran 13 connectome methods that could only fail."""
+    s = evaluators.SUITES[suite]
+    spec = next(m for m in s.methods if m.name == method)
+    assert spec.task == s.task
+    toy = _toy(s.task)
+    prediction = spec.resolve()(TASKS[s.task].artifact(toy), seed=0, **_fast(dict(spec.params)))
+    assert isinstance(prediction, TASKS[s.task].prediction_type)
+
+
+def test_a_suite_refuses_a_method_of_another_task():
+    with pytest.raises(ValueError, match="serve other tasks: pca"):
+        dataclasses.replace(evaluators.SUITES["circuits"], methods=(evaluators.METHODS["pca"],))
+    with pytest.raises(ValueError, match="serves the features task"):
+        evaluators.methods_for("circuits", "pca")
+
+
+def _vandal(x, *, seed):
+    x[0, 0] = 1e6  # writes into its input
+    return evaluators.METHODS["pca"].resolve()(x, seed=seed)
+
+
+def test_a_method_writing_into_its_input_fails_and_changes_nothing_for_the_next():
+    quick = evaluators.SUITES["quick"]
+    suite = dataclasses.replace(quick, name="vandal", toys=quick.toys[:1], seeds=(0,))
+    pca = evaluators.METHODS["pca"]
+    alone = evaluators.run(suite.with_methods([pca]), store=None, progress=False)
+    both = evaluators.run(suite.with_methods([evaluators.MethodSpec("vandal", _vandal), pca]), store=None,
+                          progress=False)
+    vandal, after = both
+    assert vandal.status == "failed" and "read-only" in vandal.error
+    assert after.status == "ok" and after.metrics == alone[0].metrics

@@ -1,0 +1,185 @@
+"""The trained kind: the circuits' weights learned under structural masks instead of compiled.
+
+Each gate gets ``_TRAINED_NEURONS`` neurons in its block that may read only its children's
+residual directions and write only its own; the masked network is trained on the task labels
+alone, and neurons whose mean ablation barely moves their task are pruned.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import TYPE_CHECKING
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from planted.toys._planted_mlp._config import _STREAM_WEIGHTS, PlantedMLPConfig
+from planted.toys._planted_mlp._formula import _Gate, _inputs_domain
+from planted.toys._planted_mlp._neurons import _Neuron
+from planted.toys._planted_mlp._truth import TOLERANCE
+
+if TYPE_CHECKING:
+    from planted.toys._planted_mlp._compiler import _Plan
+
+_TRAINED_NEURONS = 3  # neurons per gate, each confined to the gate's children and its variable
+_TRAIN_RESTARTS, _TRAIN_STEPS, _TRAIN_FINE, _TRAIN_ROUNDS, _TRAIN_ROWS, _TRAIN_RATE = 8, 2000, 500, 4, 256, 0.02
+_TRAIN_DRAWS = 20  # draws whose training fails before build gives up
+_TRAINED_ERROR = 0.02  # the largest output error a trained draw may keep (verify allows TOLERANCE)
+_TRAINED_EFFECT = 2 * TOLERANCE  # a trained neuron whose mean ablation moves less is pruned
+
+
+def _trainable_neurons(gate: _Gate, read_vars: list[int]) -> list[_Neuron]:
+    """``gate``'s neurons before training: each reads the gate's children and writes its variable."""
+    return [_Neuron(gate.level, dict.fromkeys(read_vars, 1.0), 0.0, {gate.var: 1.0}) for _ in range(_TRAINED_NEURONS)]
+
+
+
+def _masked_net(q, x, alive, structure, n_blocks: int, values=None):
+    """Outputs (batch, n_tasks) and activations (batch, c) of the circuit neurons alone; a neuron
+    whose ``alive`` is 0 outputs its entry of ``values`` (default 0: removed).
+
+    ``q``: read coefficients (c, k), biases (c,), write gains (c,), readout gains and offsets
+    (n_tasks,). ``structure``: the directions each neuron may read (c, k, d) and write (c, d),
+    the embedding, the answer directions, and each neuron's block. The structural masks are the
+    zeros of the read directions: a neuron reads nothing but its gate's children.
+    """
+    read_dirs, write_dirs, embed, answer_dirs, block_of = structure
+    w_in = jnp.einsum("ik,ikd->id", q["reads"], read_dirs)
+    w_out = q["writes"][:, None] * write_dirs
+    r = x @ embed
+    acts = jnp.zeros((x.shape[0], w_in.shape[0]))
+    for b in range(1, n_blocks + 1):
+        here = (block_of == b).astype(jnp.float32)
+        act = jax.nn.relu(r @ w_in.T + q["bias"]) * alive
+        if values is not None:
+            act = act + (1 - alive) * values
+        act = act * here
+        acts = acts + act
+        r = r + act @ w_out
+    return r @ (q["gain"][:, None] * answer_dirs).T + q["offset"], acts
+
+
+@functools.partial(jax.jit, static_argnums=(5, 6))
+def _fit(q, x, y, alive, structure, n_blocks: int, steps: int):
+    """``steps`` of full-batch Adam on the squared output error, vmapped over restarts; returns
+    the parameters and each restart's error per task (restarts, n_tasks)."""
+    import optax
+
+    def loss(q1):
+        return jnp.mean((_masked_net(q1, x, alive, structure, n_blocks)[0] - y) ** 2)
+
+    opt = optax.adam(_TRAIN_RATE)
+
+    def step(carry, _):
+        q, state = carry
+        updates, state = opt.update(jax.vmap(jax.grad(loss))(q), state)
+        return (optax.apply_updates(q, updates), state), None
+
+    (q, _), _ = jax.lax.scan(step, (q, opt.init(q)), None, length=steps)
+    return q, jax.vmap(lambda q1: jnp.mean((_masked_net(q1, x, alive, structure, n_blocks)[0] - y) ** 2, axis=0))(q)
+
+
+@functools.partial(jax.jit, static_argnums=5)
+def _check_trained(q, clean, corrupted, alive, structure, n_blocks: int):
+    """Outputs on clean and corrupted inputs, and per neuron the largest output change (c, n_tasks)
+    over the clean inputs when its activation is replaced by its clean mean (mean ablation)."""
+    out, acts = _masked_net(q, clean, alive, structure, n_blocks)
+    means = acts.mean(axis=0)
+
+    def ablated(i):
+        return _masked_net(q, clean, alive.at[i].set(0.0), structure, n_blocks, means)[0]
+
+    change = jnp.abs(jax.vmap(ablated)(jnp.arange(alive.shape[0])) - out[None]).max(axis=1)
+    return out, _masked_net(q, corrupted, alive, structure, n_blocks)[0], change
+
+
+def _train(plan: _Plan, blocks, cfg: PlantedMLPConfig, dirs: np.ndarray, tasks) -> bool:
+    """Train the circuit neurons' weights on the task labels under structural masks.
+
+    Each gate has ``_TRAINED_NEURONS`` neurons that may read only its children's residual
+    directions and write only its own; the readout of task t reads only its root's direction.
+    Training (Adam, full batch, restarts vmapped; the best restart kept) sees only the outputs,
+    so what a gate's variable carries is learned. Neurons whose mean ablation moves their task's
+    output by less than ``_TRAINED_EFFECT`` are then pruned and the rest fine-tuned, until every
+    remaining neuron is necessary and every output within ``_TRAINED_ERROR`` of its formula. The
+    coefficients are written back into the neurons; False when training fails (the draw is
+    discarded). Shapes are padded so that draws of one config share compiled code.
+    """
+    circuit = sorted({id(n): n for ns in plan.circuit_neurons for n in ns}.values(), key=lambda n: n.index)
+    c = -(-len(circuit) // 8) * 8
+    k = max(2, cfg.fan_in)
+    d = -(-dirs.shape[1] // 16) * 16
+    padded = np.zeros((dirs.shape[0], d))
+    padded[:, : dirs.shape[1]] = dirs
+    read_vars = [list(n.reads) for n in circuit]
+    read_dirs = np.zeros((c, k, d))
+    write_dirs = np.zeros((c, d))
+    block_of = np.zeros(c)
+    for i, n in enumerate(circuit):
+        read_dirs[i, : len(read_vars[i])] = padded[read_vars[i]]
+        write_dirs[i] = padded[next(iter(n.writes))]
+        block_of[i] = n.block
+    structure = tuple(jnp.asarray(v, jnp.float32) for v in (read_dirs, write_dirs, padded[: cfg.n_inputs], padded[plan.answer_vars], block_of))
+    rng = np.random.default_rng([cfg.seed, _STREAM_WEIGHTS, 1])
+    # Training inputs: every assignment of the tasks' leaves (or random ones), repeated to
+    # _TRAIN_ROWS rows, with the other inputs random (they matter only through superposition).
+    leaves = sorted(set().union(*map(set, plan.leaves)))
+    if 2 ** len(leaves) <= _TRAIN_ROWS:
+        x = np.resize(_inputs_domain(leaves, cfg.n_inputs, rng), (_TRAIN_ROWS, cfg.n_inputs))
+    else:
+        x = rng.integers(0, 2, size=(_TRAIN_ROWS, cfg.n_inputs)).astype(np.float64)
+    free = ~np.isin(np.arange(cfg.n_inputs), np.concatenate(plan.leaves))
+    x[:, free] = rng.integers(0, 2, size=(x.shape[0], int(free.sum())))
+    y = np.stack([root.evaluate(x) for root in plan.roots], axis=1)
+    r = _TRAIN_RESTARTS
+    q = {"reads": rng.normal(0, 1, (r, c, k)), "bias": rng.normal(0, 0.5, (r, c)),
+         "writes": rng.normal(0, 1 / math.sqrt(_TRAINED_NEURONS), (r, c)),
+         "gain": rng.normal(0, 1, (r, cfg.n_tasks)), "offset": np.full((r, cfg.n_tasks), 0.5)}
+    q = {key: jnp.asarray(v, jnp.float32) for key, v in q.items()}
+    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
+    alive = np.zeros(c, np.float32)
+    alive[: len(circuit)] = 1.0
+    q, losses = _fit(q, x, y, jnp.asarray(alive), structure, cfg.n_blocks, _TRAIN_STEPS)
+    member = np.zeros((cfg.n_tasks, c), bool)
+    for t, ns in enumerate(plan.circuit_neurons):
+        member[t, : len(circuit)] = np.isin([id(n) for n in circuit], [id(n) for n in ns])
+    # Tasks that share no neuron train independently: keep each task's best restart.
+    losses = np.asarray(losses)
+    best = losses.argmin(axis=0) if not cfg.shared else np.full(cfg.n_tasks, losses.sum(axis=1).argmin())
+    owner = np.where(member.any(axis=0), member.argmax(axis=0), 0)
+    # Per-neuron parameters come from the restart of their task, gains and offsets from each task's.
+    chosen = {key: best if key in ("gain", "offset") else best[owner] for key in q}
+    q = {key: jnp.asarray(np.asarray(v)[chosen[key], np.arange(v.shape[1])][None]) for key, v in q.items()}
+    for _ in range(_TRAIN_ROUNDS):
+        one = {key: v[0] for key, v in q.items()}
+        worst, weak = 0.0, np.zeros(c, bool)
+        for t, task in enumerate(tasks):
+            out, corrupt, change = (np.asarray(v) for v in _check_trained(
+                one, jnp.asarray(task.clean), jnp.asarray(task.corrupted), jnp.asarray(alive), structure, cfg.n_blocks))
+            worst = max(worst, float(np.abs(out[:, t] - plan.roots[t].evaluate(task.clean)).max()),
+                        float(np.abs(corrupt[:, t] - plan.roots[t].evaluate(task.corrupted)).max()))
+            weak |= member[t] & (alive > 0) & (change[:, t] < _TRAINED_EFFECT)
+        if not weak.any() and worst < _TRAINED_ERROR:
+            break
+        alive[weak] = 0.0
+        q, _ = _fit(q, x, y, jnp.asarray(alive), structure, cfg.n_blocks, _TRAIN_FINE)
+    else:
+        return False
+    one = {key: np.asarray(v[0], np.float64) for key, v in q.items()}
+    pruned = {id(n) for n, a in zip(circuit, alive) if a == 0}
+    for i, n in enumerate(circuit):
+        n.reads = {v: float(one["reads"][i, j]) for j, v in enumerate(read_vars[i])}
+        n.bias = float(one["bias"][i])
+        n.writes = {next(iter(n.writes)): float(one["writes"][i])}
+    plan.neurons = [n for n in plan.neurons if id(n) not in pruned]
+    plan.circuit_neurons = [[n for n in ns if id(n) not in pruned] for ns in plan.circuit_neurons]
+    plan.catalog = {mode: [n for n in items if id(n) not in pruned] for mode, items in plan.catalog.items()}
+    for block in blocks:
+        for s, n in enumerate(block):
+            if n is not None and id(n) in pruned:
+                block[s] = None  # the slot is left empty
+    plan.readout = list(zip(one["gain"].tolist(), one["offset"].tolist()))
+    return True
+
