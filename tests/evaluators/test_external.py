@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from planted import groundtruth
+from planted import toys
 from planted.evaluators import make, score
 from planted.evaluators.external import load_predictions
 
@@ -21,12 +21,12 @@ def test_make_writes_the_artifact_and_no_truth(folder):
     assert info["task"] == "features" and "directions" in info["predictions"]["arrays"]
     text = (folder / "artifact.json").read_text()
     assert "firing_probabilities" not in text and "codes\": {" not in text
-    toy = groundtruth.load(folder / "truth.sealed")
+    toy = toys.load(folder / "truth.sealed")
     assert toy.id == info["toy_id"]
 
 
 def test_perfect_predictions_score_perfectly(folder, tmp_path):
-    toy = groundtruth.load(folder / "truth.sealed")
+    toy = toys.load(folder / "truth.sealed")
     path = tmp_path / "perfect.npz"
     np.savez(path, directions=toy.truth.directions, codes=toy.truth.codes.toarray())
     scores = score(folder, path)

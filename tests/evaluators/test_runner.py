@@ -12,7 +12,8 @@ import pytest
 
 from planted import evaluators
 from planted.evaluators import MethodSpec, Store, run
-from planted.evaluators.suites import SUITES, pca_method
+from planted.evaluators._methods import pca_method
+from planted.evaluators.suites import SUITES
 
 FAST = ["pca", "ica"]
 
@@ -36,7 +37,7 @@ def helpers(tmp_path, monkeypatch):
     """A module of user methods importable by worker and CLI subprocesses."""
     (tmp_path / "user_methods.py").write_text(textwrap.dedent('''
         import time
-        from planted.evaluators.suites import pca_method
+        from planted.evaluators._methods import pca_method
 
         def slow_pca(x, *, seed):
             time.sleep(0.4)
@@ -102,7 +103,7 @@ def test_failing_and_misbehaving_methods_are_recorded_and_the_suite_goes_on(help
     assert status[("sparse-r2", "pca")].status == "ok"
     assert status[("sparse-r2", "user_methods:broken")].status == "failed"
     assert "RuntimeError: boom" in status[("sparse-r2", "user_methods:broken")].error
-    assert "needs a groundtruth._records.Dictionary" in status[("sparse-r2", "user_methods:wrong_type")].error
+    assert "needs a planted.groundtruth.Dictionary" in status[("sparse-r2", "user_methods:wrong_type")].error
     with Store(tmp_path / "s.sqlite") as s:
         assert sum(r.status == "failed" for r in s.results()) == 6
     # Failed cells are finished: a rerun skips them unless asked to retry.

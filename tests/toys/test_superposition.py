@@ -89,8 +89,8 @@ def test_presets_and_storage(tmp_path):
     toy = toys.preset("tms_5_2", seed=0, n_samples=256, n_steps=2000)
     assert toy.config.lr == 5e-3 and toy.config.weight_decay == 0.01 and toy.config.sparsity == 0.95
     assert toy.truth.directions.shape == (5, 2)
-    groundtruth.save(toy, tmp_path / "tms")
-    loaded = groundtruth.load(tmp_path / "tms")
+    toys.save(toy, tmp_path / "tms")
+    loaded = toys.load(tmp_path / "tms")
     assert isinstance(loaded, groundtruth.SuperpositionToy)
     np.testing.assert_array_equal(loaded.weights, toy.weights)
     np.testing.assert_array_equal(loaded.truth.dimensionality, toy.truth.dimensionality)
@@ -158,8 +158,8 @@ def test_snapshots_record_training_without_changing_it(tmp_path):
     odd = toys.superposition(**{**kwargs, "n_steps": 700}, snapshot_every=300)
     assert odd.truth.dynamics.steps.tolist() == [0, 300, 600, 700]
     np.testing.assert_array_equal(odd.truth.dynamics.weights[-1], odd.weights)
-    groundtruth.save(toy, tmp_path / "dyn")
-    loaded = groundtruth.load(tmp_path / "dyn").truth.dynamics
+    toys.save(toy, tmp_path / "dyn")
+    loaded = toys.load(tmp_path / "dyn").truth.dynamics
     np.testing.assert_array_equal(loaded.weights, dyn.weights)
     assert loaded.represented_step.tolist() == dyn.represented_step.tolist()
 
