@@ -159,3 +159,33 @@ def test_ray_backend_gives_the_same_results_as_in_process(tmp_path):
     assert _count(tmp_path / "ray.sqlite") == (6, 6)
     with pytest.raises(ValueError, match="unknown backend 'rey'; did you mean ray"):
         run("quick", backend="rey", store=None)
+
+
+def test_a_registered_task_reaches_worker_processes(helpers, monkeypatch):
+    """A user's task (module-level functions) travels with its cells to spawned workers, though
+    the workers' own TASKS never heard of it."""
+    (helpers / "user_tasks.py").write_text(textwrap.dedent('''
+        import numpy as np
+        from planted.groundtruth import NodeScores
+
+        def strongest(recording, *, seed):
+            return NodeScores(np.abs(recording.traces).mean(axis=0))
+
+        def score(prediction, toy):
+            return {"top_is_hub": float(toy.truth.hubs[toy.truth.observed][int(np.argmax(prediction.values))])}
+    '''))
+    import user_tasks
+
+    from planted.evaluators import TASKS, Suite, Task, ToySpec
+    from planted.groundtruth import ConnectomeTruth, NodeScores
+
+    task = Task(name="loudest", description="the loudest neuron is a hub", truth_type=ConnectomeTruth,
+                prediction_type=NodeScores, score=user_tasks.score, headline="top_is_hub", metrics=("top_is_hub",))
+    monkeypatch.setitem(TASKS, "loudest", task)
+    toy = ToySpec("tiny", "connectome", {"n_neurons": 60, "duration": 5.0, "hub_fraction": 0.1})
+    suite = Suite(name="loudest", task="loudest", toys=(toy,), methods=(MethodSpec("loud", "user_tasks:strongest"),),
+                  seeds=(0, 1))
+    here = run(suite, store=None, progress=False)
+    there = run(suite, store=None, workers=2, progress=False)
+    assert all(r.status == "ok" for r in there), [r.error for r in there]
+    assert [r.metrics for r in there] == [r.metrics for r in here]
