@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from planted.groundtruth import ComponentScores, Patch
+from planted.groundtruth import ComponentScores, Patch, Problems
 
 # Circuit sizes of the faithfulness curve, as fractions of all edges (MIB's grid).
 EDGE_FRACTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -161,8 +161,9 @@ def score_circuit(scores: ComponentScores, toy, task: int, *, faithfulness: bool
     if not isinstance(scores, ComponentScores):
         raise ValueError(f"scores must be a groundtruth ComponentScores, got {type(scores).__name__}")
     truth = toy.truth
-    if isinstance(task, bool) or not isinstance(task, (int, np.integer)) or not 0 <= task < truth.n_tasks:
-        raise ValueError(f"task must be an index in [0, {truth.n_tasks}), got {task!r}")
+    p = Problems()
+    p.integer("task", task, low=0, high=truth.n_tasks - 1)
+    p.raise_if_any("score_circuit")
     if scores.nodes is not None and scores.nodes.shape != (truth.graph.n_nodes,):
         raise ValueError(f"node scores must have {truth.graph.n_nodes} entries, got {scores.nodes.shape[0]}")
     if scores.edges is not None and scores.edges.shape != (truth.graph.n_edges,):
@@ -244,40 +245,17 @@ def score_modules(labels, modules) -> ModuleScores:
     return ModuleScores(nmi=normalized_mutual_info(modules[keep], labels[keep]),
                         ari=adjusted_rand_index(modules[keep], labels[keep]), n_nodes=int(keep.sum()))
 
-
-def plot_circuit(toy, task: int = 0, edge_scores: np.ndarray | None = None, *, ax=None, title: str = ""):
-    """The component graph by layer with ``task``'s planted circuit (grey) and, given a method's
-    edge scores, its top-k edges for k the circuit's size: green where planted, red where not."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    graph, truth = toy.graph, toy.truth
-    layers = graph.layers
-    y = np.zeros(graph.n_nodes)
-    for layer in np.unique(layers):
-        idx = np.flatnonzero(layers == layer)
-        y[idx] = np.linspace(0, 1, idx.size) if idx.size > 1 else 0.5
-    if ax is None:
-        _, ax = plt.subplots(figsize=(3.4, 2.8), constrained_layout=True)
-    src, dst = graph.edges()
-    true = truth.edges[task]
-    for e in true:
-        ax.plot([layers[src[e]], layers[dst[e]]], [y[src[e]], y[dst[e]]], color="0.75", lw=3, zorder=1, solid_capstyle="round")
-    if edge_scores is not None:
-        k = len(true)
-        order = np.argsort(-np.abs(np.nan_to_num(np.asarray(edge_scores, float), nan=-np.inf)), kind="mergesort")[:k]
-        planted = truth.edge_mask(task)
-        for e in order:
-            ax.plot([layers[src[e]], layers[dst[e]]], [y[src[e]], y[dst[e]]],
-                    color="tab:green" if planted[e] else "tab:red", lw=1, zorder=2)
-    member = truth.nodes[task]
-    ax.scatter(layers[~member], y[~member], s=2, color="0.8", zorder=3)
-    ax.scatter(layers[member], y[member], s=10, color="k", zorder=4)
-    ax.set_xticks(np.unique(layers))
-    names = ["in"] + [f"b{i}" for i in range(1, layers.max())] + ["out"]
-    ax.set_xticklabels(names, fontsize=6)
-    ax.set_yticks([])
-    ax.set_title(title or f"{truth.task_names[task]}: {truth.formulas[task]}", fontsize=7)
-    return ax.figure
+__all__ = [
+    "CircuitScores",
+    "EDGE_FRACTIONS",
+    "ModuleScores",
+    "adjusted_rand_index",
+    "auroc",
+    "average_precision",
+    "faithfulness_curve",
+    "normalized_mutual_info",
+    "precision_at_k",
+    "score_circuit",
+    "score_modules",
+    "with_edges",
+]

@@ -130,6 +130,9 @@ def _report(args) -> int:
         if not results:
             raise ValueError(f"{args.store}: no results for suite {args.suite!r}" + (f" version {args.version}" if args.version else ""))
         if args.out:
+            import matplotlib
+
+            matplotlib.use("Agg")  # a command-line run writes files; it never opens a window
             for path in report.write_report(results, args.out, store=store):
                 print(path, file=sys.stderr)
     groups = sorted({(r.suite, r.suite_version) for r in results})

@@ -24,7 +24,7 @@ import numpy as np
 
 from planted.evaluators.circuits import auroc, average_precision, precision_at_k
 from planted.groundtruth import as_matrix, as_vector
-from planted.groundtruth import ConnectomeTruth
+from planted.groundtruth import ConnectomeTruth, Problems
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,12 +183,13 @@ def hub_precision_at_k(centrality, hubs, k: int | None = None) -> float:
     if n_hubs == 0:
         raise ValueError(f"hubs has no planted hub among its {hubs.size} neurons; precision at k is undefined")
     k = n_hubs if k is None else k
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= hubs.size:
-        raise ValueError(f"k must be an integer in [1, {hubs.size}], got {k!r}")
+    p = Problems()
+    p.integer("k", k, low=1, high=hubs.size)
+    p.raise_if_any("hub_precision_at_k")
     return precision_at_k(centrality, hubs, int(k))
 
 
-# --- figures --------------------------------------------------------------------------------------
+# --- curves ---------------------------------------------------------------------------------------
 
 
 def roc_curve(scores, truth_or_adjacency) -> tuple[np.ndarray, np.ndarray]:
@@ -204,77 +205,6 @@ def roc_curve(scores, truth_or_adjacency) -> tuple[np.ndarray, np.ndarray]:
     tp = np.cumsum(labels)[last]
     fp = (last + 1) - tp
     return np.concatenate([[0.0], fp / max(fp[-1], 1)]), np.concatenate([[0.0], tp / max(tp[-1], 1)])
-
-
-def plot_adjacency(truth: ConnectomeTruth, scores=None, *, ax=None, title: str = ""):
-    """The planted adjacency among recorded neurons sorted by module (``scores`` None), or a
-    method's scores in the same order, its top pairs (as many as planted edges) shown."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(3, 3))
-    adjacency = truth.adjacency()
-    order = np.argsort(truth.modules[truth.observed], kind="stable")
-    if scores is None:
-        shown = adjacency != 0
-    else:
-        s = np.array(scores, np.float64)
-        np.fill_diagonal(s, -np.inf)
-        k = int((adjacency != 0).sum())
-        cut = np.sort(s.ravel())[-k] if k else np.inf
-        shown = s >= cut
-    ax.imshow(shown[np.ix_(order, order)], cmap="Greys", interpolation="nearest")
-    bounds = np.flatnonzero(np.diff(truth.modules[truth.observed][order])) + 0.5
-    for b in bounds:
-        ax.axhline(b, color="tab:red", lw=0.4)
-        ax.axvline(b, color="tab:red", lw=0.4)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_xlabel("post", fontsize=7)
-    ax.set_ylabel("pre", fontsize=7)
-    ax.set_title(title or ("planted" if scores is None else "inferred"), fontsize=8)
-    return ax
-
-
-def plot_roc(scores_by_method: dict, truth: ConnectomeTruth, *, ax=None, title: str = ""):
-    """ROC curves over ordered pairs for each method's score matrix, with their AUROC."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(3.2, 3.2))
-    for name, scores in scores_by_method.items():
-        fpr, tpr = roc_curve(scores, truth)
-        ax.plot(fpr, tpr, lw=1, label=f"{name} ({score_connectivity(scores, truth).auroc:.2f})")
-    ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls="--")
-    ax.set_xlabel("false positive rate", fontsize=7)
-    ax.set_ylabel("true positive rate", fontsize=7)
-    ax.legend(fontsize=6, loc="lower right")
-    ax.set_title(title, fontsize=8)
-    return ax
-
-
-def plot_activity(truth: ConnectomeTruth, recording, *, window: float = 20.0, neurons: int = 100, traces: int = 5,
-                  axes=None):
-    """A raster of ``neurons`` recorded neurons over the first ``window`` seconds, above the
-    recording's traces of ``traces`` of them."""
-    import matplotlib.pyplot as plt
-
-    if axes is None:
-        _, axes = plt.subplots(2, 1, figsize=(6, 4), sharex=True, constrained_layout=True)
-    shown = truth.observed[: min(neurons, truth.observed.size)]
-    row = {int(n): i for i, n in enumerate(shown)}
-    keep = (truth.spike_times < window) & np.isin(truth.spike_neurons, shown)
-    axes[0].scatter(truth.spike_times[keep], [row[int(n)] for n in truth.spike_neurons[keep]], s=0.5, c="k", marker="|")
-    axes[0].set_ylabel("neuron", fontsize=7)
-    axes[0].set_title(f"spikes of {shown.size} recorded neurons", fontsize=8)
-    frames = int(min(window * recording.frame_rate, recording.traces.shape[0]))
-    t = np.arange(frames) / recording.frame_rate
-    spacing = np.ptp(recording.traces[:frames, :traces])
-    for j in range(min(traces, recording.n_observed)):
-        axes[1].plot(t, recording.traces[:frames, j] + j * spacing, lw=0.6)
-    axes[1].set_xlabel("time (s)", fontsize=7)
-    axes[1].set_ylabel("fluorescence" if recording.kind == "calcium" else "spikes per frame", fontsize=7)
-    return axes
 
 
 # --- stimulus tuning ------------------------------------------------------------------------------
@@ -313,3 +243,12 @@ def score_tuning(dictionary, truth: ConnectomeTruth, recording=None):
 
     activations = None if recording is None else recording.traces
     return score_features(dictionary, tuning_truth(truth), activations=activations)
+
+__all__ = [
+    "ConnectivityScores",
+    "hub_precision_at_k",
+    "roc_curve",
+    "score_connectivity",
+    "score_tuning",
+    "tuning_truth",
+]

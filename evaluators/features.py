@@ -22,7 +22,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from scipy.special import betainc
 
-from planted.groundtruth import Dictionary, FeatureTruth
+from planted.groundtruth import Dictionary, FeatureTruth, Problems
 from planted.groundtruth import as_matrix
 
 EXACT_LIMIT = 1 << 24  # cosine entries up to which the matching is solved densely (64 MiB)
@@ -137,16 +137,16 @@ def score_features(
     FeatureScores
     """
     d = _as_dictionary(dictionary)
+    p = Problems()
     if not isinstance(truth, FeatureTruth):
-        raise ValueError(f"truth must be a groundtruth.FeatureTruth, got {type(truth).__name__}")
-    if d.d_model != truth.d_model:
-        raise ValueError(f"dictionary directions have d_model {d.d_model} but the truth has {truth.d_model}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
-        raise ValueError(f"candidates must be a positive integer, got {candidates!r}")
+        p.add(f"truth must be a groundtruth.FeatureTruth, got {type(truth).__name__}")
+    elif d.d_model != truth.d_model:
+        p.add(f"dictionary directions have d_model {d.d_model} but the truth has {truth.d_model}")
+    p.number("threshold", threshold, low=0, high=1, low_open=True)
+    p.integer("chunk_size", chunk_size, low=1)
+    p.integer("candidates", candidates, low=1)
+    p.raise_if_any("score_features")
+    chunk_size, candidates = int(chunk_size), int(candidates)
     rep = np.flatnonzero(truth.represented)
     if rep.size == 0:
         raise ValueError("truth has no represented features; there is nothing to recover")
@@ -309,10 +309,10 @@ def chance_mmcs(n_latents: int, d_model: int) -> float:
     so ``P(|cos| <= t) = I_{t^2}(1/2, (d-1)/2)``; the expected maximum of ``n_latents`` independent
     draws is ``integral_0^1 1 - P(|cos| <= t)^n dt``.
     """
-    if isinstance(n_latents, bool) or not isinstance(n_latents, int) or n_latents < 1:
-        raise ValueError(f"n_latents must be a positive integer, got {n_latents!r}")
-    if isinstance(d_model, bool) or not isinstance(d_model, int) or d_model < 2:
-        raise ValueError(f"d_model must be an integer >= 2, got {d_model!r}")
+    p = Problems()
+    p.integer("n_latents", n_latents, low=1)
+    p.integer("d_model", d_model, low=2)
+    p.raise_if_any("chance_mmcs")
     t = np.linspace(0.0, 1.0, 20001)
     cdf = betainc(0.5, (d_model - 1) / 2.0, t**2)
     return float(np.trapezoid(1.0 - cdf**n_latents, t))

@@ -22,10 +22,11 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from planted import __version__, toys
 from planted.evaluators._methods import METHODS, MethodSpec
 from planted.groundtruth import Progress
-from planted.evaluators.store import DEFAULT_STORE, CellKey, CellResult, Store
+from planted.evaluators import _figures
+from planted.evaluators.store import DEFAULT_STORE, CellKey, CellResult, Store, suite_key
 from planted.evaluators.suites import SUITES, Suite
 from planted.evaluators.tasks import TASKS, Task
-from planted.groundtruth import Config, nearest
+from planted.groundtruth import Config, Problems, nearest
 
 BACKENDS = ("local", "ray")
 
@@ -40,6 +41,7 @@ class _Cell:
     axes: dict[str, float]
     method: MethodSpec
     seed: int
+    figure_data: bool = False  # also return the toy's figure arrays (the store lacks them)
 
     @property
     def key(self) -> CellKey:
@@ -55,12 +57,15 @@ def _toy(config: Config):
 
 def _execute(cell: _Cell) -> CellResult:
     """Run one cell: build the toy, hand the method a private, read-only copy of its artifact only,
-    score the prediction."""
+    score the prediction; for a cell marked ``figure_data``, also the task's figure arrays of the toy."""
     task = cell.task
     start = time.perf_counter()
+    arrays = None
     try:
         toy = _toy(cell.config)
         task.check_toy(toy)
+        if cell.figure_data:
+            arrays = dict(task.figure_data(toy))
         fn = cell.method.resolve()
         prediction = fn(task.artifact(toy), seed=cell.seed, **dict(cell.method.params))
         task.check_prediction(prediction, cell.method.name)
@@ -73,8 +78,18 @@ def _execute(cell: _Cell) -> CellResult:
         suite=cell.suite, suite_version=cell.suite_version, task=task.name, toy=cell.toy, toy_id=cell.config.id,
         axes=dict(cell.axes), method=cell.method.name, params=cell.method.params_json, seed=cell.seed,
         status=status, metrics=metrics, seconds=time.perf_counter() - start, package_version=__version__,
-        error=error, config=cell.config.to_json(), directions=directions,
+        error=error, config=cell.config.to_json(), directions=directions, toy_arrays=arrays,
     )
+
+
+def _phase_diagram_data() -> dict[str, Any]:
+    """The n=2, m=1 phase diagram (Elhage et al. 2022): 12 x 12 grid, 5000 steps of 512 (about 10 s)."""
+    return _figures.phase_diagram_data(toys.phase_diagram(n_steps=5000, batch_size=512))
+
+
+# Suite-level figure data, by the name a suite lists in ``figures``: computed once per suite
+# version when the suite runs into a store, kept under ``suite_key``, drawn by the task's figures.
+_SUITE_FIGURE_DATA: dict[str, Callable[[], dict[str, Any]]] = {"phase_diagram": _phase_diagram_data}
 
 
 def _execute_with_threads(cell: _Cell, threads: int) -> CellResult:
@@ -151,8 +166,10 @@ def run(
         if suite not in SUITES:
             raise nearest(suite, SUITES, "suite")
         suite = SUITES[suite]
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    p = Problems()
+    p.integer("workers", workers, low=1)
+    p.raise_if_any("run")
+    workers = int(workers)
     if backend not in BACKENDS:
         raise nearest(backend, BACKENDS, "backend")
     if address is not None and backend != "ray":
@@ -166,6 +183,9 @@ def run(
     if suite.task not in TASKS:
         raise nearest(suite.task, TASKS, "task")
     task = TASKS[suite.task]
+    for extra in suite.figures:
+        if extra not in _SUITE_FIGURE_DATA:
+            raise nearest(extra, _SUITE_FIGURE_DATA, f"figure of suite {suite.name!r}")
     cells = [
         _Cell(suite.name, version, task, t.name, t.make(seed), dict(t.axes), m, seed)
         for t in suite.toys
@@ -177,6 +197,12 @@ def run(
     try:
         done = db.finished((c.key for c in cells), include_failed=not retry_failed) if db is not None else set()
         todo = [c for c in cells if c.key not in done]
+        if db is not None:  # the first cell to run on each toy also returns its figure arrays, when missing
+            first = {}
+            for c in todo:
+                first.setdefault(c.config.id, c.key)
+            wanted = {k for toy_id, k in first.items() if not db.has_toy_arrays(toy_id, task=task.name)}
+            todo = [dataclasses.replace(c, figure_data=True) if c.key in wanted else c for c in todo]
         fresh: dict[CellKey, CellResult] = {}
         with Progress(len(todo), f"{suite.name} v{version}", enabled=progress) as bar:
             results = _ray_results(todo, workers, address, bar) if backend == "ray" else _results(todo, workers, bar)
@@ -185,6 +211,10 @@ def run(
                     db.write(result)
                 fresh[result.key] = result
                 bar.update()
+        for extra in suite.figures if db is not None else ():
+            key = suite_key(suite.name, version, extra)
+            if not db.has_toy_arrays(key, task=task.name):
+                db.write_toy_arrays(key, task.name, _SUITE_FIGURE_DATA[extra]())
         stored = {r.key: r for r in db.results(suite=suite.name, suite_version=version)} if db is not None else {}
         return [fresh.get(c.key) or stored[c.key] for c in cells]
     finally:

@@ -53,10 +53,34 @@ CREATE TABLE IF NOT EXISTS predictions (
     directions BLOB NOT NULL,
     PRIMARY KEY (suite, suite_version, task, toy_id, method, params, seed)
 );
+CREATE TABLE IF NOT EXISTS toy_arrays (
+    toy_id TEXT NOT NULL,
+    task TEXT NOT NULL,
+    name TEXT NOT NULL,
+    array BLOB NOT NULL,
+    PRIMARY KEY (toy_id, task, name)
+);
 """
 
-# Predictions up to this many float32 entries are kept, for the report's diagnostic figures.
+# Predictions (and each figure array of a toy) up to this many entries are kept, for the report's figures.
 KEEP_PREDICTION_LIMIT = 1 << 21
+
+
+def suite_key(suite: str, version: str, extra: str) -> str:
+    """The ``toy_id`` under which ``Store.toy_arrays`` keeps a suite-level extra (a suite's
+    ``figures`` entry, e.g. ``"phase_diagram"``) of one suite version."""
+    return f"suite:{suite}:{version}:{extra}"
+
+
+def _to_blob(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, array=np.asarray(array))
+    return buf.getvalue()
+
+
+def _from_blob(blob: bytes) -> np.ndarray:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+        return npz["array"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +102,8 @@ class CellResult:
 
     ``metrics`` maps each metric name to a float (or None where it does not apply); ``axes``
     holds the toy's difficulty coordinates (e.g. superposition ratio) for the report's plots.
+    ``toy_arrays`` carries, from the cell that computed them, the toy's figure arrays (its task's
+    ``figure_data``) to the store; results read back from a store leave it None.
     """
 
     suite: str
@@ -96,6 +122,7 @@ class CellResult:
     error: str = ""
     config: str = ""  # the toy's config as canonical JSON (rebuilds the toy for diagnostics)
     directions: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+    toy_arrays: dict[str, np.ndarray] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> CellKey:
@@ -146,7 +173,8 @@ class Store:
         return found & set(keys)
 
     def write(self, result: CellResult) -> None:
-        """Insert or replace one cell's row (and its prediction's directions, when small), atomically."""
+        """Insert or replace one cell's row (with its prediction's directions and its toy's figure
+        arrays, when small), atomically."""
         row = (
             result.suite, result.suite_version, result.task, result.toy, result.toy_id,
             json.dumps(result.axes, sort_keys=True), result.method, result.params, result.seed, result.status,
@@ -169,10 +197,44 @@ class Store:
             )
             if blob is not None:
                 self._db.execute("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*key, blob))
+            self._insert_arrays(result.toy_id, result.task, result.toy_arrays or {})
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+
+    def _insert_arrays(self, toy_id: str, task: str, arrays: dict[str, np.ndarray]) -> None:
+        for name, array in sorted(arrays.items()):
+            array = np.asarray(array)
+            if array.dtype.hasobject:
+                raise ValueError(f"figure array {name!r} of toy {toy_id} has dtype object; store numbers, bools or "
+                                 "strings (arrays are read back without pickle)")
+            if array.size <= KEEP_PREDICTION_LIMIT:
+                self._db.execute("INSERT OR REPLACE INTO toy_arrays VALUES (?, ?, ?, ?)",
+                                 (toy_id, task, str(name), _to_blob(array)))
+
+    def write_toy_arrays(self, toy_id: str, task: str, arrays: dict[str, np.ndarray]) -> None:
+        """Keep ``arrays`` (name -> array; arrays over ``KEEP_PREDICTION_LIMIT`` entries are left
+        out) for the figures of ``task`` on toy ``toy_id`` (or a ``suite_key``), atomically."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._insert_arrays(toy_id, task, arrays)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def has_toy_arrays(self, toy_id: str, *, task: str) -> bool:
+        """Whether the store keeps any figure array of ``task`` for ``toy_id``."""
+        row = self._db.execute("SELECT 1 FROM toy_arrays WHERE toy_id = ? AND task = ? LIMIT 1", (toy_id, task))
+        return row.fetchone() is not None
+
+    def toy_arrays(self, toy_id: str, *, task: str) -> dict[str, np.ndarray]:
+        """The figure arrays kept for ``task`` on toy ``toy_id`` (or a ``suite_key``), by name; {}
+        when none. Read without pickle."""
+        rows = self._db.execute("SELECT name, array FROM toy_arrays WHERE toy_id = ? AND task = ? ORDER BY name",
+                                (toy_id, task))
+        return {name: _from_blob(blob) for name, blob in rows}
 
     def directions(self, key: CellKey) -> np.ndarray | None:
         """The stored prediction directions of a cell (None when not kept). Read without pickle."""
@@ -218,4 +280,5 @@ __all__ = [
     "FORMATS",
     "KEEP_PREDICTION_LIMIT",
     "Store",
+    "suite_key",
 ]

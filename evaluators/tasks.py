@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from planted.evaluators import _figures
 from planted.evaluators.circuits import auroc, score_circuit, score_modules, with_edges
 from planted.evaluators.connectome import hub_precision_at_k, score_connectivity
 from planted.evaluators.features import score_features
@@ -61,6 +63,14 @@ def _keep_nothing(prediction: Any, toy: Toy) -> None:
     return None
 
 
+def _no_figures(results: Sequence[Any], store: Any, folder: Path) -> list[Path]:
+    return []
+
+
+def _no_figure_data(toy: Toy) -> dict[str, np.ndarray]:
+    return {}
+
+
 @dataclasses.dataclass(frozen=True)
 class Task:
     """A benchmark task.
@@ -86,6 +96,21 @@ class Task:
     keep : callable(prediction, toy) -> array or None
         The array of a prediction the store keeps for report figures (feature directions; a
         circuit method's edge scores on the first task, induced from node scores if need be).
+    figure_data : callable(toy) -> dict[str, np.ndarray]
+        The truth arrays this task's figures draw (planted directions, a circuit's graph and
+        edges, a connectome's adjacency and a recording excerpt, a superposition toy's W ...).
+        The runner calls it once per toy, on the cell that builds it first, and the store keeps
+        the arrays under (toy id, task name): ``Store.toy_arrays(toy_id, task=name)``. Keep them
+        small (arrays over ``store.KEEP_PREDICTION_LIMIT`` entries are not kept) and of numeric,
+        bool or string dtype (they are read back without pickle). Default: no arrays.
+    figures : callable(results, store, folder) -> list[Path]
+        Writes this task's report figures (and tables): ``results`` are the task's
+        ``CellResult``s (every suite, seed and status), ``store`` the ``Store`` they came from or
+        None, ``folder`` the existing output folder; returns the paths written. It reads what it
+        draws from the store (``store.toy_arrays(r.toy_id, task=r.task)``, the kept predictions
+        ``store.directions(r.key)``) and never builds or trains a toy; what is not stored (or
+        every figure, when ``store`` is None) is skipped silently. ``write_report`` calls it once
+        per task present in the results. Default: no figures.
 
     Every callable is a module-level function, so a task (built-in or registered by a user in
     ``TASKS``) travels to worker processes and Ray tasks with the cell that uses it.
@@ -100,6 +125,8 @@ class Task:
     metrics: tuple[str, ...]
     artifact: Callable[[Toy], Any] = toy_artifact
     keep: Callable[[Any, Toy], Any] = _keep_nothing
+    figure_data: Callable[[Toy], dict[str, np.ndarray]] = _no_figure_data
+    figures: Callable[..., list[Path]] = _no_figures
 
     def check_toy(self, toy: Toy) -> None:
         if not isinstance(getattr(toy, "truth", None), self.truth_type):
@@ -186,6 +213,8 @@ TASKS: dict[str, Task] = {
             headline="mmcs",
             metrics=("mmcs", "matched_cosine", "recovered", "spurious", "code_correlation", "fvu", "l0"),
             keep=_feature_keep,
+            figure_data=_figures.features_figure_data,
+            figures=_figures.features_figures,
         ),
         Task(
             name="circuits",
@@ -197,6 +226,8 @@ TASKS: dict[str, Task] = {
             headline="edge_auroc",
             metrics=("edge_auroc", "edge_auprc", "node_auroc", "node_precision_at_k", "cpr", "cmd"),
             keep=_circuit_keep,
+            figure_data=_figures.circuits_figure_data,
+            figures=_figures.circuits_figures,
         ),
         Task(
             name="connectivity",
@@ -208,6 +239,8 @@ TASKS: dict[str, Task] = {
             headline="auroc",
             metrics=("auroc", "auprc", "sign_accuracy"),
             keep=_connectivity_keep,
+            figure_data=_figures.connectome_figure_data,
+            figures=_figures.connectome_figures,
         ),
         Task(
             name="modules",
@@ -217,6 +250,8 @@ TASKS: dict[str, Task] = {
             score=_module_metrics,
             headline="nmi",
             metrics=("nmi", "ari", "n_modules"),
+            figure_data=_figures.connectome_figure_data,
+            figures=_figures.connectome_figures,
         ),
         Task(
             name="hubs",
@@ -227,6 +262,8 @@ TASKS: dict[str, Task] = {
             score=_hub_metrics,
             headline="hub_precision",
             metrics=("hub_precision", "hub_auroc"),
+            figure_data=_figures.connectome_figure_data,
+            figures=_figures.connectome_figures,
         ),
     )
 }

@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import numpy as np
+
 SCHEMA_VERSION = 1  # of a config's canonical JSON (part of every content id)
 
 
@@ -26,8 +28,30 @@ def nearest(name: Any, options, what: str) -> ValueError:
     return ValueError(f"unknown {what} {name!r}{hint} Choose from: {', '.join(sorted(str(o) for o in options))}")
 
 
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python number it holds, so messages read ``3``, not ``np.int64(3)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 class Problems:
-    """Collects every problem of a multi-part spec so they are raised once, together."""
+    """Collects every problem of a multi-part spec so they are raised once, together.
+
+    ``integer`` accepts Python and NumPy integers (never ``bool``); ``number`` accepts Python and
+    NumPy integers and floats that are finite (never ``bool``). A bound of None is unbounded.
+    ``raise_if_any(where)`` raises one ``ValueError``: ``"where: message"`` for one problem,
+    ``"where: N problems:"`` and a bulleted list for several.
+
+    Examples
+    --------
+    >>> p = Problems()
+    >>> p.integer("n_latents", 0, low=1)
+    >>> p.number("threshold", 1.5, low=0, high=1, low_open=True)
+    >>> p.raise_if_any("score")
+    Traceback (most recent call last):
+    ValueError: score: 2 problems:
+      - n_latents must be in [1, inf), got 0
+      - threshold must be in (0, 1], got 1.5
+    """
 
     def __init__(self) -> None:
         self.messages: list[str] = []
@@ -36,7 +60,7 @@ class Problems:
         self.messages.append(message)
 
     def integer(self, name: str, value: Any, *, low: int | None = None, high: int | None = None) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             self.add(f"{name} must be an integer, got {value!r}")
             return
         self._range(name, value, low, high)
@@ -51,7 +75,8 @@ class Problems:
         low_open: bool = False,
         high_open: bool = False,
     ) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        real = (int, float, np.integer, np.floating)
+        if isinstance(value, bool) or not isinstance(value, real) or not math.isfinite(value):
             self.add(f"{name} must be a finite number, got {value!r}")
             return
         self._range(name, value, low, high, low_open, high_open)
@@ -69,11 +94,11 @@ class Problems:
         too_low = low is not None and (value <= low if low_open else value < low)
         too_high = high is not None and (value >= high if high_open else value > high)
         if too_low or too_high:
-            left = "(" if low_open else "["
-            right = ")" if high_open else "]"
-            lo = "-inf" if low is None else repr(low)
-            hi = "inf" if high is None else repr(high)
-            self.add(f"{name} must be in {left}{lo}, {hi}{right}, got {value!r}")
+            left = "(" if low_open or low is None else "["
+            right = ")" if high_open or high is None else "]"
+            lo = "-inf" if low is None else repr(_plain(low))
+            hi = "inf" if high is None else repr(_plain(high))
+            self.add(f"{name} must be in {left}{lo}, {hi}{right}, got {_plain(value)!r}")
 
     def raise_if_any(self, where: str) -> None:
         if self.messages:

@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from planted.groundtruth._arrays import check_finite
+from planted.groundtruth._config import Problems
 
 RECORDING_KINDS = ("calcium", "spikes")
 
@@ -40,14 +41,14 @@ class Recording:
             raise ValueError(f"traces must be (n_frames, n_observed), got shape {traces.shape}")
         check_finite("traces", traces)
         object.__setattr__(self, "traces", traces)
-        if not np.isfinite(self.frame_rate) or self.frame_rate <= 0:
-            raise ValueError(f"frame_rate must be a positive number of frames per second, got {self.frame_rate!r}")
-        if self.kind not in RECORDING_KINDS:
-            raise ValueError(f"kind must be one of {RECORDING_KINDS}, got {self.kind!r}")
-        if self.positions is not None:
-            positions = np.asarray(self.positions, np.float64)
-            if positions.ndim != 2 or positions.shape[0] != traces.shape[1]:
-                raise ValueError(f"positions must be (n_observed={traces.shape[1]}, dim), got {positions.shape}")
+        p = Problems()
+        p.number("frame_rate", self.frame_rate, low=0, low_open=True)  # frames per second
+        p.choice("kind", self.kind, RECORDING_KINDS)
+        positions = None if self.positions is None else np.asarray(self.positions, np.float64)
+        if positions is not None and (positions.ndim != 2 or positions.shape[0] != traces.shape[1]):
+            p.add(f"positions must be (n_observed={traces.shape[1]}, dim), got {positions.shape}")
+        p.raise_if_any("Recording")
+        if positions is not None:
             object.__setattr__(self, "positions", positions)
 
     @property
@@ -143,8 +144,9 @@ class ConnectomeTruth:
         if observed.ndim != 1 or observed.size == 0 or observed.min() < 0 or observed.max() >= n or np.unique(observed).size != observed.size:
             raise ValueError(f"observed must be distinct neuron indices in [0, {n})")
         object.__setattr__(self, "observed", observed)
-        if not np.isfinite(self.duration) or self.duration <= 0:
-            raise ValueError(f"duration must be positive seconds, got {self.duration!r}")
+        p = Problems()
+        p.number("duration", self.duration, low=0, low_open=True)  # seconds
+        p.raise_if_any("ConnectomeTruth")
 
     @property
     def n_neurons(self) -> int:

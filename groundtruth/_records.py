@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from planted.groundtruth._arrays import as_csr, as_matrix, as_vector
-from planted.groundtruth._config import Config
+from planted.groundtruth._config import Config, Problems
 from planted.groundtruth._geometry import GEOMETRY_JUMP, REPRESENTED_NORM, dimensionality
 
 # A sampler maps a chunk index to that chunk's (activations (chunk, d), codes CSR (chunk, n_features)).
@@ -221,13 +221,19 @@ class Encoder:
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "bias", as_vector("encoder.bias", self.bias, length=n))
         object.__setattr__(self, "pre_bias", as_vector("encoder.pre_bias", self.pre_bias, length=d))
-        if self.activation not in self.activations:
-            raise ValueError(f"encoder.activation must be one of {self.activations}, got {self.activation!r}")
-        if self.activation == "topk" and (not isinstance(self.k, int) or not 1 <= self.k <= n):
-            raise ValueError(f"encoder.k must be an integer in [1, {n}] for topk, got {self.k!r}")
+        p = Problems()
+        p.choice("encoder.activation", self.activation, self.activations)
+        if self.activation == "topk":
+            if self.k is None:
+                p.add(f"encoder.k is required for the topk activation: an integer in [1, {n}]")
+            else:
+                p.integer("encoder.k", self.k, low=1, high=n)
+        if self.activation == "threshold" and self.threshold is None:
+            p.add("encoder.threshold is required for the threshold activation")
+        p.raise_if_any("Encoder")
+        if self.activation == "topk":
+            object.__setattr__(self, "k", int(self.k))
         if self.activation == "threshold":
-            if self.threshold is None:
-                raise ValueError("encoder.threshold is required for the threshold activation")
             object.__setattr__(self, "threshold", as_vector("encoder.threshold", self.threshold, length=n))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -420,14 +426,14 @@ class FeatureToy(Toy):
             Index of the first sample. ``start=toy.n_samples`` streams samples disjoint from
             ``toy.activations`` (a held-out split).
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-            raise ValueError(f"start must be a non-negative integer, got {start!r}")
-        if n_samples is None:
-            n_samples = max(self.n_samples - start, 0)
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 0:
-            raise ValueError(f"n_samples must be a non-negative integer, got {n_samples!r}")
+        p = Problems()
+        p.integer("batch_size", batch_size, low=1)
+        p.integer("start", start, low=0)
+        if n_samples is not None:
+            p.integer("n_samples", n_samples, low=0)
+        p.raise_if_any("FeatureToy.batches")
+        batch_size, start = int(batch_size), int(start)
+        n_samples = max(self.n_samples - start, 0) if n_samples is None else int(n_samples)
         stop = start + n_samples
         if stop > self.n_samples and self.sampler is None:
             raise ValueError(

@@ -7,16 +7,17 @@ import warnings
 import numpy as np
 from sklearn.decomposition import NMF, PCA, FastICA
 
-from planted.groundtruth import Dictionary, Encoder
+from planted.groundtruth import Dictionary, Encoder, Problems
 from planted.groundtruth import as_matrix
 
 
-def _check_components(n_components, x: np.ndarray, *, at_most_d: bool) -> None:
+def _check_components(where: str, n_components, x: np.ndarray, *, at_most_d: bool) -> int:
+    """``n_components`` as an int in [1, min(n_samples, d_model)] (or [1, n_samples]), else a ValueError."""
     n, d = x.shape
-    high = min(n, d) if at_most_d else n
-    if isinstance(n_components, bool) or not isinstance(n_components, int) or not 1 <= n_components <= high:
-        limit = f"min(n_samples, d_model) = {high}" if at_most_d else f"n_samples = {high}"
-        raise ValueError(f"n_components must be an integer between 1 and {limit}, got {n_components!r}")
+    p = Problems()
+    p.integer("n_components", n_components, low=1, high=min(n, d) if at_most_d else n)
+    p.raise_if_any(where)
+    return int(n_components)
 
 
 def pca(activations, n_components: int) -> Dictionary:
@@ -34,7 +35,7 @@ def pca(activations, n_components: int) -> Dictionary:
         centred activations onto them; ``decoder_bias`` is the mean; ``codes`` the projections.
     """
     x = as_matrix("activations", activations)
-    _check_components(n_components, x, at_most_d=True)
+    n_components = _check_components("pca", n_components, x, at_most_d=True)
     model = PCA(n_components=n_components, svd_solver="full").fit(x)
     components = model.components_.astype(np.float32)
     mean = model.mean_.astype(np.float32)
@@ -60,7 +61,7 @@ def ica(activations, n_components: int, *, seed: int, max_iter: int = 400) -> Di
         matrix, ``codes`` the estimated sources, ``decoder_bias`` the mean.
     """
     x = as_matrix("activations", activations)
-    _check_components(n_components, x, at_most_d=True)
+    n_components = _check_components("ica", n_components, x, at_most_d=True)
     model = FastICA(
         n_components=n_components, whiten="unit-variance", random_state=seed, max_iter=max_iter, tol=1e-4
     )
@@ -96,7 +97,7 @@ def nmf(activations, n_components: int, *, seed: int, max_iter: int = 300) -> Di
         new data need a fit of their own).
     """
     x = as_matrix("activations", activations)
-    _check_components(n_components, x, at_most_d=False)
+    n_components = _check_components("nmf", n_components, x, at_most_d=False)
     split = np.concatenate([np.maximum(x, 0), np.maximum(-x, 0)], axis=1)
     model = NMF(n_components=n_components, init="nndsvda", random_state=seed, max_iter=max_iter)
     with warnings.catch_warnings():

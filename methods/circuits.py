@@ -26,21 +26,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from planted.groundtruth import ComponentScores, Patch, as_matrix
+from planted.groundtruth import ComponentScores, Patch, Problems, as_matrix
 from planted.methods import graphs
 
 AGGREGATES = ("abs", "mean")
 ABLATIONS = ("zero", "mean", "resample")
 
 
-def _check(artifact, task: int, aggregate: str = "abs"):
+def _check(where: str, artifact, task: int, p: Problems | None = None, *, aggregate: str = "abs"):
+    """The task ``task`` of ``artifact``. Raises one ValueError, from ``where``, listing every
+    problem of ``task``, ``aggregate`` and those the caller already put in ``p``."""
     tasks = getattr(artifact, "tasks", None)
     if tasks is None or not hasattr(artifact, "model"):
         raise ValueError(f"artifact must be a circuit artifact (model, graph, tasks), got {type(artifact).__name__}")
-    if isinstance(task, bool) or not isinstance(task, (int, np.integer)) or not 0 <= task < len(tasks):
-        raise ValueError(f"task must be an index in [0, {len(tasks)}), got {task!r}")
-    if aggregate not in AGGREGATES:
-        raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
+    p = Problems() if p is None else p
+    p.integer("task", task, low=0, high=len(tasks) - 1)
+    p.choice("aggregate", aggregate, AGGREGATES)
+    p.raise_if_any(where)
     t = tasks[task]
     for name in ("clean", "corrupted"):
         as_matrix(f"task {t.name!r} {name} inputs", getattr(t, name))
@@ -82,9 +84,9 @@ def _intervene(artifact, task, values, aggregate: str) -> ComponentScores:
 def ablation(artifact, task: int, *, kind: str = "mean", aggregate: str = "abs", seed: int = 0) -> ComponentScores:
     """Ablate each node alone: set it to 0 (``zero``), its mean over the clean inputs (``mean``),
     or its value on another clean input (``resample``); score the metric change."""
-    t = _check(artifact, task, aggregate)
-    if kind not in ABLATIONS:
-        raise ValueError(f"kind must be one of {ABLATIONS}, got {kind!r}")
+    p = Problems()
+    p.choice("kind", kind, ABLATIONS)
+    t = _check("ablation", artifact, task, p, aggregate=aggregate)
     acts = artifact.model.run(t.clean)["activations"]
     if kind == "zero":
         values = np.zeros(acts.shape[1], np.float32)
@@ -97,7 +99,7 @@ def ablation(artifact, task: int, *, kind: str = "mean", aggregate: str = "abs",
 
 def activation_patching(artifact, task: int, *, aggregate: str = "abs") -> ComponentScores:
     """Patch each node alone from the clean run to its corrupted-run activation; score the metric change."""
-    t = _check(artifact, task, aggregate)
+    t = _check("activation_patching", artifact, task, aggregate=aggregate)
     return _intervene(artifact, t, artifact.model.run(t.corrupted)["activations"], aggregate)
 
 
@@ -121,7 +123,7 @@ def _grad_jit(run_fn, params, x, sign, index, n_nodes, wrt):
 def attribution_patching(artifact, task: int, *, aggregate: str = "abs") -> ComponentScores:
     """Linear estimate of activation patching (Nanda 2023): gradient of the metric at the clean
     input times (corrupted - clean) activation, per node."""
-    t = _check(artifact, task, aggregate)
+    t = _check("attribution_patching", artifact, task, aggregate=aggregate)
     model = artifact.model
     delta = model.run(t.corrupted)["activations"] - model.run(t.clean)["activations"]
     grads = _gradients(artifact, t, t.clean, "node_delta")
@@ -138,9 +140,15 @@ def edge_attribution_patching(artifact, task: int, *, ig_steps: int = 0) -> Comp
     of u) x weight(u, v) x gradient of the metric with respect to v's input, averaged over inputs.
     With ``ig_steps`` > 0 the gradient is averaged over that many inputs interpolated from the
     corrupted to the clean ones (EAP-IG, Hanna et al. 2024)."""
-    t = _check(artifact, task)
-    if isinstance(ig_steps, bool) or not isinstance(ig_steps, int) or ig_steps < 0:
-        raise ValueError(f"ig_steps must be a non-negative integer, got {ig_steps!r}")
+    return _eap("edge_attribution_patching", artifact, task, ig_steps, "ig_steps")
+
+
+def _eap(where: str, artifact, task: int, ig_steps: int, name: str) -> ComponentScores:
+    """Edge attribution patching, with ``ig_steps`` checked under the caller's parameter ``name``."""
+    p = Problems()
+    p.integer(name, ig_steps, low=0)
+    t = _check(where, artifact, task, p)
+    ig_steps = int(ig_steps)
     model = artifact.model
     delta = model.run(t.corrupted)["activations"] - model.run(t.clean)["activations"]
     if ig_steps:
@@ -154,7 +162,7 @@ def edge_attribution_patching(artifact, task: int, *, ig_steps: int = 0) -> Comp
 
 def eap_ig(artifact, task: int, *, steps: int = 5) -> ComponentScores:
     """EAP-IG (Hanna et al. 2024): edge attribution patching with integrated gradients, ``steps`` points."""
-    return edge_attribution_patching(artifact, task, ig_steps=steps)
+    return _eap("eap_ig", artifact, task, steps, "steps")
 
 
 def _input_scores(artifact, values: np.ndarray) -> ComponentScores:
@@ -166,7 +174,7 @@ def _input_scores(artifact, values: np.ndarray) -> ComponentScores:
 
 def gradient_x_input(artifact, task: int) -> ComponentScores:
     """Input attribution: mean over clean inputs of |input x gradient of the task output|; inputs only."""
-    t = _check(artifact, task)
+    t = _check("gradient_x_input", artifact, task)
     n_in = t.clean.shape[1]
     grads = _gradients(artifact, t, t.clean, "node_delta")[:, :n_in]
     return _input_scores(artifact, np.abs(grads * t.clean).mean(axis=0))
@@ -175,11 +183,11 @@ def gradient_x_input(artifact, task: int) -> ComponentScores:
 def integrated_gradients(artifact, task: int, *, steps: int = 32, baseline: str = "corrupted") -> ComponentScores:
     """Integrated gradients (Sundararajan et al. 2017) of the task output with respect to the inputs,
     from a ``baseline`` of the corrupted inputs (or ``"zeros"``); mean |attribution| per input."""
-    t = _check(artifact, task)
-    if baseline not in ("corrupted", "zeros"):
-        raise ValueError(f"baseline must be 'corrupted' or 'zeros', got {baseline!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    p = Problems()
+    p.choice("baseline", baseline, ("corrupted", "zeros"))
+    p.integer("steps", steps, low=1)
+    t = _check("integrated_gradients", artifact, task, p)
+    steps = int(steps)
     n_in = t.clean.shape[1]
     start = t.corrupted if baseline == "corrupted" else np.zeros_like(t.clean)
     alphas = (np.arange(steps) + 0.5) / steps
@@ -191,7 +199,7 @@ def weight_centrality(artifact, task: int, *, kind: str = "strength") -> Compone
     """Connectomics baseline: each node's centrality in the network's weight graph (the edge
     weights through the residual stream, ``model.edge_weights()``). Blind to the task: the same
     ranking is scored against every task's circuit."""
-    _check(artifact, task)
+    _check("weight_centrality", artifact, task)
     return _node_scores(artifact, graphs.centrality(artifact.model.edge_weights(), kind))
 
 
@@ -218,9 +226,9 @@ def acdc(artifact, task: int, *, threshold: float = 0.01) -> ComponentScores:
     tried: kept edges score at least ``threshold``, pruned ones below it. Edges of exactly zero
     weight move nothing and are pruned without a run.
     """
-    t = _check(artifact, task)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold < 1:
-        raise ValueError(f"threshold must be a number in [0, 1), got {threshold!r}")
+    p = Problems()
+    p.number("threshold", threshold, low=0, high=1, high_open=True)
+    t = _check("acdc", artifact, task, p)
     model, graph = artifact.model, artifact.graph
     corrupt = model.run(t.corrupted)["activations"]
     clean_metric = float(t.metric(model.run(t.clean)["outputs"]))
@@ -255,9 +263,9 @@ def layerwise_relevance(artifact, task: int, *, epsilon: float = 1e-6) -> Compon
     input (the epsilon term stabilises near-zero inputs; biases keep their share). Scores are the
     mean |relevance| of each input over the clean inputs; inputs only.
     """
-    t = _check(artifact, task)
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon <= 0:
-        raise ValueError(f"epsilon must be a positive number, got {epsilon!r}")
+    p = Problems()
+    p.number("epsilon", epsilon, low=0, low_open=True)
+    t = _check("layerwise_relevance", artifact, task, p)
     model, graph = artifact.model, artifact.graph
     run = model.run(t.clean)
     acts, pre = run["activations"].astype(np.float64), run["pre"].astype(np.float64)

@@ -35,13 +35,11 @@ Granger (1969), "Investigating causal relations by econometric models and cross-
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.linalg
 from sklearn.covariance import graphical_lasso
 
-from planted.groundtruth import as_matrix
+from planted.groundtruth import Problems, as_matrix
 from planted.groundtruth import RECORDING_KINDS, Recording
 from planted.groundtruth import Progress
 
@@ -91,12 +89,12 @@ def preprocess(traces: np.ndarray, kind: str = "calcium", *, threshold: float = 
     calcium imaging".
     """
     x = as_matrix("traces", traces)
-    if kind not in RECORDING_KINDS:
-        raise ValueError(f"kind must be one of {RECORDING_KINDS}, got {kind!r}")
+    problems = Problems()
+    problems.choice("kind", kind, RECORDING_KINDS)
+    problems.number("threshold", threshold, low=0)
+    problems.raise_if_any("preprocess")
     if kind == "spikes" and (x < 0).any():
         raise ValueError(f"spike counts must be >= 0, got a minimum of {x.min()}")
-    if not isinstance(threshold, numbers.Real) or not np.isfinite(threshold) or threshold < 0:
-        raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
     n = x.shape[0] - 3 if kind == "calcium" else x.shape[0]
     if n < 2:
         raise ValueError(f"traces must have at least {2 + x.shape[0] - n} frames to filter, got {x.shape[0]}")
@@ -117,24 +115,21 @@ def preprocess(traces: np.ndarray, kind: str = "calcium", *, threshold: float = 
     return out
 
 
-def _check_recording(recording, mode: str) -> np.ndarray:
+def _traces(recording, mode: str, problems: Problems) -> np.ndarray | None:
+    """The traces a method works on (as recorded, or preprocessed); None, after adding them to
+    ``problems``, when ``recording`` or ``mode`` is invalid."""
+    known = len(problems.messages)
     if not isinstance(recording, Recording):
-        raise ValueError(f"recording must be a groundtruth Recording, got {type(recording).__name__}")
-    if mode not in PREPROCESSING:
-        raise ValueError(f"preprocess must be one of {PREPROCESSING}, got {mode!r}")
+        problems.add(f"recording must be a groundtruth Recording, got {type(recording).__name__}")
+    problems.choice("preprocess", mode, PREPROCESSING)
+    if len(problems.messages) > known:
+        return None
     return recording.traces if mode == "raw" else preprocess(recording.traces, recording.kind)
 
 
-def _check_int(name: str, value, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-    return int(value)
-
-
-def _check_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+def _lags(x: np.ndarray | None) -> int | None:
+    """The most lags the frames of ``x`` allow (each regression needs two frames), None without ``x``."""
+    return None if x is None else max(1, x.shape[0] - 2)
 
 
 def _mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -213,7 +208,9 @@ def correlation(recording: Recording, *, preprocess: str = "raw") -> np.ndarray:
     ----------
     Stetter et al. (2012); Sutera et al. (2014) (filtered correlation as a baseline).
     """
-    x = _check_recording(recording, preprocess)
+    problems = Problems()
+    x = _traces(recording, preprocess, problems)
+    problems.raise_if_any("correlation")
     _check_frames(x, 2, "correlation")
     cov, _, _ = _moments(x, (0,))
     scores = np.clip(cov[0], -1.0, 1.0)
@@ -273,13 +270,15 @@ def partial_correlation(
     ----------
     Sutera et al. (2014); Ledoit & Wolf (2004); Friedman, Hastie & Tibshirani (2008).
     """
-    x = _check_recording(recording, preprocess)
+    problems = Problems()
+    x = _traces(recording, preprocess, problems)
     if isinstance(shrinkage, str):
-        if shrinkage not in SHRINKAGES:
-            raise ValueError(f"shrinkage must be one of {SHRINKAGES} or a number in [0, 1], got {shrinkage!r}")
-    elif isinstance(shrinkage, bool) or not isinstance(shrinkage, numbers.Real) or not 0 <= shrinkage <= 1:
-        raise ValueError(f"shrinkage must be one of {SHRINKAGES} or a number in [0, 1], got {shrinkage!r}")
-    alpha = _check_positive("alpha", alpha)
+        problems.choice("shrinkage", shrinkage, SHRINKAGES)
+    else:
+        problems.number("shrinkage", shrinkage, low=0, high=1)
+    problems.number("alpha", alpha, low=0, low_open=True)
+    problems.raise_if_any("partial_correlation")
+    alpha = float(alpha)
     _check_frames(x, 2, "partial_correlation")
     cov, active, fourth_sum = _moments(x, (0,), fourth=shrinkage == "ledoit-wolf")
     corr = cov[0][np.ix_(active, active)]
@@ -328,8 +327,11 @@ def lagged_correlation(recording: Recording, *, preprocess: str = "filtered", ma
     ----------
     Stetter et al. (2012) (delayed cross-correlation baseline); Sutera et al. (2014).
     """
-    x = _check_recording(recording, preprocess)
-    max_lag = _check_int("max_lag", max_lag, 1, max(1, x.shape[0] - 2))
+    problems = Problems()
+    x = _traces(recording, preprocess, problems)
+    problems.integer("max_lag", max_lag, low=1, high=_lags(x))
+    problems.raise_if_any("lagged_correlation")
+    max_lag = int(max_lag)
     _check_frames(x, max_lag + 2, "lagged_correlation")
     cov, _, _ = _moments(x, range(1, max_lag + 1))
     stack = np.stack([cov[lag] for lag in range(1, max_lag + 1)])
@@ -370,9 +372,12 @@ def granger(recording: Recording, *, preprocess: str = "filtered", order: int = 
     ----------
     Granger (1969); Stetter et al. (2012).
     """
-    x = _check_recording(recording, preprocess)
-    order = _check_int("order", order, 1, max(1, x.shape[0] - 2))
-    ridge = _check_positive("ridge", ridge)
+    problems = Problems()
+    x = _traces(recording, preprocess, problems)
+    problems.integer("order", order, low=1, high=_lags(x))
+    problems.number("ridge", ridge, low=0, low_open=True)
+    problems.raise_if_any("granger")
+    order, ridge = int(order), float(ridge)
     _check_frames(x, order + 2, "granger")
     cov, active, _ = _moments(x, range(order + 1))
     idx = np.ix_(active, active)

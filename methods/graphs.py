@@ -27,6 +27,8 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
+from planted.groundtruth import Problems
+
 CENTRALITIES = ("degree", "strength", "betweenness", "eigenvector", "pagerank")
 COMMUNITY_METHODS = ("louvain", "leiden")
 
@@ -303,8 +305,9 @@ def rich_club(weights, *, n_random: int = 10, seed: int = 0) -> tuple[np.ndarray
     club. Entries with fewer than two nodes of degree > k, or none connected in the random
     graphs, are NaN-free 0.
     """
-    if not isinstance(n_random, int) or n_random < 1:
-        raise ValueError(f"n_random must be a positive int, got {n_random!r}")
+    p = Problems()
+    p.integer("n_random", n_random, low=1)
+    p.raise_if_any("rich_club")
     m = _matrix(weights)
     n = m.shape[0]
     upper = sp.triu((m + m.T) != 0, k=1).tocoo()

@@ -81,7 +81,7 @@ def test_unscored_components_are_skipped_and_no_score_is_nan(toy):
         ComponentScores(nodes=np.full(5, np.nan))
     with pytest.raises(ValueError, match="node scores must have"):
         score_circuit(ComponentScores(nodes=np.ones(3)), toy, 0)
-    with pytest.raises(ValueError, match="task must be an index"):
+    with pytest.raises(ValueError, match=r"score_circuit: task must be in \[0, \d+\], got 7"):
         score_circuit(ComponentScores(nodes=nodes), toy, 7)
 
 

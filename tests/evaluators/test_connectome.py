@@ -169,8 +169,9 @@ def test_hub_precision_at_k():
     "centrality, hubs, k, match",
     [
         ([1.0, 2.0], np.array([False, False]), None, "no planted hub"),
-        ([1.0, 2.0], np.array([True, False]), 3, "k must be an integer in"),
-        ([1.0, 2.0], np.array([True, False]), 0, "k must be an integer in"),
+        ([1.0, 2.0], np.array([True, False]), 3, r"k must be in \[1, 2\], got 3"),
+        ([1.0, 2.0], np.array([True, False]), 0, r"k must be in \[1, 2\], got 0"),
+        ([1.0, 2.0], np.array([True, False]), True, "k must be an integer, got True"),
         ([1.0, 2.0, 3.0], np.array([True, False]), None, "centrality must have length 2"),
         ([1.0, np.nan], np.array([True, False]), None, "NaN"),
         ([1.0, 2.0], np.array([1, 0]), None, "bool"),

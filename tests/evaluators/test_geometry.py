@@ -1,21 +1,14 @@
 """Figures of learned geometry: what each draws, and the report's superposition figures."""
 
-import json
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from planted import toys
-from planted.evaluators.geometry import (
-    plot_dimensionality,
-    plot_directions,
-    plot_gram,
-    plot_phase_diagram,
-    write_geometry_figures,
-)
-from planted.evaluators.store import CellResult
-from planted.groundtruth import config_from_json
+from planted.evaluators import METHODS, Store, run, write_report
+from planted.evaluators.geometry import plot_dimensionality, plot_directions, plot_gram, plot_phase_diagram
+from planted.evaluators.store import suite_key
+from planted.evaluators.suites import Suite, ToySpec
 
 
 @pytest.fixture(scope="module")
@@ -55,26 +48,49 @@ def test_phase_diagram_colours_each_cell_by_its_phase():
     np.testing.assert_array_equal(np.asarray(mesh.get_array()).reshape(2, 2), diagram.phase)
 
 
-def test_report_draws_the_geometry_of_superposition_toys(tmp_path):
-    cells = []
-    for s in (0.0, 0.6, 0.9):
-        config = toys.SuperpositionConfig(n_features=5, n_hidden=2, n_samples=64, sparsity=s, n_steps=300, seed=0)
-        cells.append(CellResult(
-            suite="tms", suite_version="v", task="features", toy=f"s{s:g}", toy_id=config.id, axes={"sparsity": s},
-            method="pca", params="{}", seed=0, status="ok", metrics={"mmcs": 1.0}, seconds=1.0, config=config.to_json(),
-        ))
-    built = []
+def _forbid_building(monkeypatch):
+    """Make every way a report could build or train a toy raise."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a report must not build or train a toy")
 
-    def build(config_json):
-        built.append(config_json)
-        return toys.from_config(config_from_json(json.loads(config_json)))
+    for name in ("from_config", "phase_diagram", "superposition", "superposition_sweep"):
+        monkeypatch.setattr(toys, name, refuse)
 
-    paths = write_geometry_figures(cells, tmp_path, build=build)
-    assert sorted(p.name for p in paths) == sorted(
-        [f"directions-tms-s{s}.png" for s in ("0", "0.6", "0.9")]
-        + [f"gram-tms-s{s}.png" for s in ("0", "0.6", "0.9")]
-        + ["dimensionality-tms.png"]
-    )
-    assert len(built) == 3  # one build per toy
+
+def test_runner_stores_the_geometry_and_phase_diagram_and_the_report_only_reads_them(tmp_path, monkeypatch):
+    real = toys.phase_diagram
+    asked = []
+
+    def small_phase_diagram(**kwargs):  # the runner asks for the paper's grid; a 2 x 2 one keeps the test fast
+        asked.append(kwargs)
+        return real(densities=[0.02, 1.0], relative_importances=[0.1, 10.0], n_steps=300, batch_size=64)
+
+    monkeypatch.setattr(toys, "phase_diagram", small_phase_diagram)
+    specs = tuple(ToySpec(f"s{s:g}", "superposition", dict(n_features=5, n_hidden=2, n_samples=64, sparsity=s,
+                                                           n_steps=300), {"sparsity": s}) for s in (0.0, 0.6, 0.9))
+    suite = Suite(name="tiny-tms", task="features", toys=specs, methods=(METHODS["pca"],), seeds=(0, 1),
+                  figures=("phase_diagram",))
+    with Store(tmp_path / "s.sqlite") as store:
+        results = run(suite, store=store, progress=False)
+        assert asked == [{"n_steps": 5000, "batch_size": 512}]
+        stored = store.toy_arrays(suite_key("tiny-tms", suite.version, "phase_diagram"), task="features")
+        assert stored["phase"].shape == (2, 2) and list(stored["phases"]) == list(toys.PHASES)
+        toy = toys.from_config(specs[2].make(0))
+        arrays = store.toy_arrays(toy.config.id, task="features")
+        np.testing.assert_allclose(arrays["weights"], toy.weights)
+        represented = toy.truth.directions[toy.truth.represented]
+        assert all(np.abs(represented - row).max(axis=1).min() < 1e-6 for row in arrays["cosine_truth"])
+        _forbid_building(monkeypatch)
+        run(suite, store=store, progress=False)  # everything stored: nothing runs, nothing is recomputed
+        paths = write_report(results, tmp_path / "report", store=store)
+    names = {p.name for p in paths}
+    expected = ({f"directions-tiny-tms-s{s}.png" for s in ("0", "0.6", "0.9")}
+                | {f"gram-tiny-tms-s{s}.png" for s in ("0", "0.6", "0.9")}
+                | {"dimensionality-tiny-tms.png", "phase-diagram-tiny-tms.png"}
+                | {f"cosines-tiny-tms-s{s}.png" for s in ("0", "0.6", "0.9")})
+    assert expected <= names
     for p in paths:
-        assert Image.open(p).size[0] > 300
+        if p.suffix == ".png":
+            assert Image.open(p).size[0] > 300
+    without_store = {p.name for p in write_report(results, tmp_path / "bare")}
+    assert not any(n.startswith(("gram-", "directions-", "phase-", "cosines-")) for n in without_store)

@@ -1,13 +1,32 @@
 import csv
 import io
 import json
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from planted.evaluators import Store, bootstrap_ci, leaderboard, run, summarize, write_report
+from planted import toys
+from planted.evaluators import (
+    TASKS, Store, Suite, Task, ToySpec, bootstrap_ci, leaderboard, run, summarize, write_report,
+)
 from planted.evaluators.store import CellResult
+from planted.groundtruth import Dictionary, FeatureTruth
+
+
+def _forbid_building(monkeypatch):
+    """Make every way a report could build or train a toy raise."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a report must not build or train a toy")
+
+    from planted.toys import _family
+
+    monkeypatch.setattr(_family, "from_config", refuse)
+    for name in ("from_config", "phase_diagram", "superposition", "superposition_sweep", "planted_mlp", "connectome"):
+        monkeypatch.setattr(toys, name, refuse)
 
 
 def _cell(toy, method, seed, mmcs, status="ok", axes=None):
@@ -58,7 +77,7 @@ def test_tables_agree_with_each_other_and_the_cells():
         leaderboard(CELLS, fmt="xml")
 
 
-def test_report_from_a_real_store(tmp_path):
+def test_report_from_a_real_store_builds_nothing(tmp_path, monkeypatch):
     store = tmp_path / "s.sqlite"
     run("quick", methods=["pca", "ica"], seeds=[0, 1], store=store)
     with Store(store) as s:
@@ -68,6 +87,7 @@ def test_report_from_a_real_store(tmp_path):
         for method in ("pca", "ica"):
             values = [r.metrics["mmcs"] for r in results if r.toy == toy and r.method == method]
             assert float(table[(toy, method)]["mmcs_mean"]) == pytest.approx(np.mean(values), rel=1e-5)
+    _forbid_building(monkeypatch)
     with Store(store) as s:
         paths = write_report(results, tmp_path / "report", store=s)
     names = {p.name for p in paths}
@@ -105,13 +125,14 @@ def test_cosine_heatmap_of_a_perfect_dictionary_is_diagonal():
     assert fig.axes[0].get_xlabel() == "matched latent"
 
 
-def test_circuits_suite_report_has_the_catalog_and_circuit_figures(tmp_path):
+def test_circuits_suite_report_has_the_catalog_and_circuit_figures(tmp_path, monkeypatch):
     store = tmp_path / "c.sqlite"
     results = run("circuits", methods=["activation-patching", "eap", "degree"], seeds=[0], store=store)
     assert all(r.status == "ok" for r in results), [r.error for r in results if r.status != "ok"]
     by = {(r.toy, r.method): r.metrics for r in results}
     assert by[("plain", "eap")]["edge_auroc"] > 0.9 and by[("plain", "eap")]["cpr"] > 0.9
     assert by[("naturalise", "degree")]["edge_auroc"] < by[("plain", "degree")]["edge_auroc"]
+    _forbid_building(monkeypatch)
     with Store(store) as s:
         paths = write_report(s.results(), tmp_path / "report", store=s)
     names = {p.name for p in paths}
@@ -120,3 +141,84 @@ def test_circuits_suite_report_has_the_catalog_and_circuit_figures(tmp_path):
     assert table.splitlines()[0] == "| method | plain | cancellation | naturalise | redundancy | saturation | shared | trained |"
     rows = list(csv.DictReader(io.StringIO((tmp_path / "report" / "catalog.csv").read_text())))
     assert float(rows[0]["plain"]) == pytest.approx(max(by[("plain", m)]["edge_auroc"] for m in ("activation-patching", "eap", "degree")), abs=1e-6)
+
+
+def test_importing_the_evaluators_imports_no_matplotlib_and_a_report_keeps_the_backend(tmp_path):
+    code = textwrap.dedent(f"""
+        import sys
+        import planted.evaluators, planted.evaluators.report, planted.evaluators.geometry
+        from planted.evaluators import TASKS, plot_circuit, plot_cosines, write_report
+        assert not [m for m in sys.modules if m.split(".")[0] == "matplotlib"], "matplotlib imported"
+        import matplotlib
+        matplotlib.use("svg")
+        import matplotlib.pyplot as plt
+        from planted.evaluators.store import CellResult
+        cells = [CellResult(suite="s", suite_version="v", task="features", toy="t", toy_id="t", axes={{"x": float(i)}},
+                            method="m", params="{{}}", seed=i, status="ok", metrics={{"mmcs": 0.5}}, seconds=1.0)
+                 for i in range(2)]
+        paths = write_report(cells, {str(tmp_path)!r})
+        assert any(p.name == "leaderboard-mmcs.png" for p in paths), paths
+        assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
+        assert plt.get_fignums() == [], plt.get_fignums()
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def _norm_score(prediction, toy):
+    return {"rows": float(prediction.directions.shape[0])}
+
+
+def _norm_figure_data(toy):
+    return {"norms": toy.truth.norms.astype(np.float32), "label": np.asarray(toy.truth.labels[0])}
+
+
+def _norm_figures(results, store, folder):
+    """A user task's figures hook: one text file per toy, from the arrays its figure_data stored."""
+    written = []
+    for r in results:
+        arrays = store.toy_arrays(r.toy_id, task=r.task) if store is not None else {}
+        if "norms" in arrays:
+            path = folder / f"norms-{r.toy}-{r.seed}.txt"
+            path.write_text(f"{arrays['label']} {arrays['norms'].sum():.6f} {len(results)}")
+            written.append(path)
+    return written
+
+
+def _rows(activations, *, seed):
+    return Dictionary(directions=np.eye(activations.shape[1], dtype=np.float32))
+
+
+def test_a_user_task_draws_its_own_figures_from_its_stored_arrays(tmp_path, monkeypatch):
+    task = Task(name="norms", description="user task", truth_type=FeatureTruth, prediction_type=Dictionary,
+                score=_norm_score, headline="rows", metrics=("rows",), figure_data=_norm_figure_data,
+                figures=_norm_figures)
+    monkeypatch.setitem(TASKS, "norms", task)
+    spec = ToySpec("small", "sparse_features", dict(n_features=12, d_model=8, n_samples=200))
+    suite = Suite(name="user", task="norms", toys=(spec,), methods=(), seeds=(0, 1))
+    with Store(tmp_path / "u.sqlite") as store:
+        results = run(suite, methods={"eye": _rows}, store=store, progress=False)
+        assert [r.status for r in results] == ["ok", "ok"], [r.error for r in results]
+        expected = toys.from_config(spec.make(0)).truth.norms.sum()
+        _forbid_building(monkeypatch)
+        names = {p.name for p in write_report(results, tmp_path / "report", store=store)}
+    assert {"norms-small-0.txt", "norms-small-1.txt", "leaderboard-rows.png"} <= names
+    label, total, n = (tmp_path / "report" / "norms-small-0.txt").read_text().split()
+    assert n == "2" and float(total) == pytest.approx(expected, rel=1e-5) and label
+
+
+def test_a_store_written_before_figure_arrays_existed_still_opens_and_reports(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    Store(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE toy_arrays")
+    with Store(path) as store:
+        store.write(CELLS[0])
+        assert store.toy_arrays("a", task="features") == {} and not store.has_toy_arrays("a", task="features")
+        store.write_toy_arrays("a", "features", {"w": np.ones((2, 3), np.float32), "name": np.asarray("x")})
+        arrays = store.toy_arrays("a", task="features")
+        assert arrays["w"].shape == (2, 3) and str(arrays["name"]) == "x"
+        assert {p.name for p in write_report(store.results(), tmp_path / "r", store=store)} >= {"leaderboard.md"}

@@ -1,7 +1,10 @@
 import json
 
+import numpy as np
 import pytest
 
+from planted.evaluators.features import chance_mmcs
+from planted.groundtruth import Problems
 from planted.toys import config_from_json
 from planted.toys import SparseFeaturesConfig
 
@@ -30,6 +33,24 @@ def test_all_problems_are_reported_together():
         assert name in message
     assert "4 problems" in message
     assert "got -1" in message
+
+
+def test_problems_integer_takes_numpy_integers_but_not_bools():
+    p = Problems()
+    p.integer("task", np.int64(1), low=0, high=2)
+    assert p.messages == []
+    p.integer("task", np.int64(5), low=0, high=2)
+    p.integer("flag", True)
+    assert p.messages == ["task must be in [0, 2], got 5", "flag must be an integer, got True"]
+
+
+def test_bad_parameters_of_one_call_are_reported_together():
+    with pytest.raises(ValueError) as info:
+        chance_mmcs(0, 1)
+    message = str(info.value)
+    assert message.startswith("chance_mmcs: 2 problems:")
+    assert "n_latents must be in [1, inf), got 0" in message
+    assert "d_model must be in [2, inf), got 1" in message
 
 
 def test_unknown_fields_and_kinds_are_rejected():

@@ -70,7 +70,7 @@ def test_encoder_activations():
     np.testing.assert_array_equal(topk(x), [[3, 0, 0], [0.5, 0, 0]])
     thr = Encoder(weights=w, bias=np.zeros(3), pre_bias=np.full(3, 1.0), activation="threshold", threshold=np.full(3, 0.5))
     np.testing.assert_array_equal(thr(x), [[2, 0, 1], [0, 0, 0]])
-    with pytest.raises(ValueError, match="encoder.k"):
+    with pytest.raises(ValueError, match=r"encoder.k must be in \[1, 3\], got 7"):
         Encoder(weights=w, bias=np.zeros(3), pre_bias=np.zeros(3), activation="topk", k=7)
     with pytest.raises(ValueError, match="activations must have 3 columns"):
         relu(np.ones((2, 4)))

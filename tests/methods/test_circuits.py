@@ -111,10 +111,11 @@ def test_truth_never_reaches_a_method():
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda a: mc.activation_patching(a, 5), "task must be an index in \\[0, 2\\), got 5"),
+    (lambda a: mc.activation_patching(a, 5), "task must be in \\[0, 1\\], got 5"),
     (lambda a: mc.activation_patching(a, 0, aggregate="max"), "aggregate must be one of"),
     (lambda a: mc.ablation(a, 0, kind="noise"), "kind must be one of"),
-    (lambda a: mc.eap_ig(a, 0, steps=-1), "ig_steps"),
+    (lambda a: mc.eap_ig(a, 0, steps=-1), r"eap_ig: steps must be in \[0, inf\), got -1"),
+    (lambda a: mc.edge_attribution_patching(a, 0, ig_steps=1.5), "ig_steps must be an integer, got 1.5"),
     (lambda a: mc.integrated_gradients(a, 0, baseline="ones"), "baseline"),
     (lambda a: mc.weight_centrality(a, 0, kind="closeness"), "kind must be one of"),
     (lambda a: mc.activation_patching(np.zeros(3), 0), "artifact must be a circuit artifact"),

@@ -79,8 +79,9 @@ def test_bad_activations_are_rejected(name, fn, kwargs, seeded):
 @pytest.mark.parametrize(
     "fn, kwargs, match",
     [
-        (methods.pca, dict(n_components=0), "n_components must be an integer between 1 and"),
-        (methods.pca, dict(n_components=9), "got 9"),
+        (methods.pca, dict(n_components=0), r"pca: n_components must be in \[1, 8\], got 0"),
+        (methods.pca, dict(n_components=9), r"n_components must be in \[1, 8\], got 9"),
+        (methods.nmf, dict(n_components=41, seed=0), r"nmf: n_components must be in \[1, 40\], got 41"),
         (methods.ica, dict(n_components=2.5, seed=0), "n_components"),
         (methods.nmf, dict(n_components=-1, seed=0), "n_components"),
         (methods.sae, dict(n_latents=0, seed=0), "n_latents"),

@@ -227,7 +227,7 @@ def test_unknown_preset_suggests_the_nearest():
 
 def test_batches_reject_bad_arguments():
     toy = toys.sparse_features(10, 4, 10, seed=0)
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ValueError, match=r"batch_size must be in \[1, inf\), got 0"):
         next(toy.batches(0))
-    with pytest.raises(ValueError, match="start"):
+    with pytest.raises(ValueError, match=r"start must be in \[0, inf\), got -1"):
         next(toy.batches(4, start=-1))

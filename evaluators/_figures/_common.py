@@ -1,0 +1,65 @@
+"""What every figure module shares: a pyplot-free Figure, saving, and the stored panels of a task.
+
+Figures written by a report are ``matplotlib.figure.Figure`` objects made without pyplot, so
+writing a report neither changes nor needs an interactive backend, and leaves no open figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def axes(ax, size: tuple[float, float]):
+    """``ax``, or the Axes of a new pyplot figure of ``size`` inches (for interactive use)."""
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=size, constrained_layout=True)
+    return ax
+
+
+def figure(size: tuple[float, float]):
+    """A new Figure of ``size`` inches with constrained layout, not registered with pyplot."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=size, layout="constrained")
+
+
+def save(fig, path: Path, written: list[Path], *, dpi: int = 150) -> None:
+    """Write ``fig`` to ``path`` and record the path."""
+    fig.savefig(path, dpi=dpi)
+    written.append(path)
+
+
+def lowest_seeds(results: Sequence) -> Iterator[tuple[str, str, int, list]]:
+    """Per (suite, toy), sorted: the lowest seed with a finished cell and the ok cells of that
+    seed's toy (one toy id), sorted by method."""
+    by_toy: dict[tuple[str, str], list] = {}
+    for r in results:
+        if r.status == "ok":
+            by_toy.setdefault((r.suite, r.toy), []).append(r)
+    for (suite, toy), cells in sorted(by_toy.items()):
+        seed = min(c.seed for c in cells)
+        toy_id = min(c.toy_id for c in cells if c.seed == seed)
+        yield suite, toy, seed, sorted((c for c in cells if c.toy_id == toy_id), key=lambda c: c.method)
+
+
+def stored_arrays(store, cell) -> dict[str, np.ndarray]:
+    """The truth arrays the store keeps for ``cell``'s toy and task ({} without a store)."""
+    return {} if store is None else store.toy_arrays(cell.toy_id, task=cell.task)
+
+
+def stored_panels(cells: Sequence, store) -> list[tuple[object, np.ndarray]]:
+    """(cell, stored prediction array) of each cell whose prediction the store kept."""
+    if store is None:
+        return []
+    panels = [(c, store.directions(c.key)) for c in cells]
+    return [(c, array) for c, array in panels if array is not None]
+
+
+def text(array: np.ndarray) -> str:
+    """A stored 0-d (or 1-element) string array as a str."""
+    return str(np.asarray(array).reshape(()))
