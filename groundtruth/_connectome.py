@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import scipy.sparse as sp
 
-from planted.groundtruth._arrays import check_finite
+from planted.groundtruth._arrays import as_matrix, as_vector, check_finite
 from planted.groundtruth._config import Problems
 
 RECORDING_KINDS = ("calcium", "spikes")
@@ -163,17 +163,9 @@ class ConnectomeTruth:
         return np.bincount(self.spike_neurons, minlength=self.n_neurons) / self.duration
 
 
-def _values(name: str, value, ndim: int, dtype) -> np.ndarray:
-    """A read-only copy of ``value`` as a finite ``ndim``-D array of ``dtype``, or a ValueError."""
-    try:
-        array = np.array(value, dtype=dtype, copy=True)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a numeric array, got {type(value).__name__}: {exc}") from None
-    if array.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {array.shape}")
-    if array.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
-    check_finite(name, array)
+def _frozen(array: np.ndarray) -> np.ndarray:
+    """A read-only copy: a prediction cannot change after it was checked."""
+    array = array.copy()
     array.flags.writeable = False
     return array
 
@@ -192,7 +184,7 @@ class EdgeScores:
     scores: np.ndarray
 
     def __post_init__(self) -> None:
-        scores = _values("EdgeScores.scores", self.scores, 2, np.float64)
+        scores = _frozen(as_matrix("EdgeScores.scores", self.scores, dtype=np.float64))
         if scores.shape[0] != scores.shape[1]:
             raise ValueError(f"EdgeScores.scores must be square (n_observed, n_observed), got shape {scores.shape}")
         object.__setattr__(self, "scores", scores)
@@ -215,7 +207,7 @@ class Partition:
         if raw.dtype.kind not in "iub":
             if raw.dtype.kind != "f" or not np.all(np.isfinite(raw)) or not np.all(raw == np.round(raw)):
                 raise ValueError(f"Partition.labels must be integers, got dtype {raw.dtype}")
-        object.__setattr__(self, "labels", _values("Partition.labels", raw, 1, np.int64))
+        object.__setattr__(self, "labels", _frozen(as_vector("Partition.labels", raw, dtype=np.int64)))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -231,4 +223,4 @@ class NodeScores:
     values: np.ndarray
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "values", _values("NodeScores.values", self.values, 1, np.float64))
+        object.__setattr__(self, "values", _frozen(as_vector("NodeScores.values", self.values, dtype=np.float64)))

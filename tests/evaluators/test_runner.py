@@ -66,6 +66,14 @@ def test_rerun_skips_finished_cells(tmp_path):
     assert {r.suite_version for r in first} == {SUITES["quick"].version}
 
 
+def _written(path) -> int:
+    """Cells written so far: 0 while the store's file exists but its tables do not yet."""
+    with sqlite3.connect(path) as db:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'cells'").fetchone() is None:
+            return 0
+    return _count(path)[0]
+
+
 def test_resume_after_kill_9(helpers, tmp_path):
     store = tmp_path / "s.sqlite"
     cmd = [sys.executable, "-m", "planted", "bench", "--suite", "quick", "--method", "user_methods:slow_pca",
@@ -73,11 +81,8 @@ def test_resume_after_kill_9(helpers, tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline:
-        try:
-            if store.exists() and _count(store)[0] >= 2:
-                break
-        except sqlite3.OperationalError:  # the file exists a moment before its tables do
-            pass
+        if store.exists() and _written(store) >= 2:
+            break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
