@@ -37,8 +37,14 @@ class FeatureScores:
     mmcs : float in [0, 1]
         Mean over represented true features of the largest |cosine| with any latent.
     matched_cosine : float in [0, 1]
-        Mean |cosine| of a one-to-one (Hungarian) matching of features to latents; a feature left
-        without a latent counts 0.
+        Mean over represented true features of the |cosine| of a one-to-one (Hungarian) matching
+        of features to latents; a feature left without a latent counts 0, so a dictionary with
+        fewer latents than features cannot reach 1.
+    mcc : float in [0, 1]
+        The same matching's mean |cosine| over its min(n_features, n_latents) matched pairs: the
+        mean correlation coefficient of SAELens' ``mean_correlation_coefficient`` and
+        SynthSAEBench. Equal to ``matched_cosine`` when there are at least as many latents as
+        features; with fewer, it scores only the features that found a latent.
     recovered : float in [0, 1]
         Fraction of represented features whose matched latent has |cosine| >= ``threshold``.
     spurious : float in [0, 1]
@@ -67,6 +73,7 @@ class FeatureScores:
 
     mmcs: float
     matched_cosine: float
+    mcc: float
     recovered: float
     spurious: float
     n_features: int
@@ -181,6 +188,7 @@ def score_features(
     scores = dict(
         mmcs=float(feature_max.mean()),
         matched_cosine=float(match_cos.sum() / n),
+        mcc=float(match_cos.sum() / min(n, k)),
         recovered=float((match_cos >= threshold).sum() / n),
         spurious=float((latent_max < threshold).mean()),
         n_features=int(n),

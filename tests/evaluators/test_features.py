@@ -104,6 +104,33 @@ def test_fewer_latents_than_features_leave_features_unmatched(toy):
     assert s.mmcs < 1 and s.matched_cosine == pytest.approx(12 / 48)
     assert s.recovered == pytest.approx(12 / 48)
     assert s.spurious == 0
+    assert s.mcc == pytest.approx(1.0, abs=1e-6)  # SAELens' convention: the 12 matched pairs
+
+
+def _independent_mcc(true_dirs, latents):
+    """Mean |cosine| over a Hungarian matching's pairs, the definition SAELens and SynthSAEBench use."""
+    from scipy.optimize import linear_sum_assignment
+
+    a = true_dirs / np.linalg.norm(true_dirs, axis=1, keepdims=True)
+    b = latents / np.linalg.norm(latents, axis=1, keepdims=True)
+    sims = np.abs(a.astype(np.float64) @ b.T.astype(np.float64))
+    rows, cols = linear_sum_assignment(sims, maximize=True)
+    return sims[rows, cols].mean(), sims[rows, cols].sum() / a.shape[0]
+
+
+@pytest.mark.parametrize("n_latents", [30, 96, 150])
+def test_mcc_and_matched_cosine_agree_with_an_independent_matching(n_latents):
+    toy = toys.sparse_features(96, 64, 50, mean_active=4, seed=3)
+    rng = np.random.default_rng(n_latents)
+    noisy = toy.truth.directions[rng.permutation(96)[: min(n_latents, 96)]]
+    latents = np.concatenate([noisy, rng.normal(size=(max(n_latents - 96, 0), 64))]) + 0.2 * rng.normal(
+        size=(n_latents, 64)
+    )
+    s = score_features(latents, toy.truth)
+    mcc, matched = _independent_mcc(toy.truth.directions, latents)
+    assert s.mcc == pytest.approx(mcc, abs=1e-6)
+    assert s.matched_cosine == pytest.approx(matched, abs=1e-6)
+    assert (s.mcc == pytest.approx(s.matched_cosine, abs=1e-6)) == (n_latents >= 96)
 
 
 def test_absorption_is_measured_on_hierarchies(hier):
