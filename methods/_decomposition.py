@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 from sklearn.decomposition import NMF, PCA, FastICA
+from threadpoolctl import threadpool_limits
 
 from planted.groundtruth import Dictionary, Encoder, Problems
 from planted.groundtruth import as_matrix
@@ -18,6 +19,13 @@ def _check_components(where: str, n_components, x: np.ndarray, *, at_most_d: boo
     p.integer("n_components", n_components, low=1, high=min(n, d) if at_most_d else n)
     p.raise_if_any(where)
     return int(n_components)
+
+
+def _one_thread():
+    """BLAS on one thread: a matrix product's sums are split by thread count, so FastICA's
+    iterations (and with them its result) moved with the number of threads; on one thread the
+    result is the same bit for bit whatever the machine's thread settings."""
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def pca(activations, n_components: int) -> Dictionary:
@@ -36,7 +44,8 @@ def pca(activations, n_components: int) -> Dictionary:
     """
     x = as_matrix("activations", activations)
     n_components = _check_components("pca", n_components, x, at_most_d=True)
-    model = PCA(n_components=n_components, svd_solver="full").fit(x)
+    with _one_thread():
+        model = PCA(n_components=n_components, svd_solver="full").fit(x)
     components = model.components_.astype(np.float32)
     mean = model.mean_.astype(np.float32)
     encoder = Encoder(weights=components.T, bias=np.zeros(n_components), pre_bias=mean, activation="identity")
@@ -65,7 +74,7 @@ def ica(activations, n_components: int, *, seed: int, max_iter: int = 400) -> Di
     model = FastICA(
         n_components=n_components, whiten="unit-variance", random_state=seed, max_iter=max_iter, tol=1e-4
     )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _one_thread():
         warnings.filterwarnings("ignore", message=".*did not converge.*")
         model.fit(x)
     mean = model.mean_.astype(np.float32)
@@ -100,7 +109,7 @@ def nmf(activations, n_components: int, *, seed: int, max_iter: int = 300) -> Di
     n_components = _check_components("nmf", n_components, x, at_most_d=False)
     split = np.concatenate([np.maximum(x, 0), np.maximum(-x, 0)], axis=1)
     model = NMF(n_components=n_components, init="nndsvda", random_state=seed, max_iter=max_iter)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _one_thread():
         warnings.filterwarnings("ignore", message=".*Maximum number of iterations.*")
         codes = model.fit_transform(split).astype(np.float32)
     d = x.shape[1]

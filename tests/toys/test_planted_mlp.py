@@ -225,3 +225,55 @@ def test_the_catalog_names_every_toggle_in_order():
     assert tuple(params[params.index("distractor_fraction") + 1 : params.index("noise")]) == toys.FAILURE_MODES
     assert all(getattr(toys.PlantedMLPConfig(), mode) is False for mode in toys.FAILURE_MODES)
     assert set(toys.planted_mlp(seed=0, naturalise=True).truth.catalog) == {"naturalise"}
+
+
+@pytest.mark.parametrize("seed", [24, 3])
+def test_an_oracle_of_single_edge_effects_scores_every_trained_truth_perfectly(seed):
+    """Trained circuits list only edges that carry an effect. The oracle scores every structural
+    edge by its mean-ablation effect alone, computed here with the JAX model in float32 (not the
+    float64 evaluation the truth is built with): its edge AUROC is 1 on every task, and every truth
+    edge moves the output by at least the tolerance. (``planted_mlp(12, 2, seed=24, trained=True)``
+    used to list ``in06 -> b2.n014``, weight -1.6e-8, effect 0.)"""
+    from planted.evaluators.circuits import score_circuit
+    from planted.groundtruth import ComponentScores
+    from planted.toys._planted_mlp._truth import TOLERANCE
+
+    toy = toys.planted_mlp(12, 2, seed=seed, trained=True)
+    src, dst = toy.graph.edges()
+    labels = toy.graph.labels
+    for t, task in enumerate(toy.tasks):
+        clean = toy.model.run(task.clean)
+        out = toy.model.patch_edges(task.clean, src, dst, clean["activations"].mean(axis=0), chunk=512)
+        effect = np.abs(out[:, :, t] - clean["outputs"][None, :, t]).max(axis=1)
+        assert score_circuit(ComponentScores(edges=effect), toy, t, faithfulness=False).edge_auroc == 1.0
+        assert effect[toy.truth.edges[t]].min() >= TOLERANCE - 1e-4
+        named = {f"{labels[s]} -> {labels[d]}" for s, d in zip(src[toy.truth.edges[t]], dst[toy.truth.edges[t]])}
+        assert seed != 24 or "in06 -> b2.n014" not in named
+
+
+_TRUTH_DIGEST = """
+import hashlib, numpy as np
+from planted import toys
+for kw in (dict(seed=24), dict(seed=5, naturalise=True), dict(seed=24, trained=True)):
+    arrays = toys.family("planted_mlp").to_arrays(toys.planted_mlp(12, 2, **kw))[0]
+    h = hashlib.sha256()
+    for name in sorted(n for n in arrays if n.startswith("truth.")):
+        h.update(name.encode() + np.ascontiguousarray(arrays[name]).tobytes())
+    print(h.hexdigest())
+"""
+
+ONE_THREAD = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+              "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def test_the_truth_is_the_same_bit_for_bit_on_one_thread_and_on_many():
+    """Compiled, naturalised and trained circuits: the truth's arrays (nodes, edges, effects) built
+    with XLA and the BLAS on one thread equal those built with the default threads, bit for bit."""
+    import os
+    import subprocess
+    import sys
+
+    default = {k: v for k, v in os.environ.items() if k not in ONE_THREAD}
+    runs = [subprocess.run([sys.executable, "-c", _TRUTH_DIGEST], env=env, capture_output=True, text=True, check=True).stdout
+            for env in (default, {**default, **ONE_THREAD})]
+    assert len(runs[0].split()) == 3 and runs[0] == runs[1]
