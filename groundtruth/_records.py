@@ -486,15 +486,20 @@ class SuperpositionToy(FeatureToy):
     output_weights : (n_hidden, n_features) float32
         The readout (equal to ``weights`` when tied).
     loss : float
-        Importance-weighted MSE of the kept restart on a fixed evaluation batch.
+        The kept restart's importance-weighted MSE, averaged over fresh inputs that neither
+        training nor the choice of restart saw: an unbiased estimate of its expected loss.
+    loss_stderr : float or None
+        The standard error of ``loss`` (None for toys saved before it was recorded).
     restart_losses : (restarts,) float32
-        The evaluation loss of every restart.
+        Every restart's loss on one evaluation batch common to all of them (the kept restart has
+        the lowest).
     """
 
     weights: np.ndarray = dataclasses.field(default=None, repr=False)
     bias: np.ndarray = dataclasses.field(default=None, repr=False)
     output_weights: np.ndarray = dataclasses.field(default=None, repr=False)
     loss: float = float("nan")
+    loss_stderr: float | None = None
     restart_losses: np.ndarray = dataclasses.field(default=None, repr=False)
 
     def apply(self, x: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from scipy.special import ndtri
 
 from planted.groundtruth import Config, FeatureToy, FeatureTruth, Problems
 from planted.toys._family import Family
-from planted.toys._feature_storage import feature_arrays, feature_toy
+from planted.toys._feature_storage import check_features, feature_arrays, feature_toy
 
 CHUNK_SIZE = 4096
 # NumPy stream ids (nonzero: SeedSequence([s, 0]) equals SeedSequence(s)).
@@ -197,8 +197,12 @@ def sparse_features(
     compensate_hierarchy : bool
         When True (as SynthSAEBench does), a child's probability of firing given its parent is
         ``p_child / p_parent``, times ``1 + sum(p_sibling) / p_parent`` under mutual exclusion,
-        capped at 1, so each feature's marginal stays near its base probability. When False a
-        child fires with its base probability given its parent.
+        capped at 1, so each feature's marginal stays near its base probability. Where the cap
+        binds (a child whose base probability is at least its parent's, or siblings whose sum
+        is), the child fires whenever its parent fires and exclusion lets it, so its marginal is
+        its parent's marginal (under exclusion, that share of it), below its base probability;
+        ``truth.firing_probabilities`` give these marginals exactly, not the base ones. When
+        False a child fires with its base probability given its parent.
     geometry : {"random", "orthogonal"}
         Random unit directions, or orthogonalised as far as ``d_model`` allows: orthonormal when
         ``n_features <= d_model``, else ``orthogonalize_steps`` steps of gradient descent on the
@@ -506,4 +510,4 @@ def _magnitudes(config: SparseFeaturesConfig, rng: np.random.Generator, size: in
 
 
 FAMILY = Family(kind=SparseFeaturesConfig.kind, config=SparseFeaturesConfig, toy=FeatureToy, build=build, generator=sparse_features,
-                to_arrays=feature_arrays, from_arrays=feature_toy)
+                to_arrays=feature_arrays, from_arrays=feature_toy, check=check_features)

@@ -9,7 +9,11 @@ over restarts and over grid points inside one ``jax.jit``, with ``lax.scan`` ove
 Local minima. Adam from a single random start sometimes stops in a worse configuration (for
 n=5, m=2 at high sparsity: four features in antipodal pairs and one dropped, at about twice the
 pentagon's loss). Every instance is therefore trained from ``restarts`` random starts at once
-(vmapped) and the start with the lowest loss on a fixed evaluation batch is kept.
+(vmapped) and the start with the lowest loss on one evaluation batch, common to all the starts
+of an instance, is kept. The loss the toy reports is then measured again on fresh samples that
+neither training nor the choice saw (``_HELDOUT_SAMPLES``), so it is an unbiased estimate of the
+kept model's expected loss, with its standard error: the minimum over starts of the selection
+batch's losses is biased low.
 
 References
 ----------
@@ -42,11 +46,13 @@ from planted.groundtruth import (
 )
 from planted.toys import _random as rnd
 from planted.toys._family import Family
-from planted.toys._feature_storage import superposition_arrays, superposition_toy
+from planted.toys._feature_storage import check_superposition, superposition_arrays, superposition_toy
 
 CORRELATIONS = ("none", "correlated", "anticorrelated")
 _EVAL_SAMPLES = 8192
-_STREAM_TRAIN, _STREAM_EVAL, _STREAM_DATA = 11, 12, 13
+# Fresh samples for the reported loss, in chunks of _EVAL_SAMPLES.
+_HELDOUT_SAMPLES = 16 * _EVAL_SAMPLES
+_STREAM_TRAIN, _STREAM_EVAL, _STREAM_DATA, _STREAM_HELDOUT = 11, 12, 13, 14
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,9 +165,10 @@ def _loss(params, x, importance, hidden_relu: bool):
     return jnp.sum(importance[:, None] * (x - _forward(params, x, hidden_relu)) ** 2) / x.shape[1]
 
 
-def _train_one(key, sparsity, importance, *, cfg: SuperpositionConfig):
-    """Train one instance from one start; return (params, eval loss, snapshots)."""
-    init_key, train_key, eval_key = jax.random.split(key, 3)
+def _train_one(key, eval_key, sparsity, importance, *, cfg: SuperpositionConfig):
+    """Train one instance from one start; return (params, loss on the evaluation batch of
+    ``eval_key``, snapshots). Every start of an instance gets the same ``eval_key``."""
+    init_key, train_key = jax.random.split(key, 2)
     words = rnd.words(train_key)
     params = _init(init_key, cfg.n_features, cfg.n_hidden, cfg.tied)
     optimizer = optax.adamw(cfg.lr, weight_decay=cfg.weight_decay)
@@ -200,17 +207,17 @@ def _train_one(key, sparsity, importance, *, cfg: SuperpositionConfig):
 
 
 @functools.partial(jax.jit, static_argnames="cfg")
-def _train_instances(keys, sparsities, importances, *, cfg: SuperpositionConfig):
-    """Train instances keys (k,), sparsities (k,), importances (k, n) side by side (one vmap)."""
-    return jax.vmap(functools.partial(_train_one, cfg=cfg))(keys, sparsities, importances)
+def _train_instances(keys, eval_keys, sparsities, importances, *, cfg: SuperpositionConfig):
+    """Train instances keys (k,), eval_keys (k,), sparsities (k,), importances (k, n) side by side (one vmap)."""
+    return jax.vmap(functools.partial(_train_one, cfg=cfg))(keys, eval_keys, sparsities, importances)
 
 
 def _cpu_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _train_grid(keys, sparsities, importances, *, cfg: SuperpositionConfig):
-    """keys (points, restarts); sparsities (points,); importances (points, n).
+def _train_grid(keys, eval_keys, sparsities, importances, *, cfg: SuperpositionConfig):
+    """keys (points, restarts); eval_keys, sparsities (points,); importances (points, n).
 
     Points and restarts are flattened into one list of instances (XLA runs one batch dimension of
     small matmuls more than twice as fast as two nested ones), cut into one equal group per CPU
@@ -221,18 +228,19 @@ def _train_grid(keys, sparsities, importances, *, cfg: SuperpositionConfig):
     points, restarts = keys.shape[:2]
     total = points * restarts
     keys = keys.reshape(total)
+    eval_keys = jnp.repeat(eval_keys, restarts)
     sparsities = jnp.repeat(sparsities, restarts)
     importances = jnp.repeat(importances, restarts, axis=0)
     groups = max(1, min(_cpu_cores(), total)) if jax.default_backend() == "cpu" else 1
     size = -(-total // groups)
     pad = groups * size - total  # the last group is padded with copies of the first instance
-    keys, sparsities, importances = (
-        jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)]) for a in (keys, sparsities, importances)
+    keys, eval_keys, sparsities, importances = (
+        jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)]) for a in (keys, eval_keys, sparsities, importances)
     )
     train = functools.partial(_train_instances, cfg=cfg)
     with concurrent.futures.ThreadPoolExecutor(groups) as pool:
         parts = list(pool.map(
-            lambda g: jax.tree.map(np.asarray, train(*(a[g * size : (g + 1) * size] for a in (keys, sparsities, importances)))),
+            lambda g: jax.tree.map(np.asarray, train(*(a[g * size : (g + 1) * size] for a in (keys, eval_keys, sparsities, importances)))),
             range(groups),
         ))
     return jax.tree.map(
@@ -285,7 +293,8 @@ def superposition(
         AdamW training; the defaults (10,000 steps of 1,024, lr 1e-3) converge for the paper's
         small models.
     restarts : int
-        Random starts trained together; the lowest evaluation loss is kept.
+        Random starts trained together; the one with the lowest loss on an evaluation batch
+        common to all of them is kept.
     snapshot_every : int
         Keep W and b every this many steps (0: none), inside the compiled loop, as
         ``truth.dynamics``: the step at which each feature became represented and the steps at
@@ -295,7 +304,9 @@ def superposition(
     Returns
     -------
     SuperpositionToy
-        ``weights`` (n_hidden, n_features), ``bias``, ``loss``, and ``truth`` (``FeatureTruth``):
+        ``weights`` (n_hidden, n_features), ``bias``, ``loss`` (the kept model's expected loss,
+        estimated on 131,072 fresh samples) with ``loss_stderr``, ``restart_losses`` (each
+        start's loss on the common evaluation batch), and ``truth`` (``FeatureTruth``):
         ``directions`` the unit columns of W, ``norms`` their lengths, ``represented``
         (norm > 0.5), ``dimensionality`` D_i, ``dimensions_per_feature`` D*, ``codes``,
         ``firing_probabilities`` (1 - sparsity).
@@ -426,7 +437,8 @@ def _build_many(configs: list[SuperpositionConfig]) -> list[SuperpositionToy]:
     ])
     sparsities = jnp.asarray([c.sparsity for c in configs], jnp.float32)
     importances = jnp.asarray(np.stack([c.importances() for c in configs]))
-    params, losses, snapshots = _train_grid(keys, sparsities, importances, cfg=shared)
+    eval_keys = jnp.stack([jax.random.fold_in(jax.random.key(c.seed), _STREAM_EVAL) for c in configs])
+    params, losses, snapshots = _train_grid(keys, eval_keys, sparsities, importances, cfg=shared)
     built = []
     for i, c in enumerate(configs):
         best = int(np.argmin(losses[i]))
@@ -469,8 +481,26 @@ def _toy(config: SuperpositionConfig, restart_params: dict, restart_losses: np.n
     )
     return SuperpositionToy(
         config=config, truth=truth, activations=h, sampler=sampler, chunk_size=_CHUNK, weights=w, bias=b, output_weights=w_out,
-        loss=float(restart_losses[best]), restart_losses=restart_losses.astype(np.float32),
+        restart_losses=restart_losses.astype(np.float32), **_heldout_loss(config, w, b, w_out),
     )
+
+
+def _heldout_loss(config: SuperpositionConfig, w: np.ndarray, b: np.ndarray, w_out: np.ndarray) -> dict[str, float]:
+    """The model's importance-weighted loss on ``_HELDOUT_SAMPLES`` fresh inputs (a stream of its
+    own): {"loss": the mean, "loss_stderr": its standard error}, in float64."""
+    words = rnd.words(jax.random.fold_in(jax.random.key(config.seed), _STREAM_HELDOUT))
+    importance = config.importances().astype(np.float64)
+    w, b, w_out = (np.asarray(a, np.float64) for a in (w, b, w_out))
+    per_sample = []
+    for chunk in range(_HELDOUT_SAMPLES // _EVAL_SAMPLES):
+        x = np.asarray(_sample(words, chunk, _EVAL_SAMPLES, config.n_features, config.sparsity, config.correlation), np.float64)
+        h = w @ x
+        if config.hidden_relu:
+            h = np.maximum(h, 0)
+        out = np.maximum(w_out.T @ h + b[:, None], 0)
+        per_sample.append((importance[:, None] * (x - out) ** 2).sum(axis=0))
+    values = np.concatenate(per_sample)
+    return {"loss": float(values.mean()), "loss_stderr": float(values.std(ddof=1) / np.sqrt(values.size))}
 
 
 _CHUNK = 4096
@@ -487,4 +517,4 @@ def _sample_chunk(config: SuperpositionConfig, w: np.ndarray, chunk: int) -> tup
 
 
 FAMILY = Family(kind=SuperpositionConfig.kind, config=SuperpositionConfig, toy=SuperpositionToy, build=build, generator=superposition,
-                to_arrays=superposition_arrays, from_arrays=superposition_toy)
+                to_arrays=superposition_arrays, from_arrays=superposition_toy, check=check_superposition)
