@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,21 @@ import numpy as np
 
 from planted import toys
 from planted.evaluators.tasks import TASKS
-from planted.groundtruth import Dictionary, FeatureToy
+from planted.groundtruth import Dictionary, FeatureToy, read_json, read_npz, regular_file
 
 ARTIFACT = "artifact.npz"
 ARTIFACT_INFO = "artifact.json"
 TRUTH = "truth.sealed"
+EXPORTABLE_TASKS = ("features",)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _sha256(path: Path, limit: int = 16 << 20) -> str:
+    """The sha256 of a small file (a manifest), read at most ``limit`` bytes."""
+    with open(regular_file(path), "rb") as fh:
+        raw = fh.read(limit + 1)
+    if len(raw) > limit:
+        raise ValueError(f"{path}: larger than {limit} bytes; not a file planted wrote")
+    return hashlib.sha256(raw).hexdigest()
 
 
 def make(preset: str, out: str | Path, *, seed: int = 0, **overrides: Any) -> Path:
@@ -66,17 +71,9 @@ def make(preset: str, out: str | Path, *, seed: int = 0, **overrides: Any) -> Pa
 def load_predictions(path: str | Path, *, n_samples: int, d_model: int) -> Dictionary:
     """Read a predictions ``.npz`` and check every array's shape and dtype against the format."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"{path}: predictions file not found")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a readable .npz file (not a zip archive written by numpy.savez)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except ValueError as exc:
-        raise ValueError(f"{path}: holds an object array, which is not allowed ({exc})") from None
-    except Exception as exc:
-        raise ValueError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    arrays = read_npz(path)
     if "directions" not in arrays:
         raise ValueError(
             f"{path}: no array 'directions'; expected a float array (n_latents, {d_model}); found {sorted(arrays)}"
@@ -106,9 +103,14 @@ def score(folder: str | Path, predictions: str | Path) -> dict[str, Any]:
     """Score a predictions file against the sealed truth of a folder written by ``make``."""
     folder = Path(folder)
     info_path = folder / ARTIFACT_INFO
-    if not info_path.is_file():
+    if not info_path.exists():
         raise ValueError(f"{info_path}: missing; is {folder} a folder written by `planted make`?")
-    info = json.loads(info_path.read_text())
+    info = read_json(info_path, max_bytes=1 << 20)
+    if not isinstance(info, dict):
+        raise ValueError(f"{info_path}: not a JSON object; is {folder} a folder written by `planted make`?")
+    task = info.get("task")
+    if task not in EXPORTABLE_TASKS:
+        raise ValueError(f"{info_path}: 'task' is {task!r}; `planted make` writes the tasks {list(EXPORTABLE_TASKS)}")
     truth_manifest = folder / TRUTH / "manifest.json"
     if not truth_manifest.is_file() or _sha256(truth_manifest) != info.get("truth_manifest_sha256"):
         raise ValueError(f"{folder / TRUTH}: the sealed truth is missing or does not match artifact.json")
@@ -117,7 +119,7 @@ def score(folder: str | Path, predictions: str | Path) -> dict[str, Any]:
         raise ValueError(f"{folder / TRUTH}: holds toy {toy.id[:12]}, artifact.json names {str(info.get('toy_id'))[:12]}")
     n, d = toy.activations.shape
     dictionary = load_predictions(predictions, n_samples=n, d_model=d)
-    return TASKS[info["task"]].score(dictionary, toy)
+    return TASKS[task].score(dictionary, toy)
 
 __all__ = [
     "ARTIFACT",

@@ -25,6 +25,7 @@ from planted.groundtruth._connectome import (
     Partition,
     Recording,
 )
+from planted.groundtruth._files import available_memory, read_json, read_npz, regular_file
 from planted.groundtruth._geometry import (
     REPRESENTED_NORM,
     dimensionality,
@@ -47,6 +48,10 @@ __all__ = [
     "Progress",
     "as_matrix",
     "as_vector",
+    "available_memory",
+    "read_json",
+    "read_npz",
+    "regular_file",
     "CircuitPrediction",
     "CircuitTruth",
     "ComponentGraph",

@@ -50,6 +50,10 @@ class Family:
         The storage half that writes: named arrays and JSON-able extras.
     from_arrays : callable(config, arrays, extra) -> toy
         The storage half that reads what ``to_arrays`` wrote (arrays already verified).
+    check : callable(toy) -> list[str]
+        What is wrong with a loaded toy beyond its records' own checks: the relations between its
+        arrays and its config (sizes, index ranges, inputs and labels), one message per problem.
+        ``load`` refuses a toy with any. Default: nothing more.
     """
 
     kind: str
@@ -59,6 +63,7 @@ class Family:
     generator: Callable[..., Toy]
     to_arrays: Callable[[Any], tuple[Arrays, dict[str, Any]]]
     from_arrays: Callable[[Any, Arrays, dict[str, Any]], Toy]
+    check: Callable[[Any], list[str]] = lambda toy: []  # noqa: E731 - nothing more to check
 
 
 def family(kind: str) -> Family:

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from planted import __version__
-from planted.groundtruth import SCHEMA_VERSION, Toy
+from planted.groundtruth import SCHEMA_VERSION, Toy, read_json, read_npz, regular_file
 from planted.toys._family import FAMILY_MODULES, family
 
 MANIFEST = "manifest.json"
@@ -29,6 +29,11 @@ STORAGE_VERSION = 2
 _V1_FAMILIES = {"features": "sparse_features", "superposition": "superposition", "circuits": "planted_mlp",
                 "connectome": "connectome"}
 _V1_CATALOG = {"naturalisation": "naturalise"}
+# What reading an archive may allocate: its own size times _INFLATION, and at least _MIN_BUDGET
+# (``save`` writes uncompressed archives, so a toy's arrays take its file's size; a recompressed
+# archive of float data rarely shrinks 10-fold). A decompression bomb is refused from its headers.
+_INFLATION = 64
+_MIN_BUDGET = 64 << 20
 
 
 def _digest(array: np.ndarray) -> str:
@@ -113,15 +118,20 @@ def load(path: str | os.PathLike) -> Toy:
     manifest_path = folder / MANIFEST
     arrays_path = folder / ARRAYS
     for p in (manifest_path, arrays_path):
-        if not p.is_file():
+        if not os.path.lexists(p):
             raise ValueError(f"{p}: file is missing; is {folder} a folder written by planted.toys.save?")
+        regular_file(p, folder)
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{manifest_path}: not valid JSON ({exc}); the file is corrupt") from None
+        manifest = read_json(manifest_path, folder=folder)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; the manifest is corrupt") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ValueError(f"{manifest_path}: not a planted toy manifest (format field is not {FORMAT!r})")
-    if manifest.get("manifest_sha256") != _manifest_digest(manifest):
+    try:
+        digest = _manifest_digest(manifest)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"{manifest_path}: the manifest cannot be hashed ({type(exc).__name__}); the file is corrupt") from None
+    if manifest.get("manifest_sha256") != digest:
         raise ValueError(f"{manifest_path}: manifest checksum mismatch; the manifest was edited or corrupted")
     version = manifest.get("schema_version")
     if version not in (1, STORAGE_VERSION):
@@ -129,11 +139,11 @@ def load(path: str | os.PathLike) -> Toy:
             f"{manifest_path}: schema version {version!r} is not supported "
             f"(this version of planted reads 1 and {STORAGE_VERSION})"
         )
-    kind = _V1_FAMILIES.get(manifest.get("toy_kind")) if version == 1 else manifest.get("family")
+    found = manifest.get("toy_kind" if version == 1 else "family")
+    kind = (_V1_FAMILIES.get(found) if version == 1 else found) if isinstance(found, str) else None
     if kind not in FAMILY_MODULES:
-        found = manifest.get("toy_kind" if version == 1 else "family")
         raise ValueError(f"{manifest_path}: unknown toy family {found!r}; known: {sorted(FAMILY_MODULES)}")
-    arrays = _read_arrays(arrays_path, manifest_path, manifest.get("arrays"))
+    arrays = _read_arrays(arrays_path, manifest_path, manifest.get("arrays"), folder)
     try:
         declared = family(kind)
         payload = manifest["config"]
@@ -145,41 +155,63 @@ def load(path: str | os.PathLike) -> Toy:
         extra = manifest["extra"]
         if version == 1:
             arrays, extra = _from_v1(arrays, extra)
-        return declared.from_arrays(config, arrays, extra)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{manifest_path}: the manifest does not describe a valid toy ({type(exc).__name__}: {exc})") from None
+        if not isinstance(extra, dict):
+            raise ValueError("'extra' is not an object")
+        toy = declared.from_arrays(config, arrays, extra)
+        problems = _round_trip(declared, toy, arrays, extra) + declared.check(toy)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError, ZeroDivisionError,
+            RecursionError, MemoryError) as exc:
+        # A record's own checks (shapes, index ranges, CSR structure) raise ValueError; the rest
+        # are faults of arrays re-hashed to pass the checksums, caught here so that no half-built
+        # toy escapes and the message still names the file.
+        raise ValueError(f"{manifest_path}: the manifest and arrays do not describe a valid toy "
+                         f"({type(exc).__name__}: {str(exc)[:300]})") from None
+    if problems:
+        raise ValueError(f"{folder}: the arrays do not describe a toy of its config "
+                         f"({len(problems)} problem(s): {'; '.join(problems[:3])})")
+    return toy
 
 
-def _read_arrays(arrays_path: Path, manifest_path: Path, expected: Any) -> dict[str, np.ndarray]:
-    """Every array the manifest lists, each checked against its shape, dtype and sha256."""
+def _round_trip(declared, toy: Toy, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -> list[str]:
+    """Problems of a loaded toy that writing it again reveals: an array its records coerced
+    (another dtype or shape, a value changed), a non-finite float, an extra it does not keep."""
+    again, again_extra = declared.to_arrays(toy)
+    problems = []
+    for name, array in arrays.items():
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            problems.append(f"array {name!r} holds NaN or infinite values")
+        other = again.get(name)
+        if other is None:
+            problems.append(f"array {name!r} is not part of the toy")
+        elif other.dtype != array.dtype or other.shape != array.shape or not np.array_equal(other, array):
+            problems.append(f"array {name!r} ({array.dtype} {list(array.shape)}) is not what the toy holds "
+                            f"({other.dtype} {list(other.shape)})")
+    problems += [f"array {name!r} is missing" for name in sorted(set(again) - set(arrays))]
+    for key, value in extra.items():
+        if key not in again_extra or json.dumps(again_extra[key], sort_keys=True) != json.dumps(value, sort_keys=True):
+            problems.append(f"extra {key!r} is not what the toy holds")
+    return problems
+
+
+def _read_arrays(arrays_path: Path, manifest_path: Path, expected: Any, folder: Path) -> dict[str, np.ndarray]:
+    """Every array the manifest lists, each checked against its shape and dtype before it is read
+    (so a member cannot inflate past what the manifest declares), then against its sha256."""
     if not isinstance(expected, dict) or not all(
-        isinstance(v, dict) and {"sha256", "shape", "dtype"} <= set(v) for v in expected.values()
+        isinstance(v, dict) and {"sha256", "shape", "dtype"} <= set(v)
+        and isinstance(v["shape"], list) and all(type(s) is int and s >= 0 for s in v["shape"])
+        and isinstance(v["dtype"], str) and isinstance(v["sha256"], str)
+        for v in expected.values()
     ):
         raise ValueError(f"{manifest_path}: the 'arrays' entry is malformed")
-    arrays: dict[str, np.ndarray] = {}
+    shapes = {name: (tuple(v["shape"]), v["dtype"]) for name, v in expected.items()}
+    budget = max(_MIN_BUDGET, _INFLATION * os.path.getsize(arrays_path))
     try:
-        with np.load(arrays_path, allow_pickle=False) as npz:
-            names = set(npz.files)
-            missing = sorted(set(expected) - names)
-            extra = sorted(names - set(expected))
-            if missing or extra:
-                raise ValueError(f"{arrays_path}: arrays missing {missing} and unexpected {extra}")
-            for name, spec in expected.items():
-                array = npz[name]
-                if list(array.shape) != spec["shape"] or array.dtype.str != spec["dtype"]:
-                    raise ValueError(
-                        f"{arrays_path}: array {name!r} has shape {list(array.shape)} dtype {array.dtype.str}, "
-                        f"manifest says shape {spec['shape']} dtype {spec['dtype']}"
-                    )
-                if _digest(array) != spec["sha256"]:
-                    raise ValueError(f"{arrays_path}: array {name!r} does not match its sha256; the file was altered")
-                arrays[name] = array
+        arrays = read_npz(arrays_path, expected=shapes, folder=folder, max_bytes=budget)
     except ValueError as exc:
-        if str(exc).startswith(str(arrays_path)):
-            raise
-        raise ValueError(f"{arrays_path}: cannot be read ({exc}); the file is corrupt or truncated") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise ValueError(f"{arrays_path}: cannot be read ({type(exc).__name__}: {exc}); the file is corrupt or truncated") from None
+        raise ValueError(f"{exc}; the file is corrupt, truncated or not the one the manifest describes") from None
+    for name, spec in expected.items():
+        if _digest(arrays[name]) != spec["sha256"]:
+            raise ValueError(f"{arrays_path}: array {name!r} does not match its sha256; the file was altered")
     return arrays
 
 

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -75,3 +76,62 @@ def test_swapped_truth_is_detected(folder, tmp_path):
     np.savez(tmp_path / "p.npz", directions=np.ones((3, 256), np.float32))
     with pytest.raises(ValueError, match="sealed truth is missing or does not match"):
         score(target, tmp_path / "p.npz")
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ('{"task": "nonsense"}', "'task' is 'nonsense'"),
+        ("{}", "'task' is None"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"task": "feat', "not valid JSON"),
+        ("[" * 5000 + "]" * 5000, "nested 5000 deep"),
+        (b"\xff\xfe\x00", "not UTF-8"),
+    ],
+)
+def test_a_bad_artifact_json_gets_one_line(folder, tmp_path, capsys, content, match):
+    """``planted score`` on a folder whose artifact.json is broken: exit 2 and one line naming the file."""
+    import shutil
+
+    from planted.evaluators import cli
+
+    target = tmp_path / "f"
+    shutil.copytree(folder, target)
+    info = target / "artifact.json"
+    info.write_bytes(content if isinstance(content, bytes) else content.encode())
+    np.savez(tmp_path / "p.npz", directions=np.ones((3, 256), np.float32))
+    assert cli.main(["score", str(target), str(tmp_path / "p.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"planted: error: {info}:") and "Traceback" not in err, err
+    assert re.search(match, err), err
+
+
+def test_a_corrupt_sealed_truth_gets_one_line(folder, tmp_path, capsys):
+    """The truth archive of a made folder broken in several ways (its hash re-recorded, so the
+    archive itself is what is read): exit 2 and one line, never a traceback."""
+    import shutil
+
+    from planted.evaluators import cli
+
+    np.savez(tmp_path / "p.npz", directions=np.ones((3, 256), np.float32))
+    faults = {
+        "truncated": lambda b: b[: len(b) // 3],
+        "an .npy": lambda b: b"\x93NUMPY\x01\x00" + b[8:200],
+        "bit flips": lambda b: bytes(x ^ (0x10 if i % 997 == 5 else 0) for i, x in enumerate(b)),
+        "empty": lambda b: b"",
+    }
+    for name, fault in faults.items():
+        target = tmp_path / name.replace(" ", "_").replace(".", "")
+        shutil.copytree(folder, target)
+        arrays = target / "truth.sealed" / "arrays.npz"
+        arrays.write_bytes(fault(arrays.read_bytes()))
+        assert cli.main(["score", str(target), str(tmp_path / "p.npz")]) == 2, name
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{arrays}:" in err and "Traceback" not in err, (name, err)
+    # The manifest's own hash is recorded in artifact.json: an edited truth manifest is refused too.
+    target = tmp_path / "manifest"
+    shutil.copytree(folder, target)
+    manifest = target / "truth.sealed" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"seed": 0', '"seed": 1'))
+    assert cli.main(["score", str(target), str(tmp_path / "p.npz")]) == 2
+    assert "does not match artifact.json" in capsys.readouterr().err

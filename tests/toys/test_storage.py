@@ -51,7 +51,7 @@ def test_truncated_archive_is_rejected(toy, tmp_path):
     path = toys.save(toy, tmp_path / "toy")
     data = (path / "arrays.npz").read_bytes()
     (path / "arrays.npz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match=r"arrays.npz: cannot be read .*corrupt or truncated"):
+    with pytest.raises(ValueError, match=r"arrays.npz: not a readable .npz archive.*truncated"):
         toys.load(path)
 
 
@@ -158,7 +158,25 @@ def test_folders_of_storage_version_1_load(kind):
     assert json.loads((folder / "manifest.json").read_text())["schema_version"] == 1
     old = toys.load(folder)
     assert old.kind == kind
-    _assert_same_arrays(old, toys.from_config(old.config))
+    new = toys.from_config(old.config)
+    changed = _CHANGED_SINCE_V1.get(kind, {})
+    left, right = _arrays(old), _arrays(new)
+    assert sorted(left) == sorted(right)
+    for name in left:
+        if name in changed:
+            np.testing.assert_allclose(left[name], right[name], err_msg=name, **changed[name])
+        else:
+            np.testing.assert_array_equal(left[name], right[name], err_msg=name)
+
+
+# Arrays whose computation changed on purpose after version 1, and how far they may now differ:
+# TMS restarts are all scored on one common batch (each drew its own before), and circuit
+# effects are computed in float64 from the weights (float32 patching before).
+_CHANGED_SINCE_V1 = {
+    "superposition": {"model.restart_losses": dict(rtol=0.1)},
+    "planted_mlp": {"truth.node_effects": dict(atol=1e-6), "truth.edge_effects.0": dict(atol=1e-6),
+                    "truth.edge_effects.1": dict(atol=1e-6)},
+}
 
 
 def test_loading_a_features_toy_imports_no_jax(tmp_path):

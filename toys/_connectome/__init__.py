@@ -25,7 +25,7 @@ types, modules, hubs, tuning, stimulus and every spike.
 from planted.toys._connectome._build import ConnectomeToy, build, connectome
 from planted.toys._connectome._config import KERNELS, MODELS, OBSERVATIONS, STIMULI, SYNAPSES, ConnectomeConfig
 from planted.toys._connectome._observation import calcium, network_bursts
-from planted.toys._connectome._storage import _from_arrays, _to_arrays
+from planted.toys._connectome._storage import _check, _from_arrays, _to_arrays
 from planted.toys._connectome._wiring import wiring_statistics
 from planted.toys._family import Family
 
@@ -45,4 +45,4 @@ __all__ = [
 ]
 
 FAMILY = Family(kind=ConnectomeConfig.kind, config=ConnectomeConfig, toy=ConnectomeToy, build=build, generator=connectome,
-                to_arrays=_to_arrays, from_arrays=_from_arrays)
+                to_arrays=_to_arrays, from_arrays=_from_arrays, check=_check)

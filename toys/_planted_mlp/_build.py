@@ -13,7 +13,7 @@ from planted.toys._planted_mlp._compiler import _directions, _place, _Plan, _pla
 from planted.toys._planted_mlp._config import _STREAM_DATA, _STREAM_PLAN, _STREAM_WEIGHTS, PlantedMLPConfig
 from planted.toys._planted_mlp._formula import GATES
 from planted.toys._planted_mlp._model import CircuitModel, CircuitTask, _graph
-from planted.toys._planted_mlp._storage import _from_arrays, _to_arrays
+from planted.toys._planted_mlp._storage import _check, _from_arrays, _to_arrays
 from planted.toys._planted_mlp._trained import _TRAIN_DRAWS, _train
 from planted.toys._planted_mlp._truth import TOLERANCE, PlantedCircuitToy, _circuit_truth
 
@@ -152,4 +152,4 @@ def planted_mlp(
 
 
 FAMILY = Family(kind=PlantedMLPConfig.kind, config=PlantedMLPConfig, toy=PlantedCircuitToy, build=build, generator=planted_mlp,
-                to_arrays=_to_arrays, from_arrays=_from_arrays)
+                to_arrays=_to_arrays, from_arrays=_from_arrays, check=_check)

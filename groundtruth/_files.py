@@ -1,0 +1,286 @@
+"""Reading files that may be hostile: ``.npz`` archives and JSON, in bounded time and memory.
+
+Every fault of a file is a ``ValueError`` that names the file and the fault, raised before the
+file's contents are used; nothing is half-loaded, and nothing is unpickled.
+
+An ``.npz`` is a zip archive of ``.npy`` members. ``read_npz`` reads the zip's directory, then
+each member's ``.npy`` header (at most ``_MAX_HEADER`` bytes), and checks the member before reading
+its data: stored or deflated only, not encrypted, a plain numeric, bool or string dtype, a shape
+whose bytes equal the member's declared size, that size within the caller's budget (and within
+the shape and dtype the caller expects, when it says). The data is then read into an array of
+exactly that size: a member can never inflate to more than it declared, so a decompression bomb
+costs the bytes of its header, not of its payload. The zip's CRC of every member is checked.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import stat
+import struct
+import zipfile
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# A .npy header is a short Python dict literal; numpy writes at most a few hundred bytes.
+_MAX_HEADER = 4096
+_NPY_MAGIC = b"\x93NUMPY"
+_KINDS = "biufcUS"  # bool, integers, floats, complex, strings; never objects or structured dtypes
+_MAX_MEMBERS = 100_000
+_MAX_NESTING = 64  # of a JSON document
+_READ_CHUNK = 16 << 20  # bytes decompressed at a time into an array
+
+
+def available_memory() -> int:
+    """Bytes of memory this machine can still give (``MemAvailable`` on Linux; else the physical
+    memory the OS reports free)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def default_read_budget() -> int:
+    """What one read may allocate by default: half the memory available now."""
+    return available_memory() // 2
+
+
+def regular_file(path: str | os.PathLike, folder: str | os.PathLike | None = None) -> Path:
+    """``path`` checked to be a regular file (following links only inside ``folder`` when given).
+
+    Raises ``ValueError`` naming the path when it is missing, not a regular file (a folder, a
+    device, a pipe), or a link that leads outside ``folder``.
+    """
+    path = Path(path)
+    if folder is not None:
+        root = os.path.realpath(folder)
+        real = os.path.realpath(path)
+        if real != root and not real.startswith(root + os.sep):
+            raise ValueError(f"{path}: is a link to {real}, outside {folder}; a toy folder's files must be its own")
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file is missing") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path}: is not a regular file")
+    return path
+
+
+def read_json(path: str | os.PathLike, *, max_bytes: int = 16 << 20, folder: str | os.PathLike | None = None) -> Any:
+    """The JSON document in ``path``: at most ``max_bytes``, nested at most 64 deep, no NaN or
+    infinite numbers, no integer of more than 4,300 digits (Python's own limit)."""
+    path = regular_file(path, folder)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror})") from None
+    if len(raw) > max_bytes:
+        raise ValueError(f"{path}: larger than {max_bytes} bytes; not a file planted wrote")
+    depth = _nesting(raw)
+    if depth > _MAX_NESTING:
+        raise ValueError(f"{path}: JSON nested {depth} deep (at most {_MAX_NESTING}); not a file planted wrote")
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"the number {name} is not allowed")
+
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=constant)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({type(exc).__name__}: {exc})") from None
+
+
+def _nesting(raw: bytes) -> int:
+    """The deepest nesting of [ and { in a JSON text (outside strings)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def _header(fh, name: str) -> tuple[np.dtype, tuple[int, ...], bool, int]:
+    """(dtype, shape, fortran_order, header length) of the .npy member ``fh``, checked."""
+    magic = fh.read(8)
+    if len(magic) != 8 or magic[:6] != _NPY_MAGIC:
+        raise ValueError(f"member {name!r} is not a .npy array")
+    major = magic[6]
+    size_bytes = {1: 2, 2: 4, 3: 4}.get(major)
+    if size_bytes is None:
+        raise ValueError(f"member {name!r} has .npy format version {major}.{magic[7]}, which is not supported")
+    raw = fh.read(size_bytes)
+    if len(raw) != size_bytes:
+        raise ValueError(f"member {name!r} ends inside its .npy header")
+    (length,) = struct.unpack("<H" if size_bytes == 2 else "<I", raw)
+    if length > _MAX_HEADER:
+        raise ValueError(f"member {name!r} declares a .npy header of {length} bytes (at most {_MAX_HEADER})")
+    text = fh.read(length)
+    if len(text) != length:
+        raise ValueError(f"member {name!r} ends inside its .npy header")
+    try:
+        header = ast.literal_eval(text.decode("utf-8" if major == 3 else "latin1"))
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError, UnicodeDecodeError):
+        raise ValueError(f"member {name!r} has an unreadable .npy header") from None
+    if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
+        raise ValueError(f"member {name!r} has a malformed .npy header")
+    shape, fortran = header["shape"], header["fortran_order"]
+    if (not isinstance(shape, tuple) or len(shape) > 32
+            or not all(type(s) is int and 0 <= s < 2**62 for s in shape)):
+        raise ValueError(f"member {name!r} has an invalid shape {str(shape)[:80]}")
+    if not isinstance(fortran, bool):
+        raise ValueError(f"member {name!r} has an invalid fortran_order")
+    descr = header["descr"]
+    if not isinstance(descr, str) or len(descr) > 16:
+        raise ValueError(f"member {name!r} has a dtype that is not a plain numeric, bool or string type")
+    try:
+        dtype = np.dtype(descr)
+    except (TypeError, ValueError):
+        raise ValueError(f"member {name!r} has an unknown dtype {descr!r}") from None
+    if dtype.kind not in _KINDS or dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.itemsize == 0:
+        raise ValueError(f"member {name!r} has dtype {dtype}; object arrays and structured dtypes are not read, "
+                         "only numeric, bool and string arrays")
+    return dtype, shape, fortran, 8 + size_bytes + length
+
+
+def read_npz(
+    path: str | os.PathLike,
+    *,
+    expected: Mapping[str, tuple[tuple[int, ...], str]] | None = None,
+    max_bytes: int | None = None,
+    folder: str | os.PathLike | None = None,
+) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file ``path``, checked before it is read.
+
+    Parameters
+    ----------
+    path : path
+        A file written by ``numpy.savez`` or ``numpy.savez_compressed``.
+    expected : mapping name -> (shape, dtype string), optional
+        The arrays the file must hold, exactly (no more, no fewer), each of this shape and dtype
+        (``dtype.str``, e.g. ``"<f4"``); checked from the headers, before any data is read.
+    max_bytes : int, optional
+        The most the arrays may take together; never more than half the memory available now
+        (the default).
+    folder : path, optional
+        The folder the file belongs to: a link leading outside it is refused.
+
+    Returns
+    -------
+    dict of str -> np.ndarray
+        Writeable arrays, by name (the member name without ``.npy``).
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the fault: not a zip archive, an unsupported compression, an
+        encrypted or duplicated member, a member that is not a ``.npy`` array, an object or
+        structured dtype, a shape that does not match the member's size, an array over the
+        budget, a missing or unexpected array, a shape or dtype other than ``expected``, a
+        truncated member or one whose CRC does not match.
+    """
+    path = regular_file(path, folder)
+    budget = default_read_budget() if max_bytes is None else min(int(max_bytes), default_read_budget())
+    try:
+        return _read_npz(path, expected, budget)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, struct.error,
+            NotImplementedError, RuntimeError, OverflowError, KeyError, IndexError, TypeError,
+            MemoryError, RecursionError) as exc:
+        raise ValueError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {exc})") from None
+
+
+def _read_npz(path: Path, expected: Mapping[str, tuple] | None, budget: int) -> dict[str, np.ndarray]:
+    if not zipfile.is_zipfile(path):
+        raise ValueError("not a readable .npz archive (no zip directory found: an .npy, or a truncated file?)")
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        if len(infos) > _MAX_MEMBERS:
+            raise ValueError(f"holds {len(infos)} members (at most {_MAX_MEMBERS})")
+        names = [info.filename for info in infos]
+        if len(set(names)) != len(names):
+            raise ValueError("holds two members of the same name")
+        bad = [n for n in names if not n.endswith(".npy")]
+        if bad:
+            raise ValueError(f"member {bad[0]!r} is not a .npy array")
+        arrays_of = {n[: -len(".npy")]: info for n, info in zip(names, infos)}
+        if expected is not None:
+            missing = sorted(set(expected) - set(arrays_of))
+            extra = sorted(set(arrays_of) - set(expected))
+            if missing or extra:
+                raise ValueError(f"arrays missing {missing} and unexpected {extra}")
+        plans = []
+        total = 0
+        for name, info in arrays_of.items():
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise ValueError(f"member {name!r} uses zip compression method {info.compress_type}; "
+                                 "only stored and deflated members are read")
+            if info.flag_bits & 0x1:
+                raise ValueError(f"member {name!r} is encrypted")
+            with archive.open(info) as fh:
+                dtype, shape, fortran, header = _header(fh, name)
+            nbytes = math.prod(shape) * dtype.itemsize
+            if expected is not None:
+                want_shape, want_dtype = expected[name]
+                if list(shape) != list(want_shape) or dtype.str != want_dtype:
+                    raise ValueError(f"array {name!r} has shape {list(shape)} dtype {dtype.str}, "
+                                     f"expected shape {list(want_shape)} dtype {want_dtype}")
+            if info.file_size != header + nbytes:
+                raise ValueError(f"member {name!r} declares {info.file_size} bytes, but its header's shape "
+                                 f"{list(shape)} and dtype {dtype.str} need {header + nbytes}")
+            total += nbytes
+            if total > budget:
+                raise ValueError(f"its arrays take more than {budget} bytes (array {name!r}: {list(shape)} {dtype.str}), "
+                                 "more than this read may allocate")
+            plans.append((name, info, dtype, shape, fortran, header))
+        arrays = {}
+        for name, info, dtype, shape, fortran, header in plans:
+            array = np.empty(math.prod(shape), dtype)
+            with archive.open(info) as fh:
+                fh.read(header)
+                view = memoryview(array).cast("B") if array.nbytes else memoryview(b"")
+                got = 0
+                while got < array.nbytes:
+                    n = fh.readinto(view[got : got + _READ_CHUNK])
+                    if not n:
+                        raise ValueError(f"member {name!r} is truncated ({got} of {array.nbytes} bytes)")
+                    got += n
+                if fh.read(1):
+                    raise ValueError(f"member {name!r} holds more bytes than it declares")
+            arrays[name] = array.reshape(shape, order="F" if fortran else "C")
+        return arrays
+
+
+__all__ = ["available_memory", "default_read_budget", "read_json", "read_npz", "regular_file"]
