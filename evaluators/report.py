@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from planted.evaluators._figures import leaderboard_figures
+from planted.evaluators._files import write_text
 from planted.evaluators.store import CellResult
 from planted.evaluators.tasks import TASKS
 
@@ -188,9 +189,7 @@ def write_report(results: Sequence[CellResult], out: str | Path, *, store=None) 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt, ext in (("markdown", "md"), ("csv", "csv"), ("latex", "tex"), ("json", "json")):
-        path = folder / f"leaderboard.{ext}"
-        path.write_text(leaderboard(results, fmt=fmt))
-        written.append(path)
+        written.append(write_text(folder / f"leaderboard.{ext}", leaderboard(results, fmt=fmt)))
     tasks = sorted({r.task for r in results} & set(TASKS))
     metrics = sorted({m for t in tasks for m in TASKS[t].metrics})
     written += leaderboard_figures(results, metrics, folder)

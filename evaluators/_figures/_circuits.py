@@ -82,6 +82,7 @@ def circuits_figures(results: Sequence, store, folder: Path) -> list[Path]:
     """``catalog.md`` and ``catalog.csv`` (methods x toys, edge AUROC with CIs; ``report.catalog``)
     and, per toy (lowest seed) with stored arrays, ``circuit-{suite}-{toy}.png``: the planted
     circuit of task 0 beside each method's top edges."""
+    from planted.evaluators._files import write_text
     from planted.evaluators.report import catalog
 
     written: list[Path] = []
@@ -90,9 +91,7 @@ def circuits_figures(results: Sequence, store, folder: Path) -> list[Path]:
             table = catalog(results, fmt=fmt)
         except ValueError:
             break
-        path = folder / f"catalog.{ext}"
-        path.write_text(table)
-        written.append(path)
+        written.append(write_text(folder / f"catalog.{ext}", table))
     for suite, toy, seed, cells in lowest_seeds(results):
         arrays = stored_arrays(store, cells[0])
         panels = stored_panels(cells, store)

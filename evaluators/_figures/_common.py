@@ -29,9 +29,10 @@ def figure(size: tuple[float, float]):
 
 
 def save(fig, path: Path, written: list[Path], *, dpi: int = 150) -> None:
-    """Write ``fig`` to ``path`` and record the path."""
-    fig.savefig(path, dpi=dpi)
-    written.append(path)
+    """Write ``fig`` to ``path`` atomically and record the path."""
+    from planted.evaluators._files import save_figure
+
+    written.append(save_figure(fig, path, dpi=dpi))
 
 
 def lowest_seeds(results: Sequence) -> Iterator[tuple[str, str, int, list]]:

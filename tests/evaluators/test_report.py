@@ -222,3 +222,62 @@ def test_a_store_written_before_figure_arrays_existed_still_opens_and_reports(tm
         arrays = store.toy_arrays("a", task="features")
         assert arrays["w"].shape == (2, 3) and str(arrays["name"]) == "x"
         assert {p.name for p in write_report(store.results(), tmp_path / "r", store=store)} >= {"leaderboard.md"}
+
+
+_REPORT_LOOP = textwrap.dedent(
+    """
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("report_cells", {here!r})
+    here = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(here)
+    CELLS, _scaled = here.CELLS, here._scaled
+    from planted.evaluators import write_report
+    cells = _scaled(CELLS, 0.5)
+    print("ready", flush=True)
+    while True:
+        write_report(cells, {out!r})
+    """
+)
+
+
+def _scaled(cells, factor):
+    import dataclasses
+
+    return [dataclasses.replace(c, metrics={k: v * factor for k, v in c.metrics.items()}) for c in cells]
+
+
+def test_a_report_killed_at_any_moment_leaves_no_torn_file(tmp_path):
+    """kill -9 while a report is rewritten: every file is the previous report's or the new one's."""
+    import os
+    import random
+    import signal
+    import time
+
+    old, new, out = tmp_path / "old", tmp_path / "new", tmp_path / "out"
+    for folder, cells in ((old, CELLS), (new, _scaled(CELLS, 0.5)), (out, CELLS)):
+        write_report(cells, folder)
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    after = {p.name: p.read_bytes() for p in new.iterdir()}
+    assert before.keys() == after.keys() and any(before[n] != after[n] for n in before)
+    script = _REPORT_LOOP.format(here=__file__, out=str(out))
+    rng = random.Random(0)
+    kills, torn = 0, []
+    for _ in range(6):
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.05, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        for p in out.iterdir():
+            if p.name.startswith("."):
+                assert p.name.endswith(".tmp"), p.name  # a temporary the kill left behind
+                continue
+            if p.read_bytes() not in (before[p.name], after[p.name]):
+                torn.append(p.name)
+        assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(before)
+    print(f"\nkills during report: {kills}, torn files: {len(torn)}")
+    assert kills == 6 and torn == []
+    write_report(_scaled(CELLS, 0.5), out)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "a later report sweeps the temporaries"
+    assert os.listdir(out) and all((out / n).read_bytes() == after[n] for n in after)
