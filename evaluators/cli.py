@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from planted import toys
+from planted.evaluators._private import SECRET_ENV
 from planted.evaluators.store import DEFAULT_STORE, FORMATS
 from planted.groundtruth import nearest, suggest
 
@@ -66,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--backend", default="local", help="local (default) or ray")
     bench.add_argument("--address", default=None, help="with --backend ray: the cluster address (default: a local instance)")
     bench.add_argument("--retry-failed", action="store_true", help="run again the cells stored as failed")
+    bench.add_argument("--isolate", choices=("auto", "all", "none"), default="auto",
+                       help="run methods in their own process, seeing only the artifact: auto (default: every "
+                       "method not planted's own), all, or none")
+    bench.add_argument("--secret-file", default=None,
+                       help=f"the private split: derive toy seeds from the secret in this file (or ${SECRET_ENV})")
     bench.add_argument("--format", choices=FORMATS, default="text")
 
     rep = sub.add_parser("report", help="leaderboard, tables and figures from a results store")
@@ -96,6 +103,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"planted: error: {exc}".replace("\n", " "), file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # the store was tampered with during the run
+        if type(exc).__name__ != "TamperingDetected":
+            raise
+        print(f"planted: error: {exc}".replace("\n", " "), file=sys.stderr)
+        return 3
+
+
+def _secret(args) -> bytes | Path | None:
+    """The private split's secret: ``--secret-file``, else ``$PLANTED_SECRET`` (then removed from the
+    environment, so no process started later inherits it), else None."""
+    from planted.evaluators import _private
+
+    if getattr(args, "secret_file", None):
+        _private.read_secret(args.secret_file)  # a bad file fails now, with its name
+        return Path(args.secret_file)
+    value = os.environ.pop(SECRET_ENV, None)
+    return None if value is None else _private.secret_bytes(value)
 
 
 def _bench(args) -> int:
@@ -112,7 +136,8 @@ def _bench(args) -> int:
             raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
         seeds = range(args.seeds)
     results = run(args.suite, methods=args.methods, seeds=seeds, store=args.store, workers=args.workers,
-                  backend=args.backend, address=args.address, retry_failed=args.retry_failed)
+                  backend=args.backend, address=args.address, retry_failed=args.retry_failed,
+                  isolate={"auto": None, "all": True, "none": False}[args.isolate], secret=_secret(args))
     if args.format == "text":
         print(f"suite {args.suite} v{results[0].suite_version if results else '?'}: {len(results)} cells, store {args.store}")
     print(report.leaderboard(results, fmt=args.format))

@@ -1,17 +1,24 @@
 """Run a suite's cells, skipping those already in the results store.
 
 In-process by default; ``workers=N`` runs cells in N local processes (spawned, so JAX starts
-clean in each). Either way the driver alone writes the store, one row per finished cell, so a run
-killed at any moment resumes where it stopped and loses at most the cells in flight.
+clean in each; they exit when the driver dies). Either way the driver alone writes the store, one
+row per finished cell, so a run killed at any moment resumes where it stopped and loses at most
+the cells in flight. A user's method runs in a process of its own that receives only the artifact
+(``evaluators._isolation``); after the run the driver checks that the rows it returns are the rows
+it wrote or read. With a ``secret``, toy seeds come from it (the private split, ``_private``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import multiprocessing
+import os
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -22,7 +29,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from planted import __version__, toys
 from planted.evaluators._methods import METHODS, MethodSpec
 from planted.groundtruth import Progress
-from planted.evaluators import _figures
+from planted.evaluators import _figures, _isolation, _private
 from planted.evaluators.store import DEFAULT_STORE, CellKey, CellResult, Store, suite_key
 from planted.evaluators.suites import SUITES, Suite
 from planted.evaluators.tasks import TASKS, Task
@@ -42,6 +49,8 @@ class _Cell:
     method: MethodSpec
     seed: int
     figure_data: bool = False  # also return the toy's figure arrays (the store lacks them)
+    isolated: bool = False  # run the method in a process of its own that sees only the artifact
+    guarded: tuple[str, ...] = ()  # paths that process may not touch (the store, a secret file)
 
     @property
     def key(self) -> CellKey:
@@ -55,6 +64,29 @@ def _toy(config: Config):
     return toys.from_config(config)
 
 
+# The processes of isolated methods in this process, one per (method, guarded paths), kept for
+# the run and closed by ``_close_method_processes`` (a worker's die with it).
+_METHOD_PROCESSES: dict[tuple, _isolation.MethodProcess] = {}
+
+
+def _predict(cell: _Cell, artifact: Any) -> Any:
+    """The method's prediction: in this process for a built-in, in its own process if isolated."""
+    params = dict(cell.method.params)
+    if not cell.isolated:
+        return cell.method.resolve()(artifact, seed=cell.seed, **params)
+    key = (cell.method.reference, cell.guarded)
+    process = _METHOD_PROCESSES.get(key)
+    if process is None or not process.alive:
+        process = _METHOD_PROCESSES[key] = _isolation.MethodProcess(cell.method.function, cell.guarded)
+    return process.call(artifact, cell.seed, params, _isolation.allowed_records(cell.task.prediction_type))
+
+
+def _close_method_processes() -> None:
+    """End every method process this process started."""
+    while _METHOD_PROCESSES:
+        _METHOD_PROCESSES.popitem()[1].close()
+
+
 def _execute(cell: _Cell) -> CellResult:
     """Run one cell: build the toy, hand the method a private, read-only copy of its artifact only,
     score the prediction; for a cell marked ``figure_data``, also the task's figure arrays of the toy."""
@@ -66,11 +98,12 @@ def _execute(cell: _Cell) -> CellResult:
         task.check_toy(toy)
         if cell.figure_data:
             arrays = dict(task.figure_data(toy))
-        fn = cell.method.resolve()
-        prediction = fn(task.artifact(toy), seed=cell.seed, **dict(cell.method.params))
+        prediction = _predict(cell, task.artifact(toy))
         task.check_prediction(prediction, cell.method.name)
         metrics, status, error = task.score(prediction, toy), "ok", ""
         directions = task.keep(prediction, toy)
+    except _isolation.MethodFailed as exc:  # the method's own error, as its process reported it
+        metrics, status, directions, error = {}, "failed", None, str(exc)
     except Exception as exc:  # a failing method is a result, not the end of the suite
         metrics, status, directions = {}, "failed", None
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -95,6 +128,62 @@ _SUITE_FIGURE_DATA: dict[str, Callable[[], dict[str, Any]]] = {"phase_diagram": 
 def _execute_with_threads(cell: _Cell, threads: int) -> CellResult:
     with threadpool_limits(limits=threads):
         return _execute(cell)
+
+
+def _builtin(spec: MethodSpec) -> bool:
+    """Whether a method is one of planted's own (trusted to run beside the truth)."""
+    return spec.reference.startswith("planted.")
+
+
+def _isolate(spec: MethodSpec, isolate: bool | None) -> bool:
+    """Whether ``spec`` runs in a process of its own under the ``isolate`` setting of ``run``."""
+    if isolate is False or (isolate is None and _builtin(spec)):
+        return False
+    if _isolation.sendable(spec.function):
+        return True
+    if isolate:
+        raise ValueError(
+            f"method {spec.name!r} is a lambda, a local function or defined in a notebook, which a separate "
+            "process cannot import; define it in a module (or pass 'package.module:function'), or pass "
+            "isolate=False to run it beside the truth"
+        )
+    warnings.warn(
+        f"method {spec.name!r} runs in the process that holds the truth (a lambda, a local function or one "
+        "defined in a notebook cannot be imported by a process of its own); define it in a module to isolate it",
+        RuntimeWarning, stacklevel=4,
+    )
+    return False
+
+
+class TamperingDetected(RuntimeError):
+    """Rows of the results store changed during a run, written by something other than its driver."""
+
+
+def _fingerprint(result: CellResult) -> str:
+    """What a row says (not how long it took): its digest, for spotting rows the driver did not write."""
+    body = [result.task, result.toy, result.toy_id, sorted(result.axes.items()), result.params, result.status,
+            sorted(result.metrics.items()), result.error, result.config]
+    return hashlib.sha256(json.dumps(body, default=str).encode()).hexdigest()
+
+
+def _check_rows(db: Store, suite: str, version: str, expected: dict[CellKey, str], known: set[CellKey]) -> None:
+    """Raise if a row this run returns changed or vanished; warn about rows others added meanwhile
+    (rows neither returned nor in ``known``, the rows there before the run)."""
+    now = {r.key: _fingerprint(r) for r in db.results(suite=suite, suite_version=version)}
+    changed = sorted(str(k) for k, digest in expected.items() if now.get(k) != digest)
+    foreign = sorted(str(k) for k in set(now) - set(expected) - known)
+    if foreign:
+        warnings.warn(
+            f"{db.path}: {len(foreign)} row(s) of suite {suite!r} v{version} were written by another process "
+            f"during this run (another planted run, or a method reaching the store): {foreign[:3]}",
+            RuntimeWarning, stacklevel=3,
+        )
+    if changed:
+        raise TamperingDetected(
+            f"{db.path}: {len(changed)} row(s) of suite {suite!r} v{version} changed or vanished during the run, "
+            f"written by another process (a method reaching the store?): {changed[:3]}; the results this run "
+            "returned are its own; delete those rows and rerun to store them again"
+        )
 
 
 def method_specs(names: Iterable[str | MethodSpec] | Mapping[str, Any] | None, suite: Suite) -> tuple[MethodSpec, ...]:
@@ -135,6 +224,8 @@ def run(
     address: str | None = None,
     retry_failed: bool = False,
     progress: bool | None = None,
+    isolate: bool | None = None,
+    secret: str | bytes | os.PathLike | None = None,
 ) -> list[CellResult]:
     """Run a suite and return the results of all its cells (those already stored included).
 
@@ -161,6 +252,24 @@ def run(
         A Ray cluster to join (``ray.init(address=...)``); default: start a local instance.
     retry_failed : bool
         Run again the cells stored as failed.
+    progress : bool, optional
+        Show a progress line (default: when stderr is a terminal).
+    isolate : bool, optional
+        Run methods in a process of their own that receives only the artifact, cannot open the
+        store or start processes, and returns its prediction as data. Default (None): every method
+        that is not planted's own and can be imported by a fresh process (a reference, or a
+        function defined in a module); True: every method, refusing those it cannot import;
+        False: none.
+    secret : str, bytes or path, optional
+        The private split: every toy's seed is derived from this secret (at least 16 bytes; a
+        ``pathlib.Path`` is a file holding it, which isolated methods may not open), so the
+        suite's public configs do not rebuild these toys; the suite version carries a tag of the
+        secret. Methods are still called with the public seed.
+
+    Raises
+    ------
+    TamperingDetected
+        When, after the run, a row it returns was changed in the store by another process.
     """
     if isinstance(suite, str):
         if suite not in SUITES:
@@ -177,6 +286,13 @@ def run(
     # The version is the suite's own grid; choosing methods or seeds picks cells of that grid
     # (or adds cells beside it) without changing it, so partial runs and full runs share rows.
     version = suite.version
+    guarded: tuple[str, ...] = ()
+    if isinstance(secret, os.PathLike):  # a secret file: isolated methods may not open it
+        guarded = (str(Path(secret).resolve()),)
+        secret = _private.read_secret(secret)
+    if secret is not None:
+        secret = _private.secret_bytes(secret)
+        version = f"{version}-private-{_private.tag(secret)}"
     suite = suite.with_methods(method_specs(methods, suite))
     if seeds is not None:
         suite = suite.with_seeds(seeds)
@@ -186,13 +302,21 @@ def run(
     for extra in suite.figures:
         if extra not in _SUITE_FIGURE_DATA:
             raise nearest(extra, _SUITE_FIGURE_DATA, f"figure of suite {suite.name!r}")
+    isolated = {m.name: _isolate(m, isolate) for m in suite.methods}
+    own_store = store is not None and not isinstance(store, Store)
+    if store is not None:
+        guarded += (str(Path(store.path if isinstance(store, Store) else store).resolve()),)
+
+    def config(t, seed: int) -> Config:
+        return t.make(seed if secret is None else _private.private_seed(secret, suite.name, t.name, seed))
+
     cells = [
-        _Cell(suite.name, version, task, t.name, t.make(seed), dict(t.axes), m, seed)
+        _Cell(suite.name, version, task, t.name, config(t, seed), dict(t.axes), m, seed,
+              isolated=isolated[m.name], guarded=guarded)
         for t in suite.toys
         for seed in suite.seeds
         for m in suite.methods
     ]
-    own_store = store is not None and not isinstance(store, Store)
     db = Store(store) if own_store else store
     try:
         done = db.finished((c.key for c in cells), include_failed=not retry_failed) if db is not None else set()
@@ -203,6 +327,7 @@ def run(
                 first.setdefault(c.config.id, c.key)
             wanted = {k for toy_id, k in first.items() if not db.has_toy_arrays(toy_id, task=task.name)}
             todo = [dataclasses.replace(c, figure_data=True) if c.key in wanted else c for c in todo]
+        before = {r.key: r for r in db.results(suite=suite.name, suite_version=version)} if db is not None else {}
         fresh: dict[CellKey, CellResult] = {}
         with Progress(len(todo), f"{suite.name} v{version}", enabled=progress) as bar:
             results = _ray_results(todo, workers, address, bar) if backend == "ray" else _results(todo, workers, bar)
@@ -211,13 +336,17 @@ def run(
                     db.write(result)
                 fresh[result.key] = result
                 bar.update()
+        _close_method_processes()
         for extra in suite.figures if db is not None else ():
             key = suite_key(suite.name, version, extra)
             if not db.has_toy_arrays(key, task=task.name):
                 db.write_toy_arrays(key, task.name, _SUITE_FIGURE_DATA[extra]())
-        stored = {r.key: r for r in db.results(suite=suite.name, suite_version=version)} if db is not None else {}
-        return [fresh.get(c.key) or stored[c.key] for c in cells]
+        if db is not None:
+            returned = {c.key: fresh.get(c.key) or before[c.key] for c in cells}
+            _check_rows(db, suite.name, version, {k: _fingerprint(r) for k, r in returned.items()}, set(before))
+        return [fresh.get(c.key) or before[c.key] for c in cells]
     finally:
+        _close_method_processes()
         if own_store:
             db.close()
 
@@ -237,12 +366,21 @@ def _results(cells: list[_Cell], workers: int, bar: Progress) -> Iterable[CellRe
                     "import; define it at module level, pass 'package.module:function', or use workers=1"
                 )
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_start,
+                             initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_execute, cell): cell for cell in cells}
         for future in as_completed(futures):
             cell = futures[future]
             bar.note(f"{cell.toy} seed {cell.seed} {cell.method.name}")
             yield future.result()
+
+
+def _worker_start(driver: int) -> None:
+    """A worker exits when the driver dies, and ends its method processes when it exits."""
+    import atexit
+
+    _isolation.watch_parent(driver)
+    atexit.register(_close_method_processes)
 
 
 def _ray_results(cells: list[_Cell], workers: int, address: str | None, bar: Progress) -> Iterable[CellResult]:
@@ -277,6 +415,7 @@ def _ray_results(cells: list[_Cell], workers: int, address: str | None, bar: Pro
 
 __all__ = [
     "BACKENDS",
+    "TamperingDetected",
     "method_specs",
     "run",
 ]
