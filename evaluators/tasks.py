@@ -35,7 +35,7 @@ from planted.groundtruth import (
 
 def private_copy(value: Any) -> Any:
     """A private, read-only copy of an artifact: every array copied and made read-only, every
-    record, tuple and dict rebuilt around the copies. A method that writes into its input gets
+    record (all its attributes, private ones included), tuple and dict rebuilt around the copies. A method that writes into its input gets
     NumPy's "assignment destination is read-only"; whatever it does, the next method and the
     scoring see the toy as it was built."""
     if isinstance(value, np.ndarray):
@@ -48,8 +48,10 @@ def private_copy(value: Any) -> Any:
         return tuple(private_copy(v) for v in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         clone = copy.copy(value)
-        for f in dataclasses.fields(value):
-            object.__setattr__(clone, f.name, private_copy(getattr(value, f.name)))
+        # Every attribute, not only the fields: a record's private caches (a graph's edge
+        # offsets) must not be shared with the toy either.
+        for name, attribute in vars(value).items():
+            object.__setattr__(clone, name, private_copy(attribute))
         return clone
     return value
 

@@ -170,3 +170,52 @@ def test_a_method_writing_into_its_input_fails_and_changes_nothing_for_the_next(
     vandal, after = both
     assert vandal.status == "failed" and "read-only" in vandal.error
     assert after.status == "ok" and after.metrics == alone[0].metrics
+
+
+def _reachable(value, seen=None):
+    """Every array reachable from ``value`` through fields, attributes, dicts and tuples."""
+    seen = set() if seen is None else seen
+    if id(value) in seen or isinstance(value, (str, bytes, int, float, type)) or value is None or callable(value) and not dataclasses.is_dataclass(value):
+        return []
+    seen.add(id(value))
+    if isinstance(value, np.ndarray):
+        return [value]
+    if isinstance(value, dict):
+        return [a for v in value.values() for a in _reachable(v, seen)]
+    if isinstance(value, (tuple, list)):
+        return [a for v in value for a in _reachable(v, seen)]
+    if hasattr(value, "__dict__"):
+        return [a for v in vars(value).values() for a in _reachable(v, seen)]
+    return []
+
+
+def _smash(artifact) -> int:
+    """What a hostile method can do to what it was given: turn every reachable array writeable
+    again and fill it with garbage, then replace every field. Returns the arrays it wrote."""
+    wrote = 0
+    for a in _reachable(artifact):
+        try:
+            a.flags.writeable = True
+            a[...] = 7
+            wrote += 1
+        except (ValueError, TypeError):
+            pass
+    for obj in [artifact] + [v for v in getattr(artifact, "__dict__", {}).values() if dataclasses.is_dataclass(v)]:
+        for f in dataclasses.fields(obj) if dataclasses.is_dataclass(obj) else ():
+            object.__setattr__(obj, f.name, None)
+    return wrote
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_a_method_reaching_every_array_of_its_artifact_changes_nothing_for_the_next(task):
+    """A private copy all the way down: a method that makes its arrays writeable again, fills every
+    array reachable from its artifact (private attributes included) and replaces its fields leaves
+    the toy, its truth and the next method's artifact exactly as they were."""
+    toy = _toy(task)
+    before_artifact = [a.copy() for a in _reachable(TASKS[task].artifact(toy))]
+    before_truth = [a.copy() for a in _reachable(toy.truth)]
+    assert _smash(TASKS[task].artifact(toy)) > 0
+    after_artifact = _reachable(TASKS[task].artifact(toy))
+    assert len(after_artifact) == len(before_artifact)
+    assert all(np.array_equal(a, b) for a, b in zip(after_artifact, before_artifact))
+    assert all(np.array_equal(a, b) for a, b in zip(_reachable(toy.truth), before_truth))
