@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from planted.groundtruth import available_memory
+
 
 def shape(problems: list[str], name: str, array: Any, expected: tuple) -> bool:
     """Record a problem unless ``array`` has shape ``expected``; return whether it has."""
@@ -34,4 +36,24 @@ def binary(problems: list[str], name: str, array: np.ndarray) -> None:
         problems.append(f"{name} must hold only 0 and 1")
 
 
-__all__ = ["binary", "shape", "within"]
+def require_memory(kind: str, needed: float, parts: str, parameters: str) -> None:
+    """Refuse to build a toy whose estimated memory (``needed`` bytes, made of ``parts``) exceeds
+    what this machine has available now, before anything is allocated; the message names the
+    ``parameters`` that set the size."""
+    available = available_memory()
+    if needed > available:
+        raise ValueError(
+            f"{kind}: this config needs about {needed / 2**30:.1f} GiB ({parts}), more than the "
+            f"{available / 2**30:.1f} GiB this machine has available; lower {parameters}"
+        )
+
+
+def as_float(value: Any) -> Any:
+    """``value`` as a float when it is a real number (not a bool), else unchanged, so that a
+    config's checks see (and name) a wrong value instead of ``float()`` failing first."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+        return float(value)
+    return value
+
+
+__all__ = ["as_float", "binary", "require_memory", "shape", "within"]

@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from scipy.special import ndtri
 
 from planted.groundtruth import Config, FeatureToy, FeatureTruth, Problems
+from planted.toys._checks import require_memory
 from planted.toys._family import Family
 from planted.toys._feature_storage import check_features, feature_arrays, feature_toy
 
@@ -91,8 +92,8 @@ class SparseFeaturesConfig(Config):
             p.number("mean_active", self.mean_active, low=0, low_open=True)
             if _is_number(self.mean_active) and isinstance(self.n_features, int) and 1 <= self.n_features < self.mean_active:
                 p.add(f"mean_active must be at most n_features ({self.n_features}), got {self.mean_active}")
-        p.number("magnitude_mean", self.magnitude_mean, low=0, low_open=True)
-        p.number("magnitude_std", self.magnitude_std, low=0)
+        p.number("magnitude_mean", self.magnitude_mean, low=0, high=1e6, low_open=True)
+        p.number("magnitude_std", self.magnitude_std, low=0, high=1e6)
         p.integer("correlation_rank", self.correlation_rank, low=0, high=1024)
         p.number("correlation_scale", self.correlation_scale, low=0, high=1)
         p.integer("hierarchy_roots", self.hierarchy_roots, low=0)
@@ -101,7 +102,7 @@ class SparseFeaturesConfig(Config):
         p.boolean("mutually_exclusive", self.mutually_exclusive)
         p.boolean("compensate_hierarchy", self.compensate_hierarchy)
         p.integer("orthogonalize_steps", self.orthogonalize_steps, low=0, high=100_000)
-        p.number("noise_std", self.noise_std, low=0)
+        p.number("noise_std", self.noise_std, low=0, high=1e6)
         if not p.messages and self.hierarchy_roots:
             needed = self.hierarchy_nodes
             if needed > self.n_features:
@@ -256,6 +257,7 @@ def build(config: SparseFeaturesConfig) -> FeatureToy:
     """Generate the toy a ``SparseFeaturesConfig`` describes."""
     if not isinstance(config, SparseFeaturesConfig):
         raise ValueError(f"config must be a SparseFeaturesConfig, got {type(config).__name__}")
+    require_memory(config.kind, *_memory(config))
     rng = np.random.default_rng([config.seed, _STREAM_PLAN])
     n = config.n_features
     directions = _directions(config, rng)
@@ -371,6 +373,22 @@ def _levels(config: SparseFeaturesConfig) -> tuple[tuple[int, int, int], ...]:
         first += parents * config.hierarchy_branching
         parents *= config.hierarchy_branching
     return tuple(levels)
+
+
+def _memory(config: SparseFeaturesConfig) -> tuple[float, str, str]:
+    """An estimate of the bytes ``build`` holds at its peak, what makes them, and the parameters
+    that set them: the activations (float32) and the codes (float32 values, int64 indices),
+    each chunk's draws (a few float64 per feature), the directions and their orthogonalisation."""
+    n, d, s = config.n_features, config.d_model, config.n_samples
+    active = config.mean_active if config.mean_active is not None else config.p_max * n
+    activations = 4.0 * s * d
+    codes = 12.0 * s * min(active, n)
+    chunk = 8.0 * 3 * min(CHUNK_SIZE, s) * n
+    directions = 8.0 * 3 * n * d
+    return (activations + codes + chunk + directions,
+            f"activations {activations / 2**30:.1f} GiB, codes {codes / 2**30:.1f} GiB, "
+            f"per-chunk draws {chunk / 2**30:.1f} GiB, directions {directions / 2**30:.1f} GiB",
+            "n_samples" if activations + codes >= chunk + directions else "n_features or d_model")
 
 
 def _compensate(base: np.ndarray, levels, mutually_exclusive: bool) -> np.ndarray:

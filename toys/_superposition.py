@@ -25,6 +25,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
+import math
 import os
 from collections.abc import Sequence
 
@@ -45,6 +46,7 @@ from planted.groundtruth import (
     dimensions_per_feature,
 )
 from planted.toys import _random as rnd
+from planted.toys._checks import as_float, require_memory
 from planted.toys._family import Family
 from planted.toys._feature_storage import check_superposition, superposition_arrays, superposition_toy
 
@@ -90,9 +92,13 @@ class SuperpositionConfig(Config):
             if isinstance(self.n_features, int) and len(self.importance) != self.n_features:
                 p.add(f"importance must have n_features ({self.n_features}) entries, got {len(self.importance)}")
             for i, v in enumerate(self.importance):
-                p.number(f"importance[{i}]", v, low=0)
+                p.number(f"importance[{i}]", v, low=0, high=1e6)
         else:
-            p.number("importance", self.importance, low=0, low_open=True)
+            p.number("importance", self.importance, low=0, high=1e6, low_open=True)
+            if (isinstance(self.n_features, int) and not p.messages
+                    and self.n_features > 1 and math.log10(self.importance) * (self.n_features - 1) > 30):
+                p.add(f"importance {self.importance} ** (n_features - 1 = {self.n_features - 1}) exceeds 1e30; "
+                      "choose an importance closer to 1")
         p.boolean("hidden_relu", self.hidden_relu)
         p.boolean("tied", self.tied)
         p.choice("correlation", self.correlation, CORRELATIONS)
@@ -102,8 +108,8 @@ class SuperpositionConfig(Config):
             p.add(f"anticorrelated pairs need sparsity >= 0.5 (a pair holds one feature at a time), got {self.sparsity}")
         p.integer("n_steps", self.n_steps, low=1, high=10_000_000)
         p.integer("batch_size", self.batch_size, low=1, high=1 << 20)
-        p.number("lr", self.lr, low=0, low_open=True)
-        p.number("weight_decay", self.weight_decay, low=0)
+        p.number("lr", self.lr, low=0, high=10, low_open=True)
+        p.number("weight_decay", self.weight_decay, low=0, high=10)
         p.integer("restarts", self.restarts, low=1, high=1024)
         p.integer("snapshot_every", self.snapshot_every, low=0, high=self.n_steps if isinstance(self.n_steps, int) else None)
 
@@ -317,7 +323,7 @@ def superposition(
     """
     config = SuperpositionConfig(
         n_features=n_features, n_hidden=n_hidden, n_samples=n_samples, seed=seed, sparsity=sparsity,
-        importance=tuple(float(v) for v in importance) if isinstance(importance, (list, tuple, np.ndarray)) else importance,
+        importance=tuple(as_float(v) for v in importance) if isinstance(importance, (list, tuple, np.ndarray)) else as_float(importance),
         hidden_relu=hidden_relu, tied=tied, correlation=correlation, n_steps=n_steps, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, restarts=restarts, snapshot_every=snapshot_every,
     )
@@ -347,7 +353,7 @@ def superposition_sweep(
     configs = [
         SuperpositionConfig(
             n_features=n_features, n_hidden=n_hidden, seed=seed, sparsity=float(s),
-            importance=tuple(float(v) for v in r) if isinstance(r, (list, tuple, np.ndarray)) else r, **kwargs,
+            importance=tuple(as_float(v) for v in r) if isinstance(r, (list, tuple, np.ndarray)) else as_float(r), **kwargs,
         )
         for s in sparsities
         for r in importances
@@ -432,6 +438,7 @@ def _build_many(configs: list[SuperpositionConfig]) -> list[SuperpositionToy]:
     for c in configs:
         if dataclasses.replace(c, seed=0, sparsity=0.5, importance=1.0) != shared:
             raise ValueError("a sweep's configs may differ only in seed, sparsity and importance")
+    require_memory(shared.kind, *_memory(shared, len(configs)))
     keys = jnp.stack([
         jax.random.split(jax.random.fold_in(jax.random.key(c.seed), _STREAM_TRAIN), c.restarts) for c in configs
     ])
@@ -451,6 +458,25 @@ def _build_many(configs: list[SuperpositionConfig]) -> list[SuperpositionToy]:
             dynamics = TrainingDynamics(steps=steps, weights=snapshots[0][i, best], biases=snapshots[1][i, best])
         built.append(_toy(c, {k: v[i] for k, v in params.items()}, losses[i], dynamics))
     return built
+
+
+def _memory(config: SuperpositionConfig, points: int = 1) -> tuple[float, str, str]:
+    """An estimate of the bytes training ``points`` instances of ``config`` holds at its peak,
+    what makes them, and the parameters that set them: per instance and restart, the weights with
+    their gradient and AdamW's two moments (float32), a batch and the evaluation batch through
+    the model, the snapshots; then the artifact (hidden activations and the inputs' codes)."""
+    m, n, r = config.n_hidden, config.n_features, config.restarts
+    matrices = 1 if config.tied else 2
+    instances = points * r
+    params = 4.0 * 4 * matrices * m * n * instances
+    batches = 4.0 * 4 * (config.batch_size + _EVAL_SAMPLES) * (n + m) * min(instances, 2 * _cpu_cores())
+    snapshots = 4.0 * (config.n_steps // config.snapshot_every + 2 if config.snapshot_every else 0) * m * n * instances
+    artifact = points * (4.0 * config.n_samples * m + 12.0 * config.n_samples * n * (1 - config.sparsity))
+    return (params + batches + snapshots + artifact,
+            f"{instances} trained instances: weights and optimiser state {params / 2**30:.1f} GiB, batches "
+            f"{batches / 2**30:.1f} GiB, snapshots {snapshots / 2**30:.1f} GiB; artifact {artifact / 2**30:.1f} GiB",
+            "n_features, n_hidden or restarts" if params + snapshots >= batches + artifact
+            else "batch_size or n_samples")
 
 
 def _toy(config: SuperpositionConfig, restart_params: dict, restart_losses: np.ndarray, dynamics) -> SuperpositionToy:

@@ -54,3 +54,34 @@ def test_config_json_round_trip(kind, tiny):
     config = tiny[kind]()
     again = toys.config_from_json(json.loads(config.to_json()))
     assert again == config and again.id == config.id
+
+
+OVERSIZED = [
+    (lambda: toys.sparse_features(512, 256, n_samples=10**8, mean_active=5, seed=0), "sparse_features: .* lower n_samples"),
+    (lambda: toys.sparse_features(10**6, 10**5, n_samples=100, mean_active=5, seed=0), "lower n_features or d_model"),
+    (lambda: toys.superposition(100_000, 100_000, restarts=1024, seed=0), "lower n_features, n_hidden or restarts"),
+    (lambda: toys.connectome(10**6, seed=0), "connectome: .* lower n_neurons or density"),
+    (lambda: toys.connectome(1000, seed=0, duration=1e6, frame_rate=1000.0), "lower duration, frame_rate or n_neurons"),
+    (lambda: toys.planted_mlp(seed=0, width=65_536, n_blocks=64), "planted_mlp: .* lower width or n_blocks"),
+]
+
+
+@pytest.mark.parametrize("make, match", OVERSIZED)
+def test_oversized_configs_are_refused_before_anything_is_allocated(make, match):
+    """A config needing more memory than the machine has is a ValueError naming the parameters,
+    raised from an estimate in well under a second and a few MiB, instead of a MemoryError after
+    minutes or a JAX abort."""
+    import time
+    import tracemalloc
+
+    for kind in toys.FAMILY_KINDS:  # every family's module imported before measuring
+        toys.family(kind)
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=match) as info:
+        make()
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "GiB" in str(info.value) and "available" in str(info.value)
+    assert seconds < 5 and peak < 64 << 20, (seconds, peak)

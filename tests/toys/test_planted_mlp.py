@@ -208,6 +208,12 @@ def test_same_seed_same_toy_and_storage(tmp_path):
         ({"redundancy": True, "gates": ("or", "xor")}, "redundancy copies a one-neuron gate"),
         ({"trained": True, "saturation": True}, "trained cannot be combined with saturation"),
         ({"trained": True, "superposition": 2.0}, "trained needs superposition=1.0"),
+        # Checked before any conversion: the message names the parameter and the value given.
+        ({"superposition": True}, "superposition must be a finite number, got True"),
+        ({"gates": 5}, "gates must be a non-empty tuple .* got 5"),
+        ({"noise": "x"}, "noise must be a finite number, got 'x'"),
+        ({"noise": 1e308}, "noise must be in \\[0, 0.1\\], got 1e\\+308"),
+        ({"distractor_fraction": None}, "distractor_fraction must be a finite number, got None"),
     ],
 )
 def test_invalid_configs_name_the_parameter(kwargs, match):

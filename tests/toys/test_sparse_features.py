@@ -188,6 +188,8 @@ def test_any_valid_config_gives_a_consistent_toy(toy):
 
 
 INVALID = [
+    (dict(noise_std=1e308), "noise_std must be in \\[0, 1000000.0\\], got 1e\\+308"),
+    (dict(magnitude_mean=1e308), "magnitude_mean"),
     (dict(n_features=0), "n_features"),
     (dict(d_model=0), "d_model"),
     (dict(n_samples=0), "n_samples"),

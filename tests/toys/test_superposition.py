@@ -140,6 +140,10 @@ def test_presets_and_storage(tmp_path):
         (dict(snapshot_every=-1), "snapshot_every"),
         (dict(snapshot_every=20_000), "snapshot_every must be in \\[0, 10000\\]"),
         (dict(tied="yes"), "tied"),
+        (dict(lr=1e308), "lr must be in \\(0, 10\\], got 1e\\+308"),
+        (dict(importance=1e308), "importance must be in"),
+        (dict(importance=100.0), "importance 100.0 \\*\\* \\(n_features - 1 = 19\\) exceeds 1e30"),
+        (dict(importance=[1.0, "x"] + [1.0] * 18), "importance\\[1\\] must be a finite number, got 'x'"),
     ],
 )
 def test_invalid_configs_name_the_parameter(kwargs, match):

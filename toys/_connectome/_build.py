@@ -10,6 +10,7 @@ import numpy as np
 
 from planted.groundtruth import Toy
 from planted.groundtruth import ConnectomeTruth, Recording
+from planted.toys._checks import require_memory
 from planted.toys._connectome._config import _STREAM_TUNING, ConnectomeConfig
 from planted.toys._connectome._dynamics import _features, _simulate, _tuning
 from planted.toys._connectome._observation import _observe
@@ -29,10 +30,30 @@ class ConnectomeToy(Toy):
         return self.recording
 
 
+# Bytes a synapse costs while the wiring is drawn, rewired and stored (int64 pairs, weights,
+# CSR), fitted to flywire_scale's measured peak (54.5 M synapses in 3.5 GB).
+_BYTES_PER_SYNAPSE = 64
+
+
+def _memory(config: ConnectomeConfig) -> tuple[float, str, str]:
+    """An estimate of the bytes ``build`` holds at its peak, what makes them, and the parameters
+    that set them: the wiring (``density`` of n^2 synapses), the spikes (at most ``rate_max``),
+    the recording and its calcium model (float64 per frame and recorded neuron)."""
+    n = config.n_neurons
+    synapses = _BYTES_PER_SYNAPSE * min(config.density, 1.0) * n * n
+    frames = config.duration * config.frame_rate
+    recording = 8.0 * 3 * frames * n * config.observed_fraction
+    spikes = 12.0 * n * config.duration * min(config.rate_max, 50.0)
+    return (synapses + recording + spikes,
+            f"wiring {synapses / 2**30:.1f} GiB, recording {recording / 2**30:.1f} GiB, spikes {spikes / 2**30:.1f} GiB",
+            "n_neurons or density" if synapses >= recording + spikes else "duration, frame_rate or n_neurons")
+
+
 def build(config: ConnectomeConfig) -> ConnectomeToy:
     """Wire, simulate and record the network a ``ConnectomeConfig`` describes."""
     if not isinstance(config, ConnectomeConfig):
         raise ValueError(f"config must be a ConnectomeConfig, got {type(config).__name__}")
+    require_memory(config.kind, *_memory(config))
     weights, types, positions, modules, hubs = _wiring(config)
     tuning = _tuning(config)
     stimulus_rng = np.random.default_rng([config.seed, _STREAM_TUNING, 1])

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from planted.toys._checks import as_float, require_memory
 from planted.toys._family import Family
 from planted.toys._planted_mlp._compiler import _directions, _place, _Plan, _plan, _weights
 from planted.toys._planted_mlp._config import _STREAM_DATA, _STREAM_PLAN, _STREAM_WEIGHTS, PlantedMLPConfig
@@ -46,6 +47,11 @@ def build(config: PlantedMLPConfig) -> PlantedCircuitToy:
     """
     if not isinstance(config, PlantedMLPConfig):
         raise ValueError(f"config must be a PlantedMLPConfig, got {type(config).__name__}")
+    nodes = config.n_inputs + config.n_blocks * config.width + config.n_tasks
+    mask = 8.0 * 2 * nodes * nodes  # the (n_nodes, n_nodes) edge masks and weights of verify and the truth
+    runs = 8.0 * 6 * config.n_samples * nodes * config.n_tasks  # clean and corrupted float64 runs per task
+    require_memory(config.kind, mask + runs, f"edge masks {mask / 2**30:.1f} GiB, runs {runs / 2**30:.1f} GiB",
+                   "width or n_blocks" if mask >= runs else "n_samples, width or n_blocks")
     rng = np.random.default_rng([config.seed, _STREAM_PLAN])
     too_wide, untrained = None, 0
     for _ in range(500):
@@ -143,11 +149,14 @@ def planted_mlp(
         ``artifact`` (model, graph, tasks) for methods; ``truth`` (``CircuitTruth``) for
         evaluators; ``verify()`` re-checks the circuits (``build`` only returns toys that pass).
     """
+    # Numbers become floats and a list of gates a tuple only when they are what they should be:
+    # anything else reaches the config's checks as given, which name the parameter.
     return build(PlantedMLPConfig(
         n_inputs=n_inputs, n_tasks=n_tasks, depth=depth, fan_in=fan_in, n_blocks=n_blocks, width=width,
-        superposition=float(superposition), gates=tuple(gates), distractor_fraction=float(distractor_fraction),
-        redundancy=redundancy, cancellation=cancellation, saturation=saturation, shared=shared,
-        naturalise=naturalise, noise=float(noise), trained=trained, n_samples=n_samples, seed=seed,
+        superposition=as_float(superposition), gates=tuple(gates) if isinstance(gates, (list, tuple)) else gates,
+        distractor_fraction=as_float(distractor_fraction), redundancy=redundancy, cancellation=cancellation,
+        saturation=saturation, shared=shared, naturalise=naturalise, noise=as_float(noise), trained=trained,
+        n_samples=n_samples, seed=seed,
     ))
 
 
