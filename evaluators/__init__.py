@@ -39,7 +39,7 @@ _NAMES = {
     "plot_cosines": "._figures",
     "plot_leaderboard": "._figures",
     "run": ".runner",
-    "TamperingDetected": ".runner",
+    "TamperingDetected": ".store",
     "score": ".external",
     "score_circuit": ".circuits",
     "score_connectivity": ".connectome",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from planted import toys
 from planted.evaluators._private import SECRET_ENV
-from planted.evaluators.store import DEFAULT_STORE, FORMATS
+from planted.evaluators.store import DEFAULT_STORE, FORMATS, TamperingDetected
 from planted.groundtruth import nearest, suggest
 
 
@@ -86,10 +86,16 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("preset", help="preset name (see `planted presets`)")
     make.add_argument("--out", required=True)
     make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--secret-file", default=None,
+                      help="the private split: derive the toy's seed from the secret in this file; artifact.json then "
+                      "records no seed, id or config, and the truth goes to a separate folder")
+    make.add_argument("--truth-out", default=None,
+                      help="where the truth goes (default: OUT/truth.sealed; with --secret-file, OUT.truth beside OUT)")
 
     score = sub.add_parser("score", help="score a predictions .npz against a folder written by `planted make`")
     score.add_argument("folder")
     score.add_argument("predictions")
+    score.add_argument("--truth", default=None, help="the truth folder of a private split (default: FOLDER/truth.sealed)")
 
     sub.add_parser("presets", help="list the toy presets")
     sub.add_parser("suites", help="list the benchmark suites")
@@ -103,9 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"planted: error: {exc}".replace("\n", " "), file=sys.stderr)
         return 2
-    except RuntimeError as exc:  # the store was tampered with during the run
-        if type(exc).__name__ != "TamperingDetected":
-            raise
+    except TamperingDetected as exc:  # the store was changed by another process during the run
         print(f"planted: error: {exc}".replace("\n", " "), file=sys.stderr)
         return 3
 
@@ -173,15 +177,17 @@ def _make(args) -> int:
     from planted.evaluators import external
 
     toys.presets()  # names are checked by make with the nearest ones suggested
-    folder = external.make(args.preset, args.out, seed=args.seed)
-    print(f"wrote {folder / external.ARTIFACT}, {folder / external.ARTIFACT_INFO} and {folder / external.TRUTH}/")
+    secret = Path(args.secret_file) if args.secret_file else None
+    folder = external.make(args.preset, args.out, seed=args.seed, secret=secret, truth_out=args.truth_out)
+    truth = args.truth_out or (folder.with_name(folder.name + ".truth") if secret else folder / external.TRUTH)
+    print(f"wrote {folder / external.ARTIFACT}, {folder / external.ARTIFACT_INFO} and {truth}/")
     return 0
 
 
 def _score(args) -> int:
     from planted.evaluators import external
 
-    print(json.dumps(external.score(args.folder, args.predictions), indent=1, sort_keys=True))
+    print(json.dumps(external.score(args.folder, args.predictions, truth=args.truth), indent=1, sort_keys=True))
     return 0
 
 

@@ -30,7 +30,7 @@ from planted import __version__, toys
 from planted.evaluators._methods import METHODS, MethodSpec
 from planted.groundtruth import Progress
 from planted.evaluators import _figures, _isolation, _private
-from planted.evaluators.store import DEFAULT_STORE, CellKey, CellResult, Store, suite_key
+from planted.evaluators.store import DEFAULT_STORE, CellKey, CellResult, Store, TamperingDetected, suite_key
 from planted.evaluators.suites import SUITES, Suite
 from planted.evaluators.tasks import TASKS, Task
 from planted.groundtruth import Config, Problems, nearest
@@ -153,10 +153,6 @@ def _isolate(spec: MethodSpec, isolate: bool | None) -> bool:
         RuntimeWarning, stacklevel=4,
     )
     return False
-
-
-class TamperingDetected(RuntimeError):
-    """Rows of the results store changed during a run, written by something other than its driver."""
 
 
 def _fingerprint(result: CellResult) -> str:
@@ -415,7 +411,6 @@ def _ray_results(cells: list[_Cell], workers: int, address: str | None, bar: Pro
 
 __all__ = [
     "BACKENDS",
-    "TamperingDetected",
     "method_specs",
     "run",
 ]

@@ -83,6 +83,10 @@ def _from_blob(blob: bytes) -> np.ndarray:
         return npz["array"]
 
 
+class TamperingDetected(RuntimeError):
+    """Rows of the results store changed during a run, written by something other than its driver."""
+
+
 @dataclasses.dataclass(frozen=True)
 class CellKey:
     """What identifies a cell: the same key in a store means the cell has already run."""
@@ -274,6 +278,7 @@ class Store:
             )
 
 __all__ = [
+    "TamperingDetected",
     "CellKey",
     "CellResult",
     "DEFAULT_STORE",

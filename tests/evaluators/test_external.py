@@ -135,3 +135,40 @@ def test_a_corrupt_sealed_truth_gets_one_line(folder, tmp_path, capsys):
     manifest.write_text(manifest.read_text().replace('"seed": 0', '"seed": 1'))
     assert cli.main(["score", str(target), str(tmp_path / "p.npz")]) == 2
     assert "does not match artifact.json" in capsys.readouterr().err
+
+
+def test_the_private_split_hands_out_nothing_that_rebuilds_the_truth(tmp_path, capsys):
+    """``planted make --secret-file``: artifact.json holds no seed, id or config; the truth lies in a
+    folder beside the artifact's; the public configs of the preset do not rebuild the toy; the
+    maintainer scores with ``--truth``, and a truth sealed for another artifact is refused."""
+    from planted.evaluators import cli
+
+    secret = tmp_path / "secret"
+    secret.write_text("the maintainer's secret, long enough")
+    out = tmp_path / "private"
+    assert cli.main(["make", "sharkey2022", "--out", str(out), "--secret-file", str(secret)]) == 0
+    assert f"{out}.truth/" in capsys.readouterr().out
+    info = json.loads((out / "artifact.json").read_text())
+    assert info["split"] == "private" and not {"seed", "toy_id", "truth_manifest_sha256", "config"} & set(info)
+    assert sorted(p.name for p in out.iterdir()) == ["artifact.json", "artifact.npz"]
+    truth = toys.load(tmp_path / "private.truth")
+    with np.load(out / "artifact.npz") as npz:
+        x = npz["activations"]
+    for seed in range(3):  # the public seeds do not give this toy
+        public = toys.preset_config("sharkey2022", seed=seed)
+        assert public.id != truth.id
+    np.savez(tmp_path / "p.npz", directions=truth.truth.directions)
+    assert cli.main(["score", str(out), str(tmp_path / "p.npz"), "--truth", str(tmp_path / "private.truth")]) == 0
+    assert json.loads(capsys.readouterr().out)["mmcs"] == pytest.approx(1.0)
+    assert x.shape == truth.activations.shape
+    # Without the truth folder there is nothing to score against; another artifact's truth is refused.
+    assert cli.main(["score", str(out), str(tmp_path / "p.npz")]) == 2
+    other = tmp_path / "other"
+    cli.main(["make", "sharkey2022", "--out", str(other), "--seed", "1", "--secret-file", str(secret)])
+    capsys.readouterr()
+    assert cli.main(["score", str(out), str(tmp_path / "p.npz"), "--truth", str(tmp_path / "other.truth")]) == 2
+    assert "was not sealed for" in capsys.readouterr().err
+    # The same secret and seed make the same toy again.
+    again = tmp_path / "again"
+    cli.main(["make", "sharkey2022", "--out", str(again), "--secret-file", str(secret)])
+    assert toys.load(tmp_path / "again.truth").id == truth.id

@@ -283,3 +283,22 @@ def test_the_truth_is_the_same_bit_for_bit_on_one_thread_and_on_many():
     runs = [subprocess.run([sys.executable, "-c", _TRUTH_DIGEST], env=env, capture_output=True, text=True, check=True).stdout
             for env in (default, {**default, **ONE_THREAD})]
     assert len(runs[0].split()) == 3 and runs[0] == runs[1]
+
+
+def test_verify_refuses_a_truth_that_lists_a_dead_edge():
+    """The check that keeps dead edges out, shown to fail: the trained toy's truth with the
+    allowed-but-dead connection ``in06 -> b2.n014`` put back is not verified."""
+    toy = toys.planted_mlp(12, 2, seed=24, trained=True)
+    labels = list(toy.graph.labels)
+    dead = int(toy.graph.edge_index(np.array([labels.index("in06")]), np.array([labels.index("b2.n014")]))[0])
+    t = next(t for t in range(toy.truth.n_tasks) if toy.truth.nodes[t, labels.index("b2.n014")])
+    assert dead not in toy.truth.edges[t]
+    edges = list(toy.truth.edges)
+    effects = list(toy.truth.edge_effects)
+    order = np.argsort(np.append(edges[t], dead))
+    edges[t] = np.append(edges[t], dead)[order]
+    effects[t] = np.append(effects[t], 0.0)[order]
+    forged = dataclasses.replace(toy, truth=dataclasses.replace(toy.truth, edges=tuple(edges), edge_effects=tuple(effects)))
+    check = forged.verify()
+    assert not check.ok
+    assert any("circuit edge in06 -> b2.n014 is not necessary" in p for p in check.problems), check.problems
