@@ -128,7 +128,8 @@ def resolve_function(function: Callable[..., Any] | str) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"method reference {function!r}: cannot import {module_name!r} ({exc})") from None
+        raise ValueError(f"method reference {function!r}: cannot import {module_name!r} ({exc}); the module must "
+                         "be importable: in the current folder, on PYTHONPATH, or installed") from None
     target = module
     for part in attr.split("."):
         if not hasattr(target, part):

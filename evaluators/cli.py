@@ -13,14 +13,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from planted import toys
+from planted import __version__, toys
 from planted.evaluators._private import SECRET_ENV
 from planted.evaluators.store import DEFAULT_STORE, FORMATS, TamperingDetected
 from planted.groundtruth import nearest, suggest
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with the nearest valid command or option suggested for an unknown one."""
+    """argparse without prefix matching (``--suit`` is not ``--suite``), with examples shown as
+    written, and with the nearest valid command or option of the right subcommand suggested."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         suggestion = ""
@@ -31,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
             candidates += [c for a in self._actions if a.choices and not isinstance(a, argparse._SubParsersAction) for c in a.choices]
             suggestion = _closest(choice.group(1), candidates)
         elif unknown:
-            options = _all_options(self)
+            options = _options_of(self, getattr(self, "argv", None) or [])
             for word in unknown.group(1).split():
                 if word.startswith("-") and (suggestion := _closest(word.split("=")[0], options)):
                     break
@@ -44,24 +50,51 @@ def _closest(word: str, candidates) -> str:
     return " or ".join(suggest(word, candidates, n=2, cutoff=0.5))
 
 
-def _all_options(parser: argparse.ArgumentParser) -> list[str]:
-    options = []
+def _options_of(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """The options of the subcommand named in ``argv`` (with the top level's), or of ``parser``."""
+    options = [o for a in parser._actions for o in a.option_strings]
     for action in parser._actions:
-        options += action.option_strings
         if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                options += _all_options(sub)
+            chosen = next((w for w in argv if w in action.choices), None)
+            if chosen is not None:
+                options += [o for a in action.choices[chosen]._actions for o in a.option_strings]
     return sorted(set(options))
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="planted", description="Toy networks with planted ground truth, and scores.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _command(sub, name: str, summary: str, description: str, examples: str) -> argparse.ArgumentParser:
+    """A subcommand with its one-line summary, a description and examples in its ``--help``."""
+    return sub.add_parser(name, help=summary, description=f"{summary}.\n\n{description}",
+                          epilog="examples:\n" + examples)
 
-    bench = sub.add_parser("bench", help="run a benchmark suite (resumable) and print its leaderboard")
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="planted",
+        description="Toy networks and synthetic data with planted ground truth, and scores of interpretability "
+        "methods against it.",
+        epilog="examples:\n  planted bench --suite quick\n  planted report --out report/\n"
+        "  planted make sharkey2022 --out toy/ && planted score toy/ pred.npz\n\n"
+        "`planted COMMAND --help` describes each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"planted {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    bench = _command(
+        sub, "bench", "run a benchmark suite (resumable) and print its leaderboard",
+        "Runs every cell (toy x method x seed) of a suite that the results store does not hold yet,\n"
+        "stores each as it finishes, and prints the leaderboard of the whole grid. A run killed at any\n"
+        "moment resumes where it stopped. Methods that are not planted's own run in a process of\n"
+        "their own that sees only the artifact.",
+        "  planted bench --suite quick\n"
+        "  planted bench --suite quick --method pca --method sae-topk --seeds 1\n"
+        "  planted bench --suite quick --add-method mymodule:my_method   # the suite's methods and yours\n"
+        "  planted bench --suite standard --workers 2\n")
     bench.add_argument("--suite", default="quick", help="suite name (default: %(default)s; `planted suites` lists them)")
-    bench.add_argument("--method", action="append", dest="methods",
-                       help="a built-in method name or package.module:function (repeatable; default: the suite's)")
+    bench.add_argument("--method", action="append", dest="methods", metavar="METHOD",
+                       help="run only this method: a built-in name or package.module:function (repeatable; "
+                       "default: the suite's; a module in the current folder can be named)")
+    bench.add_argument("--add-method", action="append", dest="added", metavar="METHOD",
+                       help="run this method beside the suite's (or --method's) methods (repeatable)")
     bench.add_argument("--seeds", type=int, default=None, help="number of seeds, 0..N-1 (default: the suite's)")
     bench.add_argument("--store", default=str(DEFAULT_STORE), help="SQLite results store (default: %(default)s)")
     bench.add_argument("--workers", type=int, default=1, help="local processes running cells at once")
@@ -75,16 +108,25 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"the private split: derive toy seeds from the secret in this file (or ${SECRET_ENV})")
     bench.add_argument("--format", choices=FORMATS, default="text")
 
-    rep = sub.add_parser("report", help="leaderboard, tables and figures from a results store")
-    rep.add_argument("--store", default=str(DEFAULT_STORE))
+    rep = _command(
+        sub, "report", "leaderboard, tables and figures from a results store",
+        "Reads the store (it never builds or trains a toy) and prints one leaderboard per suite and\n"
+        "version; --out also writes Markdown, CSV, LaTeX and JSON tables and the figures.",
+        "  planted report\n  planted report --suite quick --format markdown\n  planted report --out report/\n")
+    rep.add_argument("--store", default=str(DEFAULT_STORE), help="SQLite results store (default: %(default)s)")
     rep.add_argument("--suite", default=None, help="only this suite (default: every suite in the store)")
-    rep.add_argument("--version", default=None, help="only this suite version")
+    rep.add_argument("--version", default=None, dest="suite_version", help="only this suite version")
     rep.add_argument("--out", default=None, help="write Markdown, CSV, LaTeX, JSON tables and PNG figures here")
     rep.add_argument("--format", choices=FORMATS, default="text")
 
-    make = sub.add_parser("make", help="write a toy's artifact (never its truth) plus a sealed truth file")
+    make = _command(
+        sub, "make", "write a toy's artifact (never its truth) plus a sealed truth file",
+        "For methods written in any framework: artifact.npz holds only what a method may see,\n"
+        "artifact.json says what to predict and in which format, and the truth is saved apart.",
+        "  planted make sharkey2022 --out toy/\n"
+        "  planted make sharkey2022 --out hidden/ --secret-file secret.txt   # the private split\n")
     make.add_argument("preset", help="preset name (see `planted presets`)")
-    make.add_argument("--out", required=True)
+    make.add_argument("--out", required=True, help="the folder to write (created)")
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--secret-file", default=None,
                       help="the private split: derive the toy's seed from the secret in this file; artifact.json then "
@@ -92,19 +134,29 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--truth-out", default=None,
                       help="where the truth goes (default: OUT/truth.sealed; with --secret-file, OUT.truth beside OUT)")
 
-    score = sub.add_parser("score", help="score a predictions .npz against a folder written by `planted make`")
-    score.add_argument("folder")
-    score.add_argument("predictions")
+    score = _command(
+        sub, "score", "score a predictions .npz against a folder written by `planted make`",
+        "Checks the predictions file against the format artifact.json promises, then prints the\n"
+        "scores as JSON.",
+        "  planted score toy/ pred.npz\n  planted score hidden/ pred.npz --truth hidden.truth/\n")
+    score.add_argument("folder", help="a folder written by `planted make`")
+    score.add_argument("predictions", help="an .npz with 'directions' (and optionally 'codes', 'decoder_bias')")
     score.add_argument("--truth", default=None, help="the truth folder of a private split (default: FOLDER/truth.sealed)")
 
-    sub.add_parser("presets", help="list the toy presets")
-    sub.add_parser("suites", help="list the benchmark suites")
+    _command(sub, "presets", "list the toy presets", "Each preset is a named config citing its paper.",
+             "  planted presets\n")
+    _command(sub, "suites", "list the benchmark suites", "Each suite with its version and what it holds.",
+             "  planted suites\n")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Run the ``planted`` command line on ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    parser.argv = argv
     try:
+        args = parser.parse_args(argv)
         return _COMMANDS[args.command](args)
     except ValueError as exc:
         print(f"planted: error: {exc}".replace("\n", " "), file=sys.stderr)
@@ -112,6 +164,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TamperingDetected as exc:  # the store was changed by another process during the run
         print(f"planted: error: {exc}".replace("\n", " "), file=sys.stderr)
         return 3
+    except BrokenPipeError:  # `planted report | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as exc:  # an unwritable --out, a full disk, a folder where a file should be
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"planted: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("planted: interrupted", file=sys.stderr)
+        return 130
 
 
 def _secret(args) -> bytes | Path | None:
@@ -139,13 +202,26 @@ def _bench(args) -> int:
         if args.seeds < 1:
             raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
         seeds = range(args.seeds)
-    results = run(args.suite, methods=args.methods, seeds=seeds, store=args.store, workers=args.workers,
+    _importable_here(list(args.methods or []) + list(args.added or []))
+    methods = args.methods
+    if args.added:
+        methods = [m.name for m in SUITES[args.suite].methods] if methods is None else methods
+        methods = list(methods) + [m for m in args.added if m not in methods]
+    results = run(args.suite, methods=methods, seeds=seeds, store=args.store, workers=args.workers,
                   backend=args.backend, address=args.address, retry_failed=args.retry_failed,
                   isolate={"auto": None, "all": True, "none": False}[args.isolate], secret=_secret(args))
     if args.format == "text":
         print(f"suite {args.suite} v{results[0].suite_version if results else '?'}: {len(results)} cells, store {args.store}")
     print(report.leaderboard(results, fmt=args.format))
     return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def _importable_here(references: Sequence[str]) -> None:
+    """Let ``module:function`` references name a module in the current folder, as ``python -m``
+    would (the ``planted`` script does not put it on the path). It goes last on the path, so it
+    never shadows an installed module; spawned workers and method processes inherit the path."""
+    if any(":" in r for r in references) and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
 
 
 def _report(args) -> int:
@@ -155,9 +231,10 @@ def _report(args) -> int:
     if not Path(args.store).is_file():
         raise ValueError(f"{args.store}: no results store there; run `planted bench --store {args.store}` first")
     with Store(args.store) as store:
-        results = store.results(suite=args.suite, suite_version=args.version)
+        results = store.results(suite=args.suite, suite_version=args.suite_version)
         if not results:
-            raise ValueError(f"{args.store}: no results for suite {args.suite!r}" + (f" version {args.version}" if args.version else ""))
+            raise ValueError(f"{args.store}: no results for suite {args.suite!r}"
+                             + (f" version {args.suite_version}" if args.suite_version else ""))
         if args.out:
             import matplotlib
 

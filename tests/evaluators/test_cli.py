@@ -66,7 +66,7 @@ def test_console_script_runs():
 @pytest.mark.parametrize(
     "argv, match",
     [
-        (["bench", "--sede", "3"], "--seeds?"),
+        (["bench", "--sede", "3"], "did you mean --seeds"),
         (["bnch"], "did you mean bench?"),
         (["bench", "--format", "jsn"], "did you mean json?"),
     ],
@@ -77,3 +77,60 @@ def test_unknown_commands_and_options_suggest_the_nearest(argv, match, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert match in err and err.count("\n") == 1
+
+
+def test_version_and_no_prefix_matching(capsys):
+    from planted import __version__
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.strip() == f"planted {__version__}"
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--suit", "quick"])  # not silently read as --suite
+    assert "unrecognized arguments: --suit quick; did you mean --suite" in capsys.readouterr().err
+
+
+def test_suggestions_come_from_the_subcommand_used(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["report", "--sede", "2"])
+    err = capsys.readouterr().err
+    assert "did you mean" in err and "--seeds" not in err  # --seeds belongs to bench, not report
+
+
+@pytest.mark.parametrize("command", ["bench", "report", "make", "score", "presets", "suites"])
+def test_every_subcommand_has_a_description_and_examples(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "examples:" in text and f"planted {command}" in text.split("examples:")[1]
+
+
+def test_user_errors_are_one_line_not_tracebacks(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    store = tmp_path / "s.sqlite"
+    assert cli.main(["bench", "--suite", "quick", "--method", "pca", "--seeds", "1", "--store", str(store)]) == 0
+    capsys.readouterr()
+    assert cli.main(["report", "--store", str(store), "--out", str(blocker / "report")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("planted: error: ") and err.count("\n") == 1 and "a-file" in err
+    # A reader that leaves early (`planted suites | head -1`) gets no BrokenPipeError.
+    proc = subprocess.run("planted suites | head -1; exit ${PIPESTATUS[0]}", shell=True, executable="/bin/bash",
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_a_method_module_in_the_current_folder_can_be_named(tmp_path, monkeypatch):
+    """The ``planted`` script, unlike ``python -m``, does not put the current folder on the path."""
+    (tmp_path / "here_methods.py").write_text(
+        "from planted.evaluators._methods import pca_method\n\ndef half(x, *, seed):\n"
+        "    return pca_method(x, seed=seed, components=0.5)\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(["planted", "bench", "--suite", "quick", "--add-method", "here_methods:half", "--method", "pca",
+                           "--seeds", "1", "--store", str(tmp_path / "s.sqlite")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("here_methods:half") == 3 and proc.stdout.count(" pca ") == 3
+    proc = subprocess.run(["planted", "bench", "--method", "nowhere:fn", "--store", str(tmp_path / "s.sqlite")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2 and "in the current folder, on PYTHONPATH, or installed" in proc.stderr
