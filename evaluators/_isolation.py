@@ -249,12 +249,18 @@ def _serve(conn, parent_pid: int, function: Any, guarded: tuple[str, ...]) -> No
                 raise RuntimeError(failure)
             reply = b"ok" + encode(fn(private_copy(artifact), seed=seed, **params))
         except BaseException as exc:  # noqa: BLE001 - every failure of the method is reported back
-            reply = b"er" + "".join(traceback.format_exception_only(type(exc), exc)).strip().encode()
+            error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            reply = b"er" + json.dumps({"error": error, "traceback": traceback.format_exc()}).encode()
         conn.send_bytes(reply)
 
 
 class MethodFailed(Exception):
-    """A method failed in its own process; the message is its exception, as that process wrote it."""
+    """A method failed in its own process; the message is its exception, as that process wrote it,
+    and ``traceback`` the full traceback."""
+
+    def __init__(self, message: str, traceback: str = ""):
+        super().__init__(message)
+        self.traceback = traceback
 
 
 class MethodProcess:
@@ -282,7 +288,11 @@ class MethodProcess:
             self._process.join(timeout=5)
             raise MethodFailed(f"the method's process ended (exit code {self._process.exitcode})") from None
         if reply[:2] == b"er":
-            raise MethodFailed(reply[2:].decode(errors="replace"))
+            try:
+                failure = json.loads(reply[2:])
+                raise MethodFailed(str(failure["error"]), str(failure["traceback"]))
+            except (ValueError, KeyError, TypeError):
+                raise MethodFailed(reply[2:].decode(errors="replace")[:2000]) from None
         return decode(reply[2:], allowed)
 
     @property

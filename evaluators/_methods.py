@@ -8,14 +8,19 @@ A method is called as ``fn(artifact, *, seed, **params)`` and returns its task's
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
+import inspect
 import json
+import marshal
+import os
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from planted import methods
+from planted import __version__, methods
 from planted.groundtruth import CircuitPrediction, Dictionary, EdgeScores, NodeScores, Partition, nearest
 
 # Features methods. Sizes are given relative to d_model (read off the activations), never from the truth.
@@ -113,9 +118,36 @@ class MethodSpec:
     def resolve(self) -> Callable[..., Any]:
         return resolve_function(self.function)
 
+    @property
+    def fingerprint(self) -> str:
+        """What a stored result of this method was computed by: ``planted <version>`` for planted's
+        own methods; for any other, 16 hex digits of the sha256 of the function's source and of
+        its module's whole file (the code object where there is no source), so editing the
+        method or a helper beside it makes its stored cells stale."""
+        if self.reference.startswith("planted."):
+            return f"planted {__version__}"
+        return code_fingerprint(self.resolve())
+
     def with_params(self, **params: Any) -> MethodSpec:
         """A copy with some hyperparameters changed."""
         return dataclasses.replace(self, params={**self.params, **params})
+
+
+def code_fingerprint(fn: Callable[..., Any]) -> str:
+    """16 hex digits of the sha256 of ``fn``'s source and its module's file (see ``MethodSpec``)."""
+    h = hashlib.sha256()
+    target = inspect.unwrap(fn)
+    try:
+        h.update(inspect.getsource(target).encode())
+    except (OSError, TypeError):
+        code = getattr(target, "__code__", None)
+        h.update(marshal.dumps(code) if code is not None else repr(target).encode())
+    module = sys.modules.get(getattr(target, "__module__", "") or "")
+    path = getattr(module, "__file__", None)
+    if path and os.path.isfile(path):
+        with open(path, "rb") as fh:
+            h.update(fh.read())
+    return h.hexdigest()[:16]
 
 
 def resolve_function(function: Callable[..., Any] | str) -> Callable[..., Any]:

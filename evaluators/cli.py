@@ -101,6 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--backend", default="local", help="local (default) or ray")
     bench.add_argument("--address", default=None, help="with --backend ray: the cluster address (default: a local instance)")
     bench.add_argument("--retry-failed", action="store_true", help="run again the cells stored as failed")
+    bench.add_argument("--force", action="store_true",
+                       help="run every cell again, whatever the store holds (cells whose method's code changed "
+                       "are rerun anyway)")
+    bench.add_argument("--debug", action="store_true", help="print the full traceback of every failed cell")
     bench.add_argument("--isolate", choices=("auto", "all", "none"), default="auto",
                        help="run methods in their own process, seeing only the artifact: auto (default: every "
                        "method not planted's own), all, or none")
@@ -118,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--version", default=None, dest="suite_version", help="only this suite version")
     rep.add_argument("--out", default=None, help="write Markdown, CSV, LaTeX, JSON tables and PNG figures here")
     rep.add_argument("--format", choices=FORMATS, default="text")
+    rep.add_argument("--debug", action="store_true", help="print the full traceback of every failed cell")
 
     make = _command(
         sub, "make", "write a toy's artifact (never its truth) plus a sealed truth file",
@@ -209,11 +214,26 @@ def _bench(args) -> int:
         methods = list(methods) + [m for m in args.added if m not in methods]
     results = run(args.suite, methods=methods, seeds=seeds, store=args.store, workers=args.workers,
                   backend=args.backend, address=args.address, retry_failed=args.retry_failed,
-                  isolate={"auto": None, "all": True, "none": False}[args.isolate], secret=_secret(args))
+                  isolate={"auto": None, "all": True, "none": False}[args.isolate], secret=_secret(args),
+                  force=args.force)
     if args.format == "text":
         print(f"suite {args.suite} v{results[0].suite_version if results else '?'}: {len(results)} cells, store {args.store}")
     print(report.leaderboard(results, fmt=args.format))
+    _failures(results, args.debug, rerun=f"planted bench --suite {args.suite} ... --retry-failed")
     return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def _failures(results, debug: bool, rerun: str) -> None:
+    """On stderr: how many cells failed and how to rerun them, and their tracebacks with --debug."""
+    failed = [r for r in results if r.status != "ok"]
+    if not failed:
+        return
+    if debug:
+        for r in failed:
+            print(f"--- {r.suite} {r.toy} {r.method} seed {r.seed}\n{r.traceback or r.error}", file=sys.stderr)
+    else:
+        print(f"{len(failed)} cell(s) failed: `{rerun}` runs them again; --debug prints their tracebacks",
+              file=sys.stderr)
 
 
 def _importable_here(references: Sequence[str]) -> None:
@@ -242,11 +262,10 @@ def _report(args) -> int:
             for path in report.write_report(results, args.out, store=store):
                 print(path, file=sys.stderr)
     groups = sorted({(r.suite, r.suite_version) for r in results})
-    for suite, version in groups:
-        subset = [r for r in results if (r.suite, r.suite_version) == (suite, version)]
-        if args.format == "text":
-            print(f"suite {suite} v{version}: {len(subset)} cells")
-        print(report.leaderboard(subset, fmt=args.format))
+    if args.format == "text" and len(groups) == 1:
+        print(f"suite {groups[0][0]} v{groups[0][1]}: {len(results)} cells")
+    print(report.leaderboard(results, fmt=args.format))
+    _failures(results, args.debug, rerun="planted bench --suite SUITE --retry-failed")
     return 0
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from planted import __version__
 from planted.evaluators._figures import leaderboard_figures
 from planted.evaluators._files import write_text
 from planted.evaluators.store import CellResult
@@ -89,33 +90,109 @@ def _rows(results: Sequence[CellResult], metrics: Sequence[str] | None):
     return list(metrics), [(k, counts[k], by_key.get(k, {})) for k in keys]
 
 
-def leaderboard(results: Sequence[CellResult], metrics: Sequence[str] | None = None, *, fmt: str = "text") -> str:
-    """The leaderboard: per toy and method, each metric's mean and 95% bootstrap CI over seeds.
+@dataclasses.dataclass(frozen=True)
+class _Group:
+    """The cells of one suite version, split into its grid and what was run beside it."""
 
-    ``fmt`` is one of "text", "markdown", "csv", "latex", "json". Rows are sorted by toy, then by
-    the task's headline metric (best first). Failed cells are counted in the ``seeds`` column.
+    suite: str
+    version: str
+    cells: list  # the cells the table summarises: the grid's seeds (every method)
+    extra_methods: frozenset  # methods run beside the suite's own
+    other_seeds: list  # cells of seeds outside the grid, left out of the table
+
+
+def _groups(results: Sequence[CellResult]) -> list[_Group]:
+    """The results by (suite, version), in order. When the suite is a registered one at that
+    version, its grid is known: cells of other seeds are set apart and methods outside it marked."""
+    from planted.evaluators.suites import SUITES
+
+    out = []
+    for suite, version in sorted({(r.suite, r.suite_version) for r in results}):
+        cells = [r for r in results if (r.suite, r.suite_version) == (suite, version)]
+        declared = SUITES.get(suite)
+        if declared is not None and declared.version == version.split("-private-")[0]:
+            seeds = set(declared.seeds)
+            extra = frozenset(r.method for r in cells) - {m.name for m in declared.methods}
+            out.append(_Group(suite, version, [r for r in cells if r.seed in seeds], extra,
+                              [r for r in cells if r.seed not in seeds]))
+        else:
+            out.append(_Group(suite, version, cells, frozenset(), []))
+    return out
+
+
+def _notes(group: _Group, n_seeds: int) -> list[str]:
+    """What a table's reader must know: the interval, the grid, what was left out."""
+    notes = ["mean ± half the 95% percentile-bootstrap interval over seeds (toy and method seeded together)"]
+    if n_seeds < 5:
+        notes.append(f"only {n_seeds} seed(s): intervals are rough (one seed has none); use 5 or more for a paper")
+    if group.extra_methods:
+        notes.append("* run beside the suite's grid (--add-method or --method): " + ", ".join(sorted(group.extra_methods)))
+    if group.other_seeds:
+        seeds = sorted({r.seed for r in group.other_seeds})
+        notes.append(f"{len(group.other_seeds)} cell(s) of seeds {seeds}, outside the grid, are not in this table")
+    return notes
+
+
+def leaderboard(results: Sequence[CellResult], metrics: Sequence[str] | None = None, *, fmt: str = "text") -> str:
+    """The leaderboard: per suite version, toy and method, each metric's mean and 95% bootstrap CI
+    over seeds.
+
+    ``fmt`` is one of "text", "markdown", "csv", "latex", "json". Each suite version gets its own
+    table (its task's metrics); rows are sorted by toy, then by the task's headline metric (best
+    first); failed cells are counted in the ``seeds`` column. For a registered suite whose version
+    matches, the table is exactly its grid: cells of seeds outside it are left out and counted in
+    a note, and methods run beside it are marked. JSON is one document:
+    ``{"planted": version, "interval": ..., "suites": [{"suite", "version", "rows", ...}]}``.
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    metrics, rows = _rows(results, metrics)
+    groups = _groups(results)
     if fmt == "json":
-        payload = [
-            {"toy": toy, "method": method, "ok": ok, "cells": total,
-             **{m: ({"mean": s.mean, "low": s.low, "high": s.high, "n": s.n} if (s := sm.get(m)) else None) for m in metrics}}
-            for (toy, method), (ok, total), sm in rows
-        ]
-        return json.dumps(payload, indent=1)
+        return json.dumps({"planted": __version__, "interval": "95% percentile bootstrap of the mean over seeds",
+                           "suites": [_json_group(g, metrics) for g in groups]}, indent=1)
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["toy", "method", "ok", "cells"] + [f"{m}_{p}" for m in metrics for p in ("mean", "low", "high")])
-        for (toy, method), (ok, total), sm in rows:
-            vals = []
-            for m in metrics:
-                s = sm.get(m)
-                vals += [f"{s.mean:.6g}", f"{s.low:.6g}", f"{s.high:.6g}"] if s else ["", "", ""]
-            w.writerow([toy, method, ok, total] + vals)
+        header = None
+        for g in groups:
+            names, rows = _rows(g.cells, metrics)
+            if header is None:
+                header = names
+                w.writerow(["suite", "version", "toy", "method", "in_grid", "ok", "cells"]
+                           + [f"{m}_{p}" for m in names for p in ("mean", "low", "high")])
+            for (toy, method), (ok, total), sm in rows:
+                vals = []
+                for m in header:
+                    s = sm.get(m)
+                    vals += [f"{s.mean:.6g}", f"{s.low:.6g}", f"{s.high:.6g}"] if s else ["", "", ""]
+                w.writerow([g.suite, g.version, toy, method, int(method not in g.extra_methods), ok, total] + vals)
         return buf.getvalue()
+    parts = [_table(g, metrics, fmt, heading=len(groups) > 1) for g in groups]
+    text = "\n".join(parts)
+    if fmt == "text":
+        failed = [r for r in results if r.status != "ok"]
+        text += "".join(f"\nFAILED {r.toy} {r.method} seed {r.seed}: {r.error}" for r in failed)
+    return text
+
+
+def _json_group(group: _Group, metrics: Sequence[str] | None) -> dict:
+    names, rows = _rows(group.cells, metrics)
+    seeds = sorted({r.seed for r in group.cells})
+    return {
+        "suite": group.suite, "version": group.version, "tasks": sorted({r.task for r in group.cells}), "seeds": seeds,
+        "notes": _notes(group, len(seeds)),
+        "rows": [{"toy": toy, "method": method, "in_grid": method not in group.extra_methods, "ok": ok, "cells": total,
+                  **{m: ({"mean": s.mean, "low": s.low, "high": s.high, "n": s.n} if (s := sm.get(m)) else None)
+                     for m in names}} for (toy, method), (ok, total), sm in rows],
+        "failed": [{"toy": r.toy, "method": r.method, "seed": r.seed, "error": r.error}
+                   for r in group.cells if r.status != "ok"],
+    }
+
+
+def _table(group: _Group, metrics: Sequence[str] | None, fmt: str, *, heading: bool) -> str:
+    names, rows = _rows(group.cells, metrics)
+    n_seeds = len({r.seed for r in group.cells})
+    notes = _notes(group, n_seeds)
 
     def cell(s: Summary | None, latex: bool = False) -> str:
         if s is None:
@@ -123,25 +200,29 @@ def leaderboard(results: Sequence[CellResult], metrics: Sequence[str] | None = N
         half = (s.high - s.low) / 2
         return f"{s.mean:.3f} $\\pm$ {half:.3f}" if latex else f"{s.mean:.3f} ± {half:.3f}"
 
-    header = ["toy", "method", "seeds", *metrics]
-    table = [[toy, method, f"{ok}/{total}", *[cell(sm.get(m), fmt == "latex") for m in metrics]]
+    header = ["toy", "method", "seeds", *names]
+    table = [[toy, method + ("*" if method in group.extra_methods else ""), f"{ok}/{total}",
+              *[cell(sm.get(m), fmt == "latex") for m in names]]
              for (toy, method), (ok, total), sm in rows]
+    title = f"suite {group.suite} v{group.version}"
     if fmt == "markdown":
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines = ([f"## {title}", ""] if heading else [])
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in table]
-        return "\n".join(lines) + "\n\n95% bootstrap intervals over seeds (± half-width).\n"
+        return "\n".join(lines) + "\n\n" + "".join(f"{n[0].upper()}{n[1:]}.\n" for n in notes)
     if fmt == "latex":
         esc = lambda s: s.replace("_", r"\_")  # noqa: E731
-        lines = [r"\begin{tabular}{ll" + "c" * (len(header) - 2) + "}", r"\toprule",
-                 " & ".join(esc(h) for h in header) + r" \\", r"\midrule"]
+        lines = [f"% {title}"] if heading else []
+        lines += [r"\begin{tabular}{ll" + "c" * (len(header) - 2) + "}", r"\toprule",
+                  " & ".join(esc(h) for h in header) + r" \\", r"\midrule"]
         lines += [" & ".join(esc(x) if i < 3 else x for i, x in enumerate(r)) + r" \\" for r in table]
-        lines += [r"\bottomrule", r"\end{tabular}"]
+        lines += [r"\bottomrule", r"\end{tabular}"] + [f"% {n}" for n in notes]
         return "\n".join(lines) + "\n"
     widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
-    lines = ["  ".join(str(x).ljust(w) for x, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
+    lines = [f"{title}: {len(group.cells)} cells"] if heading else []
+    lines += ["  ".join(str(x).ljust(w) for x, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths)) for r in table]
-    failed = [r for r in results if r.status != "ok"]
-    lines += [f"FAILED {r.toy} {r.method} seed {r.seed}: {r.error}" for r in failed]
+    lines += [f"({n})" for n in notes]
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import time
@@ -38,6 +39,8 @@ from planted.groundtruth import Config, Problems, nearest
 BACKENDS = ("local", "ray")
 
 
+log = logging.getLogger("planted")
+
 @dataclasses.dataclass(frozen=True)
 class _Cell:
     suite: str
@@ -51,6 +54,7 @@ class _Cell:
     figure_data: bool = False  # also return the toy's figure arrays (the store lacks them)
     isolated: bool = False  # run the method in a process of its own that sees only the artifact
     guarded: tuple[str, ...] = ()  # paths that process may not touch (the store, a secret file)
+    fingerprint: str = ""  # the method's code (``MethodSpec.fingerprint``): a row of other code is stale
 
     @property
     def key(self) -> CellKey:
@@ -93,6 +97,7 @@ def _execute(cell: _Cell) -> CellResult:
     task = cell.task
     start = time.perf_counter()
     arrays = None
+    trace = ""
     try:
         toy = _toy(cell.config)
         task.check_toy(toy)
@@ -103,15 +108,17 @@ def _execute(cell: _Cell) -> CellResult:
         metrics, status, error = task.score(prediction, toy), "ok", ""
         directions = task.keep(prediction, toy)
     except _isolation.MethodFailed as exc:  # the method's own error, as its process reported it
-        metrics, status, directions, error = {}, "failed", None, str(exc)
+        metrics, status, directions, error, trace = {}, "failed", None, str(exc), exc.traceback
     except Exception as exc:  # a failing method is a result, not the end of the suite
         metrics, status, directions = {}, "failed", None
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        trace = traceback.format_exc()
     return CellResult(
         suite=cell.suite, suite_version=cell.suite_version, task=task.name, toy=cell.toy, toy_id=cell.config.id,
         axes=dict(cell.axes), method=cell.method.name, params=cell.method.params_json, seed=cell.seed,
         status=status, metrics=metrics, seconds=time.perf_counter() - start, package_version=__version__,
         error=error, config=cell.config.to_json(), directions=directions, toy_arrays=arrays,
+        method_fingerprint=cell.fingerprint, traceback=trace,
     )
 
 
@@ -158,7 +165,7 @@ def _isolate(spec: MethodSpec, isolate: bool | None) -> bool:
 def _fingerprint(result: CellResult) -> str:
     """What a row says (not how long it took): its digest, for spotting rows the driver did not write."""
     body = [result.task, result.toy, result.toy_id, sorted(result.axes.items()), result.params, result.status,
-            sorted(result.metrics.items()), result.error, result.config]
+            sorted(result.metrics.items()), result.error, result.config, result.method_fingerprint]
     return hashlib.sha256(json.dumps(body, default=str).encode()).hexdigest()
 
 
@@ -222,6 +229,7 @@ def run(
     progress: bool | None = None,
     isolate: bool | None = None,
     secret: str | bytes | os.PathLike | None = None,
+    force: bool = False,
 ) -> list[CellResult]:
     """Run a suite and return the results of all its cells (those already stored included).
 
@@ -262,6 +270,10 @@ def run(
         suite's public configs do not rebuild these toys; the suite version carries a tag of the
         secret. Methods are still called with the public seed.
 
+    force : bool
+        Run every cell again, whatever the store holds (a stored cell whose method's code changed
+        is run again anyway: ``MethodSpec.fingerprint``).
+
     Raises
     ------
     TamperingDetected
@@ -299,6 +311,7 @@ def run(
         if extra not in _SUITE_FIGURE_DATA:
             raise nearest(extra, _SUITE_FIGURE_DATA, f"figure of suite {suite.name!r}")
     isolated = {m.name: _isolate(m, isolate) for m in suite.methods}
+    fingerprints = {m.name: m.fingerprint for m in suite.methods}
     own_store = store is not None and not isinstance(store, Store)
     if store is not None:
         guarded += (str(Path(store.path if isinstance(store, Store) else store).resolve()),)
@@ -308,14 +321,22 @@ def run(
 
     cells = [
         _Cell(suite.name, version, task, t.name, config(t, seed), dict(t.axes), m, seed,
-              isolated=isolated[m.name], guarded=guarded)
+              isolated=isolated[m.name], guarded=guarded, fingerprint=fingerprints[m.name])
         for t in suite.toys
         for seed in suite.seeds
         for m in suite.methods
     ]
     db = Store(store) if own_store else store
     try:
-        done = db.finished((c.key for c in cells), include_failed=not retry_failed) if db is not None else set()
+        done = set()
+        if db is not None and not force:
+            done = db.finished((c.key for c in cells), include_failed=not retry_failed,
+                               fingerprints={c.key: c.fingerprint for c in cells})
+            stale = len(db.finished(c.key for c in cells) - done) if retry_failed is False else 0
+            if stale:
+                log.info("%d stored cells are rerun: their method's code changed since they were computed", stale)
+            if done:
+                log.info("%d of %d cells reused from %s", len(done), len(cells), db.path)
         todo = [c for c in cells if c.key not in done]
         if db is not None:  # the first cell to run on each toy also returns its figure arrays, when missing
             first = {}

@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS cells (
     package_version TEXT NOT NULL,
     error TEXT NOT NULL,
     config TEXT NOT NULL,
+    method_fingerprint TEXT NOT NULL DEFAULT '',
+    traceback TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (suite, suite_version, task, toy_id, method, params, seed)
 );
 CREATE TABLE IF NOT EXISTS predictions (
@@ -125,6 +127,8 @@ class CellResult:
     package_version: str = ""
     error: str = ""
     config: str = ""  # the toy's config as canonical JSON (rebuilds the toy for diagnostics)
+    method_fingerprint: str = ""  # what computed it (``MethodSpec.fingerprint``); "" in stores before it
+    traceback: str = ""  # a failed cell's full traceback (``error`` is its last line)
     directions: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
     toy_arrays: dict[str, np.ndarray] | None = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -146,8 +150,16 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=60000")
             self._db.executescript(_SCHEMA)
+            self._migrate()
         except sqlite3.DatabaseError as exc:
             raise ValueError(f"{self.path}: not a planted results store ({exc})") from None
+
+    def _migrate(self) -> None:
+        """Add the columns later versions keep to a store an earlier version wrote."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(cells)")}
+        for column in ("method_fingerprint", "traceback"):
+            if column not in have:
+                self._db.execute(f"ALTER TABLE cells ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self._db.close()
@@ -158,23 +170,29 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def finished(self, keys: Iterable[CellKey], *, include_failed: bool = True) -> set[CellKey]:
-        """The subset of ``keys`` already in the store (failed cells count unless excluded)."""
-        keys = list(keys)
+    def finished(self, keys: Iterable[CellKey], *, include_failed: bool = True,
+                 fingerprints: dict[CellKey, str] | None = None) -> set[CellKey]:
+        """The subset of ``keys`` already in the store (failed cells count unless excluded). With
+        ``fingerprints``, a row counts only when it was computed by the method's current code
+        (its ``method_fingerprint`` equals the one given for its key); other rows are stale."""
+        keys = set(keys)
         if not keys:
             return set()
         suites = {(k.suite, k.suite_version) for k in keys}
         found: set[CellKey] = set()
         for suite, version in suites:
             rows = self._db.execute(
-                "SELECT suite, suite_version, task, toy_id, method, params, seed, status FROM cells "
+                "SELECT suite, suite_version, task, toy_id, method, params, seed, status, method_fingerprint FROM cells "
                 "WHERE suite = ? AND suite_version = ?",
                 (suite, version),
             )
-            for *key, status in rows:
-                if include_failed or status == "ok":
-                    found.add(CellKey(*key))
-        return found & set(keys)
+            for *fields, status, fingerprint in rows:
+                key = CellKey(*fields)
+                if key not in keys or not (include_failed or status == "ok"):
+                    continue
+                if fingerprints is None or fingerprints.get(key) == fingerprint:
+                    found.add(key)
+        return found
 
     def write(self, result: CellResult) -> None:
         """Insert or replace one cell's row (with its prediction's directions and its toy's figure
@@ -183,7 +201,7 @@ class Store:
             result.suite, result.suite_version, result.task, result.toy, result.toy_id,
             json.dumps(result.axes, sort_keys=True), result.method, result.params, result.seed, result.status,
             json.dumps(result.metrics, sort_keys=True, allow_nan=False), result.seconds, time.time(),
-            result.package_version, result.error, result.config,
+            result.package_version, result.error, result.config, result.method_fingerprint, result.traceback,
         )
         key = tuple(dataclasses.astuple(result.key))
         blob = None
@@ -195,8 +213,8 @@ class Store:
         try:
             self._db.execute(
                 "INSERT OR REPLACE INTO cells (suite, suite_version, task, toy, toy_id, axes, method, params, seed, "
-                "status, metrics, seconds, finished_at, package_version, error, config) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "status, metrics, seconds, finished_at, package_version, error, config, method_fingerprint, traceback) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
             if blob is not None:
@@ -255,7 +273,7 @@ class Store:
     def results(self, *, suite: str | None = None, suite_version: str | None = None) -> list[CellResult]:
         """Every stored cell, optionally of one suite (and version), in a stable order."""
         query = "SELECT suite, suite_version, task, toy, toy_id, axes, method, params, seed, status, metrics, " \
-                "seconds, package_version, error, config FROM cells"
+                "seconds, package_version, error, config, method_fingerprint, traceback FROM cells"
         where, args = [], []
         if suite is not None:
             where.append("suite = ?")
@@ -270,11 +288,13 @@ class Store:
 
     @staticmethod
     def _rows(cursor) -> Iterator[CellResult]:
-        for (suite, version, task, toy, toy_id, axes, method, params, seed, status, metrics, seconds, pkg, error, config) in cursor:
+        for (suite, version, task, toy, toy_id, axes, method, params, seed, status, metrics, seconds, pkg, error, config,
+             fingerprint, trace) in cursor:
             yield CellResult(
                 suite=suite, suite_version=version, task=task, toy=toy, toy_id=toy_id, axes=json.loads(axes),
                 method=method, params=params, seed=seed, status=status, metrics=json.loads(metrics),
-                seconds=seconds, package_version=pkg, error=error, config=config,
+                seconds=seconds, package_version=pkg, error=error, config=config, method_fingerprint=fingerprint,
+                traceback=trace,
             )
 
 __all__ = [

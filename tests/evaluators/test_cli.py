@@ -13,7 +13,7 @@ def test_bench_then_report(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "6 cells" in text and "mmcs" in text and "sparse-r2" in text and "hierarchy-r3" in text and "tms-20-5" in text
     assert cli.main(["report", "--store", store, "--format", "json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["suites"][0]["rows"]
     toy_names = ("sparse-r2", "hierarchy-r3", "tms-20-5")
     assert {(r["toy"], r["method"]) for r in rows} == {(t, m) for t in toy_names for m in ("pca", "ica")}
     out = tmp_path / "report"
@@ -130,7 +130,8 @@ def test_a_method_module_in_the_current_folder_can_be_named(tmp_path, monkeypatc
                            "--seeds", "1", "--store", str(tmp_path / "s.sqlite")], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("here_methods:half") == 3 and proc.stdout.count(" pca ") == 3
+    assert proc.stdout.count("here_methods:half* ") == 3 and proc.stdout.count(" pca ") == 3
+    assert "run beside the suite's grid (--add-method or --method): here_methods:half" in proc.stdout
     proc = subprocess.run(["planted", "bench", "--method", "nowhere:fn", "--store", str(tmp_path / "s.sqlite")],
                           cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and "in the current folder, on PYTHONPATH, or installed" in proc.stderr

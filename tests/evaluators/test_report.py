@@ -70,7 +70,9 @@ def test_tables_agree_with_each_other_and_the_cells():
     tex = leaderboard(CELLS, ["mmcs"], fmt="latex")
     assert r"\begin{tabular}" in tex and r"0.900 $\pm$" in tex
     js = json.loads(leaderboard(CELLS, ["mmcs"], fmt="json"))
-    assert {(r["toy"], r["method"]) for r in js} == set(by)
+    assert [(g["suite"], g["version"]) for g in js["suites"]] == [("s", "v")] and "bootstrap" in js["interval"]
+    assert {(r["toy"], r["method"]) for r in js["suites"][0]["rows"]} == set(by)
+    assert js["suites"][0]["failed"] == [{"toy": "a", "method": "bad", "seed": 2, "error": ""}]
     text = leaderboard(CELLS, ["mmcs"])
     assert "FAILED a bad seed 2" in text
     with pytest.raises(ValueError, match="fmt must be one of"):
@@ -281,3 +283,31 @@ def test_a_report_killed_at_any_moment_leaves_no_torn_file(tmp_path):
     write_report(_scaled(CELLS, 0.5), out)
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "a later report sweeps the temporaries"
     assert os.listdir(out) and all((out / n).read_bytes() == after[n] for n in after)
+
+
+def test_a_store_of_two_suites_reports_each_with_its_own_grid(tmp_path, capsys):
+    """bench quick, bench circuits, report: one table per suite with its own metrics, one valid
+    JSON document naming suite and version, and every figure written; seeds outside a suite's grid
+    are set apart and methods added beside it marked."""
+    from planted.evaluators import cli
+
+    store = str(tmp_path / "s.sqlite")
+    assert cli.main(["bench", "--suite", "quick", "--method", "pca", "--seeds", "4", "--store", store]) == 0
+    assert cli.main(["bench", "--suite", "circuits", "--method", "activation-patching", "--seeds", "1",
+                     "--store", store]) == 0
+    capsys.readouterr()
+    assert cli.main(["report", "--store", store, "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    suites = {g["suite"]: g for g in doc["suites"]}
+    assert set(suites) == {"quick", "circuits"} and all(g["version"] for g in doc["suites"])
+    assert "edge_auroc" in suites["circuits"]["rows"][0] and "mmcs" in suites["quick"]["rows"][0]
+    assert "edge_auroc" not in suites["quick"]["rows"][0]
+    assert suites["quick"]["seeds"] == [0, 1, 2]  # the grid's seeds; seed 3 is set apart
+    assert any("seeds [3], outside the grid" in n for n in suites["quick"]["notes"])
+    assert all(r["ok"] == 3 for r in suites["quick"]["rows"])
+    assert cli.main(["report", "--store", store, "--out", str(tmp_path / "report")]) == 0
+    text = capsys.readouterr()
+    names = {p.name for p in (tmp_path / "report").iterdir()}
+    assert {"leaderboard.md", "leaderboard.json", "leaderboard-mmcs.png", "leaderboard-edge_auroc.png"} <= names
+    assert "## suite quick" in (tmp_path / "report" / "leaderboard.md").read_text()
+    assert "Traceback" not in text.err

@@ -197,3 +197,70 @@ def test_a_registered_task_reaches_worker_processes(helpers, monkeypatch):
     there = run(suite, store=None, workers=2, progress=False)
     assert all(r.status == "ok" for r in there), [r.error for r in there]
     assert [r.metrics for r in there] == [r.metrics for r in here]
+
+
+def test_editing_a_method_makes_its_stored_cells_stale(tmp_path, monkeypatch):
+    """Cells are reused only when computed by the method's current code: editing the method's module
+    reruns them (the old numbers never come back), ``force`` reruns everything, and a failure keeps
+    its whole traceback."""
+    import importlib
+
+    module = tmp_path / "editable_method.py"
+    body = "from planted.evaluators._methods import pca_method\n\ndef m(x, *, seed):\n    return pca_method(x, seed=seed, components={c})\n"
+    module.write_text(body.format(c=0.5))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    store = tmp_path / "s.sqlite"
+    first = run("quick", methods=["editable_method:m"], seeds=[0], store=store)
+    assert {r.metrics["n_latents"] for r in first if r.toy == "sparse-r2"} == {32}
+    again = run("quick", methods=["editable_method:m"], seeds=[0], store=store)
+    assert [r.seconds for r in again] == [r.seconds for r in first]  # reused: the same rows
+    module.write_text(body.format(c=0.25))
+    sys.modules.pop("editable_method", None)
+    importlib.invalidate_caches()
+    edited = run("quick", methods=["editable_method:m"], seeds=[0], store=store)
+    assert {r.metrics["n_latents"] for r in edited if r.toy == "sparse-r2"} == {16}  # not the stale 32
+    with Store(store) as s:
+        assert {r.metrics["n_latents"] for r in s.results() if r.toy == "sparse-r2"} == {16}
+        assert len({r.method_fingerprint for r in s.results()}) == 1
+    forced = run("quick", methods=["pca"], seeds=[0], store=store, force=True)
+    redone = run("quick", methods=["pca"], seeds=[0], store=store, force=True)
+    assert [r.seconds for r in forced] != [r.seconds for r in redone]
+    module.write_text("def m(x, *, seed):\n    return helper(x)\n\ndef helper(x):\n    raise RuntimeError('deep inside')\n")
+    sys.modules.pop("editable_method", None)
+    importlib.invalidate_caches()
+    failed = run("quick", methods=["editable_method:m"], seeds=[0], store=store)
+    assert all(r.status == "failed" and r.error == "RuntimeError: deep inside" for r in failed)
+    with Store(store) as s:
+        stored = [r for r in s.results() if r.method == "editable_method:m"]
+    assert all("in helper" in r.traceback and "Traceback" in r.traceback for r in stored)
+
+
+def test_a_store_written_before_fingerprints_opens_and_its_cells_are_rerun(tmp_path):
+    store = tmp_path / "old.sqlite"
+    with sqlite3.connect(store) as db:
+        db.execute(
+            "CREATE TABLE cells (suite TEXT NOT NULL, suite_version TEXT NOT NULL, task TEXT NOT NULL, toy TEXT NOT NULL, "
+            "toy_id TEXT NOT NULL, axes TEXT NOT NULL, method TEXT NOT NULL, params TEXT NOT NULL, seed INTEGER NOT NULL, "
+            "status TEXT NOT NULL, metrics TEXT NOT NULL, seconds REAL NOT NULL, finished_at REAL NOT NULL, "
+            "package_version TEXT NOT NULL, error TEXT NOT NULL, config TEXT NOT NULL, "
+            "PRIMARY KEY (suite, suite_version, task, toy_id, method, params, seed))")
+    fresh = run("quick", methods=["pca"], seeds=[0], store=None)
+    with sqlite3.connect(store) as db:
+        for r in fresh:
+            db.execute("INSERT INTO cells VALUES (?, ?, ?, ?, ?, '{}', ?, ?, ?, 'ok', '{\"mmcs\": 0.123}', 1.0, 0, 'old', '', ?)",
+                       (r.suite, r.suite_version, r.task, r.toy, r.toy_id, r.method, r.params, r.seed, r.config))
+    with Store(store) as s:
+        old = s.results()
+    assert len(old) == 3 and {r.method_fingerprint for r in old} == {""} and old[0].metrics == {"mmcs": 0.123}
+    rerun = run("quick", methods=["pca"], seeds=[0], store=store)
+    assert [r.metrics["mmcs"] for r in rerun] == [r.metrics["mmcs"] for r in fresh]  # not the stored 0.123
+
+
+def test_failures_point_to_retry_and_debug_shows_the_traceback(helpers, tmp_path):
+    store = str(tmp_path / "s.sqlite")
+    base = [sys.executable, "-m", "planted", "bench", "--suite", "quick", "--method", "user_methods:broken", "--seeds", "1",
+            "--store", store]
+    first = subprocess.run(base, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 1 and "--retry-failed" in first.stderr and "--debug" in first.stderr
+    debug = subprocess.run(base + ["--debug"], capture_output=True, text=True, timeout=300)
+    assert "Traceback (most recent call last)" in debug.stderr and "in broken" in debug.stderr
