@@ -228,6 +228,9 @@ def sendable(function: Any) -> bool:
 def _serve(conn, parent_pid: int, function: Any, guarded: tuple[str, ...]) -> None:
     """The method's process: resolve the method, then answer (artifact, seed, params) requests."""
     watch_parent(parent_pid)
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's: it stops the run, then this process
     from planted.evaluators._methods import resolve_function
     from planted.evaluators.tasks import private_copy
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import signal
 import re
 import sys
 from collections.abc import Sequence
@@ -77,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
         "`planted COMMAND --help` describes each command.",
     )
     parser.add_argument("--version", action="version", version=f"planted {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="say more (-vv: debugging detail)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors; no progress")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     bench = _command(
@@ -160,8 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
     parser.argv = argv
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         args = parser.parse_args(argv)
+        _logging(args)
         return _COMMANDS[args.command](args)
     except ValueError as exc:
         print(f"planted: error: {exc}".replace("\n", " "), file=sys.stderr)
@@ -177,9 +183,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"planted: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("planted: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM; a run says what it saved
+        print(f"planted: {exc or 'interrupted'}", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM stops a run as Ctrl-C does: the cells finished so far are already saved."""
+    raise KeyboardInterrupt
+
+
+def _logging(args) -> None:
+    """Messages of the ``planted`` logger on stderr: info by default, -v for debugging detail, -q for
+    warnings only (and no progress)."""
+    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
+    logger = logging.getLogger("planted")
+    logger.setLevel(level)
+    if not any(getattr(h, "_planted", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("planted: %(message)s"))
+        handler._planted = True
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def _secret(args) -> bytes | Path | None:
@@ -215,7 +242,7 @@ def _bench(args) -> int:
     results = run(args.suite, methods=methods, seeds=seeds, store=args.store, workers=args.workers,
                   backend=args.backend, address=args.address, retry_failed=args.retry_failed,
                   isolate={"auto": None, "all": True, "none": False}[args.isolate], secret=_secret(args),
-                  force=args.force)
+                  force=args.force, progress=False if args.quiet else None)
     if args.format == "text":
         print(f"suite {args.suite} v{results[0].suite_version if results else '?'}: {len(results)} cells, store {args.store}")
     print(report.leaderboard(results, fmt=args.format))

@@ -41,6 +41,10 @@ BACKENDS = ("local", "ray")
 
 log = logging.getLogger("planted")
 
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM; the message says how many cells were saved and how to resume."""
+
 @dataclasses.dataclass(frozen=True)
 class _Cell:
     suite: str
@@ -346,13 +350,20 @@ def run(
             todo = [dataclasses.replace(c, figure_data=True) if c.key in wanted else c for c in todo]
         before = {r.key: r for r in db.results(suite=suite.name, suite_version=version)} if db is not None else {}
         fresh: dict[CellKey, CellResult] = {}
-        with Progress(len(todo), f"{suite.name} v{version}", enabled=progress) as bar:
+        with Progress(len(todo), f"{suite.name} v{version}", enabled=progress if todo else False, unit="cells") as bar:
+            if done:
+                bar.note(f"{len(done)} reused")
             results = _ray_results(todo, workers, address, bar) if backend == "ray" else _results(todo, workers, bar)
-            for result in results:
-                if db is not None:
-                    db.write(result)
-                fresh[result.key] = result
-                bar.update()
+            try:
+                for result in results:
+                    if db is not None:
+                        db.write(result)
+                    fresh[result.key] = result
+                    bar.update()
+            except KeyboardInterrupt:
+                where = f" in {db.path}" if db is not None else " (no store: nothing was kept)"
+                raise Interrupted(f"interrupted; {len(fresh)} cell(s) of this run saved{where}; "
+                                  "run the same command again to resume") from None
         _close_method_processes()
         for extra in suite.figures if db is not None else ():
             key = suite_key(suite.name, version, extra)
@@ -383,19 +394,29 @@ def _results(cells: list[_Cell], workers: int, bar: Progress) -> Iterable[CellRe
                     "import; define it at module level, pass 'package.module:function', or use workers=1"
                 )
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_start,
-                             initargs=(os.getpid(),)) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_start,
+                               initargs=(os.getpid(),))
+    try:
         futures = {pool.submit(_execute, cell): cell for cell in cells}
         for future in as_completed(futures):
             cell = futures[future]
             bar.note(f"{cell.toy} seed {cell.seed} {cell.method.name}")
             yield future.result()
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM) or failed: cancel what has not started and do not wait for
+        # the cells in flight; the workers exit when this process does.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _worker_start(driver: int) -> None:
-    """A worker exits when the driver dies, and ends its method processes when it exits."""
+    """A worker exits when the driver dies, and ends its method processes when it exits; Ctrl-C is
+    the driver's to handle (it stops the run and says what was saved)."""
     import atexit
+    import signal
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _isolation.watch_parent(driver)
     atexit.register(_close_method_processes)
 

@@ -267,7 +267,8 @@ def sae(
     MMCS 0.997. The encoder starts as the decoder's transpose and the decoder bias as the mean
     input.
     progress : bool, optional
-        Draw a progress bar (default: when stderr is a terminal).
+        Report progress (default: on; a bar with the time left on a terminal or in a notebook, a
+        line every 30 s elsewhere once training has run that long); False is silent.
 
     Returns
     -------

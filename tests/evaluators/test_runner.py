@@ -1,6 +1,7 @@
 """The runner and its store: resumable after kill -9, safe with two writers, failures recorded."""
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -264,3 +265,22 @@ def test_failures_point_to_retry_and_debug_shows_the_traceback(helpers, tmp_path
     assert first.returncode == 1 and "--retry-failed" in first.stderr and "--debug" in first.stderr
     debug = subprocess.run(base + ["--debug"], capture_output=True, text=True, timeout=300)
     assert "Traceback (most recent call last)" in debug.stderr and "in broken" in debug.stderr
+
+
+@pytest.mark.parametrize("sig, workers", [(signal.SIGINT, "1"), (signal.SIGTERM, "1"), (signal.SIGINT, "2")])
+def test_ctrl_c_and_sigterm_stop_a_run_with_one_line_saying_what_was_saved(helpers, tmp_path, sig, workers):
+    store = tmp_path / "s.sqlite"
+    cmd = [sys.executable, "-m", "planted", "bench", "--suite", "quick", "--method", "user_methods:slow_pca",
+           "--seeds", "4", "--workers", workers, "--store", str(store)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (store.exists() and _written(store) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    saved = int(re.search(r"interrupted; (\d+) cell\(s\) of this run saved in", last).group(1))
+    assert saved >= 2 and "run the same command again to resume" in last
+    assert _count(store)[0] == saved

@@ -81,3 +81,36 @@ def test_dictionary_reconstructs_with_bias():
     np.testing.assert_array_equal(d.reconstruct(d.codes), np.eye(4) + np.arange(4))
     with pytest.raises(ValueError, match="no encoder"):
         d.encode(np.eye(4))
+
+
+def test_progress_writes_lines_when_not_on_a_terminal_and_a_bar_on_one():
+    import io
+
+    from planted.groundtruth import Progress
+
+    quiet = io.StringIO()
+    with Progress(10, "short", stream=quiet) as bar:  # ends before the first line is due
+        bar.update(10)
+    assert quiet.getvalue() == ""
+    log = io.StringIO()
+    with Progress(4, "cells", stream=log, every=0.0, unit="cells") as bar:
+        bar.update(1)
+        bar.update(1)
+        bar.update(2)
+    lines = log.getvalue().splitlines()
+    assert lines[0].startswith("cells: 1/4 cells 25%") and "elapsed, about" in lines[0] and "left" in lines[0]
+    assert lines[-1].startswith("cells: 4/4 cells done")
+    assert "\r" not in log.getvalue()
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    with Progress(3, "bar", stream=term) as bar:
+        bar.update(3)
+    assert "\r" in term.getvalue() and "3/3" in term.getvalue()
+    silent = io.StringIO()
+    with Progress(3, "off", stream=silent, enabled=False, every=0.0) as bar:
+        bar.update(3)
+    assert silent.getvalue() == ""
