@@ -16,6 +16,7 @@ read, and reports rows other processes wrote meanwhile (``runner.run``).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import multiprocessing
 import os
@@ -273,7 +274,7 @@ class MethodProcess:
         # A module-level function travels as its reference, so that its module is imported in the
         # new process after the guard is in place (a pickled function is imported on arrival).
         qualname, module = getattr(function, "__qualname__", ""), getattr(function, "__module__", None)
-        if callable(function) and module and module != "__main__" and "<" not in qualname:
+        if inspect.isfunction(function) and module and module != "__main__" and "<" not in qualname:
             function = f"{module}:{qualname}"
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()

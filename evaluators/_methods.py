@@ -124,9 +124,18 @@ class MethodSpec:
         own methods; for any other, 16 hex digits of the sha256 of the function's source and of
         its module's whole file (the code object where there is no source), so editing the
         method or a helper beside it makes its stored cells stale."""
-        if self.reference.startswith("planted."):
+        own = getattr(self.function, "fingerprint", None)
+        if isinstance(own, str):  # a configured callable says what it computes (``methods.sklearn_method``)
+            return own
+        if self.builtin:
             return f"planted {__version__}"
         return code_fingerprint(self.resolve())
+
+    @property
+    def builtin(self) -> bool:
+        """Whether this is one of planted's own functions (trusted to run beside the truth)."""
+        f = self.function
+        return self.reference.startswith("planted.") and (isinstance(f, str) or inspect.isfunction(f))
 
     def with_params(self, **params: Any) -> MethodSpec:
         """A copy with some hyperparameters changed."""

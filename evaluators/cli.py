@@ -152,6 +152,12 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("predictions", help="an .npz with 'directions' (and optionally 'codes', 'decoder_bias')")
     score.add_argument("--truth", default=None, help="the truth folder of a private split (default: FOLDER/truth.sealed)")
 
+    docs = _command(
+        sub, "docs", "write the API reference (HTML) from the docstrings",
+        "Renders every public module of planted with pdoc (the `docs` extra).",
+        "  planted docs --out docs/api\n")
+    docs.add_argument("--out", default="docs/api", help="the folder to write (default: %(default)s)")
+
     _command(sub, "presets", "list the toy presets", "Each preset is a named config citing its paper.",
              "  planted presets\n")
     _command(sub, "suites", "list the benchmark suites", "Each suite with its version and what it holds.",
@@ -314,6 +320,25 @@ def _score(args) -> int:
     return 0
 
 
+# The modules of the API reference: the namespace and its four packages (with their public submodules).
+API_MODULES = ("planted", "planted.groundtruth", "planted.toys", "planted.methods", "planted.evaluators")
+
+
+def _docs(args) -> int:
+    try:
+        import pdoc
+    except ImportError:
+        raise ValueError("the API reference needs pdoc: pip install 'planted[docs]'") from None
+    import warnings
+
+    out = Path(args.out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pdoc's notes on annotations it cannot resolve
+        pdoc.pdoc(*API_MODULES, output_directory=out)
+    print(f"wrote {out / 'index.html'} and {sum(1 for _ in out.rglob('*.html'))} pages")
+    return 0
+
+
 def _presets(args) -> int:
     for name, description in toys.presets().items():
         print(f"{name:14s} {description}")
@@ -328,7 +353,8 @@ def _suites(args) -> int:
     return 0
 
 
-_COMMANDS = {"bench": _bench, "report": _report, "make": _make, "score": _score, "presets": _presets, "suites": _suites}
+_COMMANDS = {"bench": _bench, "report": _report, "make": _make, "score": _score, "docs": _docs, "presets": _presets,
+             "suites": _suites}
 
 
 if __name__ == "__main__":

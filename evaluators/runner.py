@@ -141,14 +141,9 @@ def _execute_with_threads(cell: _Cell, threads: int) -> CellResult:
         return _execute(cell)
 
 
-def _builtin(spec: MethodSpec) -> bool:
-    """Whether a method is one of planted's own (trusted to run beside the truth)."""
-    return spec.reference.startswith("planted.")
-
-
 def _isolate(spec: MethodSpec, isolate: bool | None) -> bool:
     """Whether ``spec`` runs in a process of its own under the ``isolate`` setting of ``run``."""
-    if isolate is False or (isolate is None and _builtin(spec)):
+    if isolate is False or (isolate is None and spec.builtin):
         return False
     if _isolation.sendable(spec.function):
         return True

@@ -286,6 +286,25 @@ class Store:
         query += " ORDER BY suite, suite_version, task, toy, method, params, seed"
         return list(self._rows(self._db.execute(query, args)))
 
+    def to_pandas(self, *, suite: str | None = None, suite_version: str | None = None):
+        """The stored cells as a ``pandas.DataFrame``, one row per cell: suite, suite_version,
+        task, toy, toy_id, method, params, seed, status, seconds, package_version,
+        method_fingerprint, error; then each difficulty axis as ``axis.<name>`` and each metric as
+        a column of its own (NaN where a cell lacks it)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ValueError("Store.to_pandas needs pandas: pip install pandas") from None
+        rows = []
+        for r in self.results(suite=suite, suite_version=suite_version):
+            row = {name: getattr(r, name) for name in ("suite", "suite_version", "task", "toy", "toy_id", "method",
+                                                       "params", "seed", "status", "seconds", "package_version",
+                                                       "method_fingerprint", "error")}
+            row.update({f"axis.{k}": v for k, v in sorted(r.axes.items())})
+            row.update({k: (float("nan") if v is None else v) for k, v in sorted(r.metrics.items())})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
     @staticmethod
     def _rows(cursor) -> Iterator[CellResult]:
         for (suite, version, task, toy, toy_id, axes, method, params, seed, status, metrics, seconds, pkg, error, config,

@@ -76,6 +76,26 @@ class ComponentGraph:
             raise ValueError(f"({np.atleast_1d(src)[i]}, {np.atleast_1d(dst)[i]}) is not an edge: a source must be in an earlier layer")
         return self._offsets[dst] + src
 
+    def to_networkx(self, **edge_values: np.ndarray):
+        """The graph as a ``networkx.DiGraph``: nodes 0..n_nodes-1 with ``label`` and ``layer``, every
+        edge (src, dst) in canonical order with its ``index``, and each array of ``edge_values``
+        (n_edges,) as an edge attribute of that name (say ``score=`` a method's edge scores, or
+        ``circuit=truth.edge_mask(t)``)."""
+        import networkx as nx
+
+        src, dst = self.edges()
+        values = {}
+        for name, v in edge_values.items():
+            v = np.asarray(v)
+            if v.shape != (self.n_edges,):
+                raise ValueError(f"edge values {name!r} must have shape ({self.n_edges},), got {v.shape}")
+            values[name] = v.tolist()
+        g = nx.DiGraph()
+        g.add_nodes_from((i, {"label": label, "layer": int(layer)}) for i, (label, layer) in enumerate(zip(self.labels, self.layers)))
+        g.add_edges_from((int(s), int(d), {"index": i, **{name: v[i] for name, v in values.items()}})
+                         for i, (s, d) in enumerate(zip(src, dst)))
+        return g
+
     def dense(self, values: np.ndarray) -> np.ndarray:
         """An (n_nodes, n_nodes) matrix with ``values`` (one per edge) at [src, dst], 0 elsewhere."""
         out = np.zeros((self.n_nodes, self.n_nodes), np.float64)

@@ -158,6 +158,24 @@ class ConnectomeTruth:
         w = self.weights[self.observed][:, self.observed] if observed else self.weights
         return np.asarray(w.toarray(), np.float64)
 
+    def to_networkx(self, observed: bool = False):
+        """The wiring as a ``networkx.DiGraph`` (edge ``weight`` [pre, post], signed), its nodes with
+        ``module``, ``hub``, ``cell_type`` (+1 excitatory, -1 inhibitory), ``position`` and
+        ``observed``; only the recorded neurons (in the recording's order, numbered 0..m-1 with
+        their ``neuron`` index) when ``observed`` is True."""
+        import networkx as nx
+
+        recorded = np.zeros(self.n_neurons, bool)
+        recorded[self.observed] = True
+        keep = self.observed if observed else np.arange(self.n_neurons)
+        w = self.weights[keep][:, keep].tocoo()
+        g = nx.DiGraph()
+        g.add_nodes_from((i, {"neuron": int(n), "module": int(self.modules[n]), "hub": bool(self.hubs[n]),
+                              "cell_type": int(self.cell_types[n]), "position": tuple(self.positions[n].tolist()),
+                              "observed": bool(recorded[n])}) for i, n in enumerate(keep))
+        g.add_weighted_edges_from(zip(w.row.tolist(), w.col.tolist(), w.data.astype(float).tolist()))
+        return g
+
     def rates(self) -> np.ndarray:
         """(n,) mean firing rate of each neuron (Hz) over the simulation."""
         return np.bincount(self.spike_neurons, minlength=self.n_neurons) / self.duration

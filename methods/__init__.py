@@ -24,6 +24,8 @@ _NAMES = {
     "partial_correlation": ".connectivity",
     "pca": "._decomposition",
     "sae": "._sae",
+    "SklearnMethod": "._sklearn",
+    "sklearn_method": "._sklearn",
 }
 __getattr__, __dir__ = exports(__name__, globals(), _NAMES)
 

@@ -97,7 +97,7 @@ def test_suggestions_come_from_the_subcommand_used(capsys):
     assert "did you mean" in err and "--seeds" not in err  # --seeds belongs to bench, not report
 
 
-@pytest.mark.parametrize("command", ["bench", "report", "make", "score", "presets", "suites"])
+@pytest.mark.parametrize("command", sorted(cli._COMMANDS))
 def test_every_subcommand_has_a_description_and_examples(command, capsys):
     with pytest.raises(SystemExit):
         cli.main([command, "--help"])
@@ -135,3 +135,14 @@ def test_a_method_module_in_the_current_folder_can_be_named(tmp_path, monkeypatc
     proc = subprocess.run(["planted", "bench", "--method", "nowhere:fn", "--store", str(tmp_path / "s.sqlite")],
                           cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and "in the current folder, on PYTHONPATH, or installed" in proc.stderr
+
+
+def test_the_api_reference_is_built_from_the_docstrings(tmp_path, capsys):
+    pytest.importorskip("pdoc")
+    assert cli.main(["docs", "--out", str(tmp_path / "api")]) == 0
+    pages = {p.relative_to(tmp_path / "api").as_posix() for p in (tmp_path / "api").rglob("*.html")}
+    assert {"index.html", "planted.html", "planted/toys.html", "planted/methods.html", "planted/evaluators.html",
+            "planted/groundtruth.html"} <= pages
+    toys_page = (tmp_path / "api" / "planted" / "toys.html").read_text()
+    assert "sparse_features" in toys_page and "Number of planted features" in toys_page
+    assert "score_features" in (tmp_path / "api" / "planted" / "evaluators.html").read_text()

@@ -311,3 +311,19 @@ def test_a_store_of_two_suites_reports_each_with_its_own_grid(tmp_path, capsys):
     assert {"leaderboard.md", "leaderboard.json", "leaderboard-mmcs.png", "leaderboard-edge_auroc.png"} <= names
     assert "## suite quick" in (tmp_path / "report" / "leaderboard.md").read_text()
     assert "Traceback" not in text.err
+
+
+def test_the_store_as_a_dataframe_matches_its_rows(tmp_path):
+    pd = pytest.importorskip("pandas")
+    store = tmp_path / "s.sqlite"
+    run("quick", methods=["pca", "ica"], seeds=[0], store=store)
+    with Store(store) as s:
+        frame = s.to_pandas()
+        results = s.results()
+    assert isinstance(frame, pd.DataFrame) and len(frame) == len(results) == 6
+    assert {"suite", "toy", "method", "seed", "status", "mmcs", "axis.superposition", "method_fingerprint"} <= set(frame.columns)
+    for r in results:
+        row = frame[(frame.toy == r.toy) & (frame.method == r.method)].iloc[0]
+        assert row.mmcs == pytest.approx(r.metrics["mmcs"]) and row["axis.superposition"] == r.axes["superposition"]
+    means = frame.groupby("method").mmcs.mean()
+    assert means["ica"] == pytest.approx(np.mean([r.metrics["mmcs"] for r in results if r.method == "ica"]))
