@@ -147,10 +147,16 @@ def _parser() -> argparse.ArgumentParser:
         sub, "score", "score a predictions .npz against a folder written by `planted make`",
         "Checks the predictions file against the format artifact.json promises, then prints the\n"
         "scores as JSON.",
-        "  planted score toy/ pred.npz\n  planted score hidden/ pred.npz --truth hidden.truth/\n")
+        "  planted score toy/ pred.npz\n  planted score toy/ my_sae/   # a SAELens checkpoint folder\n"
+        "  planted score toy/ pred.npz --store results/planted.sqlite --method mine\n"
+        "  planted score hidden/ pred.npz --truth hidden.truth/\n")
     score.add_argument("folder", help="a folder written by `planted make`")
-    score.add_argument("predictions", help="an .npz with 'directions' (and optionally 'codes', 'decoder_bias')")
+    score.add_argument("predictions", help="an .npz with 'directions' (optionally 'codes', 'decoder_bias' and an encoder: "
+                       "'W_enc', 'b_enc', 'threshold' or 'k'), or a SAELens checkpoint folder")
     score.add_argument("--truth", default=None, help="the truth folder of a private split (default: FOLDER/truth.sealed)")
+    score.add_argument("--store", default=None,
+                       help="also add the scores to this results store (suite make:PRESET), for `planted report`")
+    score.add_argument("--method", default=None, help="the method's name in the store (default: the predictions' file name)")
 
     docs = _command(
         sub, "docs", "write the API reference (HTML) from the docstrings",
@@ -316,7 +322,10 @@ def _make(args) -> int:
 def _score(args) -> int:
     from planted.evaluators import external
 
-    print(json.dumps(external.score(args.folder, args.predictions, truth=args.truth), indent=1, sort_keys=True))
+    print(json.dumps(external.score_report(args.folder, args.predictions, truth=args.truth), indent=1, sort_keys=True))
+    if args.store:
+        row = external.score_to_store(args.folder, args.predictions, args.store, method=args.method, truth=args.truth)
+        print(f"added {row.method} to suite {row.suite} v{row.suite_version} in {args.store}", file=sys.stderr)
     return 0
 
 

@@ -25,7 +25,7 @@ from planted.groundtruth._connectome import (
     Partition,
     Recording,
 )
-from planted.groundtruth._files import available_memory, read_json, read_npz, regular_file
+from planted.groundtruth._files import available_memory, read_json, read_npz, read_safetensors, regular_file
 from planted.groundtruth._geometry import (
     REPRESENTED_NORM,
     dimensionality,
@@ -51,6 +51,7 @@ __all__ = [
     "available_memory",
     "read_json",
     "read_npz",
+    "read_safetensors",
     "regular_file",
     "CircuitPrediction",
     "CircuitTruth",

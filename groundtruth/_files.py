@@ -283,4 +283,80 @@ def _read_npz(path: Path, expected: Mapping[str, tuple] | None, budget: int) -> 
         return arrays
 
 
-__all__ = ["available_memory", "default_read_budget", "read_json", "read_npz", "regular_file"]
+# safetensors dtypes (https://github.com/huggingface/safetensors, "Format"); BF16 is widened to float32.
+_SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
+                       "I16": "<i2", "I8": "i1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?"}
+_MAX_SAFETENSORS_HEADER = 100 << 20  # the format's own limit
+
+
+def read_safetensors(path: str | os.PathLike, *, max_bytes: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The tensors of a ``.safetensors`` file as NumPy arrays, and its ``__metadata__``, read without
+    the safetensors library and without executing anything (the format is a JSON header and raw
+    little-endian bytes).
+
+    Every tensor's dtype, shape and byte range are checked against the header and the file's size
+    before anything is read: ranges must lie in the file, not overlap and match their shape and
+    dtype; the total must fit ``max_bytes`` (default and at most: half the available memory).
+    BF16 tensors are returned as float32. Raises ``ValueError`` naming the file and the fault.
+    """
+    path = regular_file(path)
+    budget = default_read_budget() if max_bytes is None else min(int(max_bytes), default_read_budget())
+    size = os.path.getsize(path)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(8)
+            if len(raw) != 8:
+                raise ValueError("shorter than a safetensors header")
+            (n,) = struct.unpack("<Q", raw)
+            if n > min(_MAX_SAFETENSORS_HEADER, size - 8):
+                raise ValueError(f"declares a header of {n} bytes in a file of {size}")
+            try:
+                header = json.loads(fh.read(n).decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                raise ValueError(f"its header is not valid JSON ({type(exc).__name__})") from None
+            if not isinstance(header, dict):
+                raise ValueError("its header is not a JSON object")
+            metadata = header.pop("__metadata__", None) or {}
+            if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+                raise ValueError("its __metadata__ is not a map of strings")
+            plans, total, spans = [], 0, []
+            for name, spec in header.items():
+                if not isinstance(spec, dict) or set(spec) != {"dtype", "shape", "data_offsets"}:
+                    raise ValueError(f"tensor {name!r} has a malformed entry")
+                dtype = _SAFETENSORS_DTYPES.get(spec["dtype"]) if isinstance(spec["dtype"], str) else None
+                shape, offsets = spec["shape"], spec["data_offsets"]
+                if dtype is None:
+                    raise ValueError(f"tensor {name!r} has dtype {spec['dtype']!r}, not one of {sorted(_SAFETENSORS_DTYPES)}")
+                if (not isinstance(shape, list) or len(shape) > 32 or not all(type(v) is int and 0 <= v < 2**62 for v in shape)
+                        or not isinstance(offsets, list) or len(offsets) != 2 or not all(type(v) is int for v in offsets)):
+                    raise ValueError(f"tensor {name!r} has an invalid shape or data_offsets")
+                begin, end = offsets
+                nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+                if not 0 <= begin <= end <= size - 8 - n or end - begin != nbytes:
+                    raise ValueError(f"tensor {name!r}: bytes {begin}..{end} do not hold {shape} {spec['dtype']} "
+                                     f"within the file's {size - 8 - n} bytes of data")
+                total += nbytes
+                if total > budget:
+                    raise ValueError(f"its tensors take more than {budget} bytes, more than this read may allocate")
+                spans.append((begin, end))
+                plans.append((name, spec["dtype"], dtype, shape, begin, nbytes))
+            spans.sort()
+            if any(a[1] > b[0] for a, b in zip(spans, spans[1:])):
+                raise ValueError("two tensors share bytes")
+            tensors = {}
+            for name, kind, dtype, shape, begin, nbytes in plans:
+                fh.seek(8 + n + begin)
+                array = np.empty(math.prod(shape), np.dtype(dtype))
+                if nbytes and fh.readinto(memoryview(array).cast("B")) != nbytes:
+                    raise ValueError(f"tensor {name!r} is truncated")
+                if kind == "BF16":
+                    array = (array.astype(np.uint32) << 16).view(np.float32)
+                tensors[name] = array.reshape(shape)
+            return tensors, dict(metadata)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    except (OSError, OverflowError, MemoryError) as exc:
+        raise ValueError(f"{path}: not a readable .safetensors file ({type(exc).__name__}: {exc})") from None
+
+
+__all__ = ["available_memory", "default_read_budget", "read_json", "read_npz", "read_safetensors", "regular_file"]

@@ -27,8 +27,11 @@ def test_make_and_score(tmp_path, capsys):
     capsys.readouterr()
     np.savez(tmp_path / "pred.npz", directions=np.eye(256, dtype=np.float32))
     assert cli.main(["score", str(folder), str(tmp_path / "pred.npz")]) == 0
-    scores = json.loads(capsys.readouterr().out)
+    printed = json.loads(capsys.readouterr().out)
+    scores = printed["scores"]
     assert 0 <= scores["mmcs"] <= 1
+    assert printed["toy"]["preset"] == "sharkey2022" and len(printed["toy"]["toy_id"]) == 64
+    assert 0 < printed["chance"]["mmcs"] < scores["mmcs"]
     np.savez(tmp_path / "bad.npz", directions=np.eye(3, dtype=np.float32))
     assert cli.main(["score", str(folder), str(tmp_path / "bad.npz")]) == 2
     assert "'directions' must be a float array (n_latents, 256)" in capsys.readouterr().err

@@ -159,7 +159,8 @@ def test_the_private_split_hands_out_nothing_that_rebuilds_the_truth(tmp_path, c
         assert public.id != truth.id
     np.savez(tmp_path / "p.npz", directions=truth.truth.directions)
     assert cli.main(["score", str(out), str(tmp_path / "p.npz"), "--truth", str(tmp_path / "private.truth")]) == 0
-    assert json.loads(capsys.readouterr().out)["mmcs"] == pytest.approx(1.0)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["scores"]["mmcs"] == pytest.approx(1.0) and "toy_id" not in printed["toy"]
     assert x.shape == truth.activations.shape
     # Without the truth folder there is nothing to score against; another artifact's truth is refused.
     assert cli.main(["score", str(out), str(tmp_path / "p.npz")]) == 2
@@ -172,3 +173,88 @@ def test_the_private_split_hands_out_nothing_that_rebuilds_the_truth(tmp_path, c
     again = tmp_path / "again"
     cli.main(["make", "sharkey2022", "--out", str(again), "--secret-file", str(secret)])
     assert toys.load(tmp_path / "again.truth").id == truth.id
+
+
+def _saelens_checkpoint(folder, toy, architecture: str, **cfg):
+    """A SAELens-format checkpoint written with the safetensors library: the truth's directions as
+    the decoder, their transposes as the encoder."""
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    d_sae, d_in = toy.truth.directions.shape
+    w_dec = toy.truth.directions.astype(np.float32)
+    weights = {"W_enc": np.ascontiguousarray(w_dec.T), "b_enc": np.full(d_sae, -0.01, np.float32), "W_dec": w_dec,
+               "b_dec": np.zeros(d_in, np.float32)}
+    if architecture == "jumprelu":
+        weights["threshold"] = np.full(d_sae, 0.05, np.float32)
+    folder.mkdir()
+    safetensors_numpy.save_file(weights, str(folder / "sae_weights.safetensors"))
+    config = {"d_in": d_in, "d_sae": d_sae, "dtype": "float32", "device": "cpu", "apply_b_dec_to_input": True,
+              "normalize_activations": "none", "reshape_activations": "none", "architecture": architecture,
+              "meta": {"model_name": "toy"}, **cfg}
+    (folder / "cfg.json").write_text(json.dumps(config))
+    return weights
+
+
+@pytest.mark.parametrize("architecture, cfg", [("standard", {}), ("jumprelu", {}), ("topk", {"k": 8})])
+def test_a_saelens_checkpoint_is_read_without_torch_and_scored(folder, tmp_path, architecture, cfg):
+    """The checkpoint's decoder rows are the directions and its encoder is SAELens' own; an SAE
+    whose decoder is the truth scores perfectly, its codes computed by that encoder."""
+    from planted.evaluators import load_saelens
+
+    toy = toys.load(folder / "truth.sealed")
+    weights = _saelens_checkpoint(tmp_path / "sae", toy, architecture, **cfg)
+    dictionary = load_saelens(tmp_path / "sae")
+    np.testing.assert_array_equal(dictionary.directions, weights["W_dec"])
+    x = toy.activations[:50]
+    pre = (x - weights["b_dec"]) @ weights["W_enc"] + weights["b_enc"]  # SAELens' encode, written out
+    if architecture == "standard":
+        expected = np.maximum(pre, 0)
+    elif architecture == "jumprelu":
+        expected = np.maximum(pre, 0) * (pre > weights["threshold"])
+    else:
+        expected = np.zeros_like(pre)
+        top = np.argsort(-pre, axis=1)[:, :8]
+        np.put_along_axis(expected, top, np.maximum(np.take_along_axis(pre, top, axis=1), 0), axis=1)
+    np.testing.assert_allclose(dictionary.encoder(x), expected, atol=1e-5)
+    scores = score(folder, tmp_path / "sae")
+    assert scores["mmcs"] == pytest.approx(1.0) and scores["code_correlation"] > 0.5
+
+
+def test_a_saelens_checkpoint_that_cannot_be_read_says_why(folder, tmp_path):
+    from planted.evaluators import load_saelens
+
+    toy = toys.load(folder / "truth.sealed")
+    _saelens_checkpoint(tmp_path / "gated", toy, "gated")
+    with pytest.raises(ValueError, match="architecture 'gated' is not read"):
+        load_saelens(tmp_path / "gated")
+    _saelens_checkpoint(tmp_path / "norm", toy, "standard", normalize_activations="expected_average_only_in")
+    with pytest.raises(ValueError, match="normalize_activations is 'expected_average_only_in'"):
+        load_saelens(tmp_path / "norm")
+    _saelens_checkpoint(tmp_path / "cut", toy, "standard")
+    data = (tmp_path / "cut" / "sae_weights.safetensors").read_bytes()
+    (tmp_path / "cut" / "sae_weights.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="sae_weights.safetensors: tensor .* do not hold"):
+        load_saelens(tmp_path / "cut")
+
+
+def test_an_npz_encoder_is_used_for_codes_and_scores_reach_a_leaderboard(folder, tmp_path, capsys):
+    from planted.evaluators import cli
+    from planted.evaluators.store import Store
+
+    toy = toys.load(folder / "truth.sealed")
+    d = toy.truth.directions
+    np.savez(tmp_path / "enc.npz", directions=d, W_enc=d.T.copy(), k=np.int64(5))
+    dictionary = load_predictions(tmp_path / "enc.npz", n_samples=2000, d_model=256)
+    assert dictionary.encoder.activation == "topk" and dictionary.encoder.k == 5
+    np.savez(tmp_path / "bad.npz", directions=d, threshold=np.zeros(d.shape[0]))
+    with pytest.raises(ValueError, match=r"\['threshold'\] given without 'W_enc'"):
+        load_predictions(tmp_path / "bad.npz", n_samples=2000, d_model=256)
+    store = tmp_path / "s.sqlite"
+    assert cli.main(["score", str(folder), str(tmp_path / "enc.npz"), "--store", str(store), "--method", "oracle"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["scores"]["code_correlation"] > 0.5 and printed["chance"]["mmcs"] < 0.5
+    with Store(store) as s:
+        rows = s.results()
+    assert [(r.suite, r.method, r.toy) for r in rows] == [("make:sharkey2022", "oracle", "sharkey2022")]
+    assert rows[0].metrics["mmcs"] == pytest.approx(1.0)
+    assert cli.main(["report", "--store", str(store)]) == 0
+    assert "oracle" in capsys.readouterr().out
