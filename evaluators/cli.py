@@ -132,11 +132,17 @@ def _parser() -> argparse.ArgumentParser:
         sub, "make", "write a toy's artifact (never its truth) plus a sealed truth file",
         "For methods written in any framework: artifact.npz holds only what a method may see,\n"
         "artifact.json says what to predict and in which format, and the truth is saved apart.",
-        "  planted make sharkey2022 --out toy/\n"
+        "  planted make sharkey2022 --out toy/ --n-samples 5000\n"
+        "  planted make planted_mlp --out circuit/ --set n_inputs=10 --set saturation=true\n"
+        "  planted make chalearn2014 --out recording/ --set duration=60\n"
         "  planted make sharkey2022 --out hidden/ --secret-file secret.txt   # the private split\n")
-    make.add_argument("preset", help="preset name (see `planted presets`)")
+    make.add_argument("preset", help="a preset (`planted presets`) or a family: sparse_features, superposition, "
+                      "planted_mlp, connectome")
     make.add_argument("--out", required=True, help="the folder to write (created)")
     make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--n-samples", type=int, default=None, help="the config's n_samples (features and circuit toys)")
+    make.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                      help="change a config field (repeatable; VALUE read as JSON: 2000, 0.5, true, \"zipf\" or zipf)")
     make.add_argument("--secret-file", default=None,
                       help="the private split: derive the toy's seed from the secret in this file; artifact.json then "
                       "records no seed, id or config, and the truth goes to a separate folder")
@@ -311,12 +317,30 @@ def _report(args) -> int:
 def _make(args) -> int:
     from planted.evaluators import external
 
-    toys.presets()  # names are checked by make with the nearest ones suggested
     secret = Path(args.secret_file) if args.secret_file else None
-    folder = external.make(args.preset, args.out, seed=args.seed, secret=secret, truth_out=args.truth_out)
+    overrides = _settings(args.settings)
+    if args.n_samples is not None:
+        overrides["n_samples"] = args.n_samples
+    folder = external.make(args.preset, args.out, seed=args.seed, secret=secret, truth_out=args.truth_out, **overrides)
     truth = args.truth_out or (folder.with_name(folder.name + ".truth") if secret else folder / external.TRUTH)
     print(f"wrote {folder / external.ARTIFACT}, {folder / external.ARTIFACT_INFO} and {truth}/")
     return 0
+
+
+def _settings(pairs: Sequence[str]) -> dict[str, object]:
+    """``KEY=VALUE`` pairs as config overrides, each VALUE read as JSON where it is JSON (a list
+    becomes a tuple, as configs hold them) and as a string otherwise."""
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE, got {pair!r}")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        out[key.strip()] = tuple(value) if isinstance(value, list) else value
+    return out
 
 
 def _score(args) -> int:
@@ -324,8 +348,9 @@ def _score(args) -> int:
 
     print(json.dumps(external.score_report(args.folder, args.predictions, truth=args.truth), indent=1, sort_keys=True))
     if args.store:
-        row = external.score_to_store(args.folder, args.predictions, args.store, method=args.method, truth=args.truth)
-        print(f"added {row.method} to suite {row.suite} v{row.suite_version} in {args.store}", file=sys.stderr)
+        rows = external.score_to_store(args.folder, args.predictions, args.store, method=args.method, truth=args.truth)
+        print(f"added {rows[0].method} ({', '.join(r.task for r in rows)}) to suite {rows[0].suite} "
+              f"v{rows[0].suite_version} in {args.store}", file=sys.stderr)
     return 0
 
 

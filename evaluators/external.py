@@ -12,6 +12,7 @@ separate folder; the maintainer scores with ``score(folder, predictions, truth=t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -20,17 +21,16 @@ from typing import Any
 import numpy as np
 
 from planted import __version__, toys
-from planted.evaluators import _private
+from planted.evaluators import _exchange, _private
 from planted.evaluators.features import chance_mmcs
 from planted.evaluators.store import CellResult, Store
 from planted.evaluators.tasks import TASKS
-from planted.groundtruth import Dictionary, Encoder, FeatureToy, read_json, read_npz, read_safetensors, regular_file
+from planted.groundtruth import Dictionary, Encoder, read_json, read_npz, read_safetensors, regular_file
 
 ARTIFACT = "artifact.npz"
 ARTIFACT_INFO = "artifact.json"
 TRUTH = "truth.sealed"
 SEALED_FOR = "sealed-for.json"
-EXPORTABLE_TASKS = ("features",)
 
 
 def _sha256(path: Path, limit: int = 16 << 20) -> str:
@@ -42,6 +42,13 @@ def _sha256(path: Path, limit: int = 16 << 20) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def exportable(toy_truth_type: type | None = None) -> tuple[str, ...]:
+    """The tasks that can be written to files (``Task.files`` and ``Task.read`` declared), or those
+    of them whose truth is ``toy_truth_type``."""
+    return tuple(name for name, t in TASKS.items() if t.files is not None and t.read is not None
+                 and (toy_truth_type is None or issubclass(toy_truth_type, t.truth_type)))
+
+
 def make(preset: str, out: str | Path, *, seed: int = 0, secret: str | bytes | Path | None = None,
          truth_out: str | Path | None = None, **overrides: Any) -> Path:
     """Write the artifact of ``toys.preset(preset, seed=seed, **overrides)`` to ``out``.
@@ -49,11 +56,14 @@ def make(preset: str, out: str | Path, *, seed: int = 0, secret: str | bytes | P
     Parameters
     ----------
     preset : str
-        A features preset (``planted presets``).
+        A preset (``planted presets``) or a family (``sparse_features``, ``superposition``,
+        ``planted_mlp``, ``connectome``: its defaults with ``overrides``): a features toy (its
+        activations), a circuit toy (its model's parameters, component graph and task inputs) or
+        a connectome (its recording).
     out : path
-        The folder handed to a method's author: ``artifact.npz`` holding only ``activations``
-        (n_samples, d_model) float32, and ``artifact.json`` describing the task and the
-        predictions format.
+        The folder handed to a method's author: ``artifact.npz`` holding only what a method may
+        see, and ``artifact.json`` describing each task the artifact serves, its arrays and the
+        predictions format (``Task.files``).
     seed : int
         The public seed (with a secret, the index of the private toy).
     secret : str, bytes or path, optional
@@ -65,56 +75,76 @@ def make(preset: str, out: str | Path, *, seed: int = 0, secret: str | bytes | P
         Where the truth goes (``planted.toys.save``). Default: ``out/truth.sealed`` for the
         public split; with a secret, the folder ``<out>.truth`` beside ``out``, which is never
         handed out. Its ``sealed-for.json`` records the sha256 of the artifact it belongs to.
+    **overrides
+        Config fields to change (``n_samples=2000``), checked by the config before anything is built.
 
     Returns
     -------
     Path
         ``out``.
     """
-    config = toys.preset_config(preset, seed=seed, **overrides)
-    if not issubclass(toys.family(config.kind).toy, FeatureToy):
-        raise ValueError(f"preset {preset!r} is not a features toy; only the features task can be exported so far")
+    config = _config(preset, seed, overrides)  # a bad name or override fails here, before anything is built
     folder = Path(out)
     private = secret is not None
     if private:
         key = _private.read_secret(secret) if isinstance(secret, Path) else _private.secret_bytes(secret)
-        config = toys.preset_config(preset, seed=_private.private_seed(key, "make", preset, seed), **overrides)
+        config = _config(preset, _private.private_seed(key, "make", preset, seed), overrides)
     truth_folder = Path(truth_out) if truth_out is not None else (
         folder.with_name(folder.name + ".truth") if private else folder / TRUTH)
     if private and truth_folder.resolve().is_relative_to(folder.resolve()):
         raise ValueError(f"truth_out {truth_folder} lies inside {folder}; with a secret the truth must not travel "
                          "with the artifact")
     toy = toys.from_config(config)
+    tasks = exportable(type(toy.truth))
+    if not tasks:
+        raise ValueError(f"preset {preset!r} makes a {type(toy).__name__}, which no exportable task serves")
+    arrays: dict[str, np.ndarray] = {}
+    formats = {}
+    for name in tasks:
+        task_arrays, formats[name] = TASKS[name].files(toy)
+        arrays.update(task_arrays)
     folder.mkdir(parents=True, exist_ok=True)
-    np.savez(folder / ARTIFACT, activations=toy.activations)
+    np.savez(folder / ARTIFACT, **arrays)
     toys.save(toy, truth_folder)
     artifact_sha = _file_sha256(folder / ARTIFACT)
     (truth_folder / SEALED_FOR).write_text(json.dumps({"artifact_sha256": artifact_sha}))
-    n, d = toy.activations.shape
     info = {
-        "task": "features",
+        "tasks": list(tasks),
         "preset": preset,
         "split": "private" if private else "public",
         "artifact": {"file": ARTIFACT, "sha256": artifact_sha,
-                     "arrays": {"activations": {"shape": [n, d], "dtype": "float32"}}},
-        "predictions": {
-            "format": "npz (numpy.savez), no object arrays",
-            "arrays": {
-                "directions": f"required: float array (n_latents, {d}), one learned direction per row",
-                "codes": f"optional: float array ({n}, n_latents), the codes of artifact activations",
-                "decoder_bias": f"optional: float array ({d},), added to codes @ directions",
-                "W_enc": f"optional: float array ({d}, n_latents), an encoder: codes = act((x - decoder_bias) @ W_enc + b_enc)",
-                "b_enc": "optional: float array (n_latents,), the encoder's bias (default 0)",
-                "threshold": "optional: float array (n_latents,), JumpReLU thresholds (act keeps pre > threshold)",
-                "k": "optional: integer scalar, TopK (act keeps the k largest positive pre-activations; default: ReLU)",
-            },
-            "or": "a SAELens checkpoint folder (cfg.json + sae_weights.safetensors, as SAE.save_model writes it)",
-        },
+                     "arrays": {k: {"shape": list(v.shape), "dtype": v.dtype.str} for k, v in arrays.items()}},
+        "formats": formats,
+        "predictions": "an .npz (numpy.savez, no object arrays) with the arrays a task's format names; "
+                       "each task whose arrays it holds is scored",
     }
     if not private:
         info.update(seed=seed, toy_id=toy.id, truth_manifest_sha256=_sha256(truth_folder / "manifest.json"))
     (folder / ARTIFACT_INFO).write_text(json.dumps(info, indent=1, sort_keys=True))
     return folder
+
+
+def _config(name: str, seed: int, overrides: dict[str, Any]):
+    """The config of a preset, or of a family with its defaults, with ``overrides``."""
+    if name in toys.FAMILY_KINDS and name not in toys.presets():
+        config_type = toys.family(name).config
+    elif name in toys.presets():
+        config_type = type(toys.preset_config(name, seed=seed))
+    else:
+        raise _unknown(name)
+    fields = {f.name for f in dataclasses.fields(config_type)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"{name} has no field(s) {unknown}; its fields are {sorted(fields - {'seed'})}")
+    if name in toys.presets():
+        return toys.preset_config(name, seed=seed, **overrides)
+    return config_type(**{**overrides, "seed": seed})
+
+
+def _unknown(name: str) -> ValueError:
+    from planted.groundtruth import nearest
+
+    return nearest(name, sorted(toys.presets()) + list(toys.FAMILY_KINDS), "preset or family")
 
 
 def _file_sha256(path: Path) -> str:
@@ -126,16 +156,10 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-_PREDICTION_ARRAYS = ("directions", "codes", "decoder_bias", "W_enc", "b_enc", "threshold", "k")
-
-
 def load_predictions(path: str | Path, *, n_samples: int, d_model: int) -> Dictionary:
-    """Read predictions and check every array against the format ``artifact.json`` states.
-
-    ``path`` is an ``.npz`` (``directions``, optionally ``codes``, ``decoder_bias`` and an
-    encoder: ``W_enc``, ``b_enc`` and ``threshold`` or ``k``) or a SAELens checkpoint folder
-    (``load_saelens``).
-    """
+    """A features prediction: an ``.npz`` (``directions``, optionally ``codes``,
+    ``decoder_bias`` and an encoder: ``W_enc``, ``b_enc`` and ``threshold`` or ``k``) or a
+    SAELens checkpoint folder (``load_saelens``), checked against activations (n_samples, d_model)."""
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: predictions file not found")
@@ -145,54 +169,14 @@ def load_predictions(path: str | Path, *, n_samples: int, d_model: int) -> Dicti
             raise ValueError(f"{path}: the SAE reads d_in={dictionary.directions.shape[1]}, the artifact has d_model={d_model}")
         return dictionary
     arrays = read_npz(path)
-    if "directions" not in arrays:
-        raise ValueError(
-            f"{path}: no array 'directions'; expected a float array (n_latents, {d_model}); found {sorted(arrays)}"
-        )
-    unknown = sorted(set(arrays) - set(_PREDICTION_ARRAYS))
+    unknown = sorted(set(arrays) - set(_exchange.FEATURE_ARRAYS))
     if unknown:
-        raise ValueError(f"{path}: unexpected arrays {unknown}; allowed are {', '.join(_PREDICTION_ARRAYS)}")
-    directions = arrays["directions"]
-    if directions.ndim != 2 or directions.shape[1] != d_model or not np.issubdtype(directions.dtype, np.floating):
-        raise ValueError(
-            f"{path}: 'directions' must be a float array (n_latents, {d_model}), got {directions.dtype} {directions.shape}"
-        )
-    k = directions.shape[0]
-    codes = arrays.get("codes")
-    if codes is not None and (codes.shape != (n_samples, k) or not np.issubdtype(codes.dtype, np.floating)):
-        raise ValueError(f"{path}: 'codes' must be a float array ({n_samples}, {k}), got {codes.dtype} {codes.shape}")
-    bias = arrays.get("decoder_bias")
-    if bias is not None and (bias.shape != (d_model,) or not np.issubdtype(bias.dtype, np.floating)):
-        raise ValueError(f"{path}: 'decoder_bias' must be a float array ({d_model},), got {bias.dtype} {bias.shape}")
+        raise ValueError(f"{path}: unexpected arrays {unknown}; allowed are {', '.join(_exchange.FEATURE_ARRAYS)}")
     try:
-        encoder = _encoder(arrays, k, d_model, bias)
-        return Dictionary(directions=directions, codes=codes, decoder_bias=bias, encoder=encoder, method=path.stem)
+        dictionary = _exchange.dictionary_from_arrays(arrays, n_samples, d_model)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
-
-
-def _encoder(arrays: dict[str, np.ndarray], k: int, d_model: int, pre_bias) -> Encoder | None:
-    """The encoder of a predictions file, or None when it has no ``W_enc``."""
-    if "W_enc" not in arrays:
-        stray = sorted({"b_enc", "threshold", "k"} & set(arrays))
-        if stray:
-            raise ValueError(f"{stray} given without 'W_enc' ({d_model}, {k})")
-        return None
-    w = arrays["W_enc"]
-    if w.shape != (d_model, k) or not np.issubdtype(w.dtype, np.floating):
-        raise ValueError(f"'W_enc' must be a float array ({d_model}, {k}), got {w.dtype} {w.shape}")
-    if "threshold" in arrays and "k" in arrays:
-        raise ValueError("give 'threshold' (JumpReLU) or 'k' (TopK), not both")
-    b = arrays.get("b_enc", np.zeros(k, np.float32))
-    pre = np.zeros(d_model, np.float32) if pre_bias is None else pre_bias
-    if "k" in arrays:
-        top = arrays["k"]
-        if top.shape != () or top.dtype.kind not in "iu":
-            raise ValueError(f"'k' must be an integer scalar, got {top.dtype} {top.shape}")
-        return Encoder(weights=w, bias=b, pre_bias=pre, activation="topk", k=int(top))
-    if "threshold" in arrays:
-        return Encoder(weights=w, bias=b, pre_bias=pre, activation="threshold", threshold=arrays["threshold"])
-    return Encoder(weights=w, bias=b, pre_bias=pre, activation="relu")
+    return dataclasses.replace(dictionary, method=path.stem)
 
 
 SAELENS_CONFIG = "cfg.json"
@@ -257,49 +241,58 @@ def load_saelens(folder: str | Path) -> Dictionary:
         raise ValueError(f"{where}: {exc}") from None
 
 
-def score(folder: str | Path, predictions: str | Path, *, truth: str | Path | None = None) -> dict[str, Any]:
-    """Score predictions against the truth of a folder written by ``make``; returns the metrics.
+def score(folder: str | Path, predictions: str | Path, *, truth: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """Score predictions against the truth of a folder written by ``make``: ``{task: metrics}``
+    for every task of the folder whose prediction the file holds.
 
-    ``predictions`` is an ``.npz`` or a SAELens checkpoint folder (``load_predictions``).
-    ``truth`` is the truth folder of a private split (``make``'s ``truth_out``); by default the
-    folder's own ``truth.sealed``. The truth must be the one sealed for this very artifact.
+    ``predictions`` is an ``.npz`` in the formats ``artifact.json`` states (or, for features, a
+    SAELens checkpoint folder). ``truth`` is the truth folder of a private split (``make``'s
+    ``truth_out``); by default the folder's own ``truth.sealed``. The truth must be the one sealed
+    for this very artifact.
     """
     return _scored(folder, predictions, truth)[0]
 
 
 def score_report(folder: str | Path, predictions: str | Path, *, truth: str | Path | None = None) -> dict[str, Any]:
-    """What ``planted score`` prints: the toy (preset, split, id on the public split), the chance
-    level of the prediction's size (``chance_mmcs``: random directions of as many latents) and the
-    metrics."""
-    metrics, toy, info, dictionary = _scored(folder, predictions, truth)
-    n_latents, d = dictionary.directions.shape
-    about = {"preset": info.get("preset"), "split": info.get("split", "public"), "n_latents": n_latents, "d_model": d}
+    """What ``planted score`` prints: the toy (preset, split, id on the public split), chance
+    levels (for features: ``mmcs`` of random directions of as many latents) and ``{task: metrics}``."""
+    metrics, toy, info, read = _scored(folder, predictions, truth)
+    about = {"preset": info.get("preset"), "split": info.get("split", "public")}
     if about["split"] != "private":
         about["toy_id"] = toy.id
-    return {"toy": about, "chance": {"mmcs": chance_mmcs(n_latents, d)}, "scores": metrics}
+    chance = {}
+    if "features" in read:
+        n_latents, d = read["features"].directions.shape
+        chance["features"] = {"mmcs": chance_mmcs(n_latents, d), "n_latents": n_latents, "d_model": d}
+    for name in read:
+        if name != "features" and any(m.endswith("auroc") for m in metrics[name]):
+            chance[name] = {"auroc": 0.5}
+    return {"toy": about, "chance": chance, "scores": metrics}
 
 
 def score_to_store(folder: str | Path, predictions: str | Path, store: str | Path, *, method: str | None = None,
-                   truth: str | Path | None = None) -> CellResult:
-    """Score predictions and add them to a results store, so that ``planted report`` shows them
-    on a leaderboard beside anything else scored on the same made toy.
+                   truth: str | Path | None = None) -> list[CellResult]:
+    """Score predictions and add them to a results store, one row per task scored, so that
+    ``planted report`` shows them on a leaderboard beside anything else scored on the same toy.
 
-    The row's suite is ``make:<preset>``, its version the toy's id (12 digits; the private split's
+    A row's suite is ``make:<preset>``, its version the toy's id (12 digits; the private split's
     is ``private`` and 10 digits of a hash of the truth), its method ``method`` (default: the
-    predictions file's name); scoring the same method again replaces its row.
+    predictions file's name); scoring the same method again replaces its rows.
     """
-    metrics, toy, info, dictionary = _scored(folder, predictions, truth)
+    metrics, toy, info, _ = _scored(folder, predictions, truth)
     private = info.get("split") == "private"
     version = ("private-" + hashlib.sha256(toy.id.encode()).hexdigest()[:10]) if private else toy.id[:12]
-    result = CellResult(
-        suite=f"make:{info.get('preset')}", suite_version=version, task=str(info.get("task")), toy=str(info.get("preset")),
+    fingerprint = _file_sha256_any(Path(predictions))[:16]
+    rows = [CellResult(
+        suite=f"make:{info.get('preset')}", suite_version=version, task=name, toy=str(info.get("preset")),
         toy_id=toy.id, axes={}, method=method or Path(predictions).name.removesuffix(".npz"), params="{}",
-        seed=int(info.get("seed", 0)), status="ok", metrics=metrics, seconds=0.0, package_version=__version__,
-        config=toy.config.to_json(), method_fingerprint=_file_sha256_any(Path(predictions))[:16],
-    )
+        seed=int(info.get("seed", 0)), status="ok", metrics=task_metrics, seconds=0.0, package_version=__version__,
+        config=toy.config.to_json(), method_fingerprint=fingerprint,
+    ) for name, task_metrics in metrics.items()]
     with Store(store) as db:
-        db.write(result)
-    return result
+        for row in rows:
+            db.write(row)
+    return rows
 
 
 def _file_sha256_any(path: Path) -> str:
@@ -313,7 +306,7 @@ def _file_sha256_any(path: Path) -> str:
 
 
 def _scored(folder: str | Path, predictions: str | Path, truth: str | Path | None):
-    """(metrics, toy, artifact.json, dictionary) of predictions on a made folder."""
+    """({task: metrics}, toy, artifact.json, {task: prediction}) of predictions on a made folder."""
     folder = Path(folder)
     info_path = folder / ARTIFACT_INFO
     if not info_path.exists():
@@ -321,9 +314,10 @@ def _scored(folder: str | Path, predictions: str | Path, truth: str | Path | Non
     info = read_json(info_path, max_bytes=1 << 20)
     if not isinstance(info, dict):
         raise ValueError(f"{info_path}: not a JSON object; is {folder} a folder written by `planted make`?")
-    task = info.get("task")
-    if task not in EXPORTABLE_TASKS:
-        raise ValueError(f"{info_path}: 'task' is {task!r}; `planted make` writes the tasks {list(EXPORTABLE_TASKS)}")
+    tasks = info.get("tasks", [info.get("task")])  # folders made before several tasks said "task"
+    known = exportable()
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) and t in known for t in tasks):
+        raise ValueError(f"{info_path}: 'tasks' is {tasks!r}; `planted make` writes tasks among {list(known)}")
     truth_folder = folder / TRUTH if truth is None else Path(truth)
     if truth is None:
         truth_manifest = truth_folder / "manifest.json"
@@ -336,15 +330,43 @@ def _scored(folder: str | Path, predictions: str | Path, truth: str | Path | Non
     toy = toys.load(truth_folder)
     if truth is None and toy.id != info.get("toy_id"):
         raise ValueError(f"{truth_folder}: holds toy {toy.id[:12]}, artifact.json names {str(info.get('toy_id'))[:12]}")
-    n, d = toy.activations.shape
-    dictionary = load_predictions(predictions, n_samples=n, d_model=d)
-    return TASKS[task].score(dictionary, toy), toy, info, dictionary
+    read = _read_predictions(Path(predictions), tasks, toy)
+    return {name: TASKS[name].score(prediction, toy) for name, prediction in read.items()}, toy, info, read
+
+
+def _read_predictions(path: Path, tasks: list[str], toy) -> dict[str, Any]:
+    """{task: prediction} for every task whose prediction the file holds."""
+    if not path.exists():
+        raise ValueError(f"{path}: predictions file not found")
+    if path.is_dir():
+        if "features" not in tasks:
+            raise ValueError(f"{path}: a checkpoint folder predicts features; this toy's tasks are {tasks}")
+        return {"features": load_predictions(path, n_samples=toy.activations.shape[0], d_model=toy.activations.shape[1])}
+    arrays = read_npz(path)
+    read = {}
+    for name in tasks:
+        try:
+            prediction = TASKS[name].read(arrays, toy)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc} (the {name} task)") from None
+        if prediction is not None:
+            read[name] = prediction
+    if not read:
+        raise ValueError(f"{path}: holds {sorted(arrays)}, no prediction for the tasks {tasks}; artifact.json's "
+                         "'formats' name the arrays of each")
+    if "features" in read:  # the features format names every array it allows
+        unknown = sorted(set(arrays) - set(_exchange.FEATURE_ARRAYS))
+        if unknown:
+            raise ValueError(f"{path}: unexpected arrays {unknown}; allowed are {', '.join(_exchange.FEATURE_ARRAYS)}")
+        read["features"] = dataclasses.replace(read["features"], method=path.stem)
+    return read
 
 
 __all__ = [
     "ARTIFACT",
     "ARTIFACT_INFO",
     "TRUTH",
+    "exportable",
     "load_predictions",
     "load_saelens",
     "make",

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from planted.evaluators import _figures
+from planted.evaluators import _exchange, _figures
 from planted.evaluators.circuits import auroc, score_circuit, score_modules, with_edges
 from planted.evaluators.connectome import hub_precision_at_k, score_connectivity
 from planted.evaluators.features import score_features
@@ -105,6 +105,13 @@ class Task:
         the arrays under (toy id, task name): ``Store.toy_arrays(toy_id, task=name)``. Keep them
         small (arrays over ``store.KEEP_PREDICTION_LIMIT`` entries are not kept) and of numeric,
         bool or string dtype (they are read back without pickle). Default: no arrays.
+    files : callable(toy) -> (arrays, description), optional
+        The artifact as plain arrays for ``planted make`` (tasks sharing an artifact give the same
+        arrays), with a JSON-able description of them and of the predictions format; None: the
+        task cannot be exported.
+    read : callable(arrays, toy) -> prediction or None, optional
+        The task's prediction from a predictions file's arrays (None when the file holds none for
+        this task; a ValueError naming the array when it is malformed), for ``planted score``.
     figures : callable(results, store, folder) -> list[Path]
         Writes this task's report figures (and tables): ``results`` are the task's
         ``CellResult``s (every suite, seed and status), ``store`` the ``Store`` they came from or
@@ -129,6 +136,8 @@ class Task:
     keep: Callable[[Any, Toy], Any] = _keep_nothing
     figure_data: Callable[[Toy], dict[str, np.ndarray]] = _no_figure_data
     figures: Callable[..., list[Path]] = _no_figures
+    files: Callable[[Toy], tuple[dict[str, np.ndarray], dict[str, Any]]] | None = None
+    read: Callable[[dict[str, np.ndarray], Toy], Any] | None = None
 
     def check_toy(self, toy: Toy) -> None:
         if not isinstance(getattr(toy, "truth", None), self.truth_type):
@@ -217,6 +226,8 @@ TASKS: dict[str, Task] = {
             keep=_feature_keep,
             figure_data=_figures.features_figure_data,
             figures=_figures.features_figures,
+            files=_exchange.features_files,
+            read=_exchange.features_read,
         ),
         Task(
             name="circuits",
@@ -230,6 +241,8 @@ TASKS: dict[str, Task] = {
             keep=_circuit_keep,
             figure_data=_figures.circuits_figure_data,
             figures=_figures.circuits_figures,
+            files=_exchange.circuit_files,
+            read=_exchange.circuit_read,
         ),
         Task(
             name="connectivity",
@@ -243,6 +256,8 @@ TASKS: dict[str, Task] = {
             keep=_connectivity_keep,
             figure_data=_figures.connectome_figure_data,
             figures=_figures.connectome_figures,
+            files=_exchange.recording_files,
+            read=_exchange.connectivity_read,
         ),
         Task(
             name="modules",
@@ -254,6 +269,8 @@ TASKS: dict[str, Task] = {
             metrics=("nmi", "ari", "n_modules"),
             figure_data=_figures.connectome_figure_data,
             figures=_figures.connectome_figures,
+            files=_exchange.recording_files,
+            read=_exchange.modules_read,
         ),
         Task(
             name="hubs",
@@ -266,6 +283,8 @@ TASKS: dict[str, Task] = {
             metrics=("hub_precision", "hub_auroc"),
             figure_data=_figures.connectome_figure_data,
             figures=_figures.connectome_figures,
+            files=_exchange.recording_files,
+            read=_exchange.hubs_read,
         ),
     )
 }

@@ -28,10 +28,10 @@ def test_make_and_score(tmp_path, capsys):
     np.savez(tmp_path / "pred.npz", directions=np.eye(256, dtype=np.float32))
     assert cli.main(["score", str(folder), str(tmp_path / "pred.npz")]) == 0
     printed = json.loads(capsys.readouterr().out)
-    scores = printed["scores"]
+    scores = printed["scores"]["features"]
     assert 0 <= scores["mmcs"] <= 1
     assert printed["toy"]["preset"] == "sharkey2022" and len(printed["toy"]["toy_id"]) == 64
-    assert 0 < printed["chance"]["mmcs"] < scores["mmcs"]
+    assert 0 < printed["chance"]["features"]["mmcs"] < scores["mmcs"]
     np.savez(tmp_path / "bad.npz", directions=np.eye(3, dtype=np.float32))
     assert cli.main(["score", str(folder), str(tmp_path / "bad.npz")]) == 2
     assert "'directions' must be a float array (n_latents, 256)" in capsys.readouterr().err

@@ -19,7 +19,7 @@ def test_make_writes_the_artifact_and_no_truth(folder):
         assert npz.files == ["activations"]
         assert npz["activations"].shape == (2000, 256) and npz["activations"].dtype == np.float32
     info = json.loads((folder / "artifact.json").read_text())
-    assert info["task"] == "features" and "directions" in info["predictions"]["arrays"]
+    assert info["tasks"] == ["features"] and "directions" in info["formats"]["features"]["predictions"]
     text = (folder / "artifact.json").read_text()
     assert "firing_probabilities" not in text and "codes\": {" not in text
     toy = toys.load(folder / "truth.sealed")
@@ -30,7 +30,7 @@ def test_perfect_predictions_score_perfectly(folder, tmp_path):
     toy = toys.load(folder / "truth.sealed")
     path = tmp_path / "perfect.npz"
     np.savez(path, directions=toy.truth.directions, codes=toy.truth.codes.toarray())
-    scores = score(folder, path)
+    scores = score(folder, path)["features"]
     for name in ("mmcs", "matched_cosine", "recovered", "code_correlation"):
         assert scores[name] == pytest.approx(1.0, abs=1e-6)
     assert scores["spurious"] == 0 and scores["fvu"] == pytest.approx(0, abs=1e-8)
@@ -81,8 +81,8 @@ def test_swapped_truth_is_detected(folder, tmp_path):
 @pytest.mark.parametrize(
     "content, match",
     [
-        ('{"task": "nonsense"}', "'task' is 'nonsense'"),
-        ("{}", "'task' is None"),
+        ('{"tasks": ["nonsense"]}', "'tasks' is \\['nonsense'\\]"),
+        ("{}", "'tasks' is \\[None\\]"),
         ("[1, 2]", "not a JSON object"),
         ('{"task": "feat', "not valid JSON"),
         ("[" * 5000 + "]" * 5000, "nested 5000 deep"),
@@ -160,7 +160,7 @@ def test_the_private_split_hands_out_nothing_that_rebuilds_the_truth(tmp_path, c
     np.savez(tmp_path / "p.npz", directions=truth.truth.directions)
     assert cli.main(["score", str(out), str(tmp_path / "p.npz"), "--truth", str(tmp_path / "private.truth")]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["scores"]["mmcs"] == pytest.approx(1.0) and "toy_id" not in printed["toy"]
+    assert printed["scores"]["features"]["mmcs"] == pytest.approx(1.0) and "toy_id" not in printed["toy"]
     assert x.shape == truth.activations.shape
     # Without the truth folder there is nothing to score against; another artifact's truth is refused.
     assert cli.main(["score", str(out), str(tmp_path / "p.npz")]) == 2
@@ -215,7 +215,7 @@ def test_a_saelens_checkpoint_is_read_without_torch_and_scored(folder, tmp_path,
         top = np.argsort(-pre, axis=1)[:, :8]
         np.put_along_axis(expected, top, np.maximum(np.take_along_axis(pre, top, axis=1), 0), axis=1)
     np.testing.assert_allclose(dictionary.encoder(x), expected, atol=1e-5)
-    scores = score(folder, tmp_path / "sae")
+    scores = score(folder, tmp_path / "sae")["features"]
     assert scores["mmcs"] == pytest.approx(1.0) and scores["code_correlation"] > 0.5
 
 
@@ -251,10 +251,72 @@ def test_an_npz_encoder_is_used_for_codes_and_scores_reach_a_leaderboard(folder,
     store = tmp_path / "s.sqlite"
     assert cli.main(["score", str(folder), str(tmp_path / "enc.npz"), "--store", str(store), "--method", "oracle"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["scores"]["code_correlation"] > 0.5 and printed["chance"]["mmcs"] < 0.5
+    assert printed["scores"]["features"]["code_correlation"] > 0.5 and printed["chance"]["features"]["mmcs"] < 0.5
     with Store(store) as s:
         rows = s.results()
     assert [(r.suite, r.method, r.toy) for r in rows] == [("make:sharkey2022", "oracle", "sharkey2022")]
     assert rows[0].metrics["mmcs"] == pytest.approx(1.0)
     assert cli.main(["report", "--store", str(store)]) == 0
     assert "oracle" in capsys.readouterr().out
+
+
+def test_a_circuit_toy_as_files_an_oracle_scores_perfectly_and_the_model_runs_from_them(tmp_path, capsys):
+    """``planted make planted_mlp``: the artifact holds the parameters, the graph and the task
+    inputs; the forward pass written in artifact.json, run here from the arrays alone, gives the
+    labels; predictions naming the truth's nodes and edges score 1.0; they reach a leaderboard."""
+    from planted.evaluators import cli
+
+    out = tmp_path / "circuit"
+    assert cli.main(["make", "planted_mlp", "--out", str(out), "--set", "n_inputs=8", "--n-samples", "32"]) == 0
+    capsys.readouterr()
+    info = json.loads((out / "artifact.json").read_text())
+    assert info["tasks"] == ["circuits"]
+    truth = toys.load(out / "truth.sealed").truth
+    with np.load(out / "artifact.npz") as npz:
+        a = {k: npz[k] for k in npz.files}
+    assert not any(k.startswith("truth") for k in a)
+    r = a["task0.clean"] @ a["params.embed"]
+    for b in range(a["params.w_in"].shape[0]):
+        r = r + np.maximum(r @ a["params.w_in"][b].T + a["params.b_in"][b], 0) @ a["params.w_out"][b]
+    outputs = r @ a["params.readout"].T + a["params.readout_bias"]
+    np.testing.assert_allclose(outputs[:, 0], a["task0.labels"], atol=0.05)
+    assert len(info["formats"]["circuits"]["graph"]["labels"]) == truth.graph.n_nodes
+    oracle = {}
+    for t in range(truth.n_tasks):
+        oracle[f"nodes.{t}"] = truth.nodes[t].astype(np.float64)
+        oracle[f"edges.{t}"] = truth.edge_mask(t).astype(np.float64)
+    np.savez(tmp_path / "oracle.npz", **oracle)
+    store = tmp_path / "s.sqlite"
+    assert cli.main(["score", str(out), str(tmp_path / "oracle.npz"), "--store", str(store)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["scores"]["circuits"]["edge_auroc"] == pytest.approx(1.0)
+    assert printed["scores"]["circuits"]["node_auroc"] == pytest.approx(1.0)
+    assert printed["chance"]["circuits"]["auroc"] == 0.5
+    np.savez(tmp_path / "short.npz", **{"nodes.0": np.zeros(3)})
+    assert cli.main(["score", str(out), str(tmp_path / "short.npz")]) == 2
+    assert "'nodes.0' must be a float array (" in capsys.readouterr().err
+
+
+def test_a_connectome_as_files_serves_three_tasks(tmp_path, capsys):
+    from planted.evaluators import cli
+
+    out = tmp_path / "recording"
+    assert cli.main(["make", "connectome", "--out", str(out), "--set", "n_neurons=60", "--set", "duration=4.0",
+                     "--set", "hub_fraction=0.1", "--set", "n_modules=3"]) == 0
+    capsys.readouterr()
+    info = json.loads((out / "artifact.json").read_text())
+    assert info["tasks"] == ["connectivity", "modules", "hubs"]
+    truth = toys.load(out / "truth.sealed").truth
+    with np.load(out / "artifact.npz") as npz:
+        assert sorted(npz.files) == ["positions", "traces"]
+    observed = truth.observed
+    np.savez(tmp_path / "oracle.npz", scores=(truth.adjacency() != 0).astype(np.float64),
+             labels=truth.modules[observed], values=truth.hubs[observed].astype(np.float64))
+    assert cli.main(["score", str(out), str(tmp_path / "oracle.npz")]) == 0
+    scores = json.loads(capsys.readouterr().out)["scores"]
+    assert scores["connectivity"]["auroc"] == pytest.approx(1.0)
+    assert scores["modules"]["nmi"] == pytest.approx(1.0)
+    assert scores["hubs"]["hub_precision"] == pytest.approx(1.0)
+    np.savez(tmp_path / "only.npz", labels=truth.modules[observed])
+    assert cli.main(["score", str(out), str(tmp_path / "only.npz")]) == 0
+    assert list(json.loads(capsys.readouterr().out)["scores"]) == ["modules"]

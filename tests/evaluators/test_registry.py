@@ -219,3 +219,45 @@ def test_a_method_reaching_every_array_of_its_artifact_changes_nothing_for_the_n
     assert len(after_artifact) == len(before_artifact)
     assert all(np.array_equal(a, b) for a, b in zip(after_artifact, before_artifact))
     assert all(np.array_equal(a, b) for a, b in zip(_reachable(toy.truth), before_truth))
+
+
+def _as_arrays(prediction) -> dict:
+    """A prediction written as a predictions file's arrays (the formats of ``_exchange``)."""
+    from planted.groundtruth import CircuitPrediction, Dictionary, EdgeScores, NodeScores, Partition
+
+    if isinstance(prediction, Dictionary):
+        out = {"directions": prediction.directions}
+        if prediction.codes is not None:
+            out["codes"] = prediction.codes.toarray() if hasattr(prediction.codes, "toarray") else prediction.codes
+        if prediction.decoder_bias is not None:
+            out["decoder_bias"] = prediction.decoder_bias
+        return out
+    if isinstance(prediction, CircuitPrediction):
+        out = {}
+        for t, s in enumerate(prediction.scores):
+            out.update({f"{kind}.{t}": v for kind, v in (("nodes", s.nodes), ("edges", s.edges)) if v is not None})
+        return out
+    if isinstance(prediction, EdgeScores):
+        return {"scores": prediction.scores}
+    if isinstance(prediction, Partition):
+        return {"labels": prediction.labels}
+    if isinstance(prediction, NodeScores):
+        return {"values": prediction.values}
+    raise AssertionError(f"no file format for {type(prediction).__name__}")
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_task_goes_to_files_and_its_predictions_come_back(task):
+    """Each task's artifact is plain numeric arrays, and a built-in method's prediction written in
+    the task's format reads back to the same scores (``Task.files`` / ``Task.read``)."""
+    spec = TASKS[task]
+    assert spec.files is not None and spec.read is not None, f"task {task} cannot be exported"
+    toy = _toy(task)
+    arrays, description = spec.files(toy)
+    assert arrays and all(isinstance(a, np.ndarray) and a.dtype.kind in "biuf" for a in arrays.values())
+    assert "predictions" in description and spec.read({}, toy) is None
+    name = next(n for n, m in evaluators.METHODS.items() if m.task == task)
+    prediction = _run(name, evaluators.METHODS[name].params_json, task)
+    again = spec.read(_as_arrays(prediction), toy)
+    assert type(again) is type(prediction)
+    assert spec.score(again, toy) == spec.score(prediction, toy)

@@ -1,0 +1,219 @@
+"""Tasks as files, for methods written in any framework: each task's artifact as plain arrays with
+a description of what they are, and its prediction read back from a predictions ``.npz``.
+
+A task declares these two halves in its ``Task`` record (``files`` and ``read``); ``planted make``
+writes the artifact of every task that applies to a toy, and ``planted score`` scores each task
+whose prediction the file holds. Nothing here is pickled in either direction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from planted.groundtruth import (
+    CircuitPrediction,
+    ComponentScores,
+    Dictionary,
+    EdgeScores,
+    Encoder,
+    NodeScores,
+    Partition,
+    Toy,
+)
+
+Arrays = dict[str, np.ndarray]
+
+
+def _floats(arrays: Arrays, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """``arrays[name]`` checked to be a float array of ``shape``."""
+    a = arrays[name]
+    if a.shape != shape or not np.issubdtype(a.dtype, np.floating):
+        raise ValueError(f"'{name}' must be a float array {shape}, got {a.dtype} {a.shape}")
+    return a
+
+
+# --- features --------------------------------------------------------------------------------------
+
+
+def features_files(toy: Toy) -> tuple[Arrays, dict[str, Any]]:
+    n, d = toy.activations.shape
+    return {"activations": toy.activations}, {
+        "arrays": {"activations": f"float32 ({n}, {d}): the activations (n_samples, d_model)"},
+        "predictions": {
+            "directions": f"required: float array (n_latents, {d}), one learned direction per row",
+            "codes": f"optional: float array ({n}, n_latents), the codes of the activations",
+            "decoder_bias": f"optional: float array ({d},), added to codes @ directions",
+            "W_enc": f"optional: float array ({d}, n_latents), an encoder: codes = act((x - decoder_bias) @ W_enc + b_enc)",
+            "b_enc": "optional: float array (n_latents,), the encoder's bias (default 0)",
+            "threshold": "optional: float array (n_latents,), JumpReLU thresholds (act keeps pre > threshold)",
+            "k": "optional: integer scalar, TopK (act keeps the k largest positive pre-activations; default: ReLU)",
+            "or": "a SAELens checkpoint folder (cfg.json + sae_weights.safetensors, as SAE.save_model writes it)",
+        },
+    }
+
+
+FEATURE_ARRAYS = ("directions", "codes", "decoder_bias", "W_enc", "b_enc", "threshold", "k")
+
+
+def features_read(arrays: Arrays, toy: Toy) -> Dictionary | None:
+    """The ``Dictionary`` of a predictions file (None when it has no ``directions``)."""
+    if "directions" not in arrays:
+        stray = sorted(set(arrays) & set(FEATURE_ARRAYS))
+        if stray:
+            raise ValueError(f"{stray} given without 'directions'")
+        return None
+    return dictionary_from_arrays(arrays, *toy.activations.shape)
+
+
+def dictionary_from_arrays(arrays: Arrays, n_samples: int, d_model: int) -> Dictionary:
+    """A ``Dictionary`` from the arrays of the features format, for activations (n_samples, d_model)."""
+    if "directions" not in arrays:
+        raise ValueError(f"no array 'directions'; expected a float array (n_latents, {d_model}); found {sorted(arrays)}")
+    directions = arrays["directions"]
+    if directions.ndim != 2 or directions.shape[1] != d_model or not np.issubdtype(directions.dtype, np.floating):
+        raise ValueError(f"'directions' must be a float array (n_latents, {d_model}), got {directions.dtype} {directions.shape}")
+    k = directions.shape[0]
+    codes = _floats(arrays, "codes", (n_samples, k)) if "codes" in arrays else None
+    bias = _floats(arrays, "decoder_bias", (d_model,)) if "decoder_bias" in arrays else None
+    return Dictionary(directions=directions, codes=codes, decoder_bias=bias, encoder=_encoder(arrays, k, d_model, bias))
+
+
+def _encoder(arrays: Arrays, k: int, d_model: int, pre_bias) -> Encoder | None:
+    if "W_enc" not in arrays:
+        stray = sorted({"b_enc", "threshold", "k"} & set(arrays))
+        if stray:
+            raise ValueError(f"{stray} given without 'W_enc' ({d_model}, {k})")
+        return None
+    w = _floats(arrays, "W_enc", (d_model, k))
+    if "threshold" in arrays and "k" in arrays:
+        raise ValueError("give 'threshold' (JumpReLU) or 'k' (TopK), not both")
+    b = _floats(arrays, "b_enc", (k,)) if "b_enc" in arrays else np.zeros(k, np.float32)
+    pre = np.zeros(d_model, np.float32) if pre_bias is None else pre_bias
+    if "k" in arrays:
+        top = arrays["k"]
+        if top.shape != () or top.dtype.kind not in "iu":
+            raise ValueError(f"'k' must be an integer scalar, got {top.dtype} {top.shape}")
+        return Encoder(weights=w, bias=b, pre_bias=pre, activation="topk", k=int(top))
+    if "threshold" in arrays:
+        return Encoder(weights=w, bias=b, pre_bias=pre, activation="threshold", threshold=_floats(arrays, "threshold", (k,)))
+    return Encoder(weights=w, bias=b, pre_bias=pre, activation="relu")
+
+
+# --- circuits --------------------------------------------------------------------------------------
+
+
+def circuit_files(toy: Toy) -> tuple[Arrays, dict[str, Any]]:
+    """The model's parameters, its component graph and each task's inputs and labels."""
+    model, graph = toy.model, toy.graph
+    arrays = {f"params.{k}": v for k, v in model.params.items()}
+    arrays["graph.layers"] = graph.layers
+    for task in toy.tasks:
+        arrays.update({f"task{task.index}.clean": task.clean, f"task{task.index}.corrupted": task.corrupted,
+                       f"task{task.index}.labels": task.labels})
+    n_tasks = len(toy.tasks)
+    shapes = {k: list(v.shape) for k, v in arrays.items()}
+    return arrays, {
+        "arrays": shapes,
+        "graph": {"labels": list(graph.labels), "n_nodes": graph.n_nodes, "n_edges": graph.n_edges},
+        "model": (
+            "x (batch, n_inputs) of 0/1; r = x @ params.embed; for each block b: pre = r @ params.w_in[b].T + "
+            "params.b_in[b], a = relu(pre), r = r + a @ params.w_out[b]; outputs = r @ params.readout.T + "
+            "params.readout_bias (batch, n_tasks). Nodes, in order: the inputs, each block's neurons, the outputs "
+            "(graph.labels; graph.layers gives each node's layer). An edge (s, d) is what node s adds to node d's "
+            "input through the residual stream; edges are ordered by destination d, then source s = 0 .. (first node "
+            "of d's layer) - 1."
+        ),
+        "tasks": (
+            f"{n_tasks} task(s): task{{t}}.clean inputs with their labels (the formula's value), task{{t}}.corrupted "
+            "inputs that flip it; the metric of outputs is mean((2 * label - 1) * (outputs[:, t] - 1/2))."
+        ),
+        "predictions": {
+            "nodes.{t}": f"float array ({graph.n_nodes},): how much each node belongs to task t's circuit (higher: more)",
+            "edges.{t}": f"float array ({graph.n_edges},): the same per edge, in the edge order above",
+            "note": f"for each task t in 0..{n_tasks - 1}, nodes.{{t}}, edges.{{t}} or both",
+        },
+    }
+
+
+def circuit_read(arrays: Arrays, toy: Toy) -> CircuitPrediction | None:
+    names = [n for n in arrays if n.startswith(("nodes.", "edges."))]
+    if not names:
+        return None
+    graph, n_tasks = toy.graph, len(toy.tasks)
+    expected = {f"{kind}.{t}" for kind in ("nodes", "edges") for t in range(n_tasks)}
+    unknown = sorted(set(names) - expected)
+    if unknown:
+        raise ValueError(f"unexpected arrays {unknown}; this toy has {n_tasks} task(s): nodes.t and edges.t for t < {n_tasks}")
+    scores = []
+    for t in range(n_tasks):
+        nodes = _floats(arrays, f"nodes.{t}", (graph.n_nodes,)) if f"nodes.{t}" in arrays else None
+        edges = _floats(arrays, f"edges.{t}", (graph.n_edges,)) if f"edges.{t}" in arrays else None
+        if nodes is None and edges is None:
+            raise ValueError(f"task {t} has neither nodes.{t} ({graph.n_nodes},) nor edges.{t} ({graph.n_edges},)")
+        scores.append(ComponentScores(nodes=nodes, edges=edges))
+    return CircuitPrediction(tuple(scores))
+
+
+# --- connectomes -----------------------------------------------------------------------------------
+
+
+def recording_files(toy: Toy) -> tuple[Arrays, dict[str, Any]]:
+    """The recording: traces, and positions where the network has a geometry."""
+    recording = toy.artifact
+    arrays = {"traces": recording.traces}
+    if recording.positions is not None:
+        arrays["positions"] = recording.positions
+    t, m = recording.traces.shape
+    return arrays, {
+        "arrays": {"traces": f"float32 ({t}, {m}): {recording.kind} of each recorded neuron per frame",
+                   **({"positions": f"float ({m}, {recording.positions.shape[1]}): where each recorded neuron is (mm)"}
+                      if recording.positions is not None else {})},
+        "recording": {"frame_rate": recording.frame_rate, "kind": recording.kind},
+        "predictions": {
+            "scores": f"float array ({m}, {m}): scores[pre, post] of a synapse from pre to post (connectivity)",
+            "labels": f"integer array ({m},): a module label per recorded neuron (modules)",
+            "values": f"float array ({m},): a centrality per recorded neuron, hubs highest (hubs)",
+        },
+    }
+
+
+def _neurons(toy: Toy) -> int:
+    return toy.artifact.traces.shape[1]
+
+
+def connectivity_read(arrays: Arrays, toy: Toy) -> EdgeScores | None:
+    if "scores" not in arrays:
+        return None
+    m = _neurons(toy)
+    return EdgeScores(_floats(arrays, "scores", (m, m)))
+
+
+def modules_read(arrays: Arrays, toy: Toy) -> Partition | None:
+    if "labels" not in arrays:
+        return None
+    labels, m = arrays["labels"], _neurons(toy)
+    if labels.shape != (m,) or labels.dtype.kind not in "iu":
+        raise ValueError(f"'labels' must be an integer array ({m},), got {labels.dtype} {labels.shape}")
+    return Partition(labels)
+
+
+def hubs_read(arrays: Arrays, toy: Toy) -> NodeScores | None:
+    if "values" not in arrays:
+        return None
+    return NodeScores(_floats(arrays, "values", (_neurons(toy),)))
+
+
+__all__ = [
+    "FEATURE_ARRAYS",
+    "dictionary_from_arrays",
+    "circuit_files",
+    "circuit_read",
+    "connectivity_read",
+    "features_files",
+    "features_read",
+    "hubs_read",
+    "modules_read",
+    "recording_files",
+]
