@@ -32,6 +32,7 @@ _NAMES = {
     "chance_mmcs": ".features",
     "hub_precision_at_k": ".connectome",
     "leaderboard": ".report",
+    "paired": ".report",
     "make": ".external",
     "load_predictions": ".external",
     "load_saelens": ".external",

@@ -39,6 +39,11 @@ def write_text(path: Path, text: str) -> Path:
 def save_figure(fig, path: Path, *, dpi: int = 150) -> Path:
     """Save a matplotlib figure to ``path`` atomically (the format from the suffix)."""
     path = Path(path)
-    with replacing(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip("."))
+    fmt = path.suffix.lstrip(".")
+    # No creation date in the file: the same figure gives the same bytes (reproducible reports).
+    metadata = {"pdf": {"CreationDate": None}, "svg": {"Date": None}, "png": {"Software": None}}.get(fmt)
+    import matplotlib
+
+    with replacing(path) as tmp, matplotlib.rc_context({"svg.hashsalt": "planted"}):  # fixed SVG element ids
+        fig.savefig(tmp, dpi=dpi, format=fmt, metadata=metadata)
     return path

@@ -217,8 +217,10 @@ def sendable(function: Any) -> bool:
     module = getattr(function, "__module__", None)
     if not module or "<lambda>" in name or "<locals>" in name:
         return False
-    if module == "__main__" and not getattr(sys.modules.get("__main__"), "__file__", None):
-        return False  # defined in a notebook or an interactive session
+    if module == "__main__":
+        # Defined in a notebook, an interactive session or the script being run: a new process
+        # would import it by running the whole script again.
+        return False
     try:
         pickle.dumps(function)
     except Exception:

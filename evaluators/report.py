@@ -226,6 +226,52 @@ def _table(group: _Group, metrics: Sequence[str] | None, fmt: str, *, heading: b
     return "\n".join(lines)
 
 
+@dataclasses.dataclass(frozen=True)
+class Paired:
+    """Method ``a`` against ``b`` on one toy over the seeds both ran: the mean of a - b with a 95%
+    paired-bootstrap interval, and the two-sided Wilcoxon signed-rank p-value (None below 5 seeds,
+    where it cannot reach 0.05, or when every difference is 0)."""
+
+    toy: str
+    metric: str
+    a: str
+    b: str
+    n: int
+    mean: float
+    low: float
+    high: float
+    p_value: float | None
+
+
+def paired(results: Sequence[CellResult], metric: str, a: str, b: str) -> list[Paired]:
+    """``a`` against ``b`` per toy on ``metric``, over the seeds where both have a finite value.
+
+    The cells of the two methods on a seed share the toy (same config and seed), so the
+    difference removes the toy's own variation: the comparison a reviewer asks for, rather than
+    two overlapping intervals.
+    """
+    values: dict[tuple[str, str], dict[int, float]] = {}
+    for r in results:
+        v = r.metrics.get(metric) if r.status == "ok" else None
+        if r.method in (a, b) and isinstance(v, (int, float)) and math.isfinite(v):
+            values.setdefault((r.toy, r.method), {})[r.seed] = float(v)
+    out = []
+    for toy in sorted({t for t, _ in values}):
+        left, right = values.get((toy, a), {}), values.get((toy, b), {})
+        seeds = sorted(set(left) & set(right))
+        if not seeds:
+            continue
+        diff = np.array([left[s] - right[s] for s in seeds])
+        low, high = bootstrap_ci(diff)
+        p = None
+        if diff.size >= 5 and np.any(diff != 0):
+            from scipy.stats import wilcoxon
+
+            p = float(wilcoxon(diff).pvalue)
+        out.append(Paired(toy, metric, a, b, int(diff.size), float(diff.mean()), low, high, p))
+    return out
+
+
 def catalog(results: Sequence[CellResult], metric: str = "edge_auroc", *, fmt: str = "markdown") -> str:
     """The failure-mode catalog of a circuits suite: methods (rows) x toys (columns, the plain toy
     first), each cell the mean of ``metric`` over seeds with its 95% bootstrap interval."""
@@ -254,7 +300,10 @@ def catalog(results: Sequence[CellResult], metric: str = "edge_auroc", *, fmt: s
 
 
 def write_report(results: Sequence[CellResult], out: str | Path, *, store=None) -> list[Path]:
-    """Write the leaderboard as Markdown, CSV, LaTeX and JSON, and the figures as PNGs; return the paths.
+    """Write ``report.html`` (one self-contained page: every suite's leaderboard with its metrics
+    explained, chance levels, paired comparisons, the catalog, failures and every figure), the
+    leaderboard as Markdown, CSV, LaTeX and JSON, and the figures as PNG, SVG and PDF; return the
+    paths.
 
     Figures: leaderboard bars with CIs per metric and each metric against each difficulty axis
     per method; then, for each task present in ``results`` (and in ``TASKS``), what its
@@ -276,14 +325,20 @@ def write_report(results: Sequence[CellResult], out: str | Path, *, store=None) 
     written += leaderboard_figures(results, metrics, folder)
     for name in tasks:
         written += TASKS[name].figures([r for r in results if r.task == name], store, folder)
+    from planted.evaluators._html import html_page
+
+    page = html_page(results, written, store_name=str(getattr(store, "path", "") or ""))
+    written.append(write_text(folder / "report.html", page))
     return written
 
 __all__ = [
     "FORMATS",
+    "Paired",
     "Summary",
     "bootstrap_ci",
     "catalog",
     "leaderboard",
+    "paired",
     "summarize",
     "write_report",
 ]

@@ -149,13 +149,14 @@ def _isolate(spec: MethodSpec, isolate: bool | None) -> bool:
         return True
     if isolate:
         raise ValueError(
-            f"method {spec.name!r} is a lambda, a local function or defined in a notebook, which a separate "
-            "process cannot import; define it in a module (or pass 'package.module:function'), or pass "
-            "isolate=False to run it beside the truth"
+            f"method {spec.name!r} is a lambda, a local function or defined in a notebook or the script being "
+            "run, which a separate process cannot import; define it in a module (or pass "
+            "'package.module:function'), or pass isolate=False to run it beside the truth"
         )
     warnings.warn(
         f"method {spec.name!r} runs in the process that holds the truth (a lambda, a local function or one "
-        "defined in a notebook cannot be imported by a process of its own); define it in a module to isolate it",
+        "defined in a notebook or the script being run cannot be imported by a process of its own); define it "
+        "in a module to isolate it",
         RuntimeWarning, stacklevel=4,
     )
     return False

@@ -28,11 +28,23 @@ def figure(size: tuple[float, float]):
     return Figure(figsize=size, layout="constrained")
 
 
+# Each figure is written as PNG (for pages and slides) and as SVG and PDF (vector, for papers).
+FORMATS = ("png", "svg", "pdf")
+
+
 def save(fig, path: Path, written: list[Path], *, dpi: int = 150) -> None:
-    """Write ``fig`` to ``path`` atomically and record the path."""
+    """Write ``fig`` to ``path`` (PNG) and beside it as SVG and PDF, each atomically; record the paths."""
     from planted.evaluators._files import save_figure
 
-    written.append(save_figure(fig, path, dpi=dpi))
+    for fmt in FORMATS:
+        written.append(save_figure(fig, Path(path).with_suffix(f".{fmt}"), dpi=dpi))
+
+
+def method_colours(methods) -> dict[str, str]:
+    """A colour per method, the same in every figure of a report (methods in sorted order)."""
+    palette = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974",
+               "#64B5CD", "#1B9E77", "#D95F02", "#7570B3", "#E7298A", "#66A61E", "#E6AB02")
+    return {m: palette[i % len(palette)] for i, m in enumerate(sorted(set(methods)))}
 
 
 def lowest_seeds(results: Sequence) -> Iterator[tuple[str, str, int, list]]:

@@ -83,8 +83,15 @@ def features_figures(results: Sequence, store, folder: Path) -> list[Path]:
         panels = stored_panels(cells, store)
         if truth is None or not truth.shape[0] or not panels:
             continue
-        fig = figure((2.6 * len(panels), 2.6))
-        for ax, (c, directions) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
-            cosine_panel(directions, truth, ax=ax, title=f"{c.method} (seed {seed})")
+        cols = min(4, len(panels))
+        rows = -(-len(panels) // cols)
+        fig = figure((2.3 * cols, 2.2 * rows + 0.5))
+        grid = fig.subplots(rows, cols, squeeze=False).ravel()
+        for ax, (c, directions) in zip(grid, panels):
+            cosine_panel(directions, truth, ax=ax, title=c.method)
+        for ax in grid[len(panels):]:
+            ax.set_axis_off()
+        fig.suptitle(f"{suite} / {toy}, seed {seed}: |cos| of the {truth.shape[0]} most frequent true features (rows) "
+                     "with their matched latents", fontsize=8)
         save(fig, folder / f"cosines-{suite}-{toy}.png", written)
     return written + geometry_figures(results, store, folder)

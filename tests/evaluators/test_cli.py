@@ -18,7 +18,8 @@ def test_bench_then_report(tmp_path, capsys):
     assert {(r["toy"], r["method"]) for r in rows} == {(t, m) for t in toy_names for m in ("pca", "ica")}
     out = tmp_path / "report"
     assert cli.main(["report", "--store", store, "--out", str(out)]) == 0
-    assert (out / "leaderboard.tex").is_file() and (out / "leaderboard-mmcs.png").is_file()
+    assert (out / "leaderboard.tex").is_file() and (out / "quick-leaderboard-mmcs.png").is_file()
+    assert (out / "report.html").is_file()
 
 
 def test_make_and_score(tmp_path, capsys):

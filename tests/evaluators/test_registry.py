@@ -261,3 +261,14 @@ def test_every_task_goes_to_files_and_its_predictions_come_back(task):
     again = spec.read(_as_arrays(prediction), toy)
     assert type(again) is type(prediction)
     assert spec.score(again, toy) == spec.score(prediction, toy)
+
+
+def test_every_metric_of_every_task_is_explained():
+    """The report's glossary and chance columns come from ``_metrics.METRICS``: every metric a
+    task shows has a direction and a meaning there."""
+    from planted.evaluators._metrics import METRICS
+
+    shown = {m for task in TASKS.values() for m in task.metrics} | {t.headline for t in TASKS.values()}
+    missing = sorted(shown - set(METRICS))
+    assert missing == [], f"metrics without an entry in evaluators/_metrics.py: {missing}"
+    assert all(len(METRICS[m].meaning) > 20 for m in shown)

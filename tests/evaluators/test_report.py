@@ -93,8 +93,10 @@ def test_report_from_a_real_store_builds_nothing(tmp_path, monkeypatch):
     with Store(store) as s:
         paths = write_report(results, tmp_path / "report", store=s)
     names = {p.name for p in paths}
-    assert {"leaderboard.md", "leaderboard.csv", "leaderboard.tex", "leaderboard.json", "leaderboard-mmcs.png"} <= names
-    assert "mmcs-vs-superposition.png" in names
+    assert {"leaderboard.md", "leaderboard.csv", "leaderboard.tex", "leaderboard.json", "quick-leaderboard-mmcs.png",
+            "quick-leaderboard-mmcs.svg", "quick-leaderboard-mmcs.pdf", "report.html"} <= names
+    # The quick suite's toys differ in more than their superposition: no curve pools them.
+    assert not any("-vs-" in n for n in names)
     assert {"cosines-quick-sparse-r2.png", "cosines-quick-hierarchy-r3.png", "gram-quick-tms-20-5.png"} <= names
     for p in paths:
         assert p.stat().st_size > 0
@@ -110,8 +112,8 @@ def test_figures_carry_their_axis_labels():
     assert fig.axes[0].get_xlabel() == "mmcs (mean, 95% CI)"
     assert any("good" in t.get_text() for t in fig.axes[0].get_yticklabels())
     fig = plot_axis(CELLS, "mmcs", "superposition")
-    assert fig.axes[0].get_xlabel() == "superposition" and fig.axes[0].get_ylabel() == "mmcs"
-    with pytest.raises(ValueError, match="no cells carry"):
+    assert fig.axes[0].get_xlabel() == "superposition" and fig.axes[0].get_ylabel().startswith("mmcs")
+    with pytest.raises(ValueError, match="no two toys differ in the axis .noise_std. alone"):
         plot_axis(CELLS, "mmcs", "noise_std")
 
 
@@ -159,7 +161,7 @@ def test_importing_the_evaluators_imports_no_matplotlib_and_a_report_keeps_the_b
                             method="m", params="{{}}", seed=i, status="ok", metrics={{"mmcs": 0.5}}, seconds=1.0)
                  for i in range(2)]
         paths = write_report(cells, {str(tmp_path)!r})
-        assert any(p.name == "leaderboard-mmcs.png" for p in paths), paths
+        assert any(p.name == "s-leaderboard-mmcs.png" for p in paths), paths
         assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
         assert plt.get_fignums() == [], plt.get_fignums()
         print("ok")
@@ -205,7 +207,7 @@ def test_a_user_task_draws_its_own_figures_from_its_stored_arrays(tmp_path, monk
         expected = toys.from_config(spec.make(0)).truth.norms.sum()
         _forbid_building(monkeypatch)
         names = {p.name for p in write_report(results, tmp_path / "report", store=store)}
-    assert {"norms-small-0.txt", "norms-small-1.txt", "leaderboard-rows.png"} <= names
+    assert {"norms-small-0.txt", "norms-small-1.txt", "user-leaderboard-rows.png"} <= names
     label, total, n = (tmp_path / "report" / "norms-small-0.txt").read_text().split()
     assert n == "2" and float(total) == pytest.approx(expected, rel=1e-5) and label
 
@@ -308,7 +310,8 @@ def test_a_store_of_two_suites_reports_each_with_its_own_grid(tmp_path, capsys):
     assert cli.main(["report", "--store", store, "--out", str(tmp_path / "report")]) == 0
     text = capsys.readouterr()
     names = {p.name for p in (tmp_path / "report").iterdir()}
-    assert {"leaderboard.md", "leaderboard.json", "leaderboard-mmcs.png", "leaderboard-edge_auroc.png"} <= names
+    assert {"leaderboard.md", "leaderboard.json", "quick-leaderboard-mmcs.png", "circuits-leaderboard-edge_auroc.png"} <= names
+    assert "quick-leaderboard-edge_auroc.png" not in names
     assert "## suite quick" in (tmp_path / "report" / "leaderboard.md").read_text()
     assert "Traceback" not in text.err
 
@@ -327,3 +330,31 @@ def test_the_store_as_a_dataframe_matches_its_rows(tmp_path):
         assert row.mmcs == pytest.approx(r.metrics["mmcs"]) and row["axis.superposition"] == r.axes["superposition"]
     means = frame.groupby("method").mmcs.mean()
     assert means["ica"] == pytest.approx(np.mean([r.metrics["mmcs"] for r in results if r.method == "ica"]))
+
+
+def test_a_difficulty_curve_joins_only_toys_that_differ_in_its_axis_alone():
+    from planted.evaluators._figures._leaderboard import axis_series
+
+    def cell(toy, superposition, noise, seed, value):
+        return CellResult(suite="s", suite_version="v", task="features", toy=toy, toy_id=toy,
+                          axes={"superposition": superposition, "noise_std": noise}, method="m", params="{}", seed=seed,
+                          status="ok", metrics={"mmcs": value}, seconds=1.0)
+
+    cells = [cell("r2", 2.0, 0.0, s, 0.9) for s in range(3)] + [cell("r4", 4.0, 0.0, s, 0.7) for s in range(3)]
+    cells += [cell("noisy-r8", 8.0, 0.1, s, 0.2) for s in range(3)]  # differs in noise too: not on the curve
+    series = axis_series(cells, "mmcs", "superposition")
+    assert list(series) == [("s", (("noise_std", 0.0),))]
+    assert series[("s", (("noise_std", 0.0),))]["m"] == {2.0: [0.9] * 3, 4.0: [0.7] * 3}
+    assert axis_series(cells, "mmcs", "noise_std") == {}  # no two toys differ in noise alone
+
+
+def test_paired_comparisons_on_shared_seeds():
+    from planted.evaluators import paired
+
+    cells = [_cell("a", "x", s, 0.5 + 0.01 * s) for s in range(6)] + [_cell("a", "y", s, 0.4 + 0.01 * s) for s in range(6)]
+    cells += [_cell("a", "y", 9, 0.0)]  # a seed x did not run: not compared
+    [p] = paired(cells, "mmcs", "x", "y")
+    assert p.n == 6 and p.mean == pytest.approx(0.1) and p.low == pytest.approx(0.1) and p.high == pytest.approx(0.1)
+    assert p.p_value == pytest.approx(0.03125)  # the exact two-sided Wilcoxon p for 6 positive differences
+    [q] = paired(cells[:3] + cells[6:9], "mmcs", "x", "y")
+    assert q.n == 3 and q.p_value is None
