@@ -38,6 +38,7 @@ _NAMES = {
     "load_saelens": ".external",
     "score_report": ".external",
     "score_to_store": ".external",
+    "torch_circuit": "._torch",
     "methods_for": "._methods",
     "plot_axis": "._figures",
     "plot_circuit": "._figures",
