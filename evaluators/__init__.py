@@ -33,6 +33,7 @@ _NAMES = {
     "hub_precision_at_k": ".connectome",
     "leaderboard": ".report",
     "paired": ".report",
+    "variance": ".report",
     "make": ".external",
     "load_predictions": ".external",
     "load_saelens": ".external",

@@ -37,7 +37,7 @@ def _anchor(suite: str, version: str) -> str:
 
 def html_page(results: Sequence, figures: Sequence[Path], *, store_name: str = "") -> str:
     """The page's HTML for ``results`` (every suite version in them) and the figure files."""
-    from planted.evaluators.report import _groups, _notes, _rows, catalog, paired
+    from planted.evaluators.report import _groups, _notes, _rows, catalog, paired, variance
 
     groups = _groups(results)
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>planted report</title>"
@@ -64,6 +64,7 @@ def html_page(results: Sequence, figures: Sequence[Path], *, store_name: str = "
         parts.append(_leaderboard_table(g, names, rows, headline))
         parts.append("".join(f"<p class='note'>{_e(n[0].upper() + n[1:])}.</p>" for n in _notes(g, len(seeds))))
         parts.append(_paired_table(g, rows, headline, paired))
+        parts.append(_variance_table(variance(g.cells, headline), headline))
         if "circuits" in tasks:
             try:
                 parts.append("<h3>Failure-mode catalog (edge AUROC)</h3>" + _markdown_table(catalog(g.cells)))
@@ -150,6 +151,17 @@ def _paired_table(group, rows, headline: str, paired) -> str:
             "interval, and the Wilcoxon signed-rank p-value (from 5 seeds).</p>"
             "<table><tr><th class='name'>toy</th><th class='name'>leader − method</th><th>seeds</th><th>mean</th>"
             f"<th>95% interval</th><th>p</th></tr>{''.join(lines)}</table>")
+
+
+def _variance_table(entries, headline: str) -> str:
+    if not entries:
+        return ""
+    lines = "".join(f"<tr><td class='name'>{_e(v.toy)}</td><td class='name'>{_e(v.method)}</td><td>{v.toy_seeds} × "
+                    f"{v.method_seeds}</td><td>{v.data:.3f}</td><td>{v.method_sd:.3f}</td></tr>" for v in entries)
+    return (f"<h3>Where the variance of {_e(headline)} comes from</h3><p class='note'>Standard deviation across toy "
+            "seeds of their means (data: toys drawn anew) and within a toy seed across method seeds (the method's own "
+            "randomness).</p><table><tr><th class='name'>toy</th><th class='name'>method</th><th>toy × method seeds"
+            f"</th><th>data SD</th><th>method SD</th></tr>{lines}</table>")
 
 
 def _markdown_table(text: str) -> str:

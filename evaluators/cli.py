@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--add-method", action="append", dest="added", metavar="METHOD",
                        help="run this method beside the suite's (or --method's) methods (repeatable)")
     bench.add_argument("--seeds", type=int, default=None, help="number of seeds, 0..N-1 (default: the suite's)")
+    bench.add_argument("--method-seeds", type=int, default=None,
+                       help="seed the methods apart from the toys: each toy seed runs with method seeds 0..N-1, so the "
+                       "report separates data variance from a method's own (default: a method gets its toy's seed)")
     bench.add_argument("--store", default=str(DEFAULT_STORE), help="SQLite results store (default: %(default)s)")
     bench.add_argument("--workers", type=int, default=1, help="local processes running cells at once")
     bench.add_argument("--backend", default="local", help="local (default) or ray")
@@ -260,12 +263,19 @@ def _bench(args) -> int:
     results = run(args.suite, methods=methods, seeds=seeds, store=args.store, workers=args.workers,
                   backend=args.backend, address=args.address, retry_failed=args.retry_failed,
                   isolate={"auto": None, "all": True, "none": False}[args.isolate], secret=_secret(args),
-                  force=args.force, progress=False if args.quiet else None)
+                  force=args.force, progress=False if args.quiet else None,
+                  method_seeds=None if args.method_seeds is None else range(_positive(args.method_seeds, "--method-seeds")))
     if args.format == "text":
         print(f"suite {args.suite} v{results[0].suite_version if results else '?'}: {len(results)} cells, store {args.store}")
     print(report.leaderboard(results, fmt=args.format))
     _failures(results, args.debug, rerun=f"planted bench --suite {args.suite} ... --retry-failed")
     return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def _positive(value: int, name: str) -> int:
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
 
 
 def _failures(results, debug: bool, rerun: str) -> None:

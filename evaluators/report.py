@@ -56,7 +56,11 @@ def bootstrap_ci(values: Sequence[float], *, level: float = 0.95, n_boot: int = 
 
 
 def summarize(results: Sequence[CellResult], metrics: Sequence[str] | None = None) -> list[Summary]:
-    """One ``Summary`` per (task, toy, method, metric) with at least one finite value."""
+    """One ``Summary`` per (task, toy, method, metric) with at least one finite value.
+
+    The mean is over toy seeds of each toy seed's mean over method seeds, and the interval
+    resamples toy seeds: with method seeds of their own (``run(method_seeds=...)``) the runs of
+    a method on one toy are not counted as independent toys."""
     groups: dict[tuple[str, str, str], list[CellResult]] = {}
     for r in results:
         groups.setdefault((r.task, r.toy, r.method), []).append(r)
@@ -65,11 +69,54 @@ def summarize(results: Sequence[CellResult], metrics: Sequence[str] | None = Non
         names = metrics or TASKS[task].metrics if task in TASKS else metrics or ()
         ok = [c for c in cells if c.status == "ok"]
         for m in names:
-            values = [c.metrics[m] for c in ok if isinstance(c.metrics.get(m), (int, float)) and math.isfinite(c.metrics[m])]
-            if not values:
+            by_seed = _by_toy_seed(ok, m)
+            if not by_seed:
                 continue
+            values = [float(np.mean(v)) for v in by_seed.values()]
             lo, hi = bootstrap_ci(values)
-            out.append(Summary(task, toy, method, m, float(np.mean(values)), lo, hi, len(values), len(cells) - len(ok)))
+            n = sum(len(v) for v in by_seed.values())
+            out.append(Summary(task, toy, method, m, float(np.mean(values)), lo, hi, n, len(cells) - len(ok)))
+    return out
+
+
+def _by_toy_seed(cells: Sequence[CellResult], metric: str) -> dict[int, list[float]]:
+    """{toy seed: finite values of ``metric`` over its method seeds}."""
+    out: dict[int, list[float]] = {}
+    for c in cells:
+        v = c.metrics.get(metric)
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            out.setdefault(c.seed, []).append(float(v))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Variance:
+    """Where a metric's spread comes from, for one toy and method run on several toy seeds each
+    with several method seeds: ``data`` the standard deviation across toy seeds of their means
+    (toys drawn anew), ``method`` the root mean within-toy-seed variance (the method's own
+    randomness on one toy)."""
+
+    toy: str
+    method: str
+    metric: str
+    toy_seeds: int
+    method_seeds: int
+    data: float
+    method_sd: float
+
+
+def variance(results: Sequence[CellResult], metric: str) -> list[Variance]:
+    """``Variance`` per (toy, method) with at least 2 toy seeds of at least 2 method seeds each."""
+    out = []
+    for toy, method in sorted({(r.toy, r.method) for r in results}):
+        by_seed = _by_toy_seed([r for r in results if (r.toy, r.method) == (toy, method) and r.status == "ok"], metric)
+        full = {s: v for s, v in by_seed.items() if len(v) >= 2}
+        if len(full) < 2:
+            continue
+        means = [np.mean(v) for v in full.values()]
+        within = [np.var(v, ddof=1) for v in full.values()]
+        out.append(Variance(toy, method, metric, len(full), min(len(v) for v in full.values()),
+                            float(np.std(means, ddof=1)), float(np.sqrt(np.mean(within)))))
     return out
 
 
@@ -122,7 +169,10 @@ def _groups(results: Sequence[CellResult]) -> list[_Group]:
 
 def _notes(group: _Group, n_seeds: int) -> list[str]:
     """What a table's reader must know: the interval, the grid, what was left out."""
-    notes = ["mean ± half the 95% percentile-bootstrap interval over seeds (toy and method seeded together)"]
+    separate = any(r.key.method_seed != r.seed for r in group.cells)
+    notes = ["mean ± half the 95% percentile-bootstrap interval over seeds (toy and method seeded together)"
+             if not separate else "mean ± half the 95% percentile-bootstrap interval over toy seeds, each the mean "
+             "over its method seeds"]
     if n_seeds < 5:
         notes.append(f"only {n_seeds} seed(s): intervals are rough (one seed has none); use 5 or more for a paper")
     if group.extra_methods:
@@ -251,10 +301,9 @@ def paired(results: Sequence[CellResult], metric: str, a: str, b: str) -> list[P
     two overlapping intervals.
     """
     values: dict[tuple[str, str], dict[int, float]] = {}
-    for r in results:
-        v = r.metrics.get(metric) if r.status == "ok" else None
-        if r.method in (a, b) and isinstance(v, (int, float)) and math.isfinite(v):
-            values.setdefault((r.toy, r.method), {})[r.seed] = float(v)
+    for toy, method in {(r.toy, r.method) for r in results if r.method in (a, b)}:
+        cells = [r for r in results if (r.toy, r.method) == (toy, method) and r.status == "ok"]
+        values[(toy, method)] = {s: float(np.mean(v)) for s, v in _by_toy_seed(cells, metric).items()}
     out = []
     for toy in sorted({t for t, _ in values}):
         left, right = values.get((toy, a), {}), values.get((toy, b), {})
@@ -340,5 +389,7 @@ __all__ = [
     "leaderboard",
     "paired",
     "summarize",
+    "variance",
+    "Variance",
     "write_report",
 ]

@@ -59,11 +59,16 @@ class _Cell:
     isolated: bool = False  # run the method in a process of its own that sees only the artifact
     guarded: tuple[str, ...] = ()  # paths that process may not touch (the store, a secret file)
     fingerprint: str = ""  # the method's code (``MethodSpec.fingerprint``): a row of other code is stale
+    method_seed: int | None = None  # the seed the method gets; None: the toy's
+
+    @property
+    def call_seed(self) -> int:
+        return self.seed if self.method_seed is None else self.method_seed
 
     @property
     def key(self) -> CellKey:
         return CellKey(self.suite, self.suite_version, self.task.name, self.config.id, self.method.name,
-                       self.method.params_json, self.seed)
+                       self.method.params_json, self.seed, self.call_seed)
 
 
 @functools.lru_cache(maxsize=4)
@@ -81,12 +86,12 @@ def _predict(cell: _Cell, artifact: Any) -> Any:
     """The method's prediction: in this process for a built-in, in its own process if isolated."""
     params = dict(cell.method.params)
     if not cell.isolated:
-        return cell.method.resolve()(artifact, seed=cell.seed, **params)
+        return cell.method.resolve()(artifact, seed=cell.call_seed, **params)
     key = (cell.method.reference, cell.guarded)
     process = _METHOD_PROCESSES.get(key)
     if process is None or not process.alive:
         process = _METHOD_PROCESSES[key] = _isolation.MethodProcess(cell.method.function, cell.guarded)
-    return process.call(artifact, cell.seed, params, _isolation.allowed_records(cell.task.prediction_type))
+    return process.call(artifact, cell.call_seed, params, _isolation.allowed_records(cell.task.prediction_type))
 
 
 def _close_method_processes() -> None:
@@ -120,6 +125,7 @@ def _execute(cell: _Cell) -> CellResult:
     return CellResult(
         suite=cell.suite, suite_version=cell.suite_version, task=task.name, toy=cell.toy, toy_id=cell.config.id,
         axes=dict(cell.axes), method=cell.method.name, params=cell.method.params_json, seed=cell.seed,
+        method_seed=cell.call_seed,
         status=status, metrics=metrics, seconds=time.perf_counter() - start, package_version=__version__,
         error=error, config=cell.config.to_json(), directions=directions, toy_arrays=arrays,
         method_fingerprint=cell.fingerprint, traceback=trace,
@@ -230,6 +236,7 @@ def run(
     isolate: bool | None = None,
     secret: str | bytes | os.PathLike | None = None,
     force: bool = False,
+    method_seeds: Sequence[int] | None = None,
 ) -> list[CellResult]:
     """Run a suite and return the results of all its cells (those already stored included).
 
@@ -270,6 +277,10 @@ def run(
         suite's public configs do not rebuild these toys; the suite version carries a tag of the
         secret. Methods are still called with the public seed.
 
+    method_seeds : sequence of int, optional
+        Seed the methods apart from the toys: every toy seed is run with each of these method
+        seeds, so a report can tell the variance between toys (data) from the variance between
+        runs of a method on one toy. Default: the suite's (none: a method gets its toy's seed).
     force : bool
         Run every cell again, whatever the store holds (a stored cell whose method's code changed
         is run again anyway: ``MethodSpec.fingerprint``).
@@ -304,6 +315,8 @@ def run(
     suite = suite.with_methods(method_specs(methods, suite))
     if seeds is not None:
         suite = suite.with_seeds(seeds)
+    if method_seeds is not None:
+        suite = dataclasses.replace(suite, method_seeds=tuple(int(s) for s in method_seeds))
     if suite.task not in TASKS:
         raise nearest(suite.task, TASKS, "task")
     task = TASKS[suite.task]
@@ -321,10 +334,11 @@ def run(
 
     cells = [
         _Cell(suite.name, version, task, t.name, config(t, seed), dict(t.axes), m, seed,
-              isolated=isolated[m.name], guarded=guarded, fingerprint=fingerprints[m.name])
+              isolated=isolated[m.name], guarded=guarded, fingerprint=fingerprints[m.name], method_seed=method_seed)
         for t in suite.toys
         for seed in suite.seeds
         for m in suite.methods
+        for method_seed in (suite.method_seeds or (None,))
     ]
     db = Store(store) if own_store else store
     try:

@@ -3,7 +3,7 @@
 A row is written in a single transaction when its cell finishes, so killing a run at any moment
 loses at most the cells in flight and never leaves a half-written row; SQLite's locking (with a
 busy timeout) lets two runs write one store at once. Rows are keyed by what makes a cell the same
-cell: suite, suite version, task, toy id, method, hyperparameters and seed.
+cell: suite, suite version, task, toy id, method, hyperparameters, the toy's seed and the method's.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS cells (
     config TEXT NOT NULL,
     method_fingerprint TEXT NOT NULL DEFAULT '',
     traceback TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (suite, suite_version, task, toy_id, method, params, seed)
+    method_seed INTEGER NOT NULL,
+    PRIMARY KEY (suite, suite_version, task, toy_id, method, params, seed, method_seed)
 );
 CREATE TABLE IF NOT EXISTS predictions (
     suite TEXT NOT NULL,
@@ -53,7 +54,8 @@ CREATE TABLE IF NOT EXISTS predictions (
     params TEXT NOT NULL,
     seed INTEGER NOT NULL,
     directions BLOB NOT NULL,
-    PRIMARY KEY (suite, suite_version, task, toy_id, method, params, seed)
+    method_seed INTEGER NOT NULL,
+    PRIMARY KEY (suite, suite_version, task, toy_id, method, params, seed, method_seed)
 );
 CREATE TABLE IF NOT EXISTS toy_arrays (
     toy_id TEXT NOT NULL,
@@ -63,6 +65,14 @@ CREATE TABLE IF NOT EXISTS toy_arrays (
     PRIMARY KEY (toy_id, task, name)
 );
 """
+
+def _table_schema(table: str) -> str:
+    """The CREATE statement of one table of ``_SCHEMA``."""
+    for statement in _SCHEMA.split(";"):
+        if f"CREATE TABLE IF NOT EXISTS {table} (" in statement:
+            return statement.strip()
+    raise KeyError(table)
+
 
 # Predictions (and each figure array of a toy) up to this many entries are kept, for the report's figures.
 KEEP_PREDICTION_LIMIT = 1 << 21
@@ -99,7 +109,8 @@ class CellKey:
     toy_id: str
     method: str
     params: str  # canonical JSON of the method's hyperparameters
-    seed: int
+    seed: int  # the toy's
+    method_seed: int  # the method's (equal to ``seed`` unless a run gives method seeds of their own)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,12 +140,14 @@ class CellResult:
     config: str = ""  # the toy's config as canonical JSON (rebuilds the toy for diagnostics)
     method_fingerprint: str = ""  # what computed it (``MethodSpec.fingerprint``); "" in stores before it
     traceback: str = ""  # a failed cell's full traceback (``error`` is its last line)
+    method_seed: int | None = None  # the seed the method was called with; None: ``seed``
     directions: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
     toy_arrays: dict[str, np.ndarray] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> CellKey:
-        return CellKey(self.suite, self.suite_version, self.task, self.toy_id, self.method, self.params, self.seed)
+        return CellKey(self.suite, self.suite_version, self.task, self.toy_id, self.method, self.params, self.seed,
+                       self.seed if self.method_seed is None else self.method_seed)
 
 
 class Store:
@@ -155,11 +168,29 @@ class Store:
             raise ValueError(f"{self.path}: not a planted results store ({exc})") from None
 
     def _migrate(self) -> None:
-        """Add the columns later versions keep to a store an earlier version wrote."""
-        have = {row[1] for row in self._db.execute("PRAGMA table_info(cells)")}
-        for column in ("method_fingerprint", "traceback"):
-            if column not in have:
-                self._db.execute(f"ALTER TABLE cells ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+        """Bring a store an earlier version wrote to this schema: the columns added since, and the
+        method seed in the key of cells and predictions (the toy's seed, which earlier runs gave
+        the method too). One transaction: a second process waits, then finds it done."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(cells)")}
+            for column in ("method_fingerprint", "traceback"):
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE cells ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+            for table in ("cells", "predictions"):
+                columns = [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
+                if "method_seed" in columns:
+                    continue
+                self._db.execute(f"ALTER TABLE {table} RENAME TO {table}_before_method_seed")
+                self._db.execute(_table_schema(table))
+                names = ", ".join(columns)
+                self._db.execute(f"INSERT INTO {table} ({names}, method_seed) SELECT {names}, seed "
+                                 f"FROM {table}_before_method_seed")
+                self._db.execute(f"DROP TABLE {table}_before_method_seed")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -182,7 +213,8 @@ class Store:
         found: set[CellKey] = set()
         for suite, version in suites:
             rows = self._db.execute(
-                "SELECT suite, suite_version, task, toy_id, method, params, seed, status, method_fingerprint FROM cells "
+                "SELECT suite, suite_version, task, toy_id, method, params, seed, method_seed, status, method_fingerprint "
+                "FROM cells "
                 "WHERE suite = ? AND suite_version = ?",
                 (suite, version),
             )
@@ -202,6 +234,7 @@ class Store:
             json.dumps(result.axes, sort_keys=True), result.method, result.params, result.seed, result.status,
             json.dumps(result.metrics, sort_keys=True, allow_nan=False), result.seconds, time.time(),
             result.package_version, result.error, result.config, result.method_fingerprint, result.traceback,
+            result.key.method_seed,
         )
         key = tuple(dataclasses.astuple(result.key))
         blob = None
@@ -213,12 +246,13 @@ class Store:
         try:
             self._db.execute(
                 "INSERT OR REPLACE INTO cells (suite, suite_version, task, toy, toy_id, axes, method, params, seed, "
-                "status, metrics, seconds, finished_at, package_version, error, config, method_fingerprint, traceback) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "status, metrics, seconds, finished_at, package_version, error, config, method_fingerprint, traceback, "
+                "method_seed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
             if blob is not None:
-                self._db.execute("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*key, blob))
+                self._db.execute("INSERT OR REPLACE INTO predictions (suite, suite_version, task, toy_id, method, params, "
+                                 "seed, method_seed, directions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*key, blob))
             self._insert_arrays(result.toy_id, result.task, result.toy_arrays or {})
             self._db.execute("COMMIT")
         except BaseException:
@@ -262,7 +296,7 @@ class Store:
         """The stored prediction directions of a cell (None when not kept). Read without pickle."""
         row = self._db.execute(
             "SELECT directions FROM predictions WHERE suite = ? AND suite_version = ? AND task = ? AND toy_id = ? "
-            "AND method = ? AND params = ? AND seed = ?",
+            "AND method = ? AND params = ? AND seed = ? AND method_seed = ?",
             dataclasses.astuple(key),
         ).fetchone()
         if row is None:
@@ -273,7 +307,7 @@ class Store:
     def results(self, *, suite: str | None = None, suite_version: str | None = None) -> list[CellResult]:
         """Every stored cell, optionally of one suite (and version), in a stable order."""
         query = "SELECT suite, suite_version, task, toy, toy_id, axes, method, params, seed, status, metrics, " \
-                "seconds, package_version, error, config, method_fingerprint, traceback FROM cells"
+                "seconds, package_version, error, config, method_fingerprint, traceback, method_seed FROM cells"
         where, args = [], []
         if suite is not None:
             where.append("suite = ?")
@@ -283,12 +317,12 @@ class Store:
             args.append(suite_version)
         if where:
             query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY suite, suite_version, task, toy, method, params, seed"
+        query += " ORDER BY suite, suite_version, task, toy, method, params, seed, method_seed"
         return list(self._rows(self._db.execute(query, args)))
 
     def to_pandas(self, *, suite: str | None = None, suite_version: str | None = None):
         """The stored cells as a ``pandas.DataFrame``, one row per cell: suite, suite_version,
-        task, toy, toy_id, method, params, seed, status, seconds, package_version,
+        task, toy, toy_id, method, params, seed (the toy's), method_seed, status, seconds, package_version,
         method_fingerprint, error; then each difficulty axis as ``axis.<name>`` and each metric as
         a column of its own (NaN where a cell lacks it)."""
         try:
@@ -300,6 +334,7 @@ class Store:
             row = {name: getattr(r, name) for name in ("suite", "suite_version", "task", "toy", "toy_id", "method",
                                                        "params", "seed", "status", "seconds", "package_version",
                                                        "method_fingerprint", "error")}
+            row["method_seed"] = r.key.method_seed
             row.update({f"axis.{k}": v for k, v in sorted(r.axes.items())})
             row.update({k: (float("nan") if v is None else v) for k, v in sorted(r.metrics.items())})
             rows.append(row)
@@ -308,12 +343,12 @@ class Store:
     @staticmethod
     def _rows(cursor) -> Iterator[CellResult]:
         for (suite, version, task, toy, toy_id, axes, method, params, seed, status, metrics, seconds, pkg, error, config,
-             fingerprint, trace) in cursor:
+             fingerprint, trace, method_seed) in cursor:
             yield CellResult(
                 suite=suite, suite_version=version, task=task, toy=toy, toy_id=toy_id, axes=json.loads(axes),
                 method=method, params=params, seed=seed, status=status, metrics=json.loads(metrics),
                 seconds=seconds, package_version=pkg, error=error, config=config, method_fingerprint=fingerprint,
-                traceback=trace,
+                traceback=trace, method_seed=method_seed,
             )
 
 __all__ = [

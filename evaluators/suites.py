@@ -56,6 +56,7 @@ class Suite:
     seeds: tuple[int, ...]
     description: str = ""
     figures: tuple[str, ...] = ()  # extra report figures: "phase_diagram"
+    method_seeds: tuple[int, ...] = ()  # seeds of the methods apart from the toys' (empty: the toy's seed)
 
     def __post_init__(self) -> None:
         wrong = [f"{m.name} ({m.task})" for m in self.methods if m.task is not None and m.task != self.task]
@@ -72,6 +73,8 @@ class Suite:
             "methods": [[m.name, m.reference, m.params_json] for m in self.methods],
             "seeds": list(self.seeds),
         }
+        if self.method_seeds:  # absent when empty, so the versions of suites without them are unchanged
+            grid["method_seeds"] = list(self.method_seeds)
         return hashlib.sha256(json.dumps(grid, sort_keys=True).encode()).hexdigest()[:12]
 
     def with_methods(self, specs: Sequence[MethodSpec]) -> Suite:

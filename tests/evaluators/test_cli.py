@@ -44,7 +44,7 @@ def test_make_and_score(tmp_path, capsys):
         (["bench", "--suite", "quik"], "unknown suite 'quik'; did you mean quick"),
         (["bench", "--method", "sae-rel", "--store", "{tmp}/x.sqlite"], "unknown method 'sae-rel'; did you mean sae-relu"),
         (["bench", "--seeds", "0"], "--seeds must be at least 1"),
-        (["make", "sharky2022", "--out", "{tmp}/m"], "unknown preset 'sharky2022'; did you mean sharkey2022"),
+        (["make", "sharky2022", "--out", "{tmp}/m"], "unknown preset or family 'sharky2022'; did you mean sharkey2022"),
         (["report", "--store", "{tmp}/none.sqlite"], "no results store there"),
     ],
 )

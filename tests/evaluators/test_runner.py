@@ -284,3 +284,47 @@ def test_ctrl_c_and_sigterm_stop_a_run_with_one_line_saying_what_was_saved(helpe
     saved = int(re.search(r"interrupted; (\d+) cell\(s\) of this run saved in", last).group(1))
     assert saved >= 2 and "run the same command again to resume" in last
     assert _count(store)[0] == saved
+
+
+def test_method_seeds_apart_from_toy_seeds_separate_data_and_method_variance(tmp_path):
+    from planted.evaluators import variance
+
+    store = tmp_path / "s.sqlite"
+    results = run("quick", methods=["ica"], seeds=[0, 1], method_seeds=[0, 1, 2], store=store)
+    assert len(results) == 3 * 2 * 3
+    sparse = [r for r in results if r.toy == "sparse-r2"]
+    assert {(r.seed, r.key.method_seed) for r in sparse} == {(s, m) for s in (0, 1) for m in (0, 1, 2)}
+    assert len({r.toy_id for r in sparse}) == 2  # the toy follows its seed only
+    by_seed = {}
+    for r in sparse:
+        by_seed.setdefault(r.seed, set()).add(round(r.metrics["mmcs"], 9))
+    assert all(len(v) > 1 for v in by_seed.values())  # ICA's own randomness shows within a toy
+    [v] = [v for v in variance(results, "mmcs") if v.toy == "sparse-r2"]
+    assert v.toy_seeds == 2 and v.method_seeds == 3 and v.data >= 0 and v.method_sd > 0
+    again = run("quick", methods=["ica"], seeds=[0, 1], method_seeds=[0, 1, 2], store=store)
+    assert [r.seconds for r in again] == [r.seconds for r in results]  # every (toy seed, method seed) cell reused
+    with Store(store) as s:
+        assert {(r.seed, r.key.method_seed) for r in s.results() if r.toy == "sparse-r2"} == {(s_, m) for s_ in (0, 1) for m in (0, 1, 2)}
+
+
+def test_a_store_from_before_method_seeds_is_migrated_in_place(tmp_path):
+    """The method seed joins the key: an older store's rows keep their values, their method seed
+    is their toy seed, and a run finds them (no cell runs twice)."""
+    store = tmp_path / "old.sqlite"
+    fresh = run("quick", methods=["pca"], seeds=[0], store=store)
+    with sqlite3.connect(store) as db:  # take the store back to the layout before method seeds
+        for table in ("cells", "predictions"):
+            cols = [row[1] for row in db.execute(f"PRAGMA table_info({table})") if row[1] != "method_seed"]
+            schema = db.execute(f"SELECT sql FROM sqlite_master WHERE name = '{table}'").fetchone()[0]
+            old = schema.replace(",\n    method_seed INTEGER NOT NULL", "").replace(", seed, method_seed)", ", seed)")
+            db.execute(f"ALTER TABLE {table} RENAME TO t_old")
+            db.execute(old)
+            db.execute(f"INSERT INTO {table} SELECT {', '.join(cols)} FROM t_old")
+            db.execute("DROP TABLE t_old")
+        assert "method_seed" not in [row[1] for row in db.execute("PRAGMA table_info(cells)")]
+    with Store(store) as s:
+        rows = s.results()
+        assert [r.key.method_seed for r in rows] == [r.seed for r in rows] and len(rows) == 3
+        assert s.directions(rows[0].key) is not None
+    again = run("quick", methods=["pca"], seeds=[0], store=store)
+    assert [r.seconds for r in again] == [r.seconds for r in fresh]
