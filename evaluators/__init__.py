@@ -37,6 +37,7 @@ _NAMES = {
     "make": ".external",
     "load_predictions": ".external",
     "load_saelens": ".external",
+    "load_dictionary_learning": ".external",
     "score_report": ".external",
     "score_to_store": ".external",
     "torch_circuit": "._torch",

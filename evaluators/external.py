@@ -25,7 +25,15 @@ from planted.evaluators import _exchange, _private
 from planted.evaluators.features import chance_mmcs
 from planted.evaluators.store import CellResult, Store
 from planted.evaluators.tasks import TASKS
-from planted.groundtruth import Dictionary, Encoder, read_json, read_npz, read_safetensors, regular_file
+from planted.groundtruth import (
+    Dictionary,
+    Encoder,
+    read_json,
+    read_npz,
+    read_safetensors,
+    read_torch_state_dict,
+    regular_file,
+)
 
 ARTIFACT = "artifact.npz"
 ARTIFACT_INFO = "artifact.json"
@@ -163,8 +171,9 @@ def load_predictions(path: str | Path, *, n_samples: int, d_model: int) -> Dicti
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: predictions file not found")
-    if path.is_dir():
-        dictionary = load_saelens(path)
+    if path.is_dir() or path.suffix == ".pt":
+        checkpoint = path.is_dir() and (path / SAELENS_CONFIG).exists()
+        dictionary = load_saelens(path) if checkpoint else load_dictionary_learning(path)
         if dictionary.directions.shape[1] != d_model:
             raise ValueError(f"{path}: the SAE reads d_in={dictionary.directions.shape[1]}, the artifact has d_model={d_model}")
         return dictionary
@@ -177,6 +186,52 @@ def load_predictions(path: str | Path, *, n_samples: int, d_model: int) -> Dicti
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
     return dataclasses.replace(dictionary, method=path.stem)
+
+
+DICTIONARY_LEARNING_WEIGHTS = "ae.pt"
+
+
+def load_dictionary_learning(path: str | Path) -> Dictionary:
+    """An SAE trained with dictionary_learning (Marks, Karvonen & Mueller): its ``ae.pt`` (a
+    ``torch.save`` state dict; ``path`` is the file or its folder), read without torch and without
+    running anything from the file (``groundtruth.read_torch_state_dict``).
+
+    The architecture is read from the state dict's names: ``AutoEncoder`` (``bias``,
+    ``encoder.*``, ``decoder.weight``: codes ``relu(W_enc (x - bias) + b_enc)``),
+    ``AutoEncoderTopK`` (``b_dec``, ``k``: the k largest of those) and ``JumpReluAutoEncoder``
+    (``W_enc``, ``b_enc``, ``W_dec``, ``b_dec``, ``threshold``; its codes are scaled by the decoder
+    norms, so the directions are the unit decoder rows and the scale is folded into the encoder).
+    Directions are the decoder's rows; ``decoder_bias`` the bias added back.
+    """
+    path = Path(path)
+    file = path / DICTIONARY_LEARNING_WEIGHTS if path.is_dir() else path
+    w = {k: np.asarray(v) for k, v in read_torch_state_dict(file).items()}
+    where = f"{file}: dictionary_learning SAE"
+    try:
+        if {"W_enc", "b_enc", "W_dec", "b_dec", "threshold"} <= set(w):
+            norms = np.linalg.norm(w["W_dec"], axis=1)
+            if (norms <= 0).any():
+                raise ValueError("a decoder row is zero")
+            encoder = Encoder(weights=w["W_enc"] * norms, bias=w["b_enc"] * norms, pre_bias=np.zeros(w["W_enc"].shape[0]),
+                              activation="threshold", threshold=np.maximum(w["threshold"], 0) * norms)
+            return Dictionary(directions=w["W_dec"] / norms[:, None], encoder=encoder, decoder_bias=w["b_dec"],
+                              method="dictionary_learning-jumprelu")
+        if {"encoder.weight", "encoder.bias", "decoder.weight"} <= set(w):
+            bias = w.get("b_dec", w.get("bias"))
+            if bias is None:
+                raise ValueError("holds neither 'bias' nor 'b_dec'")
+            if "k" in w:
+                encoder = Encoder(weights=w["encoder.weight"].T, bias=w["encoder.bias"], pre_bias=bias, activation="topk",
+                                  k=int(w["k"]))
+                kind = "topk"
+            else:
+                encoder = Encoder(weights=w["encoder.weight"].T, bias=w["encoder.bias"], pre_bias=bias, activation="relu")
+                kind = "relu"
+            return Dictionary(directions=w["decoder.weight"].T, encoder=encoder, decoder_bias=bias,
+                              method=f"dictionary_learning-{kind}")
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    raise ValueError(f"{where}: tensors {sorted(w)} are not an AutoEncoder, AutoEncoderTopK or JumpReluAutoEncoder")
 
 
 SAELENS_CONFIG = "cfg.json"
@@ -338,7 +393,7 @@ def _read_predictions(path: Path, tasks: list[str], toy) -> dict[str, Any]:
     """{task: prediction} for every task whose prediction the file holds."""
     if not path.exists():
         raise ValueError(f"{path}: predictions file not found")
-    if path.is_dir():
+    if path.is_dir() or path.suffix == ".pt":
         if "features" not in tasks:
             raise ValueError(f"{path}: a checkpoint folder predicts features; this toy's tasks are {tasks}")
         return {"features": load_predictions(path, n_samples=toy.activations.shape[0], d_model=toy.activations.shape[1])}
@@ -367,6 +422,7 @@ __all__ = [
     "ARTIFACT_INFO",
     "TRUTH",
     "exportable",
+    "load_dictionary_learning",
     "load_predictions",
     "load_saelens",
     "make",

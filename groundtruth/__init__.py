@@ -25,7 +25,14 @@ from planted.groundtruth._connectome import (
     Partition,
     Recording,
 )
-from planted.groundtruth._files import available_memory, read_json, read_npz, read_safetensors, regular_file
+from planted.groundtruth._files import (
+    available_memory,
+    read_json,
+    read_npz,
+    read_safetensors,
+    read_torch_state_dict,
+    regular_file,
+)
 from planted.groundtruth._geometry import (
     REPRESENTED_NORM,
     dimensionality,
@@ -52,6 +59,7 @@ __all__ = [
     "read_json",
     "read_npz",
     "read_safetensors",
+    "read_torch_state_dict",
     "regular_file",
     "CircuitPrediction",
     "CircuitTruth",

@@ -359,4 +359,112 @@ def read_safetensors(path: str | os.PathLike, *, max_bytes: int | None = None) -
         raise ValueError(f"{path}: not a readable .safetensors file ({type(exc).__name__}: {exc})") from None
 
 
-__all__ = ["available_memory", "default_read_budget", "read_json", "read_npz", "read_safetensors", "regular_file"]
+# What a PyTorch state dict's pickle may name: its dict type, the tensor rebuilders and the
+# storage types (as NumPy dtypes). Anything else in the file is refused before it is built.
+_TORCH_STORAGES = {"FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2", "BFloat16Storage": "<u2",
+                   "LongStorage": "<i8", "IntStorage": "<i4", "ShortStorage": "<i2", "CharStorage": "i1",
+                   "ByteStorage": "u1", "BoolStorage": "?"}
+
+
+class _Storage(str):
+    """A storage type named in a state dict: its dtype string (BF16 is widened when read)."""
+
+
+def _rebuild_tensor(storage, offset, size, stride, *rest):
+    array, dtype = storage
+    size, stride = tuple(int(v) for v in size), tuple(int(v) for v in stride)
+    if any(v < 0 for v in size + stride) or int(offset) < 0 or len(size) != len(stride) or len(size) > 32:
+        raise ValueError("a tensor has a negative size, stride or offset")
+    last = int(offset) + sum((n - 1) * st for n, st in zip(size, stride)) if all(size) else int(offset) - 1
+    if last >= array.size:
+        raise ValueError(f"a tensor of size {size} and stride {stride} reaches past its storage of {array.size}")
+    if not all(size):
+        return np.zeros(size, array.dtype)
+    view = np.lib.stride_tricks.as_strided(array[int(offset):], shape=size,
+                                           strides=tuple(st * array.itemsize for st in stride), writeable=False)
+    out = view.copy()  # C order; np.ascontiguousarray would make a 0-d tensor 1-d
+    return (out.astype(np.uint32) << 16).view(np.float32) if dtype == "BF16" else out
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *rest):
+    return data
+
+
+_TORCH_GLOBALS = {("collections", "OrderedDict"): dict, ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+                  ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+                  ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+                  **{("torch", name): _Storage(name) for name in _TORCH_STORAGES}}
+
+
+def read_torch_state_dict(path: str | os.PathLike, *, max_bytes: int | None = None) -> dict[str, np.ndarray]:
+    """A PyTorch state dict saved by ``torch.save`` (a zip of ``data.pkl`` and one file per
+    storage) as NumPy arrays, without torch and without running anything from the file.
+
+    ``data.pkl`` is read by an unpickler that can build nothing but dicts and tensors: it knows
+    ``collections.OrderedDict``, torch's tensor rebuilders and its storage types, and refuses any
+    other name in the file before anything is called (as ``torch.load(weights_only=True)`` does).
+    Each tensor is rebuilt from its storage's bytes in the archive, read through ``read_npz``'s
+    checks (stored or deflated members, declared sizes, a budget: ``max_bytes``, at most half the
+    available memory). Raises ``ValueError`` naming the file and the fault.
+    """
+    import io
+    import pickle
+
+    path = regular_file(path)
+    budget = default_read_budget() if max_bytes is None else min(int(max_bytes), default_read_budget())
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            pkl = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
+            if len(pkl) != 1:
+                raise ValueError("not a torch.save archive (no single data.pkl)")
+            prefix = pkl[0][: -len("data.pkl")]
+            if f"{prefix}byteorder" in names and archive.read(f"{prefix}byteorder").strip() not in (b"little", b""):
+                raise ValueError("written on a big-endian machine")
+            for info in archive.infolist():
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 0x1:
+                    raise ValueError(f"member {info.filename!r} is compressed in a way this reader refuses, or encrypted")
+            info = archive.getinfo(pkl[0])
+            if info.file_size > 64 << 20:
+                raise ValueError(f"its data.pkl declares {info.file_size} bytes")
+            spent = [0]
+
+            class Unpickler(pickle.Unpickler):
+                def find_class(self, module, name):
+                    found = _TORCH_GLOBALS.get((module, name))
+                    if found is None:
+                        raise ValueError(f"refuses {module}.{name}: a state dict holds only tensors")
+                    return found
+
+                def persistent_load(self, pid):
+                    if (not isinstance(pid, tuple) or len(pid) != 5 or pid[0] != "storage"
+                            or not isinstance(pid[1], _Storage) or not isinstance(pid[2], str) or type(pid[4]) is not int):
+                        raise ValueError("a storage reference is malformed")
+                    kind, key, numel = str(pid[1]), pid[2], pid[4]
+                    dtype = np.dtype(_TORCH_STORAGES[kind])
+                    member = archive.getinfo(f"{prefix}data/{key}")
+                    if numel < 0 or member.file_size != numel * dtype.itemsize:
+                        raise ValueError(f"storage {key!r} holds {member.file_size} bytes, not {numel} x {dtype}")
+                    spent[0] += member.file_size
+                    if spent[0] > budget:
+                        raise ValueError(f"its tensors take more than {budget} bytes, more than this read may allocate")
+                    with archive.open(member) as fh:
+                        raw = fh.read(member.file_size + 1)
+                    if len(raw) != member.file_size:
+                        raise ValueError(f"storage {key!r} is truncated")
+                    return np.frombuffer(raw, dtype), "BF16" if kind == "BFloat16Storage" else ""
+
+            with archive.open(info) as fh:
+                state = Unpickler(io.BytesIO(fh.read(info.file_size + 1))).load()
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, pickle.UnpicklingError, TypeError, AttributeError,
+            IndexError, struct.error, OverflowError, MemoryError, RecursionError, zlib.error) as exc:
+        raise ValueError(f"{path}: not a readable PyTorch state dict ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in state.items()):
+        raise ValueError(f"{path}: holds {type(state).__name__}, not a state dict of named tensors")
+    return dict(state)
+
+
+__all__ = ["available_memory", "default_read_budget", "read_json", "read_npz", "read_safetensors",
+           "read_torch_state_dict", "regular_file"]

@@ -320,3 +320,64 @@ def test_a_connectome_as_files_serves_three_tasks(tmp_path, capsys):
     np.savez(tmp_path / "only.npz", labels=truth.modules[observed])
     assert cli.main(["score", str(out), str(tmp_path / "only.npz")]) == 0
     assert list(json.loads(capsys.readouterr().out)["scores"]) == ["modules"]
+
+
+@pytest.mark.parametrize("architecture", ["relu", "topk", "jumprelu"])
+def test_a_dictionary_learning_checkpoint_is_read_without_torch_and_scored(folder, tmp_path, architecture):
+    """ae.pt files as dictionary_learning's AutoEncoder, AutoEncoderTopK and JumpReluAutoEncoder
+    save them (torch.save of the state dict), read without torch; their encoders as the library
+    writes them."""
+    torch = pytest.importorskip("torch")
+    from collections import OrderedDict
+
+    from planted.evaluators import load_dictionary_learning
+
+    toy = toys.load(folder / "truth.sealed")
+    d = toy.truth.directions.astype(np.float32)  # (k, d_in)
+    rng = np.random.default_rng(0)
+    bias = (0.01 * rng.standard_normal(d.shape[1])).astype(np.float32)
+    if architecture == "jumprelu":
+        scale = (1 + rng.random(d.shape[0])).astype(np.float32)  # decoder rows of other norms
+        state = OrderedDict(W_enc=torch.from_numpy(d.T.copy()), b_enc=torch.full((d.shape[0],), -0.01),
+                            W_dec=torch.from_numpy(d * scale[:, None]), b_dec=torch.from_numpy(bias),
+                            threshold=torch.full((d.shape[0],), 0.05))
+    else:
+        state = OrderedDict(**{"encoder.weight": torch.from_numpy(d.copy()), "encoder.bias": torch.full((d.shape[0],), -0.01),
+                               "decoder.weight": torch.from_numpy(d.T.copy())})
+        state["b_dec" if architecture == "topk" else "bias"] = torch.from_numpy(bias)
+        if architecture == "topk":
+            state["k"] = torch.tensor(8, dtype=torch.int32)
+    (tmp_path / "sae").mkdir()
+    torch.save(state, tmp_path / "sae" / "ae.pt")
+    dictionary = load_dictionary_learning(tmp_path / "sae")
+    x = torch.from_numpy(toy.activations[:40])
+    with torch.no_grad():  # the library's encode, written out in torch
+        if architecture == "jumprelu":
+            pre = x @ state["W_enc"] + state["b_enc"]
+            codes = torch.relu(pre * (pre > state["threshold"])) * state["W_dec"].norm(dim=1)
+        else:
+            pre = torch.relu((x - bias) @ state["encoder.weight"].T + state["encoder.bias"])
+            codes = pre
+            if architecture == "topk":
+                top = pre.topk(8, dim=-1)
+                codes = torch.zeros_like(pre).scatter_(-1, top.indices, top.values)
+    np.testing.assert_allclose(dictionary.encoder(toy.activations[:40]), codes.numpy(), atol=1e-5)
+    if architecture == "jumprelu":  # unit directions times the scaled codes reconstruct as the library decodes
+        np.testing.assert_allclose(codes.numpy() @ dictionary.directions,
+                                   (codes / state["W_dec"].norm(dim=1)).numpy() @ state["W_dec"].numpy(), atol=1e-4)
+    assert score(folder, tmp_path / "sae" / "ae.pt")["features"]["mmcs"] == pytest.approx(1.0)
+
+
+def test_a_checkpoint_torch_wrote_reads_without_torch():
+    """tests/data/dictionary_learning/ae.pt was written by torch.save (torch 2.13) as
+    dictionary_learning's AutoEncoder saves itself, with its codes of five inputs computed by torch:
+    ``relu((x - bias) @ encoder.weight.T + encoder.bias)``."""
+    from pathlib import Path
+
+    from planted.evaluators import load_dictionary_learning
+
+    data = Path(__file__).resolve().parents[1] / "data" / "dictionary_learning"
+    expected = json.loads((data / "expected.json").read_text())
+    dictionary = load_dictionary_learning(data / "ae.pt")
+    np.testing.assert_allclose(dictionary.encoder(np.array(expected["inputs"], np.float32)), expected["codes"], atol=1e-5)
+    np.testing.assert_allclose(dictionary.directions, np.array(expected["decoder_weight"]).T, atol=1e-7)

@@ -114,3 +114,34 @@ def test_progress_writes_lines_when_not_on_a_terminal_and_a_bar_on_one():
     with Progress(3, "off", stream=silent, enabled=False, every=0.0) as bar:
         bar.update(3)
     assert silent.getvalue() == ""
+
+
+def test_a_state_dict_with_anything_but_tensors_is_refused_and_runs_nothing(tmp_path):
+    """A .pt whose pickle names another callable (os.system here) is refused before anything is
+    called; truncated and foreign archives are ValueErrors naming the file."""
+    import pickle
+    import zipfile
+
+    from planted.groundtruth import read_torch_state_dict
+
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+
+            return os.system, (f"touch {marker}",)
+
+    with zipfile.ZipFile(tmp_path / "evil.pt", "w") as z:
+        z.writestr("archive/data.pkl", pickle.dumps({"w": Evil()}, protocol=2))
+        z.writestr("archive/byteorder", "little")
+    with pytest.raises(ValueError, match=r"evil.pt: refuses (posix|os)\.system"):
+        read_torch_state_dict(tmp_path / "evil.pt")
+    assert not marker.exists()
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "evil.pt").read_bytes()[:40])
+    with pytest.raises(ValueError, match="cut.pt: not a readable PyTorch state dict"):
+        read_torch_state_dict(tmp_path / "cut.pt")
+    with zipfile.ZipFile(tmp_path / "other.pt", "w") as z:
+        z.writestr("x.txt", "hello")
+    with pytest.raises(ValueError, match="other.pt: not a torch.save archive"):
+        read_torch_state_dict(tmp_path / "other.pt")
