@@ -48,6 +48,7 @@ _NAMES = {
     "plot_leaderboard": "._figures",
     "run": ".runner",
     "TamperingDetected": ".store",
+    "Interrupted": ".runner",
     "score": ".external",
     "score_circuit": ".circuits",
     "score_connectivity": ".connectome",

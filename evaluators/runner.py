@@ -463,6 +463,7 @@ def _ray_results(cells: list[_Cell], workers: int, address: str | None, bar: Pro
 
 __all__ = [
     "BACKENDS",
+    "Interrupted",
     "method_specs",
     "run",
 ]
