@@ -64,9 +64,14 @@ def _options_of(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[st
 
 
 def _command(sub, name: str, summary: str, description: str, examples: str) -> argparse.ArgumentParser:
-    """A subcommand with its one-line summary, a description and examples in its ``--help``."""
-    return sub.add_parser(name, help=summary, description=f"{summary}.\n\n{description}",
-                          epilog="examples:\n" + examples)
+    """A subcommand with its one-line summary, a description and examples in its ``--help``, and
+    -v/-q after it as before it (``planted bench -q`` as ``planted -q bench``)."""
+    command = sub.add_parser(name, help=summary, description=f"{summary}.\n\n{description}",
+                             epilog="examples:\n" + examples)
+    command.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="say more (-vv: debugging detail)")
+    command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                         help="only warnings and errors; no progress")
+    return command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -263,7 +268,7 @@ def _bench(args) -> int:
     results = run(args.suite, methods=methods, seeds=seeds, store=args.store, workers=args.workers,
                   backend=args.backend, address=args.address, retry_failed=args.retry_failed,
                   isolate={"auto": None, "all": True, "none": False}[args.isolate], secret=_secret(args),
-                  force=args.force, progress=False if args.quiet else None,
+                  force=args.force, progress=False if getattr(args, "quiet", False) else None,
                   method_seeds=None if args.method_seeds is None else range(_positive(args.method_seeds, "--method-seeds")))
     if args.format == "text":
         print(f"suite {args.suite} v{results[0].suite_version if results else '?'}: {len(results)} cells, store {args.store}")

@@ -150,3 +150,10 @@ def test_the_api_reference_is_built_from_the_docstrings(tmp_path, capsys):
     toys_page = (tmp_path / "api" / "planted" / "toys.html").read_text()
     assert "sparse_features" in toys_page and "Number of planted features" in toys_page
     assert "score_features" in (tmp_path / "api" / "planted" / "evaluators.html").read_text()
+
+
+def test_verbosity_goes_before_or_after_the_command():
+    parser = cli._parser()
+    for argv in (["-q", "bench"], ["bench", "-q"]):
+        assert parser.parse_args(argv).quiet is True
+    assert parser.parse_args(["report", "-vv"]).verbose == 2 and parser.parse_args(["report"]).quiet is False
