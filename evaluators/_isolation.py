@@ -20,7 +20,6 @@ import inspect
 import json
 import multiprocessing
 import os
-import pickle
 import struct
 import sys
 import threading
@@ -221,11 +220,12 @@ def sendable(function: Any) -> bool:
         # Defined in a notebook, an interactive session or the script being run: a new process
         # would import it by running the whole script again.
         return False
-    try:
-        pickle.dumps(function)
-    except Exception:
-        return False
-    return True
+    if inspect.isfunction(function):  # travels as its reference: the name must lead back to it
+        target = sys.modules.get(module)
+        for part in name.split("."):
+            target = getattr(target, part, None)
+        return target is function
+    return True  # a configured callable (``methods.sklearn_method``) travels as itself
 
 
 def _serve(conn, parent_pid: int, function: Any, guarded: tuple[str, ...]) -> None:

@@ -90,7 +90,11 @@ def _predict(cell: _Cell, artifact: Any) -> Any:
     key = (cell.method.reference, cell.guarded)
     process = _METHOD_PROCESSES.get(key)
     if process is None or not process.alive:
-        process = _METHOD_PROCESSES[key] = _isolation.MethodProcess(cell.method.function, cell.guarded)
+        try:
+            process = _METHOD_PROCESSES[key] = _isolation.MethodProcess(cell.method.function, cell.guarded)
+        except Exception as exc:  # it could not be handed to a new process (an attribute that is a lambda ...)
+            raise _isolation.MethodFailed(f"method {cell.method.name!r} cannot be sent to a process of its own "
+                                          f"({type(exc).__name__}: {exc}); define it in a module, or pass isolate=False") from None
     return process.call(artifact, cell.call_seed, params, _isolation.allowed_records(cell.task.prediction_type))
 
 

@@ -396,20 +396,108 @@ _TORCH_GLOBALS = {("collections", "OrderedDict"): dict, ("torch._utils", "_rebui
                   **{("torch", name): _Storage(name) for name in _TORCH_STORAGES}}
 
 
+_LITERALS = {"BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "UNICODE", "BININT", "BININT1", "BININT2", "LONG1",
+             "LONG4", "INT", "LONG", "BINFLOAT", "FLOAT", "SHORT_BINBYTES", "BINBYTES"}
+_CONSTANTS = {"NEWFALSE": False, "NEWTRUE": True, "NONE": None}
+
+
+def _read_pickle_opcodes(data: bytes, storage) -> Any:
+    """The value a pickle of a state dict describes, built by interpreting its opcodes here
+    (``pickletools.genops`` only decodes them): names resolve through ``_TORCH_GLOBALS`` alone, so
+    the only calls made are to dict and the tensor rebuilders; ``storage(pid)`` gives a persistent
+    id's storage. Any other name or opcode is a ValueError."""
+    import pickletools
+
+    stack: list[Any] = []
+    memo: dict[int, Any] = {}
+    marks: list[int] = []
+
+    def named(module: str, name: str) -> Any:
+        found = _TORCH_GLOBALS.get((module, name))
+        if found is None:
+            raise ValueError(f"refuses {module}.{name}: a state dict holds only tensors")
+        return found
+
+    def since_mark() -> list[Any]:
+        start = marks.pop()
+        items = stack[start:]
+        del stack[start:]
+        return items
+
+    for op, arg, _ in pickletools.genops(data):
+        name = op.name
+        if name in ("PROTO", "FRAME"):
+            continue
+        if name == "STOP":
+            break
+        if name in _LITERALS:
+            stack.append(arg)
+        elif name in _CONSTANTS:
+            stack.append(_CONSTANTS[name])
+        elif name == "GLOBAL":
+            stack.append(named(*arg.split(" ", 1)))
+        elif name == "STACK_GLOBAL":
+            qualname, module = stack.pop(), stack.pop()
+            stack.append(named(str(module), str(qualname)))
+        elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+            memo[int(arg)] = stack[-1]
+        elif name == "MEMOIZE":
+            memo[len(memo)] = stack[-1]
+        elif name in ("BINGET", "LONG_BINGET", "GET"):
+            stack.append(memo[int(arg)])
+        elif name == "MARK":
+            marks.append(len(stack))
+        elif name == "EMPTY_TUPLE":
+            stack.append(())
+        elif name == "TUPLE":
+            stack.append(tuple(since_mark()))
+        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+            n = int(name[-1])
+            items = tuple(stack[-n:])
+            del stack[-n:]
+            stack.append(items)
+        elif name in ("EMPTY_DICT", "EMPTY_LIST"):
+            stack.append({} if name == "EMPTY_DICT" else [])
+        elif name == "APPEND":
+            value = stack.pop()
+            stack[-1].append(value)
+        elif name == "APPENDS":
+            items = since_mark()
+            stack[-1].extend(items)
+        elif name == "SETITEM":
+            value, key = stack.pop(), stack.pop()
+            stack[-1][key] = value
+        elif name == "SETITEMS":
+            items = since_mark()
+            stack[-1].update(zip(items[::2], items[1::2]))
+        elif name == "BINPERSID":
+            stack.append(storage(stack.pop()))
+        elif name == "REDUCE":
+            args, fn = stack.pop(), stack.pop()
+            if not (callable(fn) and fn in _TORCH_GLOBALS.values() and isinstance(args, tuple)):
+                raise ValueError("a call to something other than a dict or a tensor rebuilder")
+            stack.append(fn(*args))
+        elif name == "BUILD":
+            stack.pop()  # the state of a dict (its _metadata): nothing a tensor needs
+        else:
+            raise ValueError(f"pickle opcode {name} is not read in a state dict")
+    if len(stack) != 1:
+        raise ValueError("its pickle does not describe one value")
+    return stack[0]
+
+
 def read_torch_state_dict(path: str | os.PathLike, *, max_bytes: int | None = None) -> dict[str, np.ndarray]:
     """A PyTorch state dict saved by ``torch.save`` (a zip of ``data.pkl`` and one file per
     storage) as NumPy arrays, without torch and without running anything from the file.
 
-    ``data.pkl`` is read by an unpickler that can build nothing but dicts and tensors: it knows
-    ``collections.OrderedDict``, torch's tensor rebuilders and its storage types, and refuses any
-    other name in the file before anything is called (as ``torch.load(weights_only=True)`` does).
+    ``data.pkl`` is not unpickled: ``_read_pickle_opcodes`` interprets the few opcodes a state
+    dict is written with and can build nothing but tuples, lists, dicts and tensors; it knows
+    ``collections.OrderedDict``, torch's tensor rebuilders and its storage types by name, and
+    refuses any other name in the file, and any other opcode, before anything is built.
     Each tensor is rebuilt from its storage's bytes in the archive, read through ``read_npz``'s
     checks (stored or deflated members, declared sizes, a budget: ``max_bytes``, at most half the
     available memory). Raises ``ValueError`` naming the file and the fault.
     """
-    import io
-    import pickle
-
     path = regular_file(path)
     budget = default_read_budget() if max_bytes is None else min(int(max_bytes), default_read_budget())
     try:
@@ -429,36 +517,29 @@ def read_torch_state_dict(path: str | os.PathLike, *, max_bytes: int | None = No
                 raise ValueError(f"its data.pkl declares {info.file_size} bytes")
             spent = [0]
 
-            class Unpickler(pickle.Unpickler):
-                def find_class(self, module, name):
-                    found = _TORCH_GLOBALS.get((module, name))
-                    if found is None:
-                        raise ValueError(f"refuses {module}.{name}: a state dict holds only tensors")
-                    return found
-
-                def persistent_load(self, pid):
-                    if (not isinstance(pid, tuple) or len(pid) != 5 or pid[0] != "storage"
-                            or not isinstance(pid[1], _Storage) or not isinstance(pid[2], str) or type(pid[4]) is not int):
-                        raise ValueError("a storage reference is malformed")
-                    kind, key, numel = str(pid[1]), pid[2], pid[4]
-                    dtype = np.dtype(_TORCH_STORAGES[kind])
-                    member = archive.getinfo(f"{prefix}data/{key}")
-                    if numel < 0 or member.file_size != numel * dtype.itemsize:
-                        raise ValueError(f"storage {key!r} holds {member.file_size} bytes, not {numel} x {dtype}")
-                    spent[0] += member.file_size
-                    if spent[0] > budget:
-                        raise ValueError(f"its tensors take more than {budget} bytes, more than this read may allocate")
-                    with archive.open(member) as fh:
-                        raw = fh.read(member.file_size + 1)
-                    if len(raw) != member.file_size:
-                        raise ValueError(f"storage {key!r} is truncated")
-                    return np.frombuffer(raw, dtype), "BF16" if kind == "BFloat16Storage" else ""
+            def storage(pid):
+                if (not isinstance(pid, tuple) or len(pid) != 5 or pid[0] != "storage"
+                        or not isinstance(pid[1], _Storage) or not isinstance(pid[2], str) or type(pid[4]) is not int):
+                    raise ValueError("a storage reference is malformed")
+                kind, key, numel = str(pid[1]), pid[2], pid[4]
+                dtype = np.dtype(_TORCH_STORAGES[kind])
+                member = archive.getinfo(f"{prefix}data/{key}")
+                if numel < 0 or member.file_size != numel * dtype.itemsize:
+                    raise ValueError(f"storage {key!r} holds {member.file_size} bytes, not {numel} x {dtype}")
+                spent[0] += member.file_size
+                if spent[0] > budget:
+                    raise ValueError(f"its tensors take more than {budget} bytes, more than this read may allocate")
+                with archive.open(member) as fh:
+                    raw = fh.read(member.file_size + 1)
+                if len(raw) != member.file_size:
+                    raise ValueError(f"storage {key!r} is truncated")
+                return np.frombuffer(raw, dtype), "BF16" if kind == "BFloat16Storage" else ""
 
             with archive.open(info) as fh:
-                state = Unpickler(io.BytesIO(fh.read(info.file_size + 1))).load()
+                state = _read_pickle_opcodes(fh.read(info.file_size + 1), storage)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
-    except (zipfile.BadZipFile, KeyError, OSError, EOFError, pickle.UnpicklingError, TypeError, AttributeError,
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, TypeError, AttributeError,
             IndexError, struct.error, OverflowError, MemoryError, RecursionError, zlib.error) as exc:
         raise ValueError(f"{path}: not a readable PyTorch state dict ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in state.items()):

@@ -5,6 +5,7 @@ the driver."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -171,14 +172,12 @@ def _descendants(pid: int) -> set[int]:
     found, todo = set(), [pid]
     while todo:
         p = todo.pop()
-        try:
+        with contextlib.suppress(OSError):  # a process that ended while we looked has no children to list
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as fh:
                     kids = [int(k) for k in fh.read().split()]
                 found.update(kids)
                 todo.extend(kids)
-        except OSError:
-            pass
     return found
 
 
