@@ -92,8 +92,6 @@ def _belongs(path: Path, suite: str) -> bool:
 
 
 def _leaderboard_table(group, names, rows, headline: str) -> str:
-    from planted.evaluators._metrics import METRICS
-
     best: dict[str, float] = {}
     info = metric_info(headline)
     for (toy, _), _, sm in rows:
@@ -102,10 +100,10 @@ def _leaderboard_table(group, names, rows, headline: str) -> str:
             better = (lambda a, b: a > b) if info.higher is not False else (lambda a, b: a < b)
             if toy not in best or better(s.mean, best[toy]):
                 best[toy] = s.mean
-    chance_name = headline if METRICS.get(headline) and METRICS[headline].chance else None
+    chance = metric_info(headline).chance
     head = ("<tr><th class='name'>toy</th><th class='name'>method</th><th>seeds</th>"
             + "".join(f"<th>{_e(m)} {metric_info(m).arrow}</th>" for m in names)
-            + (f"<th>chance {_e(chance_name)}</th>" if chance_name else "") + "</tr>")
+            + (f"<th>chance {_e(headline)}</th>" if chance else "") + "</tr>")
     body = []
     for (toy, method), (ok, total), sm in rows:
         cells = []
@@ -116,14 +114,14 @@ def _leaderboard_table(group, names, rows, headline: str) -> str:
                 continue
             cls = " class='best'" if m == headline and best.get(toy) == s.mean else ""
             cells.append(f"<td{cls}>{s.mean:.3f} ± {(s.high - s.low) / 2:.3f}</td>")
-        chance = ""
-        if chance_name:
-            value = METRICS[chance_name].chance([c for c in group.cells if c.toy == toy and c.method == method])
-            chance = f"<td class='chance'>{value:.3f}</td>" if value is not None else "<td class='chance'>–</td>"
+        chance_cell = ""
+        if chance:
+            value = chance([c for c in group.cells if c.toy == toy and c.method == method])
+            chance_cell = f"<td class='chance'>{value:.3f}</td>" if value is not None else "<td class='chance'>–</td>"
         star = "*" if method in group.extra_methods else ""
         fail = "" if ok == total else " class='fail'"
         body.append(f"<tr><td class='name'>{_e(toy)}</td><td class='name'>{_e(method)}{star}</td>"
-                    f"<td{fail}>{ok}/{total}</td>{''.join(cells)}{chance}</tr>")
+                    f"<td{fail}>{ok}/{total}</td>{''.join(cells)}{chance_cell}</tr>")
     return f"<table class='leaderboard'>{head}{''.join(body)}</table>"
 
 

@@ -16,6 +16,7 @@ read, and reports rows other processes wrote meanwhile (``runner.run``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import json
 import multiprocessing
@@ -187,6 +188,7 @@ def decode(data: bytes, allowed: dict[str, type]) -> Any:
     return dec(tree)
 
 
+@functools.lru_cache(maxsize=None)
 def allowed_records(*types: type) -> dict[str, type]:
     """The record types a prediction may be built of: every groundtruth record, and ``types`` with
     the dataclasses of their modules (for a task a user registered)."""

@@ -41,15 +41,6 @@ TRUTH = "truth.sealed"
 SEALED_FOR = "sealed-for.json"
 
 
-def _sha256(path: Path, limit: int = 16 << 20) -> str:
-    """The sha256 of a small file (a manifest), read at most ``limit`` bytes."""
-    with open(regular_file(path), "rb") as fh:
-        raw = fh.read(limit + 1)
-    if len(raw) > limit:
-        raise ValueError(f"{path}: larger than {limit} bytes; not a file planted wrote")
-    return hashlib.sha256(raw).hexdigest()
-
-
 def exportable(toy_truth_type: type | None = None) -> tuple[str, ...]:
     """The tasks that can be written to files (``Task.files`` and ``Task.read`` declared), or those
     of them whose truth is ``toy_truth_type``."""
@@ -127,7 +118,7 @@ def make(preset: str, out: str | Path, *, seed: int = 0, secret: str | bytes | P
                        "each task whose arrays it holds is scored",
     }
     if not private:
-        info.update(seed=seed, toy_id=toy.id, truth_manifest_sha256=_sha256(truth_folder / "manifest.json"))
+        info.update(seed=seed, toy_id=toy.id, truth_manifest_sha256=_file_sha256(truth_folder / "manifest.json"))
     (folder / ARTIFACT_INFO).write_text(json.dumps(info, indent=1, sort_keys=True))
     return folder
 
@@ -376,7 +367,7 @@ def _scored(folder: str | Path, predictions: str | Path, truth: str | Path | Non
     truth_folder = folder / TRUTH if truth is None else Path(truth)
     if truth is None:
         truth_manifest = truth_folder / "manifest.json"
-        if not truth_manifest.is_file() or _sha256(truth_manifest) != info.get("truth_manifest_sha256"):
+        if not truth_manifest.is_file() or _file_sha256(truth_manifest) != info.get("truth_manifest_sha256"):
             raise ValueError(f"{truth_folder}: the sealed truth is missing or does not match artifact.json")
     sealed = read_json(truth_folder / SEALED_FOR, max_bytes=1 << 16) if (truth_folder / SEALED_FOR).exists() else None
     if sealed is not None or truth is not None:

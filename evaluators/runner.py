@@ -348,9 +348,10 @@ def run(
     try:
         done = set()
         if db is not None and not force:
-            done = db.finished((c.key for c in cells), include_failed=not retry_failed,
-                               fingerprints={c.key: c.fingerprint for c in cells})
-            stale = len(db.finished(c.key for c in cells) - done) if retry_failed is False else 0
+            stored = db.stored(c.key for c in cells)
+            current = {c.key for c in cells if c.key in stored and stored[c.key][1] == c.fingerprint}
+            done = {k for k in current if stored[k][0] == "ok" or not retry_failed}
+            stale = len(stored) - len(current)
             if stale:
                 log.info("%d stored cells are rerun: their method's code changed since they were computed", stale)
             if done:

@@ -201,30 +201,29 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def stored(self, keys: Iterable[CellKey]) -> dict[CellKey, tuple[str, str]]:
+        """{key: (status, method_fingerprint)} of the ``keys`` the store holds a row of."""
+        keys = set(keys)
+        found: dict[CellKey, tuple[str, str]] = {}
+        for suite, version in {(k.suite, k.suite_version) for k in keys}:
+            rows = self._db.execute(
+                "SELECT suite, suite_version, task, toy_id, method, params, seed, method_seed, status, method_fingerprint "
+                "FROM cells WHERE suite = ? AND suite_version = ?",
+                (suite, version),
+            )
+            for *fields, status, fingerprint in rows:
+                key = CellKey(*fields)
+                if key in keys:
+                    found[key] = (status, fingerprint)
+        return found
+
     def finished(self, keys: Iterable[CellKey], *, include_failed: bool = True,
                  fingerprints: dict[CellKey, str] | None = None) -> set[CellKey]:
         """The subset of ``keys`` already in the store (failed cells count unless excluded). With
         ``fingerprints``, a row counts only when it was computed by the method's current code
         (its ``method_fingerprint`` equals the one given for its key); other rows are stale."""
-        keys = set(keys)
-        if not keys:
-            return set()
-        suites = {(k.suite, k.suite_version) for k in keys}
-        found: set[CellKey] = set()
-        for suite, version in suites:
-            rows = self._db.execute(
-                "SELECT suite, suite_version, task, toy_id, method, params, seed, method_seed, status, method_fingerprint "
-                "FROM cells "
-                "WHERE suite = ? AND suite_version = ?",
-                (suite, version),
-            )
-            for *fields, status, fingerprint in rows:
-                key = CellKey(*fields)
-                if key not in keys or not (include_failed or status == "ok"):
-                    continue
-                if fingerprints is None or fingerprints.get(key) == fingerprint:
-                    found.add(key)
-        return found
+        return {key for key, (status, fingerprint) in self.stored(keys).items()
+                if (include_failed or status == "ok") and (fingerprints is None or fingerprints.get(key) == fingerprint)}
 
     def write(self, result: CellResult) -> None:
         """Insert or replace one cell's row (with its prediction's directions and its toy's figure
