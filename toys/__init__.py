@@ -7,7 +7,8 @@ with known circuits and a catalog of the situations where circuit methods fail
 (``FAILURE_MODES``); ``connectome`` wires, simulates and records a synthetic connectome;
 ``preset(name)`` builds a named configuration from a paper; ``from_config(config)`` regenerates
 any toy from its config; ``save``/``load`` write and verify toys without pickle;
-``planted.toys.strategies`` has hypothesis strategies. Each family is declared once
+``planted.toys.strategies`` has hypothesis strategies; ``planted.toys.rasp`` compiles RASP
+programs into transformers that compute them exactly. Each family is declared once
 (``family(kind)``, ``FAMILY_KINDS``). Names load on first use: a features toy never imports JAX.
 """
 
@@ -26,6 +27,7 @@ _NAMES = {
     "load": "._storage",
     "save": "._storage",
     "strategies": ".strategies",
+    "rasp": ".rasp",
     "ConnectomeConfig": "._connectome",
     "ConnectomeToy": "._connectome",
     "calcium": "._connectome",
