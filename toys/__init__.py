@@ -4,7 +4,8 @@
 of superposition (Elhage et al. 2022), ``superposition_sweep`` many at once and
 ``phase_diagram`` a grid of them; ``planted_mlp`` compiles boolean formulas into a residual MLP
 with known circuits and a catalog of the situations where circuit methods fail
-(``FAILURE_MODES``); ``connectome`` wires, simulates and records a synthetic connectome;
+(``FAILURE_MODES``); ``rasp_transformer`` compiles a RASP program into a transformer whose
+attention-head circuit is known and verified; ``connectome`` wires, simulates and records a synthetic connectome;
 ``preset(name)`` builds a named configuration from a paper; ``from_config(config)`` regenerates
 any toy from its config; ``save``/``load`` write and verify toys without pickle;
 ``planted.toys.strategies`` has hypothesis strategies; ``planted.toys.rasp`` compiles RASP
@@ -38,6 +39,9 @@ _NAMES = {
     "PlantedCircuitToy": "._planted_mlp",
     "PlantedMLPConfig": "._planted_mlp",
     "planted_mlp": "._planted_mlp",
+    "RASPTransformerConfig": "._rasp",
+    "RASPTransformerToy": "._rasp",
+    "rasp_transformer": "._rasp",
     "SparseFeaturesConfig": "._sparse_features",
     "sparse_features": "._sparse_features",
     "PHASES": "._superposition",

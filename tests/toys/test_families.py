@@ -63,6 +63,7 @@ OVERSIZED = [
     (lambda: toys.connectome(10**6, seed=0), "connectome: .* lower n_neurons or density"),
     (lambda: toys.connectome(1000, seed=0, duration=1e6, frame_rate=1000.0), "lower duration, frame_rate or n_neurons"),
     (lambda: toys.planted_mlp(seed=0, width=65_536, n_blocks=64), "planted_mlp: .* lower width or n_blocks"),
+    (lambda: toys.rasp_transformer("shuffle_dyck3", 100_000, seed=0), "rasp_transformer: .* lower n_samples"),
 ]
 
 

@@ -150,7 +150,15 @@ def test_every_family_round_trips(kind, tiny, tmp_path):
     assert manifest["family"] == kind and manifest["schema_version"] == 2
 
 
-@pytest.mark.parametrize("kind", toys.FAMILY_KINDS)
+V1_KINDS = ("sparse_features", "superposition", "planted_mlp", "connectome")  # the families storage version 1 had
+
+
+def test_storage_version_1_covers_the_families_it_had():
+    assert sorted(p.name for p in (DATA / "v1").iterdir()) == sorted(V1_KINDS)
+    assert set(V1_KINDS) <= set(toys.FAMILY_KINDS)
+
+
+@pytest.mark.parametrize("kind", V1_KINDS)
 def test_folders_of_storage_version_1_load(kind):
     """Folders written before families were declared once (toy kinds "features" and "circuits",
     the failure mode spelled "naturalisation") load, and hold what their config builds today."""

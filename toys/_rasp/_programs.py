@@ -184,10 +184,11 @@ class ProgramSpec:
     max_seq_len: int
     causal: bool = False
     sample: int | None = None  # inputs drawn at random when enumerating all of them is too many
+    task: bool = True  # has a circuit task: an answer at the last position that a corruption can change
 
 
 PROGRAMS: tuple[ProgramSpec, ...] = (
-    ProgramSpec("length", make_length, ("a", "b", "c"), 5),
+    ProgramSpec("length", make_length, ("a", "b", "c"), 5, task=False),
     ProgramSpec("reverse", lambda: make_reverse(tokens), ("a", "b", "c"), 5),
     ProgramSpec("hist", make_hist, ("a", "b", "c"), 5),
     ProgramSpec("sort_unique", lambda: make_sort_unique(tokens, tokens), (1, 2, 3, 4), 5),

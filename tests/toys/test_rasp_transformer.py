@@ -1,0 +1,121 @@
+"""The rasp_transformer family: every program with a task builds a truth that verifies, the truth
+agrees with exact interventions from the other side (what an oracle of single-edge patches finds),
+and the intervention interface does what its docstring says."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from planted import toys
+from planted.groundtruth import Patch
+from planted.toys._rasp._toy import PROGRAM_NAMES, TOLERANCE, structural_edges
+
+FAST = [name for name in PROGRAM_NAMES if name != "shuffle_dyck3"]
+
+
+@pytest.fixture(scope="module")
+def built():
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = toys.rasp_transformer(name, 16, seed=3)
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", FAST)  # shuffle_dyck3: test_redundant_chains_are_all_in_the_circuit_and_marked
+def test_every_program_with_a_task_builds_a_truth_that_verifies(name, built):
+    toy = built(name)
+    result = toy.verify()
+    assert result.ok, result.problems
+    assert result.faithfulness[0] == pytest.approx(1.0, abs=TOLERANCE)
+    truth = toy.truth
+    assert truth.nodes[0, -1] and truth.edges[0].size >= 1
+    # Every circuit edge is one the compiler wired: its destination reads a block its source writes.
+    src, dst = toy.graph.edges()
+    structure = structural_edges(toy.compiled, toy.graph)
+    assert structure[src[truth.edges[0]], dst[truth.edges[0]]].all()
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_single_edge_patches_agree_with_the_truth_from_the_other_side(name, built):
+    """An oracle that patches each edge of the whole graph alone: every edge that moves some answer
+    is in the truth, every edge the compiler did not wire moves nothing, and where the truth marks
+    no node redundant the oracle's scores rank the circuit perfectly (edge AUROC 1)."""
+    from planted.evaluators import score_circuit
+
+    toy = built(name)
+    graph, model, task = toy.graph, toy.model, toy.tasks[0]
+    src, dst = graph.edges()
+    clean, corrupt = model.run(task.clean), model.run(task.corrupted)
+    base = task.per_input(clean["outputs"])
+    effect = np.zeros(graph.n_edges)
+    for e in range(graph.n_edges):
+        mask = np.zeros((graph.n_nodes, graph.n_nodes), np.float32)
+        mask[src[e], dst[e]] = 1.0
+        patched = model.run(task.clean, Patch(edge_mask=mask, edge_source=corrupt["activations"]))["outputs"]
+        effect[e] = np.abs(task.per_input(patched) - base).max()
+    in_truth = toy.truth.edge_mask(0)
+    structure = structural_edges(toy.compiled, graph)[src, dst]
+    assert (effect[~structure] < 1e-4).all()
+    assert in_truth[effect >= TOLERANCE].all()
+    if not toy.truth.redundant.any():
+        assert not in_truth[effect < TOLERANCE].any()
+        from planted.groundtruth import ComponentScores
+
+        scores = score_circuit(ComponentScores(edges=effect), toy, 0)
+        assert scores.edge_auroc == 1.0 and scores.edge_precision_at_k == 1.0
+        assert scores.faithfulness[-1] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_redundant_chains_are_all_in_the_circuit_and_marked():
+    """shuffle_dyck3 ORs three bracket types: on inputs unbalanced in several, no chain matters
+    alone, yet the circuit without them is unfaithful. All of them are in the truth, their silent
+    nodes marked redundant."""
+    toy = toys.rasp_transformer("shuffle_dyck3", 32, seed=0)  # a draw whose inputs need the chains jointly
+    assert toy.truth.redundant[0].any()
+    assert toy.verify().ok
+    heads = [toy.graph.labels[i] for i in np.flatnonzero(toy.truth.nodes[0]) if toy.graph.labels[i].startswith("a1.")]
+    assert len(heads) == 6  # opens and closes of each of the three bracket types
+
+
+def test_length_has_no_circuit_task_and_the_config_says_which_programs_do():
+    with pytest.raises(ValueError, match="program must be one of") as error:
+        toys.rasp_transformer("length", seed=0)
+    assert "induction" in str(error.value)
+    with pytest.raises(ValueError, match="n_samples"):
+        toys.rasp_transformer("induction", 2, seed=0)
+
+
+def test_patching_a_head_at_one_position_changes_only_what_reads_that_position(built):
+    """The position-resolved node patch: the previous-token head of induction patched at one
+    position changes the induction head's output only at queries whose match moved."""
+    toy = built("induction")
+    model, task = toy.model, toy.tasks[0]
+    clean, corrupt = model.run(task.clean), model.run(task.corrupted)
+    n_positions = task.clean.shape[1]
+    mask = np.zeros((toy.graph.n_nodes, n_positions), np.float32)
+    head = toy.graph.labels.index("a0.h0")
+    mask[head, 2] = 1.0
+    patched = model.run(task.clean, Patch(node_mask=mask, node_values=corrupt["activations"]))
+    changed = np.abs(patched["activations"][:, head] - clean["activations"][:, head]).max(axis=-1)
+    assert (changed[:, [0, 1, 3, 4, 5, 6]] == 0).all()
+    same_token = task.clean[:, 1] == task.corrupted[:, 1]  # position 2 writes the previous (model position 1) token
+    assert (changed[same_token, 2] == 0).all() and (changed[~same_token, 2] > 0.5).all()
+
+
+def test_the_metric_is_one_on_clean_and_zero_on_corrupted_inputs(built):
+    for name in ("induction", "frac_prevs", "ioi"):
+        toy = built(name)
+        task = toy.tasks[0]
+        np.testing.assert_allclose(task.per_input(toy.model.run(task.clean)["outputs"]), 1.0, atol=1e-4)
+        np.testing.assert_allclose(task.per_input(toy.model.run(task.corrupted)["outputs"]), 0.0, atol=1e-4)
+
+
+def test_resid_patches_are_refused_with_the_alternative(built):
+    toy = built("successor")
+    with pytest.raises(ValueError, match="resid_mask"):
+        toy.model.run(toy.tasks[0].clean, Patch(resid_mask=np.ones(3)))

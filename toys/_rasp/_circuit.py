@@ -1,0 +1,196 @@
+"""The circuit interface of a compiled (or trained) transformer: its component graph, one ``run``
+with interventions on components, positions and edges, and the tasks a circuit method studies.
+
+Components (the graph's nodes, as in ACDC and MIB): the token embedding ``embed`` and the position
+embedding ``pos_embed`` (layer 0), every attention head ``a{l}.h{h}`` (graph layer 2l + 1), the MLP
+of each layer ``m{l}`` (graph layer 2l + 2), and the output ``out`` (last layer). A component's
+*activation* is what it writes into the residual stream, (n_positions, d_model) per input; the
+output's is the residual stream it reads. Every component reads the sum of the writes of all
+earlier ones, so an edge (src, dst) is src's write as dst reads it.
+
+``run(ids, patch)`` takes a ``groundtruth.Patch``:
+
+- ``node_mask`` (n_nodes,) or (n_nodes, n_positions) 0/1 and ``node_values`` (batch, n_nodes,
+  n_positions, d_model) or without the batch axis: those writes replaced (at those positions);
+- ``edge_mask`` (n_nodes, n_nodes) 0/1 and ``edge_source`` like ``node_values``: along each
+  masked edge, dst reads ``edge_source[src]`` instead of src's write (a head's queries, keys and
+  values all read it);
+- ``node_delta`` added to writes, ``pre_delta`` added to each component's input (for gradients).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from planted.groundtruth import ComponentGraph, Patch
+
+
+def component_graph(n_layers: int, n_heads: int) -> ComponentGraph:
+    """The components of a transformer with ``n_layers`` layers of ``n_heads`` heads and an MLP."""
+    labels = ["embed", "pos_embed"]
+    layers = [0, 0]
+    for layer in range(n_layers):
+        labels += [f"a{layer}.h{h}" for h in range(n_heads)]
+        layers += [2 * layer + 1] * n_heads
+        labels.append(f"m{layer}")
+        layers.append(2 * layer + 2)
+    labels.append("out")
+    layers.append(2 * n_layers + 1)
+    return ComponentGraph(labels=tuple(labels), layers=np.array(layers))
+
+
+def _broadcast(value, batch: int, shape: tuple) -> jnp.ndarray:
+    value = jnp.asarray(value, jnp.float32)
+    return jnp.broadcast_to(value, (batch,) + shape)
+
+
+def _run(params: dict, ids, patch: Patch, causal: bool) -> dict:
+    """Forward pass of token ids (batch, n) with interventions (see the module docstring)."""
+    if patch.resid_mask is not None:
+        raise ValueError("a transformer circuit model patches components, positions and edges; resid_mask is not supported "
+                         "(patch the components that write the residual stream instead)")
+    ids = jnp.asarray(ids, jnp.int32)
+    batch, n = ids.shape
+    n_layers, n_heads, d = params["w_q"].shape[0], params["w_q"].shape[1], params["w_q"].shape[2]
+    n_nodes = 2 + n_layers * (n_heads + 1) + 1
+    full = (n_nodes, n, d)
+    node_mask = None
+    if patch.node_mask is not None:
+        node_mask = jnp.asarray(patch.node_mask, jnp.float32)
+        node_mask = node_mask[:, :, None] if node_mask.ndim == 2 else node_mask[:, None, None]
+        node_values = _broadcast(patch.node_values, batch, full)
+    node_delta = None if patch.node_delta is None else _broadcast(patch.node_delta, batch, full)
+    pre_delta = None if patch.pre_delta is None else _broadcast(patch.pre_delta, batch, full)
+    edge_mask = None if patch.edge_mask is None else jnp.asarray(patch.edge_mask, jnp.float32)
+    source = None if patch.edge_source is None else _broadcast(patch.edge_source, batch, full)
+    allowed = jnp.tril(jnp.ones((n, n), bool)) if causal else jnp.ones((n, n), bool)
+
+    writes: list = []  # (batch, n, d) per node so far
+
+    def finish(node: int, write):
+        if node_mask is not None:
+            write = write + node_mask[node] * (node_values[:, node] - write)
+        if node_delta is not None:
+            write = write + node_delta[:, node]
+        writes.append(write)
+        return write
+
+    def read(node: int, resid):
+        """What ``node`` reads: the residual stream, with its patched edges and pre_delta."""
+        x = resid
+        if edge_mask is not None and writes:
+            stack = jnp.stack(writes, 1)  # (batch, k, n, d)
+            k = stack.shape[1]
+            x = x + jnp.einsum("s,bsnd->bnd", edge_mask[:k, node], source[:, :k] - stack)
+        if pre_delta is not None:
+            x = x + pre_delta[:, node]
+        return x
+
+    resid = finish(0, params["embed_tokens"][ids])
+    resid = resid + finish(1, jnp.broadcast_to(params["embed_positions"][:n], (batch, n, d)))
+    patterns = []
+    node = 2
+    for layer in range(n_layers):
+        added = 0.0
+        layer_patterns = []
+        for h in range(n_heads):
+            x = read(node, resid)
+            q = x @ params["w_q"][layer, h]
+            k = x @ params["w_k"][layer, h]
+            v = x @ params["w_v"][layer, h]
+            logits = jnp.where(allowed, jnp.einsum("bqe,bke->bqk", q, k), -jnp.inf)
+            pattern = jax.nn.softmax(logits, axis=-1)
+            layer_patterns.append(pattern)
+            added = added + finish(node, jnp.einsum("bqk,bke->bqe", pattern, v) @ params["w_o"][layer, h])
+            node += 1
+        resid = resid + added
+        patterns.append(jnp.stack(layer_patterns, 1))
+        x = read(node, resid)
+        resid = resid + finish(node, jax.nn.relu(x @ params["w_in"][layer]) @ params["w_out"][layer])
+        node += 1
+    final = finish(node, read(node, resid))
+    activations = jnp.stack(writes, 1)
+    return {"outputs": final @ params["unembed"], "activations": activations, "patterns": jnp.stack(patterns, 1)}
+
+
+_run_jit = jax.jit(_run, static_argnums=3)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TransformerModel:
+    """A transformer with a circuit interface: parameters (the flat dict of ``rasp.apply``), its
+    component graph, and ``run``. ``run_fn(params, ids, patch)`` is the pure JAX function for
+    methods that differentiate or vmap it."""
+
+    params: dict
+    graph: ComponentGraph
+    causal: bool
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", {k: np.asarray(v, np.float32) for k, v in self.params.items()})
+        object.__setattr__(self, "_device_params", {k: jnp.asarray(v) for k, v in self.params.items()})
+
+    @property
+    def device_params(self) -> dict:
+        return self._device_params
+
+    @property
+    def run_fn(self):
+        return functools.partial(_run, causal=self.causal)
+
+    def run(self, ids, patch: Patch | None = None) -> dict[str, np.ndarray]:
+        """``outputs`` (batch, n, n_outputs) logits, ``activations`` (batch, n_nodes, n, d_model),
+        ``patterns`` (batch, n_layers, n_heads, n, n), under ``patch``."""
+        out = _run_jit(self._device_params, jnp.asarray(ids, jnp.int32), patch or Patch(), self.causal)
+        return {k: np.asarray(v) for k, v in out.items()}
+
+    def export(self) -> dict[str, np.ndarray]:
+        """The parameters as a flat dict of NumPy arrays (copies)."""
+        return {k: v.copy() for k, v in self.params.items()}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TransformerTask:
+    """One task: clean and corrupted token ids (batch, n) with BOS first, and the answers read at
+    ``position`` (an index into the ids).
+
+    For a categorical output, ``clean_answer`` and ``corrupted_answer`` are output columns and the
+    per-input metric is ``(logit[clean] - logit[corrupted] + 1) / 2``: 1 on the clean run of a
+    compiled model, 0 on the corrupted one. For a numerical output they are values and the metric
+    is ``(value - corrupted) / (clean - corrupted)``. ``metric(outputs)`` is its mean.
+    """
+
+    name: str
+    index: int
+    clean: np.ndarray
+    corrupted: np.ndarray
+    position: int
+    clean_answer: np.ndarray
+    corrupted_answer: np.ndarray
+    numerical: bool
+
+    def per_input(self, outputs):
+        """The metric of each input (batch,); outputs (batch, n, n_outputs), NumPy or JAX."""
+        at = outputs[..., self.position, :]
+        if self.numerical:
+            return (at[..., 0] - self.corrupted_answer) / (self.clean_answer - self.corrupted_answer)
+        rows = np.arange(self.clean.shape[0])
+        return (at[..., rows, self.clean_answer] - at[..., rows, self.corrupted_answer] + 1.0) / 2.0
+
+    def metric(self, outputs):
+        """The task metric of model outputs (batch, n, n_outputs): the mean of ``per_input``."""
+        return self.per_input(outputs).mean(axis=-1)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TransformerArtifact:
+    """What a transformer circuit method sees: the model, its component graph and the tasks."""
+
+    model: TransformerModel
+    graph: ComponentGraph
+    tasks: tuple[TransformerTask, ...]

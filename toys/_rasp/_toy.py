@@ -1,0 +1,434 @@
+"""The ``rasp_transformer`` family: a standard RASP program compiled into a transformer, the task a
+circuit method studies, the circuit truth by exact intervention, and ``verify``.
+
+The truth is built from both sides. Structurally, an edge (src, dst) can carry the computation
+only if dst reads a residual block src writes (the compiler records every component's reads and
+writes; the constant ``one`` and ``bos`` directions do not count). By intervention, a structural
+edge is in the task's circuit when patching it alone to its corrupted-run activation moves the
+metric of some input by at least ``TOLERANCE`` (a fraction of that input's clean-corrupted gap).
+The circuit's nodes are the ends of its edges. ``verify`` then checks the model against the
+program on the task inputs, faithfulness (every edge outside the circuit patched, the metric
+stays within ``TOLERANCE`` of clean), the necessity of every node, and that every circuit node
+but the inputs and the output has circuit edges in and out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from planted.groundtruth import CircuitTruth, Config, Patch, Problems, Toy
+from planted.toys._checks import require_memory, shape, within
+from planted.toys._family import Family
+from planted.toys._rasp._analysis import name_nodes
+from planted.toys._rasp._circuit import TransformerArtifact, TransformerModel, TransformerTask, component_graph
+from planted.toys._rasp._compiler import Compiled, compile_program
+from planted.toys._rasp._language import NUMERICAL, Select, describe, evaluate
+from planted.toys._rasp._model import encode
+from planted.toys._rasp._programs import PROGRAMS
+
+TOLERANCE = 0.05
+_STREAM_DATA = 401
+_CONSTANT_BLOCKS = ("one", "bos")
+# The programs with a circuit task: an answer at the last position that a corruption can change.
+PROGRAM_NAMES = tuple(spec.name for spec in PROGRAMS if spec.task)
+
+
+@dataclasses.dataclass(frozen=True)
+class RASPTransformerConfig(Config):
+    """Config of ``toys.rasp_transformer``; see that function for each field's meaning."""
+
+    kind = "rasp_transformer"
+
+    program: str = "induction"
+    n_samples: int = 64
+    seed: int = 0
+
+    def _check(self, p: Problems) -> None:
+        p.choice("program", self.program, PROGRAM_NAMES)
+        p.integer("n_samples", self.n_samples, low=4, high=100_000)
+        p.integer("seed", self.seed, low=0, high=2**31 - 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verification:
+    """The outcome of ``RASPTransformerToy.verify``: ``ok`` and, when not, every problem found.
+    ``faithfulness[task]``: the metric of the circuit alone as a fraction of the clean-corrupted gap."""
+
+    ok: bool
+    problems: tuple[str, ...]
+    faithfulness: dict
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RASPTransformerToy(Toy):
+    """A compiled transformer with its circuit: ``artifact`` for methods, ``truth`` for evaluators.
+    ``components`` is the compiler's table (what each head and MLP computes, what it reads and writes)."""
+
+    model: TransformerModel = dataclasses.field(default=None, repr=False)
+    tasks: tuple[TransformerTask, ...] = dataclasses.field(default=(), repr=False)
+    compiled: Compiled = dataclasses.field(default=None, repr=False)
+
+    @property
+    def graph(self):
+        return self.model.graph
+
+    @property
+    def artifact(self) -> TransformerArtifact:
+        return TransformerArtifact(model=self.model, graph=self.graph, tasks=self.tasks)
+
+    def verify(self) -> Verification:
+        """Check the circuit truth by intervention (see the module docstring)."""
+        problems: list[str] = []
+        faithfulness = {}
+        truth, graph, model = self.truth, self.graph, self.model
+        outputs = {"clean": None, "corrupted": None}
+        for t, task in enumerate(self.tasks):
+            clean, corrupt = model.run(task.clean), model.run(task.corrupted)
+            outputs.update(clean=clean, corrupted=corrupt)
+            per_clean, per_corrupt = task.per_input(clean["outputs"]), task.per_input(corrupt["outputs"])
+            if np.abs(per_clean - 1).max() > TOLERANCE or np.abs(per_corrupt).max() > TOLERANCE:
+                problems.append(f"task {task.name}: the model's answers differ from the program's "
+                                f"(clean metric {per_clean.min():.3f}, corrupted {per_corrupt.max():.3f})")
+            m_clean, m_corrupt = float(task.metric(clean["outputs"])), float(task.metric(corrupt["outputs"]))
+            src, dst = graph.edges()
+            mask = np.ones((graph.n_nodes, graph.n_nodes), np.float32)
+            mask[src[truth.edges[t]], dst[truth.edges[t]]] = 0.0
+            kept = model.run(task.clean, Patch(edge_mask=mask, edge_source=corrupt["activations"]))["outputs"]
+            faithfulness[t] = (float(task.metric(kept)) - m_corrupt) / (m_clean - m_corrupt)
+            if abs(faithfulness[t] - 1) > TOLERANCE:
+                problems.append(f"task {task.name}: the circuit alone keeps {faithfulness[t]:.3f} of the metric")
+            changes = _node_changes(model, task, clean, corrupt)
+            for node in np.flatnonzero(truth.nodes[t]):
+                if graph.layers[node] == graph.layers.max():
+                    continue
+                necessary = changes[node] >= TOLERANCE
+                if truth.redundant[t, node] == necessary:
+                    what = "is marked redundant but is necessary" if necessary else "is in the circuit but patching it alone changes no answer"
+                    problems.append(f"task {task.name}: {graph.labels[node]} {what}")
+            in_circuit = np.zeros(graph.n_nodes, int), np.zeros(graph.n_nodes, int)
+            np.add.at(in_circuit[0], src[truth.edges[t]], 1)
+            np.add.at(in_circuit[1], dst[truth.edges[t]], 1)
+            for node in np.flatnonzero(truth.nodes[t]):
+                layer = graph.layers[node]
+                if layer < graph.layers.max() and not in_circuit[0][node]:
+                    problems.append(f"task {task.name}: circuit node {graph.labels[node]} has no circuit edge out")
+                if layer > 0 and not in_circuit[1][node]:
+                    problems.append(f"task {task.name}: circuit node {graph.labels[node]} has no circuit edge in")
+        return Verification(not problems, tuple(problems), faithfulness)
+
+
+def _node_changes(model: TransformerModel, task: TransformerTask, clean: dict, corrupt: dict) -> np.ndarray:
+    """Per node, the largest change of any input's metric when that node alone takes its corrupted write."""
+    graph = model.graph
+    base = task.per_input(clean["outputs"])
+    out = np.zeros(graph.n_nodes)
+    for node in range(graph.n_nodes):
+        mask = np.zeros(graph.n_nodes, np.float32)
+        mask[node] = 1.0
+        patched = model.run(task.clean, Patch(node_mask=mask, node_values=corrupt["activations"]))["outputs"]
+        out[node] = np.abs(task.per_input(patched) - base).max()
+    return out
+
+
+def structural_edges(compiled: Compiled, graph) -> np.ndarray:
+    """(n_nodes, n_nodes) bool: dst reads a non-constant residual block that src writes."""
+    n_heads = compiled.params["w_q"].shape[1]
+    out_node = graph.n_nodes - 1
+
+    def node_of(component) -> int:
+        if component.kind == "embedding":
+            return 0 if component.op == "tokens" else 1
+        base = 2 + component.layer * (n_heads + 1)
+        return base + component.head if component.kind == "head" else base + n_heads
+
+    writer: dict[str, int] = {}
+    for c in compiled.components:
+        for block in c.writes:
+            writer[block] = node_of(c)
+    structure = np.zeros((graph.n_nodes, graph.n_nodes), bool)
+    for c in compiled.components:
+        for block in c.reads:
+            if block not in _CONSTANT_BLOCKS:
+                structure[writer[block], node_of(c)] = True
+    structure[writer[compiled.output_name], out_node] = True
+    np.fill_diagonal(structure, False)  # an MLP layer's ops never read each other (placement)
+    return structure
+
+
+def _listing(compiled: Compiled) -> str:
+    """The program as one line per SOp: ``name = expression``."""
+    order, names = name_nodes(compiled.program)
+    return "; ".join(f"{names[id(n)]} = {describe(n, names)}" for n in order if not isinstance(n, Select))
+
+
+def _reach(structure: np.ndarray) -> np.ndarray:
+    """(n, n) bool: [a, b] when b is reachable from a along structural edges (a reaches itself)."""
+    reach = structure | np.eye(structure.shape[0], dtype=bool)
+    while True:
+        more = reach | ((reach.astype(np.int64) @ reach.astype(np.int64)) > 0)
+        if (more == reach).all():
+            return reach
+        reach = more
+
+
+def _per_input_patched(model, task, src, dst, patched_edges, corrupt) -> np.ndarray:
+    mask = np.zeros((model.graph.n_nodes, model.graph.n_nodes), np.float32)
+    mask[src[patched_edges], dst[patched_edges]] = 1.0
+    return task.per_input(model.run(task.clean, Patch(edge_mask=mask, edge_source=corrupt["activations"]))["outputs"])
+
+
+def _circuit_edges(model, task, structure, clean, corrupt) -> np.ndarray:
+    """The task's circuit edges (canonical indices): the structural edges that move some input's
+    metric by ``TOLERANCE`` when patched alone, and the silent ones that matter jointly: restoring
+    a silent edge with every structural edge on a path through it, while the other silent edges
+    stay patched, moves some input's metric by ``TOLERANCE`` (so of two redundant chains, both
+    count, not whichever an order happens to keep)."""
+    graph = model.graph
+    src, dst = graph.edges()
+    candidates = np.flatnonzero(structure[src, dst])
+    base = task.per_input(clean["outputs"])
+    single = np.array([np.abs(_per_input_patched(model, task, src, dst, [e], corrupt) - base).max() for e in candidates])
+    core = candidates[single >= TOLERANCE]
+    silent = candidates[single < TOLERANCE]
+    if silent.size == 0:
+        return core
+    all_silent = _per_input_patched(model, task, src, dst, silent, corrupt)
+    reach = _reach(structure)
+    joint = []
+    for e in silent:
+        u, v = src[e], dst[e]
+        # Structural edges on a path through (u, v): into u's ancestry, or out of v's descendants.
+        through = (reach[dst[silent], u] & reach[src[silent], u]) | (reach[v, src[silent]] & reach[v, dst[silent]])
+        through |= silent == e
+        patched = _per_input_patched(model, task, src, dst, silent[~through], corrupt)
+        if np.abs(patched - all_silent).max() >= TOLERANCE:
+            joint.append(e)
+    return np.sort(np.concatenate([core, np.array(joint, np.int64)]))
+
+
+def _circuit_truth(compiled: Compiled, model: TransformerModel, tasks: tuple[TransformerTask, ...]) -> CircuitTruth:
+    graph = model.graph
+    structure = structural_edges(compiled, graph)
+    src, dst = graph.edges()
+    nodes, edges, node_effects, edge_effects, redundant = [], [], [], [], []
+    for task in tasks:
+        clean, corrupt = model.run(task.clean), model.run(task.corrupted)
+        base = task.per_input(clean["outputs"])
+        gap = float(task.metric(clean["outputs"]) - task.metric(corrupt["outputs"]))
+        kept = _circuit_edges(model, task, structure, clean, corrupt)
+        effects = [float((base - _per_input_patched(model, task, src, dst, [e], corrupt)).mean()) / gap for e in kept]
+        in_circuit = np.zeros(graph.n_nodes, bool)
+        in_circuit[src[kept]] = True
+        in_circuit[dst[kept]] = True
+        in_circuit[-1] = True
+        per_node = np.zeros(graph.n_nodes)
+        for node in range(graph.n_nodes):
+            mask = np.zeros(graph.n_nodes, np.float32)
+            mask[node] = 1.0
+            patched = model.run(task.clean, Patch(node_mask=mask, node_values=corrupt["activations"]))["outputs"]
+            per_node[node] = float((base - task.per_input(patched)).mean()) / gap
+        changes = _node_changes(model, task, clean, corrupt)
+        silent = in_circuit & (changes < TOLERANCE)
+        silent[-1] = False
+        nodes.append(in_circuit)
+        redundant.append(silent)
+        edges.append(kept)
+        node_effects.append(per_node)
+        edge_effects.append(np.array(effects))
+    nodes = np.array(nodes)
+    n_tasks = len(tasks)
+    modules = np.where(nodes.sum(0) == 1, nodes.argmax(0), -1)
+    modules[-1] = -1
+    return CircuitTruth(
+        graph=graph, task_names=tuple(t.name for t in tasks), formulas=(_listing(compiled),) * n_tasks, nodes=nodes,
+        edges=tuple(edges), node_effects=np.array(node_effects), edge_effects=tuple(edge_effects),
+        relevant_inputs=nodes[:, :2].copy(), redundant=np.array(redundant), catalog={}, modules=modules,
+    )
+
+
+def _spec(name: str):
+    return next(s for s in PROGRAMS if s.name == name)
+
+
+def _answer(program, seq, causal):
+    return evaluate(program, seq, causal=causal)[-1]
+
+
+def _task(config: RASPTransformerConfig, compiled: Compiled) -> TransformerTask:
+    """Clean inputs of the program's maximum length with a defined answer at the last position, and
+    corrupted inputs: the clean one with positions resampled until that answer changes."""
+    spec = _spec(config.program)
+    rng = np.random.default_rng([config.seed, _STREAM_DATA])
+    vocab, length, program, causal = compiled.vocab, compiled.max_seq_len, compiled.program, compiled.causal
+    clean, corrupted = [], []
+    attempts = 0
+    while len(clean) < config.n_samples:
+        attempts += 1
+        if attempts > 400 * config.n_samples:
+            raise ValueError(f"program {spec.name!r}: found {len(clean)} of n_samples={config.n_samples} inputs whose answer "
+                             "can be flipped after many draws; lower n_samples")
+        seq = [vocab[i] for i in rng.integers(0, len(vocab), length)]
+        answer = _answer(program, seq, causal)
+        if answer is None:
+            continue
+        for _ in range(50):
+            other = list(seq)
+            for pos in rng.choice(length, size=int(rng.integers(1, length + 1)), replace=False):
+                other[pos] = vocab[int(rng.integers(len(vocab)))]
+            flipped = _answer(program, other, causal)
+            if flipped is not None and flipped != answer:
+                clean.append(seq)
+                corrupted.append(other)
+                break
+    numerical = compiled.output_encoding == NUMERICAL
+
+    def answers(seqs):
+        values = [_answer(program, s, causal) for s in seqs]
+        if numerical:
+            return np.array(values, np.float32)
+        return np.array([next(j for j, v in enumerate(compiled.output_values) if v is not None and v == a) for a in values],
+                        np.int64)
+
+    return TransformerTask(name=spec.name, index=0, clean=encode(compiled, clean), corrupted=encode(compiled, corrupted),
+                           position=length, clean_answer=answers(clean), corrupted_answer=answers(corrupted),
+                           numerical=numerical)
+
+
+def _compile(config: RASPTransformerConfig) -> Compiled:
+    spec = _spec(config.program)
+    return compile_program(spec.make(), spec.vocab, spec.max_seq_len, causal=spec.causal)
+
+
+def build(config: RASPTransformerConfig) -> RASPTransformerToy:
+    """Compile the config's program, draw its task and compute the circuit truth by intervention."""
+    if not isinstance(config, RASPTransformerConfig):
+        raise ValueError(f"config must be a RASPTransformerConfig, got {type(config).__name__}")
+    compiled = _compile(config)
+    n_layers, n_heads, d_model = compiled.params["w_q"].shape[:3]
+    n_nodes = 2 + n_layers * (n_heads + 1) + 1
+    run = 4.0 * config.n_samples * n_nodes * (compiled.max_seq_len + 1) * d_model  # one run's activations, float32
+    require_memory(config.kind, 8 * run, f"8 runs' activations of {run / 2**30:.2f} GiB each", "n_samples")
+    graph = component_graph(compiled.params["w_q"].shape[0], compiled.params["w_q"].shape[1])
+    model = TransformerModel(params=compiled.params, graph=graph, causal=compiled.causal)
+    tasks = (_task(config, compiled),)
+    truth = _circuit_truth(compiled, model, tasks)
+    return RASPTransformerToy(config=config, truth=truth, model=model, tasks=tasks, compiled=compiled)
+
+
+def rasp_transformer(program: str = "induction", n_samples: int = 64, *, seed: int) -> RASPTransformerToy:
+    """A standard RASP program compiled into a transformer, with its circuit known by construction.
+
+    Parameters
+    ----------
+    program : str
+        One of the ``rasp.PROGRAMS`` with a circuit task (``"induction"``, ``"ioi"``, ``"reverse"``,
+        ``"frac_prevs"``, ...; every one but ``"length"``, whose answer is the same on every input of
+        the maximum length); its vocabulary, maximum length and causality come with it.
+    n_samples : int
+        Clean / corrupted input pairs of the task (answer at the last position).
+    seed : int
+        Draws the task's inputs (the compiled weights do not depend on it).
+
+    The model is exact: its output equals the program's at every position of every input up to
+    the maximum length (``rasp.differential``). The truth is a ``CircuitTruth`` over the component
+    graph (embeddings, heads, MLPs, output) with effects measured by exact intervention;
+    ``toy.verify()`` checks it. Follows Lindner et al. (2023), "Tracr", with total semantics.
+    """
+    return build(RASPTransformerConfig(program=program, n_samples=n_samples, seed=seed))
+
+
+def _to_arrays(toy: RASPTransformerToy) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    truth, task = toy.truth, toy.tasks[0]
+    arrays = {f"model.{k}": v for k, v in toy.model.params.items()}
+    arrays.update({"task.clean": task.clean, "task.corrupted": task.corrupted, "task.clean_answer": task.clean_answer,
+                   "task.corrupted_answer": task.corrupted_answer})
+    arrays.update({"truth.layers": truth.graph.layers, "truth.nodes": truth.nodes, "truth.redundant": truth.redundant,
+                   "truth.node_effects": truth.node_effects, "truth.relevant_inputs": truth.relevant_inputs,
+                   "truth.modules": truth.modules, "truth.edges.0": truth.edges[0], "truth.edge_effects.0": truth.edge_effects[0]})
+    extra = {"labels": list(truth.graph.labels), "task_names": list(truth.task_names), "formulas": list(truth.formulas),
+             "position": task.position, "numerical": task.numerical, "causal": toy.model.causal}
+    return arrays, extra
+
+
+def _from_arrays(config: RASPTransformerConfig, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -> RASPTransformerToy:
+    params = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
+    w_q = params.get("w_q")
+    if w_q is None or w_q.ndim != 4:
+        raise ValueError("model.w_q must be a 4-D array (n_layers, n_heads, d_model, d_head)")
+    graph = component_graph(w_q.shape[0], w_q.shape[1])
+    if tuple(extra["labels"]) != graph.labels or not np.array_equal(arrays["truth.layers"], graph.layers):
+        raise ValueError("the stored component graph is not the one the model's shape makes")
+    truth = CircuitTruth(
+        graph=graph, task_names=tuple(extra["task_names"]), formulas=tuple(extra["formulas"]), nodes=arrays["truth.nodes"],
+        edges=(arrays["truth.edges.0"],), node_effects=arrays["truth.node_effects"], edge_effects=(arrays["truth.edge_effects.0"],),
+        relevant_inputs=arrays["truth.relevant_inputs"], redundant=arrays["truth.redundant"], catalog={}, modules=arrays["truth.modules"],
+    )
+    model = TransformerModel(params=params, graph=graph, causal=bool(extra["causal"]))
+    task = TransformerTask(name=extra["task_names"][0], index=0, clean=arrays["task.clean"], corrupted=arrays["task.corrupted"],
+                           position=int(extra["position"]), clean_answer=arrays["task.clean_answer"],
+                           corrupted_answer=arrays["task.corrupted_answer"], numerical=bool(extra["numerical"]))
+    return RASPTransformerToy(config=config, truth=truth, model=model, tasks=(task,), compiled=_compile(config))
+
+
+def _check(toy: RASPTransformerToy) -> list[str]:
+    """A loaded toy against its config: the weights are the compiler's for the config's program, the
+    task's ids are in range with answers equal to the program's, and the truth has the graph's sizes."""
+    p: list[str] = []
+    compiled, c = toy.compiled, toy.config
+    if sorted(toy.model.params) != sorted(compiled.params):
+        return [f"model parameters {sorted(toy.model.params)}, the compiler makes {sorted(compiled.params)}"]
+    for name, value in compiled.params.items():
+        if shape(p, f"model.{name}", toy.model.params[name], value.shape) and not np.array_equal(toy.model.params[name], value):
+            p.append(f"model.{name} is not the compiled weight of program {c.program!r}")
+    if toy.model.causal != compiled.causal:
+        p.append(f"the model's causal flag is {toy.model.causal}, program {c.program!r} is {'' if compiled.causal else 'not '}causal")
+    task = toy.tasks[0]
+    n = compiled.max_seq_len + 1
+    for name in ("clean", "corrupted"):
+        ids = getattr(task, name)
+        if shape(p, f"task.{name}", ids, (c.n_samples, n)):
+            within(p, f"task.{name}", ids, 0, len(compiled.vocab) + 1)
+            if ids.size and not (ids[:, 0] == 0).all() | (ids[:, 1:] == 0).any():
+                p.append(f"task.{name} must start with BOS (id 0) and hold tokens after it")
+    if task.position != compiled.max_seq_len:
+        p.append(f"task position {task.position}, expected the last position {compiled.max_seq_len}")
+    if not p:
+        for name in ("clean", "corrupted"):
+            want = _answers_of(compiled, getattr(task, name))
+            got = getattr(task, f"{name}_answer")
+            if not shape(p, f"task.{name}_answer", got, (c.n_samples,)):
+                continue
+            if task.numerical:
+                if not np.allclose(got, want):
+                    p.append(f"task.{name}_answer is not the program's answer")
+            elif not np.array_equal(got, want):
+                p.append(f"task.{name}_answer is not the program's answer")
+    truth, graph = toy.truth, toy.graph
+    for name in ("nodes", "redundant", "node_effects"):
+        shape(p, f"truth.{name}", getattr(truth, name), (1, graph.n_nodes))
+    shape(p, "truth.relevant_inputs", truth.relevant_inputs, (1, 2))
+    within(p, "truth.edges.0", truth.edges[0], 0, graph.n_edges)
+    return p
+
+
+def _answers_of(compiled: Compiled, ids: np.ndarray) -> np.ndarray:
+    seqs = [[compiled.vocab[i - 1] for i in row[1:]] for row in ids]
+    values = [_answer(compiled.program, s, compiled.causal) for s in seqs]
+    if compiled.output_encoding == NUMERICAL:
+        return np.array([np.nan if v is None else v for v in values], np.float32)
+    return np.array([next((j for j, o in enumerate(compiled.output_values) if o is not None and o == v), -1) for v in values])
+
+
+FAMILY = Family(
+    kind="rasp_transformer",
+    config=RASPTransformerConfig,
+    toy=RASPTransformerToy,
+    build=build,
+    generator=rasp_transformer,
+    to_arrays=_to_arrays,
+    from_arrays=_from_arrays,
+    check=_check,
+)
