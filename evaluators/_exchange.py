@@ -137,6 +137,44 @@ def circuit_files(toy: Toy) -> tuple[Arrays, dict[str, Any]]:
     }
 
 
+def transformer_circuit_files(toy: Toy) -> tuple[Arrays, dict[str, Any]]:
+    """The transformer's parameters, its component graph and each task's token ids and answers."""
+    model, graph = toy.model, toy.graph
+    arrays = {f"params.{k}": v for k, v in model.params.items()}
+    arrays["graph.layers"] = graph.layers
+    for task in toy.tasks:
+        arrays.update({f"task{task.index}.clean": task.clean, f"task{task.index}.corrupted": task.corrupted,
+                       f"task{task.index}.clean_answer": task.clean_answer,
+                       f"task{task.index}.corrupted_answer": task.corrupted_answer})
+    n_tasks = len(toy.tasks)
+    shapes = {k: list(v.shape) for k, v in arrays.items()}
+    return arrays, {
+        "arrays": shapes,
+        "graph": {"labels": list(graph.labels), "n_nodes": graph.n_nodes, "n_edges": graph.n_edges},
+        "model": (
+            f"ids (batch, n) of token ids, BOS (id 0) first{'; causal attention' if model.causal else ''}. "
+            "x = params.embed_tokens[ids] + params.embed_positions[:n]; for each layer l: for each head h: "
+            "q = x @ params.w_q[l, h], k = x @ params.w_k[l, h], v = x @ params.w_v[l, h], pattern = softmax(q @ k.T) "
+            "(no scaling), head output = pattern @ v @ params.w_o[l, h]; x += the sum of the head outputs; then "
+            "x += relu(x @ params.w_in[l]) @ params.w_out[l]; logits = x @ params.unembed. Nodes, in order: embed "
+            "(the token embedding), pos_embed, then per layer l its heads a{l}.h{h} and its MLP m{l}, then out. "
+            "A node's activation is what it adds to x (out: the final x). An edge (s, d) is s's activation as d "
+            "reads it; edges are ordered by destination d, then source s = 0 .. (first node of d's layer) - 1."
+        ),
+        "tasks": (
+            f"{n_tasks} task(s): task{{t}}.clean and task{{t}}.corrupted token ids; the answer is read at the last "
+            "position: for a categorical output, columns clean_answer and corrupted_answer of the logits, per-input "
+            "metric (logit[clean] - logit[corrupted] + 1) / 2; for a numerical one (a single logit column), values, "
+            "metric (logit - corrupted) / (clean - corrupted). The task metric is the mean."
+        ),
+        "predictions": {
+            "nodes.{t}": f"float array ({graph.n_nodes},): how much each node belongs to task t's circuit (higher: more)",
+            "edges.{t}": f"float array ({graph.n_edges},): the same per edge, in the edge order above",
+            "note": f"for each task t in 0..{n_tasks - 1}, nodes.{{t}}, edges.{{t}} or both",
+        },
+    }
+
+
 def circuit_read(arrays: Arrays, toy: Toy) -> CircuitPrediction | None:
     names = [n for n in arrays if n.startswith(("nodes.", "edges."))]
     if not names:

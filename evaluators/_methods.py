@@ -59,6 +59,23 @@ def circuit_method(artifact, *, seed: int, method: str, **params: Any) -> Circui
     return CircuitPrediction(tuple(fn(artifact, t, **params, **extra) for t in range(len(artifact.tasks))))
 
 
+TRANSFORMER_METHOD_NAMES = (
+    "ablation", "acdc", "activation_patching", "attention_heuristic", "attribution_patching", "eap_ig",
+    "edge_activation_patching", "edge_attribution_patching",
+)
+
+
+def transformer_circuit_method(artifact, *, seed: int, method: str, **params: Any) -> CircuitPrediction:
+    """Run a ``methods.transformers`` method (by name) on every task of a transformer circuit artifact."""
+    from planted.methods import transformers
+
+    if method not in TRANSFORMER_METHOD_NAMES:
+        raise nearest(method, TRANSFORMER_METHOD_NAMES, "transformer circuit method")
+    fn = getattr(transformers, method)
+    extra = {"seed": seed} if method == "attention_heuristic" or (method == "ablation" and params.get("kind") == "resample") else {}
+    return CircuitPrediction(tuple(fn(artifact, t, **params, **extra) for t in range(len(artifact.tasks))))
+
+
 CONNECTIVITY_METHOD_NAMES = ("correlation", "partial_correlation", "lagged_correlation", "granger")
 
 
@@ -211,6 +228,27 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("strength", circuit_method, {"method": "weight_centrality", "kind": "strength"}, task="circuits"),
         MethodSpec("eigenvector", circuit_method, {"method": "weight_centrality", "kind": "eigenvector"}, task="circuits"),
         MethodSpec("pagerank", circuit_method, {"method": "weight_centrality", "kind": "pagerank"}, task="circuits"),
+        MethodSpec("tf-activation-patching", transformer_circuit_method, {"method": "activation_patching"},
+                   task="transformer_circuits"),
+        MethodSpec("tf-zero-ablation", transformer_circuit_method, {"method": "ablation", "kind": "zero"},
+                   task="transformer_circuits"),
+        MethodSpec("tf-mean-ablation", transformer_circuit_method, {"method": "ablation", "kind": "mean"},
+                   task="transformer_circuits"),
+        MethodSpec("tf-resample-ablation", transformer_circuit_method, {"method": "ablation", "kind": "resample"},
+                   task="transformer_circuits"),
+        MethodSpec("tf-attribution-patching", transformer_circuit_method, {"method": "attribution_patching"},
+                   task="transformer_circuits"),
+        MethodSpec("tf-path-patching", transformer_circuit_method, {"method": "edge_activation_patching"},
+                   task="transformer_circuits"),
+        MethodSpec("tf-eap", transformer_circuit_method, {"method": "edge_attribution_patching"}, task="transformer_circuits"),
+        MethodSpec("tf-eap-ig", transformer_circuit_method, {"method": "eap_ig", "steps": 5}, task="transformer_circuits"),
+        MethodSpec("tf-acdc", transformer_circuit_method, {"method": "acdc", "threshold": 0.01}, task="transformer_circuits"),
+        MethodSpec("tf-acdc-zero", transformer_circuit_method, {"method": "acdc", "threshold": 0.01, "source": "zero"},
+                   task="transformer_circuits"),
+        MethodSpec("tf-previous-token", transformer_circuit_method, {"method": "attention_heuristic", "kind": "previous_token"},
+                   task="transformer_circuits"),
+        MethodSpec("tf-prefix-matching", transformer_circuit_method,
+                   {"method": "attention_heuristic", "kind": "prefix_matching"}, task="transformer_circuits"),
         MethodSpec("correlation-raw", connectivity_method, {"method": "correlation", "preprocess": "raw"},
                    task="connectivity"),
         MethodSpec("correlation-filtered", connectivity_method, {"method": "correlation", "preprocess": "filtered"},

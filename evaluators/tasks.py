@@ -105,6 +105,11 @@ class Task:
         the arrays under (toy id, task name): ``Store.toy_arrays(toy_id, task=name)``. Keep them
         small (arrays over ``store.KEEP_PREDICTION_LIMIT`` entries are not kept) and of numeric,
         bool or string dtype (they are read back without pickle). Default: no arrays.
+    families : tuple[str, ...] or None
+        The toy families the task applies to (``toys.FAMILY_KINDS``); None: any whose truth is a
+        ``truth_type``. Two tasks may share a truth type but not a model interface.
+    catalog : bool
+        Whether reports show its catalog table (methods x toys, ``report.catalog``).
     files : callable(toy) -> (arrays, description), optional
         The artifact as plain arrays for ``planted make`` (tasks sharing an artifact give the same
         arrays), with a JSON-able description of them and of the predictions format; None: the
@@ -136,6 +141,8 @@ class Task:
     keep: Callable[[Any, Toy], Any] = _keep_nothing
     figure_data: Callable[[Toy], dict[str, np.ndarray]] = _no_figure_data
     figures: Callable[..., list[Path]] = _no_figures
+    families: tuple[str, ...] | None = None
+    catalog: bool = False
     files: Callable[[Toy], tuple[dict[str, np.ndarray], dict[str, Any]]] | None = None
     read: Callable[[dict[str, np.ndarray], Toy], Any] | None = None
 
@@ -143,6 +150,9 @@ class Task:
         if not isinstance(getattr(toy, "truth", None), self.truth_type):
             raise ValueError(f"the {self.name} task needs a toy whose truth is a {self.truth_type.__name__}, "
                              f"got a {type(toy).__name__}")
+        if self.families is not None and getattr(toy, "kind", None) not in self.families:
+            raise ValueError(f"the {self.name} task applies to toys of the families {', '.join(self.families)}; "
+                             f"got a {getattr(toy, 'kind', type(toy).__name__)!r} toy")
 
     def check_prediction(self, prediction: Any, method: str) -> None:
         if not isinstance(prediction, self.prediction_type):
@@ -241,7 +251,26 @@ TASKS: dict[str, Task] = {
             keep=_circuit_keep,
             figure_data=_figures.circuits_figure_data,
             figures=_figures.circuits_figures,
+            families=("planted_mlp",),
+            catalog=True,
             files=_exchange.circuit_files,
+            read=_exchange.circuit_read,
+        ),
+        Task(
+            name="transformer_circuits",
+            description="find the attention-head circuit of a compiled transformer (embeddings, heads, MLPs and the "
+            "edges between them), through its intervention interface over components, positions and edges",
+            truth_type=CircuitTruth,
+            prediction_type=CircuitPrediction,
+            score=_circuit_metrics,
+            headline="edge_auroc",
+            metrics=("edge_auroc", "edge_auprc", "node_auroc", "node_precision_at_k", "cpr", "cmd"),
+            keep=_circuit_keep,
+            figure_data=_figures.circuits_figure_data,
+            figures=_figures.circuits_figures,
+            families=("rasp_transformer",),
+            catalog=True,
+            files=_exchange.transformer_circuit_files,
             read=_exchange.circuit_read,
         ),
         Task(

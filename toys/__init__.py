@@ -39,6 +39,7 @@ _NAMES = {
     "PlantedCircuitToy": "._planted_mlp",
     "PlantedMLPConfig": "._planted_mlp",
     "planted_mlp": "._planted_mlp",
+    "RASP_PROGRAMS": "._rasp._programs",
     "RASPTransformerConfig": "._rasp",
     "RASPTransformerToy": "._rasp",
     "rasp_transformer": "._rasp",

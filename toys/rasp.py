@@ -39,6 +39,7 @@ from planted.toys._rasp._language import (
 from planted.toys._rasp._model import CompiledTransformer, apply, decode, encode, evaluate_model, run
 from planted.toys._rasp._programs import (
     PROGRAMS,
+    RASP_PROGRAMS,
     ProgramSpec,
     detect_pattern,
     make_count,
@@ -62,7 +63,7 @@ from planted.toys._rasp._random import RandomProgram, random_program
 
 __all__ = [
     "Aggregate", "Comparison", "Compiled", "CompiledTransformer", "Component", "Differential", "Map", "PROGRAMS",
-    "ProgramSpec", "RASPExpr", "RandomProgram", "SOp", "Select", "SelectorWidth", "SequenceMap", "all_inputs", "apply",
+    "ProgramSpec", "RASP_PROGRAMS", "RASPExpr", "RandomProgram", "SOp", "Select", "SelectorWidth", "SequenceMap", "all_inputs", "apply",
     "categorical", "compile_program", "decode", "detect_pattern", "differential", "encode", "evaluate",
     "evaluate_model", "indices", "make_count", "make_count_less_freq", "make_frac_prevs", "make_hist",
     "make_induction", "make_ioi", "make_length", "make_pair_balance", "make_reverse", "make_shuffle_dyck", "make_sort",

@@ -79,19 +79,22 @@ def circuits_figure_data(toy) -> dict[str, np.ndarray]:
 
 
 def circuits_figures(results: Sequence, store, folder: Path) -> list[Path]:
-    """``catalog.md`` and ``catalog.csv`` (methods x toys, edge AUROC with CIs; ``report.catalog``)
+    """``catalog.md`` and ``catalog.csv`` (methods x toys, edge AUROC with CIs; ``report.catalog``;
+    ``catalog-{task}`` for a task other than circuits)
     and, per toy (lowest seed) with stored arrays, ``circuit-{suite}-{toy}.png``: the planted
     circuit of task 0 beside each method's top edges."""
     from planted.evaluators._files import write_text
     from planted.evaluators.report import catalog
 
     written: list[Path] = []
+    tasks = {r.task for r in results}
+    stem = "catalog" if tasks <= {"circuits"} else "catalog-" + "-".join(sorted(tasks))
     for fmt, ext in (("markdown", "md"), ("csv", "csv")):
         try:
             table = catalog(results, fmt=fmt)
         except ValueError:
             break
-        written.append(write_text(folder / f"catalog.{ext}", table))
+        written.append(write_text(folder / f"{stem}.{ext}", table))
     for suite, toy, seed, cells in lowest_seeds(results):
         arrays = stored_arrays(store, cells[0])
         panels = stored_panels(cells, store)

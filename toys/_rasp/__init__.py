@@ -1,5 +1,18 @@
-"""RASP with total semantics and its exact compiler; the public names are in ``planted.toys.rasp``."""
+"""RASP with total semantics, its exact compiler, and the ``rasp_transformer`` family.
 
-from planted.toys._rasp._toy import FAMILY, TOLERANCE, RASPTransformerConfig, RASPTransformerToy, rasp_transformer
+The public names are in ``planted.toys.rasp`` and ``planted.toys``. The family's names load on
+first use, so reading the list of programs (``_programs``) never imports JAX.
+"""
 
-__all__ = ["FAMILY", "TOLERANCE", "RASPTransformerConfig", "RASPTransformerToy", "rasp_transformer"]
+_FAMILY_NAMES = ("FAMILY", "TOLERANCE", "RASPTransformerConfig", "RASPTransformerToy", "rasp_transformer")
+
+
+def __getattr__(name: str):
+    if name in _FAMILY_NAMES:
+        from planted.toys._rasp import _toy
+
+        return getattr(_toy, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = list(_FAMILY_NAMES)

@@ -130,18 +130,17 @@ class TransformerModel:
     params: dict
     graph: ComponentGraph
     causal: bool
+    run_fn: object = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", {k: np.asarray(v, np.float32) for k, v in self.params.items()})
         object.__setattr__(self, "_device_params", {k: jnp.asarray(v) for k, v in self.params.items()})
+        # One object per model, so jit-compiled callers that take it as a static argument reuse their traces.
+        object.__setattr__(self, "run_fn", functools.partial(_run, causal=self.causal))
 
     @property
     def device_params(self) -> dict:
         return self._device_params
-
-    @property
-    def run_fn(self):
-        return functools.partial(_run, causal=self.causal)
 
     def run(self, ids, patch: Patch | None = None) -> dict[str, np.ndarray]:
         """``outputs`` (batch, n, n_outputs) logits, ``activations`` (batch, n_nodes, n, d_model),

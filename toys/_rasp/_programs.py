@@ -209,3 +209,6 @@ PROGRAMS: tuple[ProgramSpec, ...] = (
     ProgramSpec("successor", lambda: make_successor(lambda t: (t + 1) % 5), (0, 1, 2, 3, 4), 5, causal=True),
     ProgramSpec("tracr_issue_25", make_tracr_issue_25, (1, 2, 3, 4), 5),
 )
+
+# The programs with a circuit task, the choices of ``toys.rasp_transformer``.
+RASP_PROGRAMS: tuple[str, ...] = tuple(spec.name for spec in PROGRAMS if spec.task)

@@ -27,13 +27,12 @@ from planted.toys._rasp._circuit import TransformerArtifact, TransformerModel, T
 from planted.toys._rasp._compiler import Compiled, compile_program
 from planted.toys._rasp._language import NUMERICAL, Select, describe, evaluate
 from planted.toys._rasp._model import encode
-from planted.toys._rasp._programs import PROGRAMS
+from planted.toys._rasp._programs import PROGRAMS, RASP_PROGRAMS
 
 TOLERANCE = 0.05
 _STREAM_DATA = 401
 _CONSTANT_BLOCKS = ("one", "bos")
-# The programs with a circuit task: an answer at the last position that a corruption can change.
-PROGRAM_NAMES = tuple(spec.name for spec in PROGRAMS if spec.task)
+PROGRAM_NAMES = RASP_PROGRAMS
 
 
 @dataclasses.dataclass(frozen=True)
