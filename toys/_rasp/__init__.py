@@ -5,6 +5,7 @@ first use, so reading the list of programs (``_programs``) never imports JAX.
 """
 
 _FAMILY_NAMES = ("FAMILY", "TOLERANCE", "RASPTransformerConfig", "RASPTransformerToy", "rasp_transformer")
+_CATALOG_NAMES = ("MODES", "TRANSFORMER_FAILURE_MODES")
 
 
 def __getattr__(name: str):
@@ -12,7 +13,11 @@ def __getattr__(name: str):
         from planted.toys._rasp import _toy
 
         return getattr(_toy, name)
+    if name in _CATALOG_NAMES:
+        from planted.toys._rasp import _catalog
+
+        return getattr(_catalog, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = list(_FAMILY_NAMES)
+__all__ = list(_FAMILY_NAMES + _CATALOG_NAMES)

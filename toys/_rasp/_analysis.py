@@ -88,10 +88,11 @@ def merge_close(values) -> frozenset:
     return frozenset(out)
 
 
-def name_nodes(program: SOp) -> tuple[list[RASPExpr], dict[int, str]]:
-    """The program's nodes (children first) and a unique name for each SOp: its own name, or
-    ``map_3``-style names in topological order; a repeated name gets a suffix ``_2``, ``_3`` ..."""
-    order = nodes(program)
+def name_nodes(program: SOp, *more: SOp) -> tuple[list[RASPExpr], dict[int, str]]:
+    """The program's nodes (children first; then those only ``more`` roots reach) and a unique name
+    for each: its own name, or ``map_3``-style names in topological order; a repeated name gets a
+    suffix ``_2``, ``_3`` ..."""
+    order = nodes(program, *more)
     names: dict[int, str] = {}
     used: set[str] = set()
     for i, node in enumerate(order):

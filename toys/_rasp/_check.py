@@ -149,7 +149,7 @@ class _Plan:
 
     def __init__(self, compiled: Compiled):
         self.compiled = compiled
-        self.order = nodes(compiled.program)
+        self.order = nodes(compiled.program, *compiled.extra)
         placed = {c.name for c in compiled.components}
         by_name = {compiled.names[id(n)]: n for n in self.order if not isinstance(n, Select)}
         # Each placed SOp's block: (node, name, dims, {key: column within the concatenation}).
@@ -163,7 +163,10 @@ class _Plan:
             dims += list(block.values())
             self.blocks.append((node, name, columns))
         self.dims = np.array(dims, np.int64)
-        self.heads = [(c, by_name[c.name]) for c in compiled.components if c.kind == "head"]
+        # A backup head attends to BOS wherever its head's output is present (always, in a clean
+        # run); a cancelling head attends to its own position.
+        self.fixed = [c for c in compiled.components if c.op in ("backup", "cancellation")]
+        self.heads = [(c, by_name[c.name]) for c in compiled.components if c.kind == "head" and c not in self.fixed]
         self.no_cleanup = {id(node) for c, node in self.heads
                            if isinstance(node, Aggregate) and node.encoding != NUMERICAL and c.writes == (c.name,)
                            and selected_values_agree(node, compiled.info, compiled.names)}
@@ -204,6 +207,15 @@ class _Plan:
             off = np.abs(patterns[comp.layer, comp.head] - expected).max()
             if off > TOLERANCE:
                 out.append(f"{seq}: head {comp.name} (layer {comp.layer}, head {comp.head}) attends off its selector by {off:.3g}")
+        for comp in self.fixed:
+            expected = np.zeros((n + 1, n + 1))
+            if comp.op == "backup":
+                expected[:, 0] = 1.0
+            else:
+                expected[np.arange(n + 1), np.arange(n + 1)] = 1.0
+            off = np.abs(patterns[comp.layer, comp.head] - expected).max()
+            if off > TOLERANCE:
+                out.append(f"{seq}: {comp.op} head {comp.name} attends off its fixed pattern by {off:.3g}")
             if id(node) in self.no_cleanup:
                 inner = values[id(node.inner)]
                 for q, ks in enumerate(chosen[id(node)]):

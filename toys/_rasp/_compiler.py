@@ -41,6 +41,7 @@ from planted.toys._rasp._language import (
     CATEGORICAL,
     NUMERICAL,
     Aggregate,
+    Comparison,
     Indices,
     Map,
     Select,
@@ -51,6 +52,8 @@ from planted.toys._rasp._language import (
     apply_map,
     apply_sequence_map,
     describe,
+    indices,
+    nodes,
 )
 
 MIN_GAP = 2e-4  # relative spacing a numerical value set needs for exact steps in float32
@@ -129,6 +132,7 @@ class _Part:
     node: SOp
     kind: str  # "head" or "mlp"
     op: str
+    label: str | None = None  # the component's name when it is not its node's
     sublayer: int = -1
     neurons: list = dataclasses.field(default_factory=list)  # [(in {dim: w}, out {dim: w})]
     qk: dict = dataclasses.field(default_factory=dict)  # {(query dim, key dim): w}
@@ -184,18 +188,38 @@ class Compiled:
     blocks: dict = dataclasses.field(repr=False)
     info: dict = dataclasses.field(repr=False)
     names: dict = dataclasses.field(repr=False)
+    extra: tuple = ()  # the extra SOps placed beside the program (distractors)
 
 
 def compile_program(program: SOp, vocab: Sequence[Hashable], max_seq_len: int, *, causal: bool = False,
-                    scale: float = 100.0) -> Compiled:
+                    scale: float = 100.0, extra: Sequence[SOp] = (), backups: Sequence[Aggregate] = (),
+                    cancel_gain: float = 0.0) -> Compiled:
     """Compile ``program`` for inputs of 1 .. ``max_seq_len`` tokens from ``vocab``.
 
     Raises ``ValueError`` naming the operation and the reason when a program cannot be compiled
     exactly (a numerical Select, a mean of a possibly-null SOp, values too close for exact steps, a
     SequenceMap of numerical SOps that is not affine, ...). ``scale`` sets how sharp attention is.
+
+    The failure-mode catalog's constructions, each exact on every input:
+
+    - ``extra``: more SOps to place and compute (distractors): nothing reads them.
+    - ``backups``: categorical Aggregates of the program (ones without a cleanup) that get a backup
+      head one layer later. It attends like the first head and writes the same block, but only
+      where that block is empty: where the first head's output is present (always, unless it is
+      removed) the backup's query penalises every key and it attends to BOS, which writes nothing.
+      What reads the block is placed after the backup.
+    - ``cancel_gain``: two heads after the output, each copying the output at its own position
+      into the output block, times +cancel_gain and -cancel_gain: together nothing, alone a lot.
     """
     if not isinstance(program, SOp):
         raise ValueError(f"program must be an SOp, got {type(program).__name__}")
+    extra = tuple(extra)
+    if any(not isinstance(e, SOp) for e in extra):
+        raise ValueError("extra must be SOps")
+    if not np.isfinite(cancel_gain) or cancel_gain < 0:
+        raise ValueError(f"cancel_gain must be a finite number >= 0, got {cancel_gain!r}")
+    if cancel_gain and not any(isinstance(n, Indices) for n in nodes(program, *extra)):
+        extra = extra + (indices,)  # the cancelling heads find each position by its index
     vocab = tuple(vocab)
     try:
         distinct = len(set(vocab))
@@ -207,9 +231,14 @@ def compile_program(program: SOp, vocab: Sequence[Hashable], max_seq_len: int, *
         raise ValueError(f"max_seq_len must be an integer from 1 to 512, got {max_seq_len!r}")
     if not np.isfinite(scale) or scale < 1:
         raise ValueError(f"scale must be a finite number >= 1, got {scale!r}")
-    order, names = name_nodes(program)
+    order, names = name_nodes(program, *extra)
     info = analyse(order, names, vocab, max_seq_len)
     sops = [n for n in order if not isinstance(n, Select)]
+    backup_ids = {id(b) for b in backups}
+    for b in backups:
+        if not any(b is n for n in sops) or not isinstance(b, Aggregate) or b.encoding != CATEGORICAL or not selected_values_agree(b, info, names):
+            raise ValueError(f"backups must be categorical Aggregates of the program whose selected values provably agree "
+                             f"(a head without a cleanup); {names.get(id(b), b)!r} is not")
     consumers: dict[int, list] = {}
     for node in order:
         for child in node.children():
@@ -238,7 +267,20 @@ def compile_program(program: SOp, vocab: Sequence[Hashable], max_seq_len: int, *
         else:
             resid.numerical(inf.name)
         parts[id(node)] = _build(node, info, names, resid, one, bos_dim, scale, max_seq_len, fused)
-
+        if id(node) in backup_ids:
+            parts[id(node)].append(_backup(node, parts[id(node)][0], info, names, resid, bos_dim, scale))
+    if cancel_gain:
+        index = next(n for n in sops if isinstance(n, Indices))
+        copy = Aggregate(Select(index, index, Comparison.EQ), program, encoding=program.encoding)
+        pair = _build(copy, info | {id(copy): info[id(program)]}, names | {id(copy): names[id(program)]}, resid, one,
+                      bos_dim, scale, max_seq_len, set())
+        head = pair[0]
+        out = names[id(program)]
+        for sign, label in ((1.0, f"{out}.cancel_plus"), (-1.0, f"{out}.cancel_minus")):
+            ov = {src: ({src: sign * cancel_gain} if src != bos_dim else {}) for src in resid.dims(out)}
+            parts.setdefault("cancel", []).append(_Part(copy, "head", "cancellation", label=label, qk=head.qk, ov=ov,
+                                                        reads=tuple(dict.fromkeys((names[id(index)], out, "one", "bos"))),
+                                                        writes=(out,)))
     # Placement: each part in the first sublayer of its kind after everything it reads.
     ready: dict[int, int] = {}
     for node in sops:
@@ -257,9 +299,14 @@ def compile_program(program: SOp, vocab: Sequence[Hashable], max_seq_len: int, *
             at = at + 1 if (at + 1) % 2 == want else at + 2
             part.sublayer = at
         ready[id(node)] = at
+    for part in parts.get("cancel", []):
+        at = ready[id(program)]
+        part.sublayer = at + 1 if (at + 1) % 2 == 0 else at + 2
     placed = [p for n in sops if id(n) not in fused for p in parts[id(n)] if p.kind in ("head", "mlp")]
+    placed += parts.get("cancel", [])
     n_layers = max([p.sublayer // 2 + 1 for p in placed], default=1)
-    return _assemble(program, vocab, max_seq_len, causal, scale, resid, sops, parts, placed, n_layers, info, names, fused)
+    return _assemble(program, vocab, max_seq_len, causal, scale, resid, sops, parts, placed, n_layers, info, names, fused,
+                     extra)
 
 
 def _build(node, info, names, resid: _Residual, one, bos_dim, scale, max_seq_len, fused) -> list[_Part]:
@@ -359,6 +406,23 @@ def _build(node, info, names, resid: _Residual, one, bos_dim, scale, max_seq_len
     return [head, mlp]
 
 
+def _backup(node: Aggregate, head: _Part, info, names, resid: _Residual, bos_dim: int, scale: float) -> _Part:
+    """The backup of ``head`` (see ``compile_program``): its selector, penalised by 2 * scale on
+    every key where the block ``head`` writes holds anything, and its copy, with BOS writing nothing."""
+    name = names[id(node)]
+    keys = info[id(node.selector.keys)]
+    qk = dict(head.qk)
+    for dq in resid.dims(name):
+        for dk, _ in resid.keyed(keys.name):
+            qk[dq, dk] = qk.get((dq, dk), 0.0) - 2 * scale
+        qk[dq, bos_dim] = qk.get((dq, bos_dim), 0.0) + 2 * scale  # BOS holds a key direction too: undo it there
+    ov = {src: dict(out) for src, out in head.ov.items()}
+    bos_row = ov[bos_dim]
+    null = resid.blocks[name][("null",)]
+    bos_row[null] = bos_row.get(null, 0.0) - 1.0  # BOS writes nothing: the first head's BOS writes null
+    return _Part(node, "head", "backup", label=f"{name}.backup", qk=qk, ov=ov, reads=head.reads + (name,), writes=head.writes)
+
+
 def _affine(node, a: Info, b: Info, names, resid, one, bos_dim, enc) -> _Part:
     """A SequenceMap of two numerical SOps that is affine on their values: 6 neurons."""
     for side in (a, b):
@@ -384,7 +448,8 @@ def _affine(node, a: Info, b: Info, names, resid, one, bos_dim, enc) -> _Part:
     return _Part(node, "mlp", "sequence_map", neurons=neurons, reads=(a.name, b.name, "one", "bos"), writes=(names[id(node)],))
 
 
-def _assemble(program, vocab, max_seq_len, causal, scale, resid: _Residual, sops, parts, placed, n_layers, info, names, fused) -> Compiled:
+def _assemble(program, vocab, max_seq_len, causal, scale, resid: _Residual, sops, parts, placed, n_layers, info, names, fused,
+              extra) -> Compiled:
     d = len(resid.labels)
     heads_per_layer = [[p for p in placed if p.kind == "head" and p.sublayer == 2 * layer] for layer in range(n_layers)]
     mlps_per_layer = [[p for p in placed if p.kind == "mlp" and p.sublayer == 2 * layer + 1] for layer in range(n_layers)]
@@ -421,8 +486,8 @@ def _assemble(program, vocab, max_seq_len, causal, scale, resid: _Residual, sops
                 w_v[layer, h, src, j] = 1.0
                 for dim, w in out.items():
                     w_o[layer, h, j, dim] += w
-            components.append(Component(names[id(part.node)], expression(part.node), "head", part.op, layer, head=h,
-                                        reads=part.reads, writes=part.writes))
+            components.append(Component(part.label or names[id(part.node)], expression(part.node), "head", part.op, layer,
+                                        head=h, reads=part.reads, writes=part.writes))
         start = 0
         for part in mlps_per_layer[layer]:
             for i, (read, write) in enumerate(part.neurons):
@@ -472,7 +537,7 @@ def _assemble(program, vocab, max_seq_len, causal, scale, resid: _Residual, sops
     order = {"embedding": 0, "head": 1, "mlp": 2}
     components.sort(key=lambda c: (c.layer, order[c.kind], c.head, c.neurons))
     return Compiled(program, vocab, max_seq_len, causal, float(scale), params, tuple(resid.labels), tuple(components),
-                    out.name, program.encoding, output_values, resid.blocks, info, names)
+                    out.name, program.encoding, output_values, resid.blocks, info, names, tuple(extra))
 
 
 __all__ = ["Compiled", "Component", "compile_program", "order_key"]

@@ -240,11 +240,12 @@ def categorical(sop: SOp) -> SOp:
     return dataclasses.replace(sop, encoding=CATEGORICAL)
 
 
-def nodes(program: RASPExpr) -> list[RASPExpr]:
-    """Every node of ``program``, children before parents, each once (by identity)."""
+def nodes(program: RASPExpr, *more: RASPExpr) -> list[RASPExpr]:
+    """Every node of ``program`` (and of ``more`` roots after it), children before parents, each
+    once (by identity)."""
     order: list[RASPExpr] = []
     seen: set[int] = set()
-    stack: list[tuple[RASPExpr, bool]] = [(program, False)]
+    stack: list[tuple[RASPExpr, bool]] = [(root, False) for root in reversed((program, *more))]
     while stack:
         node, expanded = stack.pop()
         if id(node) in seen:

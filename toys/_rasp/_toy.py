@@ -27,10 +27,11 @@ from planted.toys._rasp._circuit import TransformerArtifact, TransformerModel, T
 from planted.toys._rasp._compiler import Compiled, compile_program
 from planted.toys._rasp._language import NUMERICAL, Select, describe, evaluate
 from planted.toys._rasp._model import encode
+from planted.toys._rasp._catalog import MODES, backup_target, distractors, naturalise
 from planted.toys._rasp._programs import PROGRAMS, RASP_PROGRAMS
 
 TOLERANCE = 0.05
-_STREAM_DATA = 401
+_STREAM_DATA, _STREAM_DISTRACTORS, _STREAM_NATURALISE = 401, 402, 403
 _CONSTANT_BLOCKS = ("one", "bos")
 PROGRAM_NAMES = RASP_PROGRAMS
 
@@ -43,11 +44,20 @@ class RASPTransformerConfig(Config):
 
     program: str = "induction"
     n_samples: int = 64
+    # The failure-mode toggles: one per ``_catalog.MODES`` entry, named and ordered as it (a test checks).
+    distractors: bool = False
+    backup: bool = False
+    cancellation: bool = False
+    naturalise: bool = False
+    noise: float = 1e-6
     seed: int = 0
 
     def _check(self, p: Problems) -> None:
         p.choice("program", self.program, PROGRAM_NAMES)
         p.integer("n_samples", self.n_samples, low=4, high=100_000)
+        for mode in MODES:
+            p.boolean(mode.name, getattr(self, mode.name))
+        p.number("noise", self.noise, low=0, high=1e-3)
         p.integer("seed", self.seed, low=0, high=2**31 - 1)
 
 
@@ -132,27 +142,29 @@ def _node_changes(model: TransformerModel, task: TransformerTask, clean: dict, c
     return out
 
 
-def structural_edges(compiled: Compiled, graph) -> np.ndarray:
-    """(n_nodes, n_nodes) bool: dst reads a non-constant residual block that src writes."""
+def component_node(compiled: Compiled, component) -> int:
+    """The graph node of a compiled component (a head's, or its layer's MLP)."""
+    if component.kind == "embedding":
+        return 0 if component.op == "tokens" else 1
     n_heads = compiled.params["w_q"].shape[1]
-    out_node = graph.n_nodes - 1
+    base = 2 + component.layer * (n_heads + 1)
+    return base + component.head if component.kind == "head" else base + n_heads
 
-    def node_of(component) -> int:
-        if component.kind == "embedding":
-            return 0 if component.op == "tokens" else 1
-        base = 2 + component.layer * (n_heads + 1)
-        return base + component.head if component.kind == "head" else base + n_heads
 
-    writer: dict[str, int] = {}
-    for c in compiled.components:
+def structural_edges(compiled: Compiled, graph) -> np.ndarray:
+    """(n_nodes, n_nodes) bool: dst reads a non-constant residual block that src writes. The
+    cancelling pair of the catalog is left out: it computes nothing (its two writes sum to zero)."""
+    writers: dict[str, list[int]] = {}
+    computing = [c for c in compiled.components if c.op != "cancellation"]
+    for c in computing:
         for block in c.writes:
-            writer[block] = node_of(c)
+            writers.setdefault(block, []).append(component_node(compiled, c))
     structure = np.zeros((graph.n_nodes, graph.n_nodes), bool)
-    for c in compiled.components:
+    for c in computing:
         for block in c.reads:
             if block not in _CONSTANT_BLOCKS:
-                structure[writer[block], node_of(c)] = True
-    structure[writer[compiled.output_name], out_node] = True
+                structure[writers[block], component_node(compiled, c)] = True
+    structure[writers[compiled.output_name], graph.n_nodes - 1] = True
     np.fill_diagonal(structure, False)  # an MLP layer's ops never read each other (placement)
     return structure
 
@@ -182,9 +194,9 @@ def _per_input_patched(model, task, src, dst, patched_edges, corrupt) -> np.ndar
 def _circuit_edges(model, task, structure, clean, corrupt) -> np.ndarray:
     """The task's circuit edges (canonical indices): the structural edges that move some input's
     metric by ``TOLERANCE`` when patched alone, and the silent ones that matter jointly: restoring
-    a silent edge with every structural edge on a path through it, while the other silent edges
-    stay patched, moves some input's metric by ``TOLERANCE`` (so of two redundant chains, both
-    count, not whichever an order happens to keep)."""
+    a silent edge's paths (every structural edge on a path through it) while the other silent
+    edges stay patched, the edge itself moves some input's metric by ``TOLERANCE`` (so of two
+    redundant chains, both count, not whichever an order happens to keep)."""
     graph = model.graph
     src, dst = graph.edges()
     candidates = np.flatnonzero(structure[src, dst])
@@ -194,7 +206,6 @@ def _circuit_edges(model, task, structure, clean, corrupt) -> np.ndarray:
     silent = candidates[single < TOLERANCE]
     if silent.size == 0:
         return core
-    all_silent = _per_input_patched(model, task, src, dst, silent, corrupt)
     reach = _reach(structure)
     joint = []
     for e in silent:
@@ -202,15 +213,35 @@ def _circuit_edges(model, task, structure, clean, corrupt) -> np.ndarray:
         # Structural edges on a path through (u, v): into u's ancestry, or out of v's descendants.
         through = (reach[dst[silent], u] & reach[src[silent], u]) | (reach[v, src[silent]] & reach[v, dst[silent]])
         through |= silent == e
-        patched = _per_input_patched(model, task, src, dst, silent[~through], corrupt)
-        if np.abs(patched - all_silent).max() >= TOLERANCE:
+        # e's own part: its path restored with e, against the same path restored without it.
+        with_e = _per_input_patched(model, task, src, dst, silent[~through], corrupt)
+        without_e = _per_input_patched(model, task, src, dst, np.append(silent[~through], e), corrupt)
+        if np.abs(with_e - without_e).max() >= TOLERANCE:
             joint.append(e)
-    return np.sort(np.concatenate([core, np.array(joint, np.int64)]))
+    kept = np.sort(np.concatenate([core, np.array(joint, np.int64)]))
+    # Completion: where those are not faithful on every input (chains that matter only together
+    # without sharing a path), the remaining silent edges are patched one at a time from the output
+    # back, and an edge whose patch moves some input's answer away from clean joins the circuit.
+    rest = [e for e in silent[::-1] if e not in set(kept.tolist())]
+    patched: list[int] = []
+    for e in rest:
+        trial = _per_input_patched(model, task, src, dst, patched + rest[rest.index(e):], corrupt)
+        if np.abs(trial - base).max() < TOLERANCE:
+            break  # every remaining silent edge can be patched together
+        alone = _per_input_patched(model, task, src, dst, patched + [e], corrupt)
+        if np.abs(alone - base).max() < TOLERANCE:
+            patched.append(e)
+        else:
+            kept = np.append(kept, e)
+    return np.sort(kept)
 
 
-def _circuit_truth(compiled: Compiled, model: TransformerModel, tasks: tuple[TransformerTask, ...]) -> CircuitTruth:
+def _circuit_truth(compiled: Compiled, model: TransformerModel, tasks: tuple[TransformerTask, ...],
+                   config: RASPTransformerConfig) -> CircuitTruth:
     graph = model.graph
     structure = structural_edges(compiled, graph)
+    backups = [(component_node(compiled, next(f for f in compiled.components if f.kind == "head" and f.name + ".backup" == c.name)),
+                component_node(compiled, c)) for c in compiled.components if c.op == "backup"]
     src, dst = graph.edges()
     nodes, edges, node_effects, edge_effects, redundant = [], [], [], [], []
     for task in tasks:
@@ -218,6 +249,14 @@ def _circuit_truth(compiled: Compiled, model: TransformerModel, tasks: tuple[Tra
         base = task.per_input(clean["outputs"])
         gap = float(task.metric(clean["outputs"]) - task.metric(corrupt["outputs"]))
         kept = _circuit_edges(model, task, structure, clean, corrupt)
+        for first, backup in backups:
+            # A backup head computes its head's value when that head's output is removed: it is in
+            # the circuit by construction, though no patch from the clean run moves it, wired as its
+            # head is (the same circuit inputs and readers) and reading its head's output.
+            mirrored = [(s, backup) for s in src[kept][dst[kept] == first]]
+            mirrored += [(backup, d) for d in dst[kept][src[kept] == first] if d != backup]
+            mirrored.append((first, backup))
+            kept = np.union1d(kept, graph.edge_index([a for a, _ in mirrored], [b for _, b in mirrored])).astype(np.int64)
         effects = [float((base - _per_input_patched(model, task, src, dst, [e], corrupt)).mean()) / gap for e in kept]
         in_circuit = np.zeros(graph.n_nodes, bool)
         in_circuit[src[kept]] = True
@@ -232,6 +271,7 @@ def _circuit_truth(compiled: Compiled, model: TransformerModel, tasks: tuple[Tra
         changes = _node_changes(model, task, clean, corrupt)
         silent = in_circuit & (changes < TOLERANCE)
         silent[-1] = False
+        silent[[b for _, b in backups]] = True
         nodes.append(in_circuit)
         redundant.append(silent)
         edges.append(kept)
@@ -244,8 +284,39 @@ def _circuit_truth(compiled: Compiled, model: TransformerModel, tasks: tuple[Tra
     return CircuitTruth(
         graph=graph, task_names=tuple(t.name for t in tasks), formulas=(_listing(compiled),) * n_tasks, nodes=nodes,
         edges=tuple(edges), node_effects=np.array(node_effects), edge_effects=tuple(edge_effects),
-        relevant_inputs=nodes[:, :2].copy(), redundant=np.array(redundant), catalog={}, modules=modules,
+        relevant_inputs=nodes[:, :2].copy(), redundant=np.array(redundant), catalog=_catalog_masks(compiled, config, nodes),
+        modules=modules,
     )
+
+
+def _catalog_masks(compiled: Compiled, config: RASPTransformerConfig, nodes: np.ndarray) -> dict:
+    """For each failure mode switched on, the graph nodes it involves."""
+    n = nodes.shape[1]
+    masks = {}
+    extra_names = {compiled.names[id(e)] for e in compiled.extra}
+    for mode in MODES:
+        if getattr(config, mode.name) is not True:
+            continue
+        mask = np.zeros(n, bool)
+        if mode.name == "naturalise":
+            mask = nodes.any(axis=0)
+        for c in compiled.components:
+            if (mode.name == "distractors" and c.kind == "head" and c.name in extra_names
+                    or mode.name == "cancellation" and c.op == "cancellation"
+                    or mode.name == "backup" and c.op == "backup"):
+                mask[component_node(compiled, c)] = True
+            if mode.name == "backup" and c.op == "backup":
+                first = next(f for f in compiled.components if f.kind == "head" and f.name + ".backup" == c.name)
+                mask[component_node(compiled, first)] = True
+        masks[mode.name] = mask
+    return masks
+
+
+def _differs(a, b) -> bool:
+    """Two answers differ: categorical ones by value, numerical ones by more than float rounding."""
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(float(a) - float(b)) > 1e-6 * max(1.0, abs(float(b)))
+    return a != b
 
 
 def _spec(name: str):
@@ -278,7 +349,7 @@ def _task(config: RASPTransformerConfig, compiled: Compiled) -> TransformerTask:
             for pos in rng.choice(length, size=int(rng.integers(1, length + 1)), replace=False):
                 other[pos] = vocab[int(rng.integers(len(vocab)))]
             flipped = _answer(program, other, causal)
-            if flipped is not None and flipped != answer:
+            if flipped is not None and _differs(flipped, answer):
                 clean.append(seq)
                 corrupted.append(other)
                 break
@@ -296,28 +367,61 @@ def _task(config: RASPTransformerConfig, compiled: Compiled) -> TransformerTask:
                            numerical=numerical)
 
 
-def _compile(config: RASPTransformerConfig) -> Compiled:
+def _compile(config: RASPTransformerConfig) -> tuple[Compiled, dict]:
+    """The compiled program with the config's failure modes, and the model's weights."""
     spec = _spec(config.program)
-    return compile_program(spec.make(), spec.vocab, spec.max_seq_len, causal=spec.causal)
+    program = spec.make()
+    kwargs: dict[str, Any] = {"causal": spec.causal}
+    if config.backup:
+        target = backup_target(program, spec)
+        if target is None:
+            raise ValueError(f"backup: program {spec.name!r} has no head a backup can copy (a categorical Aggregate "
+                             "without a cleanup); choose another program or backup=False")
+        kwargs["backups"] = (target,)
+    if config.cancellation:
+        kwargs["cancel_gain"] = 4.0
+    if config.distractors:
+        rng = np.random.default_rng([config.seed, _STREAM_DISTRACTORS])
+        for _ in range(50):  # a draw the compiler refuses (values too many to tabulate ...) is drawn again
+            try:
+                compiled = compile_program(program, spec.vocab, spec.max_seq_len, extra=distractors(program, spec, rng), **kwargs)
+                break
+            except ValueError:
+                continue
+        else:
+            raise ValueError(f"distractors: no draw of distractor heads for program {spec.name!r} compiles")
+    else:
+        compiled = compile_program(program, spec.vocab, spec.max_seq_len, **kwargs)
+    params = compiled.params
+    if config.naturalise:
+        params = naturalise(params, config.noise, np.random.default_rng([config.seed, _STREAM_NATURALISE]))
+    return compiled, params
 
 
 def build(config: RASPTransformerConfig) -> RASPTransformerToy:
     """Compile the config's program, draw its task and compute the circuit truth by intervention."""
     if not isinstance(config, RASPTransformerConfig):
         raise ValueError(f"config must be a RASPTransformerConfig, got {type(config).__name__}")
-    compiled = _compile(config)
+    compiled, params = _compile(config)
     n_layers, n_heads, d_model = compiled.params["w_q"].shape[:3]
     n_nodes = 2 + n_layers * (n_heads + 1) + 1
     run = 4.0 * config.n_samples * n_nodes * (compiled.max_seq_len + 1) * d_model  # one run's activations, float32
     require_memory(config.kind, 8 * run, f"8 runs' activations of {run / 2**30:.2f} GiB each", "n_samples")
     graph = component_graph(compiled.params["w_q"].shape[0], compiled.params["w_q"].shape[1])
-    model = TransformerModel(params=compiled.params, graph=graph, causal=compiled.causal)
+    model = TransformerModel(params=params, graph=graph, causal=compiled.causal)
     tasks = (_task(config, compiled),)
-    truth = _circuit_truth(compiled, model, tasks)
-    return RASPTransformerToy(config=config, truth=truth, model=model, tasks=tasks, compiled=compiled)
+    truth = _circuit_truth(compiled, model, tasks, config)
+    toy = RASPTransformerToy(config=config, truth=truth, model=model, tasks=tasks, compiled=compiled)
+    result = toy.verify()
+    if not result.ok:
+        hint = "; lower noise" if config.naturalise else ""
+        raise ValueError(f"rasp_transformer {config.program!r}: the toy does not verify ({'; '.join(result.problems[:3])}){hint}")
+    return toy
 
 
-def rasp_transformer(program: str = "induction", n_samples: int = 64, *, seed: int) -> RASPTransformerToy:
+def rasp_transformer(program: str = "induction", n_samples: int = 64, *, distractors: bool = False, backup: bool = False,
+                     cancellation: bool = False, naturalise: bool = False, noise: float = 1e-6,
+                     seed: int) -> RASPTransformerToy:
     """A standard RASP program compiled into a transformer, with its circuit known by construction.
 
     Parameters
@@ -328,15 +432,25 @@ def rasp_transformer(program: str = "induction", n_samples: int = 64, *, seed: i
         the maximum length); its vocabulary, maximum length and causality come with it.
     n_samples : int
         Clean / corrupted input pairs of the task (answer at the last position).
+    distractors, backup, cancellation, naturalise : bool
+        The failure-mode catalog (``toys.TRANSFORMER_FAILURE_MODES``; each mode's description says
+        what it plants and which methods it fools): three distractor heads nothing reads; a backup
+        head that takes over when a head's output is removed (self-repair); two heads whose writes
+        cancel; a random rotation of the residual basis and ``noise`` on every weight.
+    noise : float
+        The std of naturalise's weight noise relative to each weight's root mean square, in [0, 1e-3].
+        Compiled steps are steep: above about 3e-6 the programs with chained selector widths
+        (count_less_freq, sort_freq) give wrong answers, and ``build`` refuses the toy.
     seed : int
-        Draws the task's inputs (the compiled weights do not depend on it).
+        Draws the task's inputs, the distractors and the naturalising rotation and noise.
 
     The model is exact: its output equals the program's at every position of every input up to
     the maximum length (``rasp.differential``). The truth is a ``CircuitTruth`` over the component
     graph (embeddings, heads, MLPs, output) with effects measured by exact intervention;
     ``toy.verify()`` checks it. Follows Lindner et al. (2023), "Tracr", with total semantics.
     """
-    return build(RASPTransformerConfig(program=program, n_samples=n_samples, seed=seed))
+    return build(RASPTransformerConfig(program=program, n_samples=n_samples, distractors=distractors, backup=backup,
+                                       cancellation=cancellation, naturalise=naturalise, noise=noise, seed=seed))
 
 
 def _to_arrays(toy: RASPTransformerToy) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -347,8 +461,10 @@ def _to_arrays(toy: RASPTransformerToy) -> tuple[dict[str, np.ndarray], dict[str
     arrays.update({"truth.layers": truth.graph.layers, "truth.nodes": truth.nodes, "truth.redundant": truth.redundant,
                    "truth.node_effects": truth.node_effects, "truth.relevant_inputs": truth.relevant_inputs,
                    "truth.modules": truth.modules, "truth.edges.0": truth.edges[0], "truth.edge_effects.0": truth.edge_effects[0]})
+    arrays.update({f"truth.catalog.{mode}": mask for mode, mask in truth.catalog.items()})
     extra = {"labels": list(truth.graph.labels), "task_names": list(truth.task_names), "formulas": list(truth.formulas),
-             "position": task.position, "numerical": task.numerical, "causal": toy.model.causal}
+             "position": task.position, "numerical": task.numerical, "causal": toy.model.causal,
+             "catalog": sorted(truth.catalog)}
     return arrays, extra
 
 
@@ -369,17 +485,18 @@ def _from_arrays(config: RASPTransformerConfig, arrays: dict[str, np.ndarray], e
     task = TransformerTask(name=extra["task_names"][0], index=0, clean=arrays["task.clean"], corrupted=arrays["task.corrupted"],
                            position=int(extra["position"]), clean_answer=arrays["task.clean_answer"],
                            corrupted_answer=arrays["task.corrupted_answer"], numerical=bool(extra["numerical"]))
-    return RASPTransformerToy(config=config, truth=truth, model=model, tasks=(task,), compiled=_compile(config))
+    return RASPTransformerToy(config=config, truth=truth, model=model, tasks=(task,), compiled=_compile(config)[0])
 
 
 def _check(toy: RASPTransformerToy) -> list[str]:
     """A loaded toy against its config: the weights are the compiler's for the config's program, the
     task's ids are in range with answers equal to the program's, and the truth has the graph's sizes."""
     p: list[str] = []
-    compiled, c = toy.compiled, toy.config
-    if sorted(toy.model.params) != sorted(compiled.params):
-        return [f"model parameters {sorted(toy.model.params)}, the compiler makes {sorted(compiled.params)}"]
-    for name, value in compiled.params.items():
+    c = toy.config
+    compiled, weights = _compile(c)
+    if sorted(toy.model.params) != sorted(weights):
+        return [f"model parameters {sorted(toy.model.params)}, the compiler makes {sorted(weights)}"]
+    for name, value in weights.items():
         if shape(p, f"model.{name}", toy.model.params[name], value.shape) and not np.array_equal(toy.model.params[name], value):
             p.append(f"model.{name} is not the compiled weight of program {c.program!r}")
     if toy.model.causal != compiled.causal:
@@ -410,6 +527,11 @@ def _check(toy: RASPTransformerToy) -> list[str]:
         shape(p, f"truth.{name}", getattr(truth, name), (1, graph.n_nodes))
     shape(p, "truth.relevant_inputs", truth.relevant_inputs, (1, 2))
     within(p, "truth.edges.0", truth.edges[0], 0, graph.n_edges)
+    on = sorted(m.name for m in MODES if getattr(c, m.name) is True)
+    if sorted(truth.catalog) != on:
+        p.append(f"truth.catalog names {sorted(truth.catalog)}, the config switches on {on}")
+    for mode, mask in truth.catalog.items():
+        shape(p, f"truth.catalog.{mode}", mask, (graph.n_nodes,))
     return p
 
 
