@@ -67,7 +67,7 @@ def html_page(results: Sequence, figures: Sequence[Path], *, store_name: str = "
         parts.append(_variance_table(variance(g.cells, headline), headline))
         if any(TASKS[t].catalog for t in tasks if t in TASKS):
             try:
-                parts.append("<h3>Catalog (edge AUROC)</h3>" + _markdown_table(catalog(g.cells)))
+                parts.append("<h3>Failure-mode catalog (edge AUROC)</h3>" + _markdown_table(catalog(g.cells)))
             except ValueError:
                 pass
         failed = [r for r in g.cells if r.status != "ok"]

@@ -41,11 +41,11 @@ TRUTH = "truth.sealed"
 SEALED_FOR = "sealed-for.json"
 
 
-def exportable(toy_truth_type: type | None = None) -> tuple[str, ...]:
+def exportable(toy=None) -> tuple[str, ...]:
     """The tasks that can be written to files (``Task.files`` and ``Task.read`` declared), or those
-    of them whose truth is ``toy_truth_type``."""
+    of them that apply to ``toy`` (``Task.applies_to``: its truth type and family)."""
     return tuple(name for name, t in TASKS.items() if t.files is not None and t.read is not None
-                 and (toy_truth_type is None or issubclass(toy_truth_type, t.truth_type)))
+                 and (toy is None or t.applies_to(toy)))
 
 
 def make(preset: str, out: str | Path, *, seed: int = 0, secret: str | bytes | Path | None = None,
@@ -56,7 +56,7 @@ def make(preset: str, out: str | Path, *, seed: int = 0, secret: str | bytes | P
     ----------
     preset : str
         A preset (``planted presets``) or a family (``sparse_features``, ``superposition``,
-        ``planted_mlp``, ``connectome``: its defaults with ``overrides``): a features toy (its
+        ``planted_mlp``, ``connectome``, ``rasp_transformer``: its defaults with ``overrides``): a features toy (its
         activations), a circuit toy (its model's parameters, component graph and task inputs) or
         a connectome (its recording).
     out : path
@@ -94,7 +94,7 @@ def make(preset: str, out: str | Path, *, seed: int = 0, secret: str | bytes | P
         raise ValueError(f"truth_out {truth_folder} lies inside {folder}; with a secret the truth must not travel "
                          "with the artifact")
     toy = toys.from_config(config)
-    tasks = exportable(type(toy.truth))
+    tasks = exportable(toy)
     if not tasks:
         raise ValueError(f"preset {preset!r} makes a {type(toy).__name__}, which no exportable task serves")
     arrays: dict[str, np.ndarray] = {}

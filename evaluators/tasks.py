@@ -146,6 +146,11 @@ class Task:
     files: Callable[[Toy], tuple[dict[str, np.ndarray], dict[str, Any]]] | None = None
     read: Callable[[dict[str, np.ndarray], Toy], Any] | None = None
 
+    def applies_to(self, toy: Toy) -> bool:
+        """Whether the task can score ``toy``: its truth type, and its family where ``families`` says."""
+        return isinstance(getattr(toy, "truth", None), self.truth_type) and (
+            self.families is None or getattr(toy, "kind", None) in self.families)
+
     def check_toy(self, toy: Toy) -> None:
         if not isinstance(getattr(toy, "truth", None), self.truth_type):
             raise ValueError(f"the {self.name} task needs a toy whose truth is a {self.truth_type.__name__}, "

@@ -64,13 +64,13 @@ def _nodes(graph, scores: np.ndarray) -> ComponentScores:
 
 
 def _each_node(model, task, values) -> np.ndarray:
-    """Per-input metric (n_nodes, batch) with each node alone taking ``values`` (batch, n_nodes, n, d)."""
+    """Per-input metric (n_nodes, batch) with each node but the output alone taking ``values``
+    (batch, n_nodes, n, d) or (n_nodes, n, d); the output's row is the clean metric."""
     n = model.graph.n_nodes
+    values = np.broadcast_to(np.asarray(values, np.float32), (task.clean.shape[0],) + model.run(task.clean[:1])["activations"].shape[1:])
     out = np.zeros((n, task.clean.shape[0]))
-    for node in range(n - 1):
-        mask = np.zeros(n, np.float32)
-        mask[node] = 1.0
-        out[node] = task.per_input(model.run(task.clean, Patch(node_mask=mask, node_values=values))["outputs"])
+    out[: n - 1] = task.per_input(model.patch_nodes(task.clean, np.arange(n - 1), values))
+    out[n - 1] = task.per_input(model.run(task.clean)["outputs"])
     return out
 
 

@@ -11,9 +11,9 @@ import os
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from planted.toys import rasp
+from planted.toys import strategies as gst
 from planted.toys.rasp import Aggregate, Comparison, Map, Select, SelectorWidth, SequenceMap, indices, numerical, tokens
 
 SOUNDNESS_EXAMPLES = int(os.environ.get("PLANTED_SOUNDNESS_EXAMPLES", "300"))
@@ -235,9 +235,8 @@ def test_language_constructors_refuse_wrong_arguments():
 # -- the soundness property -----------------------------------------------------------------------
 
 @settings(max_examples=SOUNDNESS_EXAMPLES, deadline=None, derandomize=True)
-@given(seed=st.integers(0, 2**32 - 1), vocab_size=st.integers(2, 4), max_seq_len=st.integers(2, 4), n_ops=st.integers(2, 4))
-def test_random_programs_compile_to_models_equal_to_them_on_every_input_or_are_refused(seed, vocab_size, max_seq_len, n_ops):
-    drawn = rasp.random_program(seed, vocab_size=vocab_size, max_seq_len=max_seq_len, n_ops=n_ops)
+@given(drawn=gst.rasp_programs(max_vocab_size=4, max_seq_len=4, max_ops=4))
+def test_random_programs_compile_to_models_equal_to_them_on_every_input_or_are_refused(drawn):
     try:
         compiled = rasp.compile_program(drawn.program, drawn.vocab, drawn.max_seq_len, causal=drawn.causal)
     except ValueError as error:

@@ -206,3 +206,23 @@ def test_naturalise_leaves_no_zero_weight_and_the_same_interventional_answers():
         assert not np.allclose(value, plain.model.params[name])
     np.testing.assert_allclose(_patching(toy), _patching(plain), atol=1e-3)
     np.testing.assert_array_equal(toy.truth.nodes, plain.truth.nodes)
+
+
+@pytest.mark.parametrize("name", ["ioi", "frac_prevs"])
+def test_the_jit_compiled_run_and_the_float64_reference_agree_under_random_patches(name, built):
+    """The truth and verify use ``run_exact`` (float64 NumPy); methods use ``run`` (JAX, float32)."""
+    toy = built(name)
+    model, task = toy.model, toy.tasks[0]
+    rng = np.random.default_rng(7)
+    n, positions = toy.graph.n_nodes, task.clean.shape[1]
+    corrupt = model.run(task.corrupted)["activations"]
+    patches = [
+        Patch(edge_mask=(rng.random((n, n)) < 0.3).astype(np.float32), edge_source=corrupt),
+        Patch(node_mask=(rng.random((n, positions)) < 0.3).astype(np.float32), node_values=corrupt),
+        Patch(node_delta=rng.normal(size=corrupt.shape).astype(np.float32) * 0.01,
+              pre_delta=rng.normal(size=corrupt.shape).astype(np.float32) * 0.01),
+    ]
+    for patch in patches:
+        fast, exact = model.run(task.clean, patch), model.run_exact(task.clean, patch)
+        for key in ("outputs", "activations", "patterns"):
+            np.testing.assert_allclose(fast[key], exact[key], atol=1e-4, err_msg=key)

@@ -44,31 +44,40 @@ def component_graph(n_layers: int, n_heads: int) -> ComponentGraph:
     return ComponentGraph(labels=tuple(labels), layers=np.array(layers))
 
 
-def _broadcast(value, batch: int, shape: tuple) -> jnp.ndarray:
-    value = jnp.asarray(value, jnp.float32)
-    return jnp.broadcast_to(value, (batch,) + shape)
+def _softmax(x, xp):
+    x = x - x.max(axis=-1, keepdims=True)
+    e = xp.exp(x)
+    return e / e.sum(axis=-1, keepdims=True)
 
 
-def _run(params: dict, ids, patch: Patch, causal: bool) -> dict:
-    """Forward pass of token ids (batch, n) with interventions (see the module docstring)."""
+def _run(params: dict, ids, patch: Patch, causal: bool, xp=jnp) -> dict:
+    """Forward pass of token ids (batch, n) with interventions (see the module docstring), in JAX
+    (``xp=jnp``, jit-compiled by ``run``) or in NumPy (``xp=np``: the float64 reference of
+    ``run_exact``, which the truth and ``verify`` use)."""
     if patch.resid_mask is not None:
         raise ValueError("a transformer circuit model patches components, positions and edges; resid_mask is not supported "
                          "(patch the components that write the residual stream instead)")
-    ids = jnp.asarray(ids, jnp.int32)
+    dtype = jnp.float32 if xp is jnp else np.float64
+
+    def arr(value):
+        return xp.asarray(value, dtype)
+
+    ids = xp.asarray(ids, xp.int32)
     batch, n = ids.shape
     n_layers, n_heads, d = params["w_q"].shape[0], params["w_q"].shape[1], params["w_q"].shape[2]
     n_nodes = 2 + n_layers * (n_heads + 1) + 1
-    full = (n_nodes, n, d)
+    full = (batch, n_nodes, n, d)
     node_mask = None
     if patch.node_mask is not None:
-        node_mask = jnp.asarray(patch.node_mask, jnp.float32)
+        node_mask = arr(patch.node_mask)
         node_mask = node_mask[:, :, None] if node_mask.ndim == 2 else node_mask[:, None, None]
-        node_values = _broadcast(patch.node_values, batch, full)
-    node_delta = None if patch.node_delta is None else _broadcast(patch.node_delta, batch, full)
-    pre_delta = None if patch.pre_delta is None else _broadcast(patch.pre_delta, batch, full)
-    edge_mask = None if patch.edge_mask is None else jnp.asarray(patch.edge_mask, jnp.float32)
-    source = None if patch.edge_source is None else _broadcast(patch.edge_source, batch, full)
-    allowed = jnp.tril(jnp.ones((n, n), bool)) if causal else jnp.ones((n, n), bool)
+        node_values = xp.broadcast_to(arr(patch.node_values), full)
+    node_delta = None if patch.node_delta is None else xp.broadcast_to(arr(patch.node_delta), full)
+    pre_delta = None if patch.pre_delta is None else xp.broadcast_to(arr(patch.pre_delta), full)
+    edge_mask = None if patch.edge_mask is None else arr(patch.edge_mask)
+    source = None if patch.edge_source is None else xp.broadcast_to(arr(patch.edge_source), full)
+    allowed = xp.tril(xp.ones((n, n), bool)) if causal else xp.ones((n, n), bool)
+    p = {k: arr(v) for k, v in params.items()}
 
     writes: list = []  # (batch, n, d) per node so far
 
@@ -84,15 +93,15 @@ def _run(params: dict, ids, patch: Patch, causal: bool) -> dict:
         """What ``node`` reads: the residual stream, with its patched edges and pre_delta."""
         x = resid
         if edge_mask is not None and writes:
-            stack = jnp.stack(writes, 1)  # (batch, k, n, d)
+            stack = xp.stack(writes, 1)  # (batch, k, n, d)
             k = stack.shape[1]
-            x = x + jnp.einsum("s,bsnd->bnd", edge_mask[:k, node], source[:, :k] - stack)
+            x = x + xp.einsum("s,bsnd->bnd", edge_mask[:k, node], source[:, :k] - stack)
         if pre_delta is not None:
             x = x + pre_delta[:, node]
         return x
 
-    resid = finish(0, params["embed_tokens"][ids])
-    resid = resid + finish(1, jnp.broadcast_to(params["embed_positions"][:n], (batch, n, d)))
+    resid = finish(0, p["embed_tokens"][ids])
+    resid = resid + finish(1, xp.broadcast_to(p["embed_positions"][:n], (batch, n, d)))
     patterns = []
     node = 2
     for layer in range(n_layers):
@@ -100,25 +109,30 @@ def _run(params: dict, ids, patch: Patch, causal: bool) -> dict:
         layer_patterns = []
         for h in range(n_heads):
             x = read(node, resid)
-            q = x @ params["w_q"][layer, h]
-            k = x @ params["w_k"][layer, h]
-            v = x @ params["w_v"][layer, h]
-            logits = jnp.where(allowed, jnp.einsum("bqe,bke->bqk", q, k), -jnp.inf)
-            pattern = jax.nn.softmax(logits, axis=-1)
+            q = x @ p["w_q"][layer, h]
+            k = x @ p["w_k"][layer, h]
+            v = x @ p["w_v"][layer, h]
+            pattern = _softmax(xp.where(allowed, xp.einsum("bqe,bke->bqk", q, k), -xp.inf), xp)
             layer_patterns.append(pattern)
-            added = added + finish(node, jnp.einsum("bqk,bke->bqe", pattern, v) @ params["w_o"][layer, h])
+            added = added + finish(node, xp.einsum("bqk,bke->bqe", pattern, v) @ p["w_o"][layer, h])
             node += 1
         resid = resid + added
-        patterns.append(jnp.stack(layer_patterns, 1))
+        patterns.append(xp.stack(layer_patterns, 1))
         x = read(node, resid)
-        resid = resid + finish(node, jax.nn.relu(x @ params["w_in"][layer]) @ params["w_out"][layer])
+        resid = resid + finish(node, xp.maximum(x @ p["w_in"][layer], 0.0) @ p["w_out"][layer])
         node += 1
     final = finish(node, read(node, resid))
-    activations = jnp.stack(writes, 1)
-    return {"outputs": final @ params["unembed"], "activations": activations, "patterns": jnp.stack(patterns, 1)}
+    activations = xp.stack(writes, 1)
+    return {"outputs": final @ p["unembed"], "activations": activations, "patterns": xp.stack(patterns, 1)}
 
 
-_run_jit = jax.jit(_run, static_argnums=3)
+_run_jit = jax.jit(_run, static_argnums=(3, 4))
+
+
+@functools.partial(jax.jit, static_argnums=4)
+def _patch_each_jit(params, ids, values, masks, causal):
+    """Outputs (k, batch, n, n_outputs) with each of the k one-hot node ``masks`` patched to ``values``."""
+    return jax.vmap(lambda mask: _run(params, ids, Patch(node_mask=mask, node_values=values), causal)["outputs"])(masks)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -145,12 +159,30 @@ class TransformerModel:
     def run(self, ids, patch: Patch | None = None) -> dict[str, np.ndarray]:
         """``outputs`` (batch, n, n_outputs) logits, ``activations`` (batch, n_nodes, n, d_model),
         ``patterns`` (batch, n_layers, n_heads, n, n), under ``patch``."""
-        out = _run_jit(self._device_params, jnp.asarray(ids, jnp.int32), patch or Patch(), self.causal)
+        out = _run_jit(self._device_params, jnp.asarray(ids, jnp.int32), patch or Patch(), self.causal, jnp)
         return {k: np.asarray(v) for k, v in out.items()}
+
+    def run_exact(self, ids, patch: Patch | None = None) -> dict[str, np.ndarray]:
+        """``run`` in float64 NumPy: the reference the truth and ``verify`` are computed with (an
+        implementation of its own, the same on every thread count, and with nothing to compile)."""
+        return _run(self.params, np.asarray(ids), patch or Patch(), self.causal, np)
 
     def export(self) -> dict[str, np.ndarray]:
         """The parameters as a flat dict of NumPy arrays (copies)."""
         return {k: v.copy() for k, v in self.params.items()}
+
+    def patch_nodes(self, ids, nodes, values, *, chunk: int = 8) -> np.ndarray:
+        """Outputs (len(nodes), batch, n, n_outputs) with each node in ``nodes`` alone taking
+        ``values`` (batch, n_nodes, n, d_model) at every position: one ``run`` per node with
+        ``Patch(node_mask=one_hot(node), node_values=values)``, vmapped over chunks of nodes."""
+        nodes = np.asarray(nodes, np.int64)
+        ids = jnp.asarray(ids, jnp.int32)
+        values = jnp.asarray(values, jnp.float32)
+        eye = np.eye(self.graph.n_nodes, dtype=np.float32)
+        padded = np.concatenate([nodes, np.full(-nodes.size % chunk, nodes[0] if nodes.size else 0)]).astype(np.int64)
+        out = [np.asarray(_patch_each_jit(self._device_params, ids, values, jnp.asarray(eye[padded[i:i + chunk]]), self.causal))
+               for i in range(0, padded.size, chunk)]
+        return np.concatenate(out)[: nodes.size] if out else np.zeros((0,), np.float32)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -95,7 +95,7 @@ class RASPTransformerToy(Toy):
         truth, graph, model = self.truth, self.graph, self.model
         outputs = {"clean": None, "corrupted": None}
         for t, task in enumerate(self.tasks):
-            clean, corrupt = model.run(task.clean), model.run(task.corrupted)
+            clean, corrupt = model.run_exact(task.clean), model.run_exact(task.corrupted)
             outputs.update(clean=clean, corrupted=corrupt)
             per_clean, per_corrupt = task.per_input(clean["outputs"]), task.per_input(corrupt["outputs"])
             if np.abs(per_clean - 1).max() > TOLERANCE or np.abs(per_corrupt).max() > TOLERANCE:
@@ -105,7 +105,7 @@ class RASPTransformerToy(Toy):
             src, dst = graph.edges()
             mask = np.ones((graph.n_nodes, graph.n_nodes), np.float32)
             mask[src[truth.edges[t]], dst[truth.edges[t]]] = 0.0
-            kept = model.run(task.clean, Patch(edge_mask=mask, edge_source=corrupt["activations"]))["outputs"]
+            kept = model.run_exact(task.clean, Patch(edge_mask=mask, edge_source=corrupt["activations"]))["outputs"]
             faithfulness[t] = (float(task.metric(kept)) - m_corrupt) / (m_clean - m_corrupt)
             if abs(faithfulness[t] - 1) > TOLERANCE:
                 problems.append(f"task {task.name}: the circuit alone keeps {faithfulness[t]:.3f} of the metric")
@@ -137,7 +137,7 @@ def _node_changes(model: TransformerModel, task: TransformerTask, clean: dict, c
     for node in range(graph.n_nodes):
         mask = np.zeros(graph.n_nodes, np.float32)
         mask[node] = 1.0
-        patched = model.run(task.clean, Patch(node_mask=mask, node_values=corrupt["activations"]))["outputs"]
+        patched = model.run_exact(task.clean, Patch(node_mask=mask, node_values=corrupt["activations"]))["outputs"]
         out[node] = np.abs(task.per_input(patched) - base).max()
     return out
 
@@ -188,7 +188,7 @@ def _reach(structure: np.ndarray) -> np.ndarray:
 def _per_input_patched(model, task, src, dst, patched_edges, corrupt) -> np.ndarray:
     mask = np.zeros((model.graph.n_nodes, model.graph.n_nodes), np.float32)
     mask[src[patched_edges], dst[patched_edges]] = 1.0
-    return task.per_input(model.run(task.clean, Patch(edge_mask=mask, edge_source=corrupt["activations"]))["outputs"])
+    return task.per_input(model.run_exact(task.clean, Patch(edge_mask=mask, edge_source=corrupt["activations"]))["outputs"])
 
 
 def _circuit_edges(model, task, structure, clean, corrupt) -> np.ndarray:
@@ -245,7 +245,7 @@ def _circuit_truth(compiled: Compiled, model: TransformerModel, tasks: tuple[Tra
     src, dst = graph.edges()
     nodes, edges, node_effects, edge_effects, redundant = [], [], [], [], []
     for task in tasks:
-        clean, corrupt = model.run(task.clean), model.run(task.corrupted)
+        clean, corrupt = model.run_exact(task.clean), model.run_exact(task.corrupted)
         base = task.per_input(clean["outputs"])
         gap = float(task.metric(clean["outputs"]) - task.metric(corrupt["outputs"]))
         kept = _circuit_edges(model, task, structure, clean, corrupt)
@@ -266,7 +266,7 @@ def _circuit_truth(compiled: Compiled, model: TransformerModel, tasks: tuple[Tra
         for node in range(graph.n_nodes):
             mask = np.zeros(graph.n_nodes, np.float32)
             mask[node] = 1.0
-            patched = model.run(task.clean, Patch(node_mask=mask, node_values=corrupt["activations"]))["outputs"]
+            patched = model.run_exact(task.clean, Patch(node_mask=mask, node_values=corrupt["activations"]))["outputs"]
             per_node[node] = float((base - task.per_input(patched)).mean()) / gap
         changes = _node_changes(model, task, clean, corrupt)
         silent = in_circuit & (changes < TOLERANCE)
