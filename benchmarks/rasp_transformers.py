@@ -9,8 +9,9 @@ sample) with the internal checks, and the time to build its ``rasp_transformer``
 circuit truth by intervention, verify). Then, for the largest compiled model (shuffle_dyck3) and
 for induction, sequences per second of the jit-compiled, vmapped JAX forward, its FLOP/s as a
 fraction of this machine's float32 matmul peak, and the NumPy float64 forward's rate. Then every
-component of the IOI-like toy patched alone on 512 inputs: batched (``TransformerModel.patch_nodes``,
-vmapped over chunks of one-hot masks) and one jit-compiled run per component, compile time apart.
+component of the IOI-like toy and of shuffle_dyck2 patched alone on 512 inputs: batched
+(``TransformerModel.patch_nodes``, vmapped over chunks of one-hot masks) and one jit-compiled run
+per component, compile time apart.
 """
 
 from __future__ import annotations
@@ -82,27 +83,28 @@ def main() -> None:
         print(f"  {name:14s} JAX {args.batch / jax_s:10.0f} seq/s, {gflops:6.1f} GFLOP/s = {gflops / peak['jax']:.0%} of the "
               f"peak; NumPy float64 {numpy_rate:8.0f} seq/s ({args.batch / jax_s / numpy_rate:.1f}x)")
 
-    toy = toys.rasp_transformer("ioi", 512, seed=0)
-    model, task = toy.model, toy.tasks[0]
-    corrupt = model.run(task.corrupted)["activations"]
-    nodes = np.arange(toy.graph.n_nodes - 1)
-    t = time.perf_counter()
-    model.patch_nodes(task.clean, nodes[:8], corrupt)
-    compile_batched = time.perf_counter() - t
-    t = time.perf_counter()
-    batched = model.patch_nodes(task.clean, nodes, corrupt)
-    batched_s = time.perf_counter() - t
-    eye = np.eye(toy.graph.n_nodes, dtype=np.float32)
-    t = time.perf_counter()
-    model.run(task.clean, Patch(node_mask=eye[0], node_values=corrupt))
-    compile_single = time.perf_counter() - t
-    t = time.perf_counter()
-    single = np.stack([model.run(task.clean, Patch(node_mask=eye[i], node_values=corrupt))["outputs"] for i in nodes])
-    single_s = time.perf_counter() - t
-    np.testing.assert_allclose(batched, single, atol=1e-4)
-    print(f"\npatching each of {nodes.size} components of the IOI-like toy alone, 512 inputs: batched {nodes.size / batched_s:.0f} "
-          f"components/s vs one run each {nodes.size / single_s:.0f} ({single_s / batched_s:.1f}x); compile "
-          f"{compile_batched:.1f} s and {compile_single:.1f} s apart")
+    for name in ("ioi", "shuffle_dyck2"):
+        toy = toys.rasp_transformer(name, 512, seed=0)
+        model, task = toy.model, toy.tasks[0]
+        corrupt = model.run(task.corrupted)["activations"]
+        nodes = np.arange(toy.graph.n_nodes - 1)
+        t = time.perf_counter()
+        model.patch_nodes(task.clean, nodes[:8], corrupt)
+        compile_batched = time.perf_counter() - t
+        t = time.perf_counter()
+        batched = model.patch_nodes(task.clean, nodes, corrupt)
+        batched_s = time.perf_counter() - t
+        eye = np.eye(toy.graph.n_nodes, dtype=np.float32)
+        t = time.perf_counter()
+        model.run(task.clean, Patch(node_mask=eye[0], node_values=corrupt))
+        compile_single = time.perf_counter() - t
+        t = time.perf_counter()
+        single = np.stack([model.run(task.clean, Patch(node_mask=eye[i], node_values=corrupt))["outputs"] for i in nodes])
+        single_s = time.perf_counter() - t
+        np.testing.assert_allclose(batched, single, atol=1e-4)
+        print(f"patching each of the {nodes.size} components of {name} alone, 512 inputs: batched {nodes.size / batched_s:.0f} "
+              f"components/s vs one run each {nodes.size / single_s:.0f} ({single_s / batched_s:.1f}x); compile "
+              f"{compile_batched:.1f} s and {compile_single:.1f} s apart")
 
 
 if __name__ == "__main__":

@@ -297,6 +297,49 @@ def test_a_circuit_toy_as_files_an_oracle_scores_perfectly_and_the_model_runs_fr
     assert "'nodes.0' must be a float array (" in capsys.readouterr().err
 
 
+def _softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_a_compiled_transformer_as_files_runs_from_its_description_and_an_oracle_scores_perfectly(tmp_path, capsys):
+    """``planted make rasp_transformer``: the forward pass written in artifact.json, run here in
+    NumPy from the arrays alone, gives the task's answers (metric 1 on clean, 0 on corrupted); the
+    truth's edges as predictions score 1.0; the artifact serves only the transformer task."""
+    from planted.evaluators import cli
+
+    out = tmp_path / "transformer"
+    assert cli.main(["make", "rasp_transformer", "--out", str(out), "--set", "program=ioi", "--n-samples", "16"]) == 0
+    capsys.readouterr()
+    info = json.loads((out / "artifact.json").read_text())
+    assert info["tasks"] == ["transformer_circuits"]
+    truth = toys.load(out / "truth.sealed").truth
+    with np.load(out / "artifact.npz") as npz:
+        a = {k: npz[k] for k in npz.files}
+    assert not any(k.startswith("truth") for k in a)
+    for name, want in (("clean", 1.0), ("corrupted", 0.0)):
+        ids = a[f"task0.{name}"]
+        n = ids.shape[1]
+        x = a["params.embed_tokens"][ids] + a["params.embed_positions"][:n]
+        causal = np.tril(np.ones((n, n), bool))  # ioi is causal, as the description says
+        assert "causal" in info["formats"]["transformer_circuits"]["model"]
+        for layer in range(a["params.w_q"].shape[0]):
+            added = 0
+            for h in range(a["params.w_q"].shape[1]):
+                q, k, v = (x @ a[f"params.w_{m}"][layer, h] for m in "qkv")
+                pattern = _softmax(np.where(causal, q @ k.transpose(0, 2, 1), -np.inf))
+                added = added + pattern @ v @ a["params.w_o"][layer, h]
+            x = x + added
+            x = x + np.maximum(x @ a["params.w_in"][layer], 0) @ a["params.w_out"][layer]
+        logits = (x @ a["params.unembed"])[:, -1]
+        rows = np.arange(ids.shape[0])
+        metric = (logits[rows, a["task0.clean_answer"]] - logits[rows, a["task0.corrupted_answer"]] + 1) / 2
+        np.testing.assert_allclose(metric, want, atol=1e-4)
+    np.savez(tmp_path / "oracle.npz", **{"edges.0": truth.edge_mask(0).astype(np.float64)})
+    assert cli.main(["score", str(out), str(tmp_path / "oracle.npz")]) == 0
+    assert json.loads(capsys.readouterr().out)["scores"]["transformer_circuits"]["edge_auroc"] == pytest.approx(1.0)
+
+
 def test_a_connectome_as_files_serves_three_tasks(tmp_path, capsys):
     from planted.evaluators import cli
 
