@@ -104,6 +104,15 @@ def _encoder(arrays: Arrays, k: int, d_model: int, pre_bias) -> Encoder | None:
 # --- circuits --------------------------------------------------------------------------------------
 
 
+def _circuit_predictions(graph, n_tasks: int) -> dict[str, str]:
+    """The predictions format of a circuit task."""
+    return {
+        "nodes.{t}": f"float array ({graph.n_nodes},): how much each node belongs to task t's circuit (higher: more)",
+        "edges.{t}": f"float array ({graph.n_edges},): the same per edge, in the edge order above",
+        "note": f"for each task t in 0..{n_tasks - 1}, nodes.{{t}}, edges.{{t}} or both",
+    }
+
+
 def circuit_files(toy: Toy) -> tuple[Arrays, dict[str, Any]]:
     """The model's parameters, its component graph and each task's inputs and labels."""
     model, graph = toy.model, toy.graph
@@ -129,11 +138,7 @@ def circuit_files(toy: Toy) -> tuple[Arrays, dict[str, Any]]:
             f"{n_tasks} task(s): task{{t}}.clean inputs with their labels (the formula's value), task{{t}}.corrupted "
             "inputs that flip it; the metric of outputs is mean((2 * label - 1) * (outputs[:, t] - 1/2))."
         ),
-        "predictions": {
-            "nodes.{t}": f"float array ({graph.n_nodes},): how much each node belongs to task t's circuit (higher: more)",
-            "edges.{t}": f"float array ({graph.n_edges},): the same per edge, in the edge order above",
-            "note": f"for each task t in 0..{n_tasks - 1}, nodes.{{t}}, edges.{{t}} or both",
-        },
+        "predictions": _circuit_predictions(graph, n_tasks),
     }
 
 
@@ -167,11 +172,7 @@ def transformer_circuit_files(toy: Toy) -> tuple[Arrays, dict[str, Any]]:
             "metric (logit[clean] - logit[corrupted] + 1) / 2; for a numerical one (a single logit column), values, "
             "metric (logit - corrupted) / (clean - corrupted). The task metric is the mean."
         ),
-        "predictions": {
-            "nodes.{t}": f"float array ({graph.n_nodes},): how much each node belongs to task t's circuit (higher: more)",
-            "edges.{t}": f"float array ({graph.n_edges},): the same per edge, in the edge order above",
-            "note": f"for each task t in 0..{n_tasks - 1}, nodes.{{t}}, edges.{{t}} or both",
-        },
+        "predictions": _circuit_predictions(graph, n_tasks),
     }
 
 

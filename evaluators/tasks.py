@@ -227,6 +227,19 @@ def _hub_metrics(prediction: NodeScores, toy) -> dict[str, Any]:
     return {"hub_precision": hub_precision_at_k(centrality, hubs), "hub_auroc": auroc(centrality, hubs)}
 
 
+def _circuit_task(name: str, description: str, families: tuple[str, ...], files) -> Task:
+    """A circuit-finding task: ``CircuitTruth`` against ``CircuitPrediction``, scored by
+    ``score_circuit`` with the catalog table and circuit figures; ``families`` and ``files`` differ
+    by the model interface."""
+    return Task(
+        name=name, description=description, truth_type=CircuitTruth, prediction_type=CircuitPrediction,
+        score=_circuit_metrics, headline="edge_auroc",
+        metrics=("edge_auroc", "edge_auprc", "node_auroc", "node_precision_at_k", "cpr", "cmd"), keep=_circuit_keep,
+        figure_data=_figures.circuits_figure_data, figures=_figures.circuits_figures, families=families, catalog=True,
+        files=files, read=_exchange.circuit_read,
+    )
+
+
 TASKS: dict[str, Task] = {
     task.name: task
     for task in (
@@ -244,40 +257,11 @@ TASKS: dict[str, Task] = {
             files=_exchange.features_files,
             read=_exchange.features_read,
         ),
-        Task(
-            name="circuits",
-            description="find each task's planted circuit (nodes and edges) in a network, through its "
-            "intervention interface",
-            truth_type=CircuitTruth,
-            prediction_type=CircuitPrediction,
-            score=_circuit_metrics,
-            headline="edge_auroc",
-            metrics=("edge_auroc", "edge_auprc", "node_auroc", "node_precision_at_k", "cpr", "cmd"),
-            keep=_circuit_keep,
-            figure_data=_figures.circuits_figure_data,
-            figures=_figures.circuits_figures,
-            families=("planted_mlp",),
-            catalog=True,
-            files=_exchange.circuit_files,
-            read=_exchange.circuit_read,
-        ),
-        Task(
-            name="transformer_circuits",
-            description="find the attention-head circuit of a compiled transformer (embeddings, heads, MLPs and the "
-            "edges between them), through its intervention interface over components, positions and edges",
-            truth_type=CircuitTruth,
-            prediction_type=CircuitPrediction,
-            score=_circuit_metrics,
-            headline="edge_auroc",
-            metrics=("edge_auroc", "edge_auprc", "node_auroc", "node_precision_at_k", "cpr", "cmd"),
-            keep=_circuit_keep,
-            figure_data=_figures.circuits_figure_data,
-            figures=_figures.circuits_figures,
-            families=("rasp_transformer",),
-            catalog=True,
-            files=_exchange.transformer_circuit_files,
-            read=_exchange.circuit_read,
-        ),
+        _circuit_task("circuits", "find each task's planted circuit (nodes and edges) in a network, through its "
+                      "intervention interface", ("planted_mlp",), _exchange.circuit_files),
+        _circuit_task("transformer_circuits", "find the attention-head circuit of a compiled transformer (embeddings, "
+                      "heads, MLPs and the edges between them), through its intervention interface over components, "
+                      "positions and edges", ("rasp_transformer",), _exchange.transformer_circuit_files),
         Task(
             name="connectivity",
             description="infer the synapses among recorded neurons from their recording: a score per ordered pair "

@@ -234,6 +234,17 @@ def acdc(artifact, task: int, *, threshold: float = 0.01) -> ComponentScores:
     clean_metric = float(t.metric(model.run(t.clean)["outputs"]))
     gap = clean_metric - float(t.metric(model.run(t.corrupted)["outputs"]))
     weights = model.edge_weights()
+    change = acdc_prune(graph, lambda mask: float(t.metric(model.run(t.clean, Patch(edge_mask=mask, edge_source=corrupt))["outputs"])),
+                        clean_metric, gap, threshold, skip=weights == 0)
+    return _edge_scores(artifact, change)
+
+
+def acdc_prune(graph, metric, clean_metric: float, gap: float, threshold: float, skip: np.ndarray | None = None) -> np.ndarray:
+    """ACDC's loop (Conmy et al. 2023) over any model: receivers in reverse topological order, each
+    incoming edge tentatively patched (``metric(mask)``: the task metric with the (n_nodes,
+    n_nodes) 0/1 edges of ``mask`` patched), the removal kept when the metric moves by less than
+    ``threshold`` x |gap| from the current circuit's. Edges where ``skip`` is True are removed
+    without a run. Returns each edge's measured move as a fraction of the gap, (n_nodes, n_nodes)."""
     layers = graph.layers
     mask = np.zeros((graph.n_nodes, graph.n_nodes), np.float32)
     change = np.zeros((graph.n_nodes, graph.n_nodes))
@@ -242,17 +253,16 @@ def acdc(artifact, task: int, *, threshold: float = 0.01) -> ComponentScores:
         if layers[dst] == 0:
             break
         for src in np.flatnonzero(layers < layers[dst])[::-1]:
-            if weights[src, dst] == 0:
-                mask[src, dst] = 1.0
-                continue
             mask[src, dst] = 1.0
-            metric = float(t.metric(model.run(t.clean, Patch(edge_mask=mask, edge_source=corrupt))["outputs"]))
-            change[src, dst] = abs(metric - current) / abs(gap)
+            if skip is not None and skip[src, dst]:
+                continue
+            value = metric(mask)
+            change[src, dst] = abs(value - current) / abs(gap)
             if change[src, dst] < threshold:
-                current = metric
+                current = value
             else:
                 mask[src, dst] = 0.0
-    return _edge_scores(artifact, change)
+    return change
 
 
 def layerwise_relevance(artifact, task: int, *, epsilon: float = 1e-6) -> ComponentScores:
@@ -287,6 +297,7 @@ __all__ = [
     "AGGREGATES",
     "ablation",
     "acdc",
+    "acdc_prune",
     "activation_patching",
     "attribution_patching",
     "eap_ig",

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from planted.groundtruth import ComponentScores, Patch, Problems
+from planted.methods.circuits import acdc_prune
 
 AGGREGATES = ("abs", "mean")
 ABLATIONS = ("zero", "mean", "resample")
@@ -232,21 +233,8 @@ def acdc(artifact, task: int, *, threshold: float = 0.01, source: str = "corrupt
     values = _edge_source(model, t, clean, source)
     clean_metric = float(t.metric(clean["outputs"]))
     gap = clean_metric - float(t.metric(model.run(t.corrupted)["outputs"]))
-    layers = graph.layers
-    mask = np.zeros((graph.n_nodes, graph.n_nodes), np.float32)
-    change = np.zeros((graph.n_nodes, graph.n_nodes))
-    current = clean_metric
-    for dst in range(graph.n_nodes - 1, -1, -1):
-        if layers[dst] == 0:
-            break
-        for src in np.flatnonzero(layers < layers[dst])[::-1]:
-            mask[src, dst] = 1.0
-            metric = float(t.metric(model.run(t.clean, Patch(edge_mask=mask, edge_source=values))["outputs"]))
-            change[src, dst] = abs(metric - current) / abs(gap)
-            if change[src, dst] < threshold:
-                current = metric
-            else:
-                mask[src, dst] = 0.0
+    change = acdc_prune(graph, lambda mask: float(t.metric(model.run(t.clean, Patch(edge_mask=mask, edge_source=values))["outputs"])),
+                        clean_metric, gap, threshold)
     s, d = graph.edges()
     return ComponentScores(edges=change[s, d])
 

@@ -19,7 +19,7 @@ numerical one is their mean. A program the compiler cannot make exact is refused
 ``random_program(seed)`` draws random well-typed ones.
 """
 
-from planted.toys._rasp._check import Differential, all_inputs, differential, trace
+from planted.toys._rasp._check import Differential, all_inputs, differential
 from planted.toys._rasp._compiler import Compiled, Component, compile_program
 from planted.toys._rasp._language import (
     Aggregate,
@@ -35,6 +35,7 @@ from planted.toys._rasp._language import (
     indices,
     numerical,
     tokens,
+    trace,
 )
 from planted.toys._rasp._model import CompiledTransformer, apply, decode, encode, evaluate_model, run
 from planted.toys._rasp._programs import (

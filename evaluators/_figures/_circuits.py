@@ -30,13 +30,28 @@ def plot_circuit(toy, task: int = 0, edge_scores: np.ndarray | None = None, *, a
     truth = toy.truth
     src, dst = toy.graph.edges()
     return circuit_panel(toy.graph.layers, src, dst, truth.edges[task], truth.nodes[task], edge_scores,
-                         ax=axes(ax, (3.4, 2.8)), title=title or f"{truth.task_names[task]}: {truth.formulas[task]}")
+                         ax=axes(ax, (3.4, 2.8)), title=title or f"{truth.task_names[task]}: {truth.formulas[task]}",
+                         names=layer_names(toy.graph))
+
+
+def layer_names(graph) -> list[str]:
+    """A short name per layer of a component graph: "in", the label prefix its nodes share before a
+    dot ("b2" for planted_mlp's block 2, "a1" for a transformer's layer-1 heads, "m1" for its MLP),
+    "out"."""
+    names = []
+    top = int(graph.layers.max())
+    for layer in range(top + 1):
+        prefixes = {label.split(".")[0] for label, at in zip(graph.labels, graph.layers) if at == layer}
+        names.append("in" if layer == 0 else "out" if layer == top else prefixes.pop() if len(prefixes) == 1 else f"L{layer}")
+    return names
 
 
 def circuit_panel(layers: np.ndarray, src: np.ndarray, dst: np.ndarray, planted_edges: np.ndarray,
-                  members: np.ndarray, edge_scores: np.ndarray | None = None, *, ax, title: str = ""):
+                  members: np.ndarray, edge_scores: np.ndarray | None = None, *, ax, title: str = "",
+                  names: Sequence[str] | None = None):
     """``plot_circuit`` from arrays: each node's layer (n_nodes,), each edge's ends (n_edges,), the
-    planted edges' indices (k,) and the circuit's nodes as a (n_nodes,) bool mask."""
+    planted edges' indices (k,), the circuit's nodes as a (n_nodes,) bool mask and, optionally, each
+    layer's name (``layer_names``)."""
     layers = np.asarray(layers)
     members = np.asarray(members, bool)
     y = np.zeros(layers.size)
@@ -57,7 +72,9 @@ def circuit_panel(layers: np.ndarray, src: np.ndarray, dst: np.ndarray, planted_
     ax.scatter(layers[~members], y[~members], s=2, color="0.8", zorder=3)
     ax.scatter(layers[members], y[members], s=10, color="k", zorder=4)
     ax.set_xticks(np.unique(layers))
-    ax.set_xticklabels(["in"] + [f"b{i}" for i in range(1, layers.max())] + ["out"], fontsize=6)
+    if names is None:
+        names = ["in"] + [f"b{i}" for i in range(1, layers.max())] + ["out"]
+    ax.set_xticklabels([str(n) for n in names], fontsize=6)
     ax.set_yticks([])
     ax.set_title(title, fontsize=7)
     return ax.figure
@@ -65,7 +82,8 @@ def circuit_panel(layers: np.ndarray, src: np.ndarray, dst: np.ndarray, planted_
 
 def circuits_figure_data(toy) -> dict[str, np.ndarray]:
     """What ``circuit_panel`` draws of task 0: ``layers`` (n_nodes,), ``src``/``dst`` (n_edges,),
-    ``planted_edges`` (k,), ``members`` (n_nodes,) bool and the 0-d string ``task_name``."""
+    ``planted_edges`` (k,), ``members`` (n_nodes,) bool, the 0-d string ``task_name`` and
+    ``layer_names`` (n_layers,)."""
     truth = toy.truth
     src, dst = toy.graph.edges()
     return {
@@ -75,6 +93,7 @@ def circuits_figure_data(toy) -> dict[str, np.ndarray]:
         "planted_edges": np.asarray(truth.edges[0], np.int64),
         "members": np.asarray(truth.nodes[0], bool),
         "task_name": np.asarray(truth.task_names[0]),
+        "layer_names": np.asarray(layer_names(toy.graph)),
     }
 
 
@@ -106,7 +125,8 @@ def circuits_figures(results: Sequence, store, folder: Path) -> list[Path]:
         grid = fig.subplots(rows, cols, squeeze=False).ravel()
         for ax, (c, scores) in zip(grid, panels):
             circuit_panel(arrays["layers"], arrays["src"], arrays["dst"], arrays["planted_edges"], arrays["members"],
-                          scores, ax=ax, title=c.method)
+                          scores, ax=ax, title=c.method,
+                          names=[str(n) for n in arrays["layer_names"]] if "layer_names" in arrays else None)
         for ax in grid[len(panels):]:
             ax.axis("off")
         fig.suptitle(f"{toy} (seed {seed}), task 0 ({text(arrays['task_name'])}): planted (grey), top edges found "

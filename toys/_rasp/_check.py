@@ -13,56 +13,10 @@ import numpy as np
 
 from planted.toys._rasp._analysis import selected_values_agree
 from planted.toys._rasp._compiler import Compiled
-from planted.toys._rasp._language import (
-    NUMERICAL,
-    Aggregate,
-    Indices,
-    Map,
-    Select,
-    SelectorWidth,
-    SequenceMap,
-    SOp,
-    Tokens,
-    aggregate_value,
-    apply_map,
-    apply_sequence_map,
-    nodes,
-    selection,
-)
+from planted.toys._rasp._language import NUMERICAL, Aggregate, Select, SelectorWidth, nodes, trace
 from planted.toys._rasp._model import decode, encode, run
 
 TOLERANCE = 1e-4  # on one-hot blocks, numerical values (relative to max(1, |value|)) and attention weights
-
-
-def trace(program: SOp, seq: Sequence[Hashable], *, causal: bool, order: list | None = None) -> tuple[dict[int, list], dict[int, list]]:
-    """The interpreter's value of every SOp of ``program`` (by node id) at every position, and each
-    Aggregate's / SelectorWidth's selected keys per query. ``order``: ``nodes(program)``, if known."""
-    values: dict[int, list] = {}
-    chosen: dict[int, list] = {}
-    n = len(seq)
-    for node in order if order is not None else nodes(program):
-        if isinstance(node, Select):
-            continue
-        if isinstance(node, Tokens):
-            out = list(seq)
-        elif isinstance(node, Indices):
-            out = list(range(n))
-        elif isinstance(node, Map):
-            out = [apply_map(node, v) for v in values[id(node.inner)]]
-        elif isinstance(node, SequenceMap):
-            out = [apply_sequence_map(node, a, b) for a, b in zip(values[id(node.first)], values[id(node.second)])]
-        else:
-            sel = node.selector
-            chosen[id(node)] = selection(sel, values[id(sel.keys)], values[id(sel.queries)], causal)
-            if isinstance(node, Aggregate):
-                inner = values[id(node.inner)]
-                out = [aggregate_value(node.encoding, [inner[k] for k in ks]) for ks in chosen[id(node)]]
-            else:
-                out = [len(ks) for ks in chosen[id(node)]]
-        if node.encoding == NUMERICAL:
-            out = [None if v is None else float(v) for v in out]
-        values[id(node)] = out
-    return values, chosen
 
 
 def _same(got: Any, want: Any, numerical: bool) -> bool:

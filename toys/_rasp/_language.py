@@ -311,16 +311,16 @@ def aggregate_value(encoding: str, values: list) -> Any:
     return first if all(v == first and (v is None) == (first is None) for v in values) else None
 
 
-def evaluate(program: SOp, input_tokens: Sequence[Hashable], *, causal: bool = False) -> list:
-    """The program's output on ``input_tokens`` (one value or ``None`` per position).
-
-    ``causal=True`` evaluates as a decoder does: a query never selects a later key.
-    """
-    _check_sop("program", program)
+def trace(program: SOp, input_tokens: Sequence[Hashable], *, causal: bool = False,
+          order: list | None = None) -> tuple[dict[int, list], dict[int, list]]:
+    """The interpreter's value of every SOp of ``program`` (by node id) at every position, and each
+    Aggregate's and SelectorWidth's selected keys per query. ``order``: the nodes to evaluate
+    (default ``nodes(program)``; pass ``nodes(program, *more)`` for more roots)."""
     seq = list(input_tokens)
     n = len(seq)
-    memo: dict[int, list] = {}
-    for node in nodes(program):
+    values: dict[int, list] = {}
+    chosen: dict[int, list] = {}
+    for node in order if order is not None else nodes(program):
         if isinstance(node, Select):
             continue
         if isinstance(node, Tokens):
@@ -328,19 +328,29 @@ def evaluate(program: SOp, input_tokens: Sequence[Hashable], *, causal: bool = F
         elif isinstance(node, Indices):
             out = list(range(n))
         elif isinstance(node, Map):
-            out = [apply_map(node, v) for v in memo[id(node.inner)]]
+            out = [apply_map(node, v) for v in values[id(node.inner)]]
         elif isinstance(node, SequenceMap):
-            out = [apply_sequence_map(node, a, b) for a, b in zip(memo[id(node.first)], memo[id(node.second)])]
-        elif isinstance(node, Aggregate):
-            chosen = selection(node.selector, memo[id(node.selector.keys)], memo[id(node.selector.queries)], causal)
-            values = memo[id(node.inner)]
-            out = [aggregate_value(node.encoding, [values[k] for k in ks]) for ks in chosen]
-        elif isinstance(node, SelectorWidth):
-            chosen = selection(node.selector, memo[id(node.selector.keys)], memo[id(node.selector.queries)], causal)
-            out = [len(ks) for ks in chosen]
+            out = [apply_sequence_map(node, a, b) for a, b in zip(values[id(node.first)], values[id(node.second)])]
+        elif isinstance(node, Aggregate | SelectorWidth):
+            sel = node.selector
+            chosen[id(node)] = selection(sel, values[id(sel.keys)], values[id(sel.queries)], causal)
+            if isinstance(node, Aggregate):
+                inner = values[id(node.inner)]
+                out = [aggregate_value(node.encoding, [inner[k] for k in ks]) for ks in chosen[id(node)]]
+            else:
+                out = [len(ks) for ks in chosen[id(node)]]
         else:
             raise TypeError(f"not a RASP node: {type(node).__name__}")
         if node.encoding == NUMERICAL:
             out = [None if v is None else float(v) for v in out]
-        memo[id(node)] = out
-    return memo[id(program)]
+        values[id(node)] = out
+    return values, chosen
+
+
+def evaluate(program: SOp, input_tokens: Sequence[Hashable], *, causal: bool = False) -> list:
+    """The program's output on ``input_tokens`` (one value or ``None`` per position).
+
+    ``causal=True`` evaluates as a decoder does: a query never selects a later key.
+    """
+    _check_sop("program", program)
+    return trace(program, input_tokens, causal=causal)[0][id(program)]
