@@ -226,3 +226,17 @@ def test_the_jit_compiled_run_and_the_float64_reference_agree_under_random_patch
         fast, exact = model.run(task.clean, patch), model.run_exact(task.clean, patch)
         for key in ("outputs", "activations", "patterns"):
             np.testing.assert_allclose(fast[key], exact[key], atol=1e-4, err_msg=key)
+
+
+def test_a_loaded_toy_whose_task_ids_lose_their_bos_is_refused(built):
+    import dataclasses
+
+    from planted.toys._rasp._toy import _check
+
+    toy = built("successor")
+    assert _check(toy) == []
+    task = toy.tasks[0]
+    shifted = task.clean.copy()
+    shifted[:, 0] = shifted[:, 1]  # no BOS at position 0
+    bad = dataclasses.replace(toy, tasks=(dataclasses.replace(task, clean=shifted),))
+    assert any("BOS" in problem for problem in _check(bad))

@@ -507,7 +507,7 @@ def _check(toy: RASPTransformerToy) -> list[str]:
         ids = getattr(task, name)
         if shape(p, f"task.{name}", ids, (c.n_samples, n)):
             within(p, f"task.{name}", ids, 0, len(compiled.vocab) + 1)
-            if ids.size and not (ids[:, 0] == 0).all() | (ids[:, 1:] == 0).any():
+            if ids.size and (not (ids[:, 0] == 0).all() or (ids[:, 1:] == 0).any()):
                 p.append(f"task.{name} must start with BOS (id 0) and hold tokens after it")
     if task.position != compiled.max_seq_len:
         p.append(f"task position {task.position}, expected the last position {compiled.max_seq_len}")
