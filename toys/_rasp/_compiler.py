@@ -26,6 +26,9 @@ categorical SequenceMap ``(|values a| + 1)(|values b| + 1)`` (``|values a| + 1``
 arguments are one SOp); numerical (affine) SequenceMap 6; SelectorWidth ``2 max_seq_len + 2``;
 categorical Aggregate cleanup ``2 |values| + 1`` (none when the selected values provably agree);
 heads per layer: the Aggregates and SelectorWidths placed there. ``|values|`` counts ``Info.encoded``.
+The catalog's options add to these: ``extra`` SOps their own blocks, heads and MLPs by the same
+formulas; each backup one head; ``cancel_gain`` two heads (and the ``indices`` block if the program
+has none).
 """
 
 from __future__ import annotations
