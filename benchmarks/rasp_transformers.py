@@ -25,7 +25,6 @@ from _machine import matmul_peak
 from planted import toys
 from planted.groundtruth import Patch
 from planted.toys import rasp
-from planted.toys._rasp._model import _numpy
 
 
 def _flops(compiled, batch: int) -> float:
@@ -77,7 +76,7 @@ def main() -> None:
             times.append(time.perf_counter() - t)
         jax_s = min(times)
         t = time.perf_counter()
-        _numpy(compiled.params, ids[:1024], compiled.causal)
+        rasp.run(compiled, ids[:1024], backend="numpy")
         numpy_rate = 1024 / (time.perf_counter() - t)
         gflops = _flops(compiled, args.batch) / jax_s / 1e9
         print(f"  {name:14s} JAX {args.batch / jax_s:10.0f} seq/s, {gflops:6.1f} GFLOP/s = {gflops / peak['jax']:.0%} of the "

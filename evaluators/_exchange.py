@@ -113,19 +113,26 @@ def _circuit_predictions(graph, n_tasks: int) -> dict[str, str]:
     }
 
 
-def circuit_files(toy: Toy) -> tuple[Arrays, dict[str, Any]]:
-    """The model's parameters, its component graph and each task's inputs and labels."""
-    model, graph = toy.model, toy.graph
-    arrays = {f"params.{k}": v for k, v in model.params.items()}
+def _circuit_arrays(toy: Toy, task_fields: tuple[str, ...]):
+    """A circuit model as arrays: its parameters, its graph's layers and each task's ``task_fields``;
+    with their shapes, the graph's description and the number of tasks."""
+    graph = toy.graph
+    arrays = {f"params.{k}": v for k, v in toy.model.params.items()}
     arrays["graph.layers"] = graph.layers
     for task in toy.tasks:
-        arrays.update({f"task{task.index}.clean": task.clean, f"task{task.index}.corrupted": task.corrupted,
-                       f"task{task.index}.labels": task.labels})
-    n_tasks = len(toy.tasks)
+        arrays.update({f"task{task.index}.{name}": getattr(task, name) for name in task_fields})
     shapes = {k: list(v.shape) for k, v in arrays.items()}
+    graph_info = {"labels": list(graph.labels), "n_nodes": graph.n_nodes, "n_edges": graph.n_edges}
+    return arrays, shapes, graph_info, len(toy.tasks)
+
+
+def circuit_files(toy: Toy) -> tuple[Arrays, dict[str, Any]]:
+    """The model's parameters, its component graph and each task's inputs and labels."""
+    graph = toy.graph
+    arrays, shapes, graph_info, n_tasks = _circuit_arrays(toy, ("clean", "corrupted", "labels"))
     return arrays, {
         "arrays": shapes,
-        "graph": {"labels": list(graph.labels), "n_nodes": graph.n_nodes, "n_edges": graph.n_edges},
+        "graph": graph_info,
         "model": (
             "x (batch, n_inputs) of 0/1; r = x @ params.embed; for each block b: pre = r @ params.w_in[b].T + "
             "params.b_in[b], a = relu(pre), r = r + a @ params.w_out[b]; outputs = r @ params.readout.T + "
@@ -145,17 +152,10 @@ def circuit_files(toy: Toy) -> tuple[Arrays, dict[str, Any]]:
 def transformer_circuit_files(toy: Toy) -> tuple[Arrays, dict[str, Any]]:
     """The transformer's parameters, its component graph and each task's token ids and answers."""
     model, graph = toy.model, toy.graph
-    arrays = {f"params.{k}": v for k, v in model.params.items()}
-    arrays["graph.layers"] = graph.layers
-    for task in toy.tasks:
-        arrays.update({f"task{task.index}.clean": task.clean, f"task{task.index}.corrupted": task.corrupted,
-                       f"task{task.index}.clean_answer": task.clean_answer,
-                       f"task{task.index}.corrupted_answer": task.corrupted_answer})
-    n_tasks = len(toy.tasks)
-    shapes = {k: list(v.shape) for k, v in arrays.items()}
+    arrays, shapes, graph_info, n_tasks = _circuit_arrays(toy, ("clean", "corrupted", "clean_answer", "corrupted_answer"))
     return arrays, {
         "arrays": shapes,
-        "graph": {"labels": list(graph.labels), "n_nodes": graph.n_nodes, "n_edges": graph.n_edges},
+        "graph": graph_info,
         "model": (
             f"ids (batch, n) of token ids, BOS (id 0) first{'; causal attention' if model.causal else ''}. "
             "x = params.embed_tokens[ids] + params.embed_positions[:n]; for each layer l: for each head h: "

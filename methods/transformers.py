@@ -68,7 +68,8 @@ def _each_node(model, task, values) -> np.ndarray:
     """Per-input metric (n_nodes, batch) with each node but the output alone taking ``values``
     (batch, n_nodes, n, d) or (n_nodes, n, d); the output's row is the clean metric."""
     n = model.graph.n_nodes
-    values = np.broadcast_to(np.asarray(values, np.float32), (task.clean.shape[0],) + model.run(task.clean[:1])["activations"].shape[1:])
+    values = np.asarray(values, np.float32)
+    values = np.broadcast_to(values, (task.clean.shape[0],) + values.shape[-3:])
     out = np.zeros((n, task.clean.shape[0]))
     out[: n - 1] = task.per_input(model.patch_nodes(task.clean, np.arange(n - 1), values))
     out[n - 1] = task.per_input(model.run(task.clean)["outputs"])

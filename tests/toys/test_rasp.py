@@ -97,7 +97,7 @@ def test_the_jit_compiled_forward_and_the_nnx_module_agree_with_the_float64_refe
     ids = rasp.encode(compiled, seqs)
     reference = rasp.run(compiled, ids, backend="numpy")
     jitted = rasp.run(compiled, ids)
-    for key in ("logits", "resid", "patterns"):
+    for key in ("logits", "activations", "patterns"):
         np.testing.assert_allclose(jitted[key], reference[key], atol=1e-4)
     module = rasp.CompiledTransformer(compiled)
     np.testing.assert_allclose(np.asarray(module(ids)), reference["logits"], atol=1e-4)

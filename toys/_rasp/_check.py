@@ -91,7 +91,7 @@ def differential(compiled: Compiled, inputs: Sequence[Sequence[Hashable]] | None
                         if len(mismatches) < keep:
                             mismatches.append((tuple(seq), i, outputs[b][i], want[i]))
                 if internals:
-                    found = plan.problems(cache["resid"][b, -1], cache["patterns"][b], seq, values, chosen)
+                    found = plan.problems(cache["activations"][b, -1], cache["patterns"][b], seq, values, chosen)
                     counts[1] += len(found)
                     problems += found[:max(0, keep - len(problems))]
     return Differential(len(inputs), sum(len(s) for s in inputs), exhaustive, counts[0], counts[1], tuple(mismatches),

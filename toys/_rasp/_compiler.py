@@ -263,8 +263,6 @@ def compile_program(program: SOp, vocab: Sequence[Hashable], max_seq_len: int, *
         if id(node) in fused:
             continue
         inf = info[id(node)]
-        if inf.values is None and node is not program and node.encoding == CATEGORICAL:
-            raise fail(node, names, "it takes too many values to tabulate")
         if node.encoding == CATEGORICAL:
             resid.categorical(inf.name, inf.encoded)
         else:

@@ -22,36 +22,28 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from planted.groundtruth import Patch
+from planted.toys._rasp._circuit import _run, _run_jit
 from planted.toys._rasp._compiler import Compiled
 from planted.toys._rasp._language import CATEGORICAL
 
 PARAM_NAMES = ("embed_tokens", "embed_positions", "w_q", "w_k", "w_v", "w_o", "w_in", "w_out", "unembed")
 
 
-def _one(params: dict, ids: jnp.ndarray, causal: bool) -> dict:
-    """Forward pass of one sequence ``ids`` (n,) with BOS at 0; everything a method may inspect."""
+def _one(params: dict, ids: jnp.ndarray, causal: bool) -> jnp.ndarray:
+    """Logits (n, n_outputs) of one sequence ``ids`` (n,) with BOS at 0: the lean path of ``apply``
+    (every head of a layer in one einsum). ``run`` is the same model with interventions."""
     n = ids.shape[0]
     x = params["embed_tokens"][ids] + params["embed_positions"][:n]
-    resid, patterns, head_out, hidden = [x], [], [], []
     mask = jnp.tril(jnp.ones((n, n), bool)) if causal else jnp.ones((n, n), bool)
     for layer in range(params["w_q"].shape[0]):
         q = jnp.einsum("pd,hde->hpe", x, params["w_q"][layer])
         k = jnp.einsum("pd,hde->hpe", x, params["w_k"][layer])
         v = jnp.einsum("pd,hde->hpe", x, params["w_v"][layer])
-        logits = jnp.where(mask, jnp.einsum("hqe,hke->hqk", q, k), -jnp.inf)
-        pattern = jax.nn.softmax(logits, axis=-1)
-        z = jnp.einsum("hqk,hke->hqe", pattern, v)
-        per_head = jnp.einsum("hqe,hed->hqd", z, params["w_o"][layer])
-        x = x + per_head.sum(0)
-        resid.append(x)
-        h = jax.nn.relu(x @ params["w_in"][layer])
-        x = x + h @ params["w_out"][layer]
-        resid.append(x)
-        patterns.append(pattern)
-        head_out.append(per_head)
-        hidden.append(h)
-    return {"logits": x @ params["unembed"], "resid": jnp.stack(resid), "patterns": jnp.stack(patterns),
-            "head_out": jnp.stack(head_out), "hidden": jnp.stack(hidden)}
+        pattern = jax.nn.softmax(jnp.where(mask, jnp.einsum("hqe,hke->hqk", q, k), -jnp.inf), axis=-1)
+        x = x + jnp.einsum("hqk,hke,hed->qd", pattern, v, params["w_o"][layer])
+        x = x + jax.nn.relu(x @ params["w_in"][layer]) @ params["w_out"][layer]
+    return x @ params["unembed"]
 
 
 @functools.partial(jax.jit, static_argnames=("causal",))
@@ -65,50 +57,24 @@ def apply(params: dict, ids, *, causal: bool = False) -> np.ndarray:
     A pure function of ``params`` (the flat dict of ``Compiled.params``); vmapped over the batch
     and jit-compiled. ``causal`` must match the program's compilation.
     """
-    return np.asarray(_batched({k: jnp.asarray(params[k]) for k in PARAM_NAMES}, jnp.asarray(ids, jnp.int32), causal)["logits"])
-
-
-def _numpy(params: dict, ids: np.ndarray, causal: bool) -> dict[str, np.ndarray]:
-    """The same forward pass in NumPy (float64), batched: an independent implementation, and
-    faster than compiling the JAX one for a model that runs once."""
-    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
-    batch, n = ids.shape
-    x = p["embed_tokens"][ids] + p["embed_positions"][:n]
-    resid, patterns, head_out, hidden = [x], [], [], []
-    allowed = np.tril(np.ones((n, n), bool)) if causal else np.ones((n, n), bool)
-    for layer in range(p["w_q"].shape[0]):
-        q = np.einsum("bpd,hde->bhpe", x, p["w_q"][layer])
-        k = np.einsum("bpd,hde->bhpe", x, p["w_k"][layer])
-        v = np.einsum("bpd,hde->bhpe", x, p["w_v"][layer])
-        logits = np.where(allowed, np.einsum("bhqe,bhke->bhqk", q, k), -np.inf)
-        logits = logits - logits.max(-1, keepdims=True)
-        pattern = np.exp(logits)
-        pattern /= pattern.sum(-1, keepdims=True)
-        per_head = np.einsum("bhqk,bhke,hed->bhqd", pattern, v, p["w_o"][layer], optimize=True)
-        x = x + per_head.sum(1)
-        resid.append(x)
-        h = np.maximum(x @ p["w_in"][layer], 0.0)
-        x = x + h @ p["w_out"][layer]
-        resid.append(x)
-        patterns.append(pattern)
-        head_out.append(per_head)
-        hidden.append(h)
-    return {"logits": x @ p["unembed"], "resid": np.stack(resid, 1), "patterns": np.stack(patterns, 1),
-            "head_out": np.stack(head_out, 1), "hidden": np.stack(hidden, 1)}
+    return np.asarray(_batched({k: jnp.asarray(params[k]) for k in PARAM_NAMES}, jnp.asarray(ids, jnp.int32), causal))
 
 
 def run(compiled: Compiled, ids, *, backend: str = "jax") -> dict[str, np.ndarray]:
-    """Every activation of the compiled model on ids (batch, n): ``logits`` (batch, n, n_outputs),
-    ``resid`` (batch, 2 * n_layers + 1, n, d_model) after the embedding and after each sublayer,
-    ``patterns`` (batch, n_layers, n_heads, n, n), ``head_out`` (batch, n_layers, n_heads, n,
-    d_model), ``hidden`` (batch, n_layers, n, d_mlp). ``backend``: "jax" (jit-compiled, vmapped,
-    float32) or "numpy" (float64)."""
-    if backend == "numpy":
-        return _numpy(compiled.params, np.asarray(ids), compiled.causal)
-    if backend != "jax":
+    """Every activation of the compiled model on ids (batch, n), through the circuit interface's
+    forward pass (``_circuit._run``): ``logits`` (batch, n, n_outputs), ``activations`` (batch,
+    n_components, n, d_model: what each embedding, head and layer MLP writes; the last is the final
+    residual stream), ``patterns`` (batch, n_layers, n_heads, n, n). ``backend``: "jax"
+    (jit-compiled, float32) or "numpy" (float64, nothing to compile)."""
+    if backend not in ("jax", "numpy"):
         raise ValueError(f"backend must be 'jax' or 'numpy', got {backend!r}")
-    out = _batched({k: jnp.asarray(v) for k, v in compiled.params.items()}, jnp.asarray(ids, jnp.int32), compiled.causal)
-    return {k: np.asarray(v) for k, v in out.items()}
+    if backend == "numpy":
+        out = _run(compiled.params, np.asarray(ids), Patch(), compiled.causal, np)
+    else:
+        out = _run_jit({k: jnp.asarray(v) for k, v in compiled.params.items()}, jnp.asarray(ids, jnp.int32), Patch(),
+                       compiled.causal, jnp)
+    return {"logits": np.asarray(out["outputs"]), "activations": np.asarray(out["activations"]),
+            "patterns": np.asarray(out["patterns"])}
 
 
 def encode(compiled: Compiled, sequences: Sequence[Sequence[Hashable]]) -> np.ndarray:
@@ -167,7 +133,7 @@ class CompiledTransformer(nnx.Module):
 
     def __call__(self, ids):
         params = {name: getattr(self, name)[...] for name in PARAM_NAMES}
-        return _batched(params, jnp.asarray(ids, jnp.int32), self.causal)["logits"]
+        return _batched(params, jnp.asarray(ids, jnp.int32), self.causal)
 
     def params(self) -> dict[str, np.ndarray]:
         return {name: np.asarray(getattr(self, name)[...]) for name in PARAM_NAMES}

@@ -109,7 +109,7 @@ class RASPTransformerToy(Toy):
             faithfulness[t] = (float(task.metric(kept)) - m_corrupt) / (m_clean - m_corrupt)
             if abs(faithfulness[t] - 1) > TOLERANCE:
                 problems.append(f"task {task.name}: the circuit alone keeps {faithfulness[t]:.3f} of the metric")
-            changes = _node_changes(model, task, clean, corrupt)
+            changes = np.abs(_node_changes(model, task, clean, corrupt)).max(axis=1)
             for node in np.flatnonzero(truth.nodes[t]):
                 if graph.layers[node] == graph.layers.max():
                     continue
@@ -130,16 +130,24 @@ class RASPTransformerToy(Toy):
 
 
 def _node_changes(model: TransformerModel, task: TransformerTask, clean: dict, corrupt: dict) -> np.ndarray:
-    """Per node, the largest change of any input's metric when that node alone takes its corrupted write."""
+    """(n_nodes, batch): the change of each input's metric when one node alone takes its corrupted
+    write (clean minus patched)."""
     graph = model.graph
     base = task.per_input(clean["outputs"])
-    out = np.zeros(graph.n_nodes)
+    out = np.zeros((graph.n_nodes, base.size))
     for node in range(graph.n_nodes):
         mask = np.zeros(graph.n_nodes, np.float32)
         mask[node] = 1.0
         patched = model.run_exact(task.clean, Patch(node_mask=mask, node_values=corrupt["activations"]))["outputs"]
-        out[node] = np.abs(task.per_input(patched) - base).max()
+        out[node] = base - task.per_input(patched)
     return out
+
+
+def backup_pairs(compiled: Compiled) -> list[tuple[int, int]]:
+    """(node of the head, node of its backup) for every backup head of the catalog."""
+    heads = {c.name: c for c in compiled.components if c.kind == "head"}
+    return [(component_node(compiled, heads[c.name.removesuffix(".backup")]), component_node(compiled, c))
+            for c in compiled.components if c.op == "backup"]
 
 
 def component_node(compiled: Compiled, component) -> int:
@@ -222,7 +230,8 @@ def _circuit_edges(model, task, structure, clean, corrupt) -> np.ndarray:
     # Completion: where those are not faithful on every input (chains that matter only together
     # without sharing a path), the remaining silent edges are patched one at a time from the output
     # back, and an edge whose patch moves some input's answer away from clean joins the circuit.
-    rest = [e for e in silent[::-1] if e not in set(kept.tolist())]
+    taken = set(kept.tolist())
+    rest = [e for e in silent[::-1] if e not in taken]
     patched: list[int] = []
     for e in rest:
         trial = _per_input_patched(model, task, src, dst, patched + rest[rest.index(e):], corrupt)
@@ -240,8 +249,7 @@ def _circuit_truth(compiled: Compiled, model: TransformerModel, tasks: tuple[Tra
                    config: RASPTransformerConfig) -> CircuitTruth:
     graph = model.graph
     structure = structural_edges(compiled, graph)
-    backups = [(component_node(compiled, next(f for f in compiled.components if f.kind == "head" and f.name + ".backup" == c.name)),
-                component_node(compiled, c)) for c in compiled.components if c.op == "backup"]
+    backups = backup_pairs(compiled)
     src, dst = graph.edges()
     nodes, edges, node_effects, edge_effects, redundant = [], [], [], [], []
     for task in tasks:
@@ -262,14 +270,9 @@ def _circuit_truth(compiled: Compiled, model: TransformerModel, tasks: tuple[Tra
         in_circuit[src[kept]] = True
         in_circuit[dst[kept]] = True
         in_circuit[-1] = True
-        per_node = np.zeros(graph.n_nodes)
-        for node in range(graph.n_nodes):
-            mask = np.zeros(graph.n_nodes, np.float32)
-            mask[node] = 1.0
-            patched = model.run_exact(task.clean, Patch(node_mask=mask, node_values=corrupt["activations"]))["outputs"]
-            per_node[node] = float((base - task.per_input(patched)).mean()) / gap
         changes = _node_changes(model, task, clean, corrupt)
-        silent = in_circuit & (changes < TOLERANCE)
+        per_node = changes.mean(axis=1) / gap
+        silent = in_circuit & (np.abs(changes).max(axis=1) < TOLERANCE)
         silent[-1] = False
         silent[[b for _, b in backups]] = True
         nodes.append(in_circuit)
@@ -291,24 +294,21 @@ def _circuit_truth(compiled: Compiled, model: TransformerModel, tasks: tuple[Tra
 
 def _catalog_masks(compiled: Compiled, config: RASPTransformerConfig, nodes: np.ndarray) -> dict:
     """For each failure mode switched on, the graph nodes it involves."""
-    n = nodes.shape[1]
-    masks = {}
     extra_names = {compiled.names[id(e)] for e in compiled.extra}
+    involved = {
+        "distractors": [component_node(compiled, c) for c in compiled.components if c.kind == "head" and c.name in extra_names],
+        "backup": [node for pair in backup_pairs(compiled) for node in pair],
+        "cancellation": [component_node(compiled, c) for c in compiled.components if c.op == "cancellation"],
+    }
+    masks = {}
     for mode in MODES:
         if getattr(config, mode.name) is not True:
             continue
-        mask = np.zeros(n, bool)
         if mode.name == "naturalise":
-            mask = nodes.any(axis=0)
-        for c in compiled.components:
-            if (mode.name == "distractors" and c.kind == "head" and c.name in extra_names
-                    or mode.name == "cancellation" and c.op == "cancellation"
-                    or mode.name == "backup" and c.op == "backup"):
-                mask[component_node(compiled, c)] = True
-            if mode.name == "backup" and c.op == "backup":
-                first = next(f for f in compiled.components if f.kind == "head" and f.name + ".backup" == c.name)
-                mask[component_node(compiled, first)] = True
-        masks[mode.name] = mask
+            masks[mode.name] = nodes.any(axis=0)
+        else:
+            masks[mode.name] = np.zeros(nodes.shape[1], bool)
+            masks[mode.name][involved[mode.name]] = True
     return masks
 
 
@@ -367,8 +367,8 @@ def _task(config: RASPTransformerConfig, compiled: Compiled) -> TransformerTask:
                            numerical=numerical)
 
 
-def _compile(config: RASPTransformerConfig) -> tuple[Compiled, dict]:
-    """The compiled program with the config's failure modes, and the model's weights."""
+def _compile(config: RASPTransformerConfig) -> Compiled:
+    """The compiled program with the config's failure modes (the weights: ``_weights``)."""
     spec = _spec(config.program)
     program = spec.make()
     kwargs: dict[str, Any] = {"causal": spec.causal}
@@ -392,17 +392,22 @@ def _compile(config: RASPTransformerConfig) -> tuple[Compiled, dict]:
             raise ValueError(f"distractors: no draw of distractor heads for program {spec.name!r} compiles")
     else:
         compiled = compile_program(program, spec.vocab, spec.max_seq_len, **kwargs)
-    params = compiled.params
-    if config.naturalise:
-        params = naturalise(params, config.noise, np.random.default_rng([config.seed, _STREAM_NATURALISE]))
-    return compiled, params
+    return compiled
+
+
+def _weights(config: RASPTransformerConfig, compiled: Compiled) -> dict:
+    """The model's weights: the compiled ones, naturalised when the config says so."""
+    if not config.naturalise:
+        return compiled.params
+    return naturalise(compiled.params, config.noise, np.random.default_rng([config.seed, _STREAM_NATURALISE]))
 
 
 def build(config: RASPTransformerConfig) -> RASPTransformerToy:
     """Compile the config's program, draw its task and compute the circuit truth by intervention."""
     if not isinstance(config, RASPTransformerConfig):
         raise ValueError(f"config must be a RASPTransformerConfig, got {type(config).__name__}")
-    compiled, params = _compile(config)
+    compiled = _compile(config)
+    params = _weights(config, compiled)
     n_layers, n_heads, d_model = compiled.params["w_q"].shape[:3]
     n_nodes = 2 + n_layers * (n_heads + 1) + 1
     run = 4.0 * config.n_samples * n_nodes * (compiled.max_seq_len + 1) * d_model  # one run's activations, float32
@@ -485,7 +490,7 @@ def _from_arrays(config: RASPTransformerConfig, arrays: dict[str, np.ndarray], e
     task = TransformerTask(name=extra["task_names"][0], index=0, clean=arrays["task.clean"], corrupted=arrays["task.corrupted"],
                            position=int(extra["position"]), clean_answer=arrays["task.clean_answer"],
                            corrupted_answer=arrays["task.corrupted_answer"], numerical=bool(extra["numerical"]))
-    return RASPTransformerToy(config=config, truth=truth, model=model, tasks=(task,), compiled=_compile(config)[0])
+    return RASPTransformerToy(config=config, truth=truth, model=model, tasks=(task,), compiled=_compile(config))
 
 
 def _check(toy: RASPTransformerToy) -> list[str]:
@@ -493,7 +498,8 @@ def _check(toy: RASPTransformerToy) -> list[str]:
     task's ids are in range with answers equal to the program's, and the truth has the graph's sizes."""
     p: list[str] = []
     c = toy.config
-    compiled, weights = _compile(c)
+    compiled = toy.compiled  # compiled from the config by the loader
+    weights = _weights(c, compiled)
     if sorted(toy.model.params) != sorted(weights):
         return [f"model parameters {sorted(toy.model.params)}, the compiler makes {sorted(weights)}"]
     for name, value in weights.items():
