@@ -249,6 +249,8 @@ METHODS: dict[str, MethodSpec] = {
                    task="transformer_circuits"),
         MethodSpec("tf-prefix-matching", transformer_circuit_method,
                    {"method": "attention_heuristic", "kind": "prefix_matching"}, task="transformer_circuits"),
+        MethodSpec("tf-copying", transformer_circuit_method, {"method": "attention_heuristic", "kind": "copying"},
+                   task="transformer_circuits"),
         MethodSpec("correlation-raw", connectivity_method, {"method": "correlation", "preprocess": "raw"},
                    task="connectivity"),
         MethodSpec("correlation-filtered", connectivity_method, {"method": "correlation", "preprocess": "filtered"},

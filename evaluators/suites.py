@@ -210,9 +210,10 @@ def _transformer_circuits() -> Suite:
     # shuffle_dyck3 is left out for time: shuffle_dyck2 has the same circuit with one bracket type fewer.
     specs = tuple(ToySpec(name, "rasp_transformer", {"program": name, "n_samples": 32}) for name in toys.RASP_PROGRAMS
                   if name != "shuffle_dyck3")
-    # The catalog: every failure mode on induction and on the IOI-like circuit.
+    # The catalog: every failure mode on induction and on the IOI-like circuit (whose effects run
+    # through queries and keys), and on reverse (through values, which only saturation flattens).
     specs += tuple(ToySpec(f"{program}+{mode}", "rasp_transformer", {"program": program, "n_samples": 32, mode: True})
-                   for program in ("induction", "ioi") for mode in toys.TRANSFORMER_FAILURE_MODES)
+                   for program in ("induction", "ioi", "reverse") for mode in toys.TRANSFORMER_FAILURE_MODES)
     served = methods_for("transformer_circuits")
     return Suite(
         name="transformer-circuits",
@@ -221,7 +222,7 @@ def _transformer_circuits() -> Suite:
         methods=served,
         seeds=(0, 1, 2),
         description=f"attention-head circuits of compiled RASP programs (tracr's library, induction, an IOI-like circuit, "
-        f"a successor head; and induction and IOI with each failure mode: {', '.join(toys.TRANSFORMER_FAILURE_MODES)}) "
+        f"a successor head; and induction, IOI and reverse with each failure mode: {', '.join(toys.TRANSFORMER_FAILURE_MODES)}) "
         f"x {len(served)} head-level methods (patching, path patching, attribution, EAP, EAP-IG, ACDC, "
         "attention-pattern heuristics) x 3 seeds; the report adds the catalog table",
     )

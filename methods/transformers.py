@@ -34,7 +34,7 @@ from planted.methods.circuits import acdc_prune
 AGGREGATES = ("abs", "mean")
 ABLATIONS = ("zero", "mean", "resample")
 SOURCES = ("corrupted", "zero", "mean")
-HEURISTICS = ("previous_token", "prefix_matching")
+HEURISTICS = ("previous_token", "prefix_matching", "copying")
 
 
 def _check(where: str, artifact, task: int, p: Problems | None = None, *, aggregate: str = "abs"):
@@ -257,14 +257,21 @@ def attention_heuristic(artifact, task: int, *, kind: str = "previous_token", se
     clean inputs. ``"prefix_matching"``: on random token sequences repeated twice (as many as fit; distinct
     tokens within a copy when the vocabulary allows),
     the mean attention from each token of the second copy to the token after its first
-    occurrence — an induction head's signature.
+    occurrence — an induction head's signature. ``"copying"``: the copying score of each head's OV
+    circuit, from the weights alone: the eigenvalues of the token-to-token matrix
+    ``W_E W_V W_O W_U`` (rows the tokens the output logits name, ``model.output_tokens``; columns
+    those logits), ``sum(Re λ) / sum(|λ|)`` — 1 for a head that raises the logit of the token it
+    attends to, -1 for one that lowers it, 0 for a head whose values do not read tokens (and for
+    every head of a model whose outputs name no token).
     """
     p = Problems()
     p.choice("kind", kind, HEURISTICS)
     t = _check("attention_heuristic", artifact, task, p)
     model, graph = artifact.model, artifact.graph
     n = t.clean.shape[1]
-    if kind == "previous_token":
+    if kind == "copying":
+        per_head = _copying_scores(model)
+    elif kind == "previous_token":
         patterns = model.run(t.clean)["patterns"]  # (batch, layers, heads, n, n)
         rows = np.arange(2, n)
         per_head = patterns[:, :, :, rows, rows - 1].mean(axis=(0, 3))
@@ -286,6 +293,24 @@ def attention_heuristic(artifact, task: int, *, kind: str = "previous_token", se
     for node, layer, head in _heads(graph):
         scores[node] = per_head[layer, head]
     return ComponentScores(nodes=scores)
+
+
+def _copying_scores(model) -> np.ndarray:
+    """(n_layers, n_heads) copying scores (see ``attention_heuristic``)."""
+    p = model.params
+    n_layers, n_heads = p["w_q"].shape[:2]
+    columns = np.flatnonzero(model.output_tokens >= 0)
+    scores = np.zeros((n_layers, n_heads))
+    if columns.size == 0:
+        return scores
+    embed = p["embed_tokens"][model.output_tokens[columns]].astype(np.float64)
+    for layer in range(n_layers):
+        for head in range(n_heads):
+            ov = embed @ p["w_v"][layer, head] @ p["w_o"][layer, head] @ p["unembed"][:, columns]
+            eig = np.linalg.eigvals(ov)
+            total = np.abs(eig).sum()
+            scores[layer, head] = eig.real.sum() / total if total > 1e-9 * max(1.0, np.abs(ov).max()) else 0.0
+    return scores
 
 
 __all__ = [

@@ -16,7 +16,9 @@ Null (``None``) is a value: ``Map`` and ``Select`` propagate it unless declared 
 categorical ``Aggregate`` is the value its selected keys share (null if none or they disagree); a
 numerical one is their mean. A program the compiler cannot make exact is refused with a
 ``ValueError`` naming the operation. ``PROGRAMS`` lists the standard programs;
-``random_program(seed)`` draws random well-typed ones.
+``random_program(seed)`` draws random well-typed ones. ``to_hooked_transformer`` exports a
+compiled model to TransformerLens (the ``transformer-lens`` extra); ``transformer_lens_weights``
+gives its config and state dict without it.
 """
 
 from planted.toys._rasp._check import Differential, all_inputs, differential
@@ -60,6 +62,7 @@ from planted.toys._rasp._programs import (
     make_tracr_issue_25,
     shift_by,
 )
+from planted.toys._rasp._export import to_hooked_transformer, transformer_lens_weights
 from planted.toys._rasp._random import RandomProgram, random_program
 
 __all__ = [
@@ -69,5 +72,5 @@ __all__ = [
     "evaluate_model", "indices", "make_count", "make_count_less_freq", "make_frac_prevs", "make_hist",
     "make_induction", "make_ioi", "make_length", "make_pair_balance", "make_reverse", "make_shuffle_dyck", "make_sort",
     "make_sort_freq", "make_sort_unique", "make_successor", "make_tracr_issue_25", "numerical", "random_program",
-    "run", "shift_by", "tokens", "trace",
+    "run", "shift_by", "to_hooked_transformer", "tokens", "trace", "transformer_lens_weights",
 ]

@@ -74,6 +74,21 @@ def test_attention_heuristics_rank_the_previous_token_and_induction_heads_first(
     assert np.isnan(previous[[i for i in range(len(labels)) if i not in heads]]).all()
 
 
+def test_the_copying_score_tells_a_copying_head_from_a_successor_head():
+    """reverse's head writes the token it attends to; the successor head writes the next one (a
+    cyclic shift of the tokens: eigenvalues on the unit circle summing to about zero)."""
+    reverse, successor, frac = toy("reverse"), toy("successor"), toy("frac_prevs")
+    copying = transformers.attention_heuristic(reverse.artifact, 0, kind="copying").nodes
+    head = reverse.graph.labels.index("a2.h0")
+    assert copying[head] == pytest.approx(1.0) and reverse.truth.nodes[0, head]
+    others = [i for i, label in enumerate(reverse.graph.labels) if label.startswith("a") and i != head]
+    assert np.abs(copying[others]).max() < 1e-9  # their values read no token
+    shift = transformers.attention_heuristic(successor.artifact, 0, kind="copying").nodes
+    assert abs(shift[successor.graph.labels.index("a0.h0")]) < 0.25
+    assert (successor.model.output_tokens[:-1] >= 1).all() and (frac.model.output_tokens == -1).all()
+    assert np.nanmax(np.abs(transformers.attention_heuristic(frac.artifact, 0, kind="copying").nodes)) == 0.0
+
+
 @pytest.mark.parametrize("method", ["activation_patching", "ablation", "attribution_patching", "edge_attribution_patching",
                                     "eap_ig", "edge_activation_patching", "acdc", "attention_heuristic"])
 def test_every_method_scores_every_component_it_claims_and_refuses_bad_input(method):
@@ -98,7 +113,7 @@ def test_bad_options_are_refused_naming_the_parameter():
                        (lambda: transformers.acdc(artifact, 0, source="noise"), "source"),
                        (lambda: transformers.acdc(artifact, 0, threshold=1.5), "threshold"),
                        (lambda: transformers.eap_ig(artifact, 0, steps=0), "steps"),
-                       (lambda: transformers.attention_heuristic(artifact, 0, kind="copying"), "kind"),
+                       (lambda: transformers.attention_heuristic(artifact, 0, kind="duplicate_token"), "kind"),
                        (lambda: transformers.activation_patching(artifact, 0, aggregate="max"), "aggregate")]:
         with pytest.raises(ValueError, match=word):
             call()

@@ -257,3 +257,43 @@ def test_random_programs_are_reproducible_and_cover_every_kind_of_operation():
     assert set(seen) == set(KINDS)
     with pytest.raises(ValueError, match="n_ops"):
         rasp.random_program(0, n_ops=0)
+
+
+@pytest.mark.parametrize("name, naturalised", [("induction", False), ("frac_prevs", False), ("sort", False),
+                                               ("induction", True)])
+def test_the_transformer_lens_export_gives_the_same_logits_and_patterns(name, naturalised):
+    """Causal and non-causal programs, categorical and numerical outputs, compiled and naturalised weights."""
+    transformer_lens = pytest.importorskip("transformer_lens")
+    if not hasattr(transformer_lens, "HookedTransformer"):
+        pytest.skip("TransformerLens 4 has no HookedTransformer")
+    import torch
+
+    from planted import toys
+
+    spec = next(s for s in rasp.PROGRAMS if s.name == name)
+    compiled = rasp.compile_program(spec.make(), spec.vocab, spec.max_seq_len, causal=spec.causal)
+    source = toys.rasp_transformer(name, 8, seed=1, naturalise=True) if naturalised else compiled
+    params = source.model.params if naturalised else compiled.params
+    rng = np.random.default_rng(0)
+    ids = rasp.encode(compiled, [[spec.vocab[i] for i in rng.integers(0, len(spec.vocab), spec.max_seq_len)]
+                                 for _ in range(200)])
+    model = rasp.to_hooked_transformer(source)
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(torch.from_numpy(ids.astype(np.int64)))
+    want = rasp.run(compiled, ids) if not naturalised else source.model.run(ids)
+    want_logits = rasp.apply(params, ids, causal=compiled.causal)
+    np.testing.assert_allclose(logits.numpy(), want_logits, atol=1e-4 * max(1.0, np.abs(want_logits).max()))
+    assert rasp.decode(compiled, logits.numpy()) == rasp.decode(compiled, want_logits)
+    for layer in range(params["w_q"].shape[0]):
+        np.testing.assert_allclose(cache["pattern", layer].numpy(), want["patterns"][:, layer], atol=1e-4)
+
+
+def test_the_transformer_lens_weights_need_no_transformer_lens():
+    compiled = rasp.compile_program(rasp.make_reverse(rasp.tokens), ["a", "b"], 3)
+    config, state = rasp.transformer_lens_weights(compiled)
+    assert config["attention_dir"] == "bidirectional" and config["use_attn_scale"] is False
+    assert config["d_vocab"] == 3 and config["n_ctx"] == 4 and config["d_vocab_out"] == compiled.params["unembed"].shape[1]
+    np.testing.assert_array_equal(state["blocks.0.attn.W_Q"], compiled.params["w_q"][0])
+    assert all(v.dtype == np.float32 for v in state.values())
+    with pytest.raises(ValueError, match="source must be a compiled program"):
+        rasp.transformer_lens_weights({"w_q": 1})

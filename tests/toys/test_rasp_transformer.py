@@ -146,6 +146,7 @@ def _catalog_toy(program: str, mode: str):
 
 CATALOG_CASES = [(p, m) for p in ("induction", "ioi") for m in toys.TRANSFORMER_FAILURE_MODES]
 CATALOG_CASES.append(("frac_prevs", "cancellation"))  # a numerical output
+CATALOG_CASES += [("reverse", "saturation"), ("frac_prevs", "saturation")]  # a value-path circuit; a numerical output
 
 
 def test_a_backup_needs_a_head_to_copy():
@@ -196,6 +197,32 @@ def test_cancelling_heads_are_false_positives_of_single_interventions():
     assert not (marked & toy.truth.nodes[0]).any()
     scores = _patching(toy)
     assert scores[marked].min() > np.nanmax(scores[toy.truth.nodes[0] & ~marked][:-1])
+
+
+@pytest.mark.parametrize("program", ["reverse", "frac_prevs"])
+def test_saturation_hides_the_circuit_from_gradients_but_not_from_interventions_or_integrated_gradients(program, built):
+    """On value-path circuits attribution patching and EAP find everything in the plain toy and
+    nothing upstream of the steep readout in the saturated one; patching and EAP-IG are unaffected."""
+    from planted.evaluators.circuits import score_circuit
+    from planted.methods import transformers
+
+    plain, toy = built(program), _catalog_toy(program, "saturation")
+    readout = np.flatnonzero(toy.truth.catalog["saturation"])
+    assert toy.truth.nodes[0, readout].all()
+    upstream = toy.truth.nodes[0].copy()
+    upstream[readout] = upstream[-1] = False
+    assert upstream.sum() >= 2
+    attribution = transformers.attribution_patching(toy.artifact, 0).nodes
+    assert np.abs(attribution[upstream]).max() < 1e-6 < np.abs(attribution[readout]).min()
+
+    def auroc(method, t):
+        result = score_circuit(method(t.artifact, 0), t, 0, faithfulness=False)
+        return result.node_auroc if result.node_auroc is not None else result.edge_auroc
+
+    for method in (transformers.attribution_patching, transformers.edge_attribution_patching):
+        assert auroc(method, plain) > 0.99 and auroc(method, toy) < 0.75, method.__name__
+    for method in (transformers.activation_patching, transformers.eap_ig):
+        assert auroc(method, toy) > 0.99, method.__name__
 
 
 def test_naturalise_leaves_no_zero_weight_and_the_same_interventional_answers():

@@ -57,6 +57,17 @@ MODES: tuple[Mode, ...] = (
         "time against the current circuit, keeps the first of the pair it tries. The catalog marks both heads.",
     ),
     Mode(
+        "saturation",
+        "The output read through a steep readout: an identity Map whose MLP is a clipped ramp per output value, "
+        "flat around every value the output takes, so the answer is unchanged and the gradient of the answer with "
+        "respect to everything upstream is zero. Compiled attention is already saturated in every toy (each "
+        "weight within exp(-50) of 0 or 1), so gradients through queries and keys vanish everywhere; this mode "
+        "flattens the value path too. Attribution patching and edge attribution patching (gradients at the clean "
+        "run) then score nothing upstream of the readout: false negatives. EAP-IG, which integrates gradients "
+        "from the corrupted run to the clean one across the ramp, and every intervention are unaffected. The "
+        "readout MLP is in the circuit; the catalog marks it.",
+    ),
+    Mode(
         "naturalise",
         "A random rotation of the residual basis, random rotations of each head's query-key and value-output "
         "spaces, random positive rescaling of each MLP neuron's input and output, and Gaussian noise (std "

@@ -139,15 +139,23 @@ def _patch_each_jit(params, ids, values, masks, causal):
 class TransformerModel:
     """A transformer with a circuit interface: parameters (the flat dict of ``rasp.apply``), its
     component graph, and ``run``. ``run_fn(params, ids, patch)`` is the pure JAX function for
-    methods that differentiate or vmap it."""
+    methods that differentiate or vmap it. ``output_tokens`` (n_outputs,): the token id each output
+    logit names (its unembedding's labels, like a tokenizer's), -1 where it names none (null, a
+    number, a value outside the vocabulary)."""
 
     params: dict
     graph: ComponentGraph
     causal: bool
+    output_tokens: np.ndarray | None = None
     run_fn: object = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", {k: np.asarray(v, np.float32) for k, v in self.params.items()})
+        n_outputs = self.params["unembed"].shape[1]
+        tokens = np.full(n_outputs, -1, np.int64) if self.output_tokens is None else np.asarray(self.output_tokens, np.int64)
+        if tokens.shape != (n_outputs,):
+            raise ValueError(f"output_tokens must have one entry per output logit ({n_outputs}), got shape {tokens.shape}")
+        object.__setattr__(self, "output_tokens", tokens)
         object.__setattr__(self, "_device_params", {k: jnp.asarray(v) for k, v in self.params.items()})
         # One object per model, so jit-compiled callers that take it as a static argument reuse their traces.
         object.__setattr__(self, "run_fn", functools.partial(_run, causal=self.causal))

@@ -28,7 +28,8 @@ categorical Aggregate cleanup ``2 |values| + 1`` (none when the selected values 
 heads per layer: the Aggregates and SelectorWidths placed there. ``|values|`` counts ``Info.encoded``.
 The catalog's options add to these: ``extra`` SOps their own blocks, heads and MLPs by the same
 formulas; each backup one head; ``cancel_gain`` two heads (and the ``indices`` block if the program
-has none).
+has none); ``saturate`` the readout's block and MLP: ``2 (|values| + 1)`` neurons for a categorical
+output, a numerical Map's ``2 |values|`` for a numerical one.
 """
 
 from __future__ import annotations
@@ -196,7 +197,7 @@ class Compiled:
 
 def compile_program(program: SOp, vocab: Sequence[Hashable], max_seq_len: int, *, causal: bool = False,
                     scale: float = 100.0, extra: Sequence[SOp] = (), backups: Sequence[Aggregate] = (),
-                    cancel_gain: float = 0.0) -> Compiled:
+                    cancel_gain: float = 0.0, saturate: bool = False) -> Compiled:
     """Compile ``program`` for inputs of 1 .. ``max_seq_len`` tokens from ``vocab``.
 
     Raises ``ValueError`` naming the operation and the reason when a program cannot be compiled
@@ -213,6 +214,10 @@ def compile_program(program: SOp, vocab: Sequence[Hashable], max_seq_len: int, *
       What reads the block is placed after the backup.
     - ``cancel_gain``: two heads after the output, each copying the output at its own position
       into the output block, times +cancel_gain and -cancel_gain: together nothing, alone a lot.
+    - ``saturate``: the output is read through a steep readout, an identity ``Map`` named
+      ``{output}_readout`` whose MLP is a clipped ramp per value (a categorical output) or the usual
+      exact steps (a numerical one), flat around every value the output takes: the answer is
+      unchanged and its gradient with respect to everything upstream is zero.
     """
     if not isinstance(program, SOp):
         raise ValueError(f"program must be an SOp, got {type(program).__name__}")
@@ -221,6 +226,13 @@ def compile_program(program: SOp, vocab: Sequence[Hashable], max_seq_len: int, *
         raise ValueError("extra must be SOps")
     if not np.isfinite(cancel_gain) or cancel_gain < 0:
         raise ValueError(f"cancel_gain must be a finite number >= 0, got {cancel_gain!r}")
+    if not isinstance(saturate, bool):
+        raise ValueError(f"saturate must be True or False, got {saturate!r}")
+    steep: set[int] = set()
+    if saturate:
+        inner_name = name_nodes(program, *extra)[1][id(program)]
+        program = Map(_identity, program, encoding=program.encoding, null_safe=True).named(f"{inner_name}_readout")
+        steep.add(id(program))
     if cancel_gain and not any(isinstance(n, Indices) for n in nodes(program, *extra)):
         extra = extra + (indices,)  # the cancelling heads find each position by its index
     vocab = tuple(vocab)
@@ -267,7 +279,7 @@ def compile_program(program: SOp, vocab: Sequence[Hashable], max_seq_len: int, *
             resid.categorical(inf.name, inf.encoded)
         else:
             resid.numerical(inf.name)
-        parts[id(node)] = _build(node, info, names, resid, one, bos_dim, scale, max_seq_len, fused)
+        parts[id(node)] = _build(node, info, names, resid, one, bos_dim, scale, max_seq_len, fused, id(node) in steep)
         if id(node) in backup_ids:
             parts[id(node)].append(_backup(node, parts[id(node)][0], info, names, resid, bos_dim, scale))
     if cancel_gain:
@@ -310,8 +322,13 @@ def compile_program(program: SOp, vocab: Sequence[Hashable], max_seq_len: int, *
                      extra)
 
 
-def _build(node, info, names, resid: _Residual, one, bos_dim, scale, max_seq_len, fused) -> list[_Part]:
-    """The parts (embedding, head, MLP) that compute ``node``, with their weights as sparse dicts."""
+def _identity(value):
+    return value
+
+
+def _build(node, info, names, resid: _Residual, one, bos_dim, scale, max_seq_len, fused, steep=False) -> list[_Part]:
+    """The parts (embedding, head, MLP) that compute ``node``, with their weights as sparse dicts.
+    ``steep``: a categorical Map as clipped ramps, flat at 0 and 1 (the ``saturate`` readout)."""
     inf = info[id(node)]
     numerical = node.encoding == NUMERICAL
     enc = lambda value: resid.of(inf.name, value, numerical)  # noqa: E731
@@ -320,6 +337,9 @@ def _build(node, info, names, resid: _Residual, one, bos_dim, scale, max_seq_len
         return [_Part(node, "embedding", type(node).__name__.lower(), writes=(name,))]
     if isinstance(node, Map):
         src = info[id(node.inner)]
+        if node.inner.encoding == CATEGORICAL and steep:
+            neurons = [n for d, v in resid.keyed(src.name) for n in _clip_step({d: 1.0, one: -0.5}, 4.0, enc(apply_map(node, v)), one)]
+            return [_Part(node, "mlp", "map", neurons=neurons, reads=(src.name,), writes=(name,))]
         if node.inner.encoding == CATEGORICAL:
             neurons = [({d: 1.0}, enc(apply_map(node, v))) for d, v in resid.keyed(src.name)]
             return [_Part(node, "mlp", "map", neurons=neurons, reads=(src.name,), writes=(name,))]

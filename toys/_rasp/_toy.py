@@ -48,6 +48,7 @@ class RASPTransformerConfig(Config):
     distractors: bool = False
     backup: bool = False
     cancellation: bool = False
+    saturation: bool = False
     naturalise: bool = False
     noise: float = 1e-6
     seed: int = 0
@@ -141,6 +142,14 @@ def _node_changes(model: TransformerModel, task: TransformerTask, clean: dict, c
         patched = model.run_exact(task.clean, Patch(node_mask=mask, node_values=corrupt["activations"]))["outputs"]
         out[node] = base - task.per_input(patched)
     return out
+
+
+def output_tokens(compiled: Compiled) -> np.ndarray:
+    """(n_outputs,): the token id (``rasp.encode``'s: vocab[i] is i + 1) each output logit names, or -1."""
+    ids = {tok: i + 1 for i, tok in enumerate(compiled.vocab)}
+    if compiled.output_encoding == NUMERICAL:
+        return np.full(compiled.params["unembed"].shape[1], -1, np.int64)
+    return np.array([ids.get(v, -1) if v is not None else -1 for v in compiled.output_values], np.int64)
 
 
 def backup_pairs(compiled: Compiled) -> list[tuple[int, int]]:
@@ -299,6 +308,8 @@ def _catalog_masks(compiled: Compiled, config: RASPTransformerConfig, nodes: np.
         "distractors": [component_node(compiled, c) for c in compiled.components if c.kind == "head" and c.name in extra_names],
         "backup": [node for pair in backup_pairs(compiled) for node in pair],
         "cancellation": [component_node(compiled, c) for c in compiled.components if c.op == "cancellation"],
+        "saturation": [component_node(compiled, c) for c in compiled.components
+                       if c.kind == "mlp" and compiled.output_name in c.writes],
     }
     masks = {}
     for mode in MODES:
@@ -380,6 +391,8 @@ def _compile(config: RASPTransformerConfig) -> Compiled:
         kwargs["backups"] = (target,)
     if config.cancellation:
         kwargs["cancel_gain"] = 4.0
+    if config.saturation:
+        kwargs["saturate"] = True
     if config.distractors:
         rng = np.random.default_rng([config.seed, _STREAM_DISTRACTORS])
         for _ in range(50):  # a draw the compiler refuses (values too many to tabulate ...) is drawn again
@@ -413,7 +426,7 @@ def build(config: RASPTransformerConfig) -> RASPTransformerToy:
     run = 4.0 * config.n_samples * n_nodes * (compiled.max_seq_len + 1) * d_model  # one run's activations, float32
     require_memory(config.kind, 8 * run, f"8 runs' activations of {run / 2**30:.2f} GiB each", "n_samples")
     graph = component_graph(compiled.params["w_q"].shape[0], compiled.params["w_q"].shape[1])
-    model = TransformerModel(params=params, graph=graph, causal=compiled.causal)
+    model = TransformerModel(params=params, graph=graph, causal=compiled.causal, output_tokens=output_tokens(compiled))
     tasks = (_task(config, compiled),)
     truth = _circuit_truth(compiled, model, tasks, config)
     toy = RASPTransformerToy(config=config, truth=truth, model=model, tasks=tasks, compiled=compiled)
@@ -425,7 +438,7 @@ def build(config: RASPTransformerConfig) -> RASPTransformerToy:
 
 
 def rasp_transformer(program: str = "induction", n_samples: int = 64, *, distractors: bool = False, backup: bool = False,
-                     cancellation: bool = False, naturalise: bool = False, noise: float = 1e-6,
+                     cancellation: bool = False, saturation: bool = False, naturalise: bool = False, noise: float = 1e-6,
                      seed: int) -> RASPTransformerToy:
     """A standard RASP program compiled into a transformer, with its circuit known by construction.
 
@@ -437,11 +450,12 @@ def rasp_transformer(program: str = "induction", n_samples: int = 64, *, distrac
         the maximum length); its vocabulary, maximum length and causality come with it.
     n_samples : int
         Clean / corrupted input pairs of the task (answer at the last position).
-    distractors, backup, cancellation, naturalise : bool
+    distractors, backup, cancellation, saturation, naturalise : bool
         The failure-mode catalog (``toys.TRANSFORMER_FAILURE_MODES``; each mode's description says
         what it plants and which methods it fools): three distractor heads nothing reads; a backup
         head that takes over when a head's output is removed (self-repair); two heads whose writes
-        cancel; a random rotation of the residual basis and ``noise`` on every weight.
+        cancel; a steep readout that zeroes every gradient; a random rotation of the residual basis
+        and ``noise`` on every weight.
     noise : float
         The std of naturalise's weight noise relative to each weight's root mean square, in [0, 1e-3].
         Compiled steps are steep: above about 3e-6 the programs with chained selector widths
@@ -455,7 +469,8 @@ def rasp_transformer(program: str = "induction", n_samples: int = 64, *, distrac
     ``toy.verify()`` checks it. Follows Lindner et al. (2023), "Tracr", with total semantics.
     """
     return build(RASPTransformerConfig(program=program, n_samples=n_samples, distractors=distractors, backup=backup,
-                                       cancellation=cancellation, naturalise=naturalise, noise=noise, seed=seed))
+                                       cancellation=cancellation, saturation=saturation, naturalise=naturalise,
+                                       noise=noise, seed=seed))
 
 
 def _to_arrays(toy: RASPTransformerToy) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -486,11 +501,12 @@ def _from_arrays(config: RASPTransformerConfig, arrays: dict[str, np.ndarray], e
         edges=(arrays["truth.edges.0"],), node_effects=arrays["truth.node_effects"], edge_effects=(arrays["truth.edge_effects.0"],),
         relevant_inputs=arrays["truth.relevant_inputs"], redundant=arrays["truth.redundant"], catalog={}, modules=arrays["truth.modules"],
     )
-    model = TransformerModel(params=params, graph=graph, causal=bool(extra["causal"]))
+    compiled = _compile(config)
+    model = TransformerModel(params=params, graph=graph, causal=bool(extra["causal"]), output_tokens=output_tokens(compiled))
     task = TransformerTask(name=extra["task_names"][0], index=0, clean=arrays["task.clean"], corrupted=arrays["task.corrupted"],
                            position=int(extra["position"]), clean_answer=arrays["task.clean_answer"],
                            corrupted_answer=arrays["task.corrupted_answer"], numerical=bool(extra["numerical"]))
-    return RASPTransformerToy(config=config, truth=truth, model=model, tasks=(task,), compiled=_compile(config))
+    return RASPTransformerToy(config=config, truth=truth, model=model, tasks=(task,), compiled=compiled)
 
 
 def _check(toy: RASPTransformerToy) -> list[str]:
