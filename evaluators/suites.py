@@ -214,6 +214,9 @@ def _transformer_circuits() -> Suite:
     # through queries and keys), and on reverse (through values, which only saturation flattens).
     specs += tuple(ToySpec(f"{program}+{mode}", "rasp_transformer", {"program": program, "n_samples": 32, mode: True})
                    for program in ("induction", "ioi", "reverse") for mode in toys.TRANSFORMER_FAILURE_MODES)
+    # The trained kind, on the programs whose interchange training verifies at the default steps.
+    specs += tuple(ToySpec(f"{program}+trained", "rasp_transformer", {"program": program, "n_samples": 32, "trained": True})
+                   for program in toys.TRAINED_PROGRAMS)
     served = methods_for("transformer_circuits")
     return Suite(
         name="transformer-circuits",
@@ -222,8 +225,9 @@ def _transformer_circuits() -> Suite:
         methods=served,
         seeds=(0, 1, 2),
         description=f"attention-head circuits of compiled RASP programs (tracr's library, induction, an IOI-like circuit, "
-        f"a successor head; and induction, IOI and reverse with each failure mode: {', '.join(toys.TRANSFORMER_FAILURE_MODES)}) "
-        f"x {len(served)} head-level methods (patching, path patching, attribution, EAP, EAP-IG, ACDC, "
+        f"a successor head; induction, IOI and reverse with each failure mode: {', '.join(toys.TRANSFORMER_FAILURE_MODES)}; "
+        f"the trained kind of {', '.join(toys.TRAINED_PROGRAMS)}) x {len(served)} head-level methods (patching, path patching, "
+        "attribution, EAP, EAP-IG, ACDC, "
         "attention-pattern heuristics) x 3 seeds; the report adds the catalog table",
     )
 

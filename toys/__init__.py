@@ -40,6 +40,7 @@ _NAMES = {
     "PlantedMLPConfig": "._planted_mlp",
     "planted_mlp": "._planted_mlp",
     "RASP_PROGRAMS": "._rasp._programs",
+    "TRAINED_PROGRAMS": "._rasp._programs",
     "TRANSFORMER_FAILURE_MODES": "._rasp._catalog",
     "RASPTransformerConfig": "._rasp",
     "RASPTransformerToy": "._rasp",

@@ -267,3 +267,74 @@ def test_a_loaded_toy_whose_task_ids_lose_their_bos_is_refused(built):
     shifted[:, 0] = shifted[:, 1]  # no BOS at position 0
     bad = dataclasses.replace(toy, tasks=(dataclasses.replace(task, clean=shifted),))
     assert any("BOS" in problem for problem in _check(bad))
+
+
+@functools.cache
+def _trained(program: str):
+    return toys.rasp_transformer(program, 16, seed=0, trained=True)
+
+
+def test_the_trained_kind_learns_the_compiled_circuit_with_dense_weights(tmp_path):
+    """Interchange training against the compiled model: no zero weight, every held-out interchange
+    decoded alike, the compiled kind's circuit verified on the trained weights (strictness included),
+    and the trained truth equal to the compiled one; a save/load round trip keeps it."""
+    from planted.methods import transformers
+
+    toy, compiled = _trained("successor"), toys.rasp_transformer("successor", 16, seed=0)
+    assert toy.training["interchange_accuracy"] == 1.0 and toy.training["loss"] < 1e-3
+    for name, value in toy.model.params.items():
+        assert (value != 0).all() and value.shape == compiled.model.params[name].shape, name
+        assert not np.allclose(value, compiled.model.params[name], atol=0.1), name
+    assert toy.verify().ok
+    np.testing.assert_array_equal(toy.truth.nodes, compiled.truth.nodes)
+    np.testing.assert_array_equal(toy.truth.edges[0], compiled.truth.edges[0])
+    patching = np.abs(transformers.activation_patching(toy.artifact, 0).nodes)
+    inside = toy.truth.nodes[0].copy()
+    inside[-1] = False
+    assert patching[inside].min() > np.nanmax(patching[~toy.truth.nodes[0]])
+    path = toys.save(toy, tmp_path / "trained")
+    loaded = toys.load(path)
+    assert loaded.training == toy.training and loaded.config.trained
+    for name, value in toy.model.params.items():
+        np.testing.assert_array_equal(loaded.model.params[name], value)
+
+
+def test_a_loaded_trained_toy_is_checked_by_what_it_computes():
+    import dataclasses
+
+    from planted.toys._rasp._toy import _check
+
+    toy = _trained("successor")
+    assert _check(toy) == []
+    params = dict(toy.model.params)
+    params["w_o"] = params["w_o"] * 0.5  # the head's output halved: answers and strictness break
+    from planted.toys._rasp._circuit import TransformerModel
+
+    model = TransformerModel(params=params, graph=toy.graph, causal=toy.model.causal, output_tokens=toy.model.output_tokens)
+    problems = _check(dataclasses.replace(toy, model=model))
+    assert problems and all("does not verify" in p for p in problems)
+
+
+def test_the_trained_kind_refuses_the_catalog_modes_and_bad_steps():
+    with pytest.raises(ValueError, match="trained=True with backup"):
+        toys.rasp_transformer("induction", 16, seed=0, trained=True, backup=True)
+    with pytest.raises(ValueError, match="train_steps"):
+        toys.rasp_transformer("induction", 16, seed=0, trained=True, train_steps=10)
+
+
+def test_a_per_input_edge_mask_patches_each_input_alone(built):
+    """Interchange training patches a different edge in each input of a batch: (batch, n, n) masks
+    give what one (n, n) mask per input gives."""
+    toy = built("reverse")
+    model, task = toy.model, toy.tasks[0]
+    src, dst = toy.graph.edges()
+    rng = np.random.default_rng(3)
+    k = 6
+    masks = np.zeros((k, toy.graph.n_nodes, toy.graph.n_nodes), np.float32)
+    picked = rng.choice(toy.graph.n_edges, size=k)
+    masks[np.arange(k), src[picked], dst[picked]] = 1.0
+    source = model.run_exact(task.corrupted[:k])["activations"]
+    together = model.run_exact(task.clean[:k], Patch(edge_mask=masks, edge_source=source))["outputs"]
+    for b in range(k):
+        alone = model.run_exact(task.clean[b:b + 1], Patch(edge_mask=masks[b], edge_source=source[b:b + 1]))["outputs"]
+        np.testing.assert_allclose(together[b], alone[0], atol=1e-9)

@@ -12,9 +12,9 @@ earlier ones, so an edge (src, dst) is src's write as dst reads it.
 
 - ``node_mask`` (n_nodes,) or (n_nodes, n_positions) 0/1 and ``node_values`` (batch, n_nodes,
   n_positions, d_model) or without the batch axis: those writes replaced (at those positions);
-- ``edge_mask`` (n_nodes, n_nodes) 0/1 and ``edge_source`` like ``node_values``: along each
-  masked edge, dst reads ``edge_source[src]`` instead of src's write (a head's queries, keys and
-  values all read it);
+- ``edge_mask`` (n_nodes, n_nodes) or (batch, n_nodes, n_nodes) 0/1 and ``edge_source`` like
+  ``node_values``: along each masked edge, dst reads ``edge_source[src]`` instead of src's write (a
+  head's queries, keys and values all read it);
 - ``node_delta`` added to writes, ``pre_delta`` added to each component's input (for gradients).
 """
 
@@ -95,7 +95,10 @@ def _run(params: dict, ids, patch: Patch, causal: bool, xp=jnp) -> dict:
         if edge_mask is not None and writes:
             stack = xp.stack(writes, 1)  # (batch, k, n, d)
             k = stack.shape[1]
-            x = x + xp.einsum("s,bsnd->bnd", edge_mask[:k, node], source[:, :k] - stack)
+            if edge_mask.ndim == 3:  # one mask per input
+                x = x + xp.einsum("bs,bsnd->bnd", edge_mask[:, :k, node], source[:, :k] - stack)
+            else:
+                x = x + xp.einsum("s,bsnd->bnd", edge_mask[:k, node], source[:, :k] - stack)
         if pre_delta is not None:
             x = x + pre_delta[:, node]
         return x

@@ -51,6 +51,8 @@ class RASPTransformerConfig(Config):
     saturation: bool = False
     naturalise: bool = False
     noise: float = 1e-6
+    trained: bool = False
+    train_steps: int = 3000
     seed: int = 0
 
     def _check(self, p: Problems) -> None:
@@ -59,6 +61,12 @@ class RASPTransformerConfig(Config):
         for mode in MODES:
             p.boolean(mode.name, getattr(self, mode.name))
         p.number("noise", self.noise, low=0, high=1e-3)
+        p.boolean("trained", self.trained)
+        p.integer("train_steps", self.train_steps, low=100, high=200_000)
+        on = [m.name for m in MODES if getattr(self, m.name) is True]
+        if self.trained is True and on:
+            p.add(f"trained=True with {', '.join(on)}: the catalog's constructions live in compiled weights; "
+                  "use them with trained=False")
         p.integer("seed", self.seed, low=0, high=2**31 - 1)
 
 
@@ -75,11 +83,13 @@ class Verification:
 @dataclasses.dataclass(frozen=True, eq=False)
 class RASPTransformerToy(Toy):
     """A compiled transformer with its circuit: ``artifact`` for methods, ``truth`` for evaluators.
-    ``components`` is the compiler's table (what each head and MLP computes, what it reads and writes)."""
+    ``compiled`` holds the compiler's table (what each head and MLP computes, what it reads and
+    writes). ``training`` (the trained kind): the final ``loss``, ``interchange_accuracy`` and ``steps``."""
 
     model: TransformerModel = dataclasses.field(default=None, repr=False)
     tasks: tuple[TransformerTask, ...] = dataclasses.field(default=(), repr=False)
     compiled: Compiled = dataclasses.field(default=None, repr=False)
+    training: dict | None = dataclasses.field(default=None, repr=False)
 
     @property
     def graph(self):
@@ -110,6 +120,16 @@ class RASPTransformerToy(Toy):
             faithfulness[t] = (float(task.metric(kept)) - m_corrupt) / (m_clean - m_corrupt)
             if abs(faithfulness[t] - 1) > TOLERANCE:
                 problems.append(f"task {task.name}: the circuit alone keeps {faithfulness[t]:.3f} of the metric")
+            if self.config.trained is True:
+                # Strictness (the trained kind's weights are dense): no edge outside the circuit
+                # moves any answer alone, so single-edge effects rank the circuit first.
+                base = task.per_input(clean["outputs"])
+                outside = np.setdiff1d(np.arange(graph.n_edges), truth.edges[t])
+                for e in outside:
+                    moved = np.abs(_per_input_patched(model, task, src, dst, [e], corrupt) - base).max()
+                    if moved >= TOLERANCE:
+                        problems.append(f"task {task.name}: edge {graph.labels[src[e]]} -> {graph.labels[dst[e]]} is outside "
+                                        f"the circuit but moves an answer by {moved:.3f} alone")
             changes = np.abs(_node_changes(model, task, clean, corrupt)).max(axis=1)
             for node in np.flatnonzero(truth.nodes[t]):
                 if graph.layers[node] == graph.layers.max():
@@ -409,7 +429,7 @@ def _compile(config: RASPTransformerConfig) -> Compiled:
 
 
 def _weights(config: RASPTransformerConfig, compiled: Compiled) -> dict:
-    """The model's weights: the compiled ones, naturalised when the config says so."""
+    """The model's weights: the compiled ones, naturalised when the config says so (not the trained kind's)."""
     if not config.naturalise:
         return compiled.params
     return naturalise(compiled.params, config.noise, np.random.default_rng([config.seed, _STREAM_NATURALISE]))
@@ -420,7 +440,13 @@ def build(config: RASPTransformerConfig) -> RASPTransformerToy:
     if not isinstance(config, RASPTransformerConfig):
         raise ValueError(f"config must be a RASPTransformerConfig, got {type(config).__name__}")
     compiled = _compile(config)
-    params = _weights(config, compiled)
+    training = None
+    if config.trained:
+        from planted.toys._rasp._trained import train
+
+        params, training = train(compiled, config.train_steps, config.seed)
+    else:
+        params = _weights(config, compiled)
     n_layers, n_heads, d_model = compiled.params["w_q"].shape[:3]
     n_nodes = 2 + n_layers * (n_heads + 1) + 1
     run = 4.0 * config.n_samples * n_nodes * (compiled.max_seq_len + 1) * d_model  # one run's activations, float32
@@ -429,17 +455,20 @@ def build(config: RASPTransformerConfig) -> RASPTransformerToy:
     model = TransformerModel(params=params, graph=graph, causal=compiled.causal, output_tokens=output_tokens(compiled))
     tasks = (_task(config, compiled),)
     truth = _circuit_truth(compiled, model, tasks, config)
-    toy = RASPTransformerToy(config=config, truth=truth, model=model, tasks=tasks, compiled=compiled)
+    toy = RASPTransformerToy(config=config, truth=truth, model=model, tasks=tasks, compiled=compiled, training=training)
     result = toy.verify()
     if not result.ok:
         hint = "; lower noise" if config.naturalise else ""
+        if config.trained:
+            hint = (f"; the trained model matched {training['interchange_accuracy']:.3f} of held-out interchanges: raise "
+                    "train_steps or try another seed")
         raise ValueError(f"rasp_transformer {config.program!r}: the toy does not verify ({'; '.join(result.problems[:3])}){hint}")
     return toy
 
 
 def rasp_transformer(program: str = "induction", n_samples: int = 64, *, distractors: bool = False, backup: bool = False,
                      cancellation: bool = False, saturation: bool = False, naturalise: bool = False, noise: float = 1e-6,
-                     seed: int) -> RASPTransformerToy:
+                     trained: bool = False, train_steps: int = 3000, seed: int) -> RASPTransformerToy:
     """A standard RASP program compiled into a transformer, with its circuit known by construction.
 
     Parameters
@@ -460,8 +489,21 @@ def rasp_transformer(program: str = "induction", n_samples: int = 64, *, distrac
         The std of naturalise's weight noise relative to each weight's root mean square, in [0, 1e-3].
         Compiled steps are steep: above about 3e-6 the programs with chained selector widths
         (count_less_freq, sort_freq) give wrong answers, and ``build`` refuses the toy.
+    trained : bool
+        The trained kind: a transformer of the compiled shape trained from random initialisation
+        by strict interchange intervention training against the compiled model (every component
+        aligned with its compiled twin; see ``_trained``), so its weights are dense and look
+        trained while the circuit is known by construction. Its truth is measured on the trained
+        weights by the same interventions (the compiled model's wiring gives the candidate edges)
+        and must verify, strictness included (no edge outside the circuit moves an answer alone),
+        or the toy is refused.
+        ``toy.training`` reports the final loss and the interchange accuracy. Not combined with
+        the catalog's modes.
+    train_steps : int
+        Adam steps of the trained kind (batches of 64 interchanges).
     seed : int
-        Draws the task's inputs, the distractors and the naturalising rotation and noise.
+        Draws the task's inputs, the distractors, the naturalising rotation and noise, and the
+        trained kind's initialisation and training data.
 
     The model is exact: its output equals the program's at every position of every input up to
     the maximum length (``rasp.differential``). The truth is a ``CircuitTruth`` over the component
@@ -470,7 +512,7 @@ def rasp_transformer(program: str = "induction", n_samples: int = 64, *, distrac
     """
     return build(RASPTransformerConfig(program=program, n_samples=n_samples, distractors=distractors, backup=backup,
                                        cancellation=cancellation, saturation=saturation, naturalise=naturalise,
-                                       noise=noise, seed=seed))
+                                       noise=noise, trained=trained, train_steps=train_steps, seed=seed))
 
 
 def _to_arrays(toy: RASPTransformerToy) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -485,6 +527,8 @@ def _to_arrays(toy: RASPTransformerToy) -> tuple[dict[str, np.ndarray], dict[str
     extra = {"labels": list(truth.graph.labels), "task_names": list(truth.task_names), "formulas": list(truth.formulas),
              "position": task.position, "numerical": task.numerical, "causal": toy.model.causal,
              "catalog": sorted(truth.catalog)}
+    if toy.training is not None:
+        extra["training"] = dict(toy.training)
     return arrays, extra
 
 
@@ -506,7 +550,11 @@ def _from_arrays(config: RASPTransformerConfig, arrays: dict[str, np.ndarray], e
     task = TransformerTask(name=extra["task_names"][0], index=0, clean=arrays["task.clean"], corrupted=arrays["task.corrupted"],
                            position=int(extra["position"]), clean_answer=arrays["task.clean_answer"],
                            corrupted_answer=arrays["task.corrupted_answer"], numerical=bool(extra["numerical"]))
-    return RASPTransformerToy(config=config, truth=truth, model=model, tasks=(task,), compiled=compiled)
+    training = extra.get("training")
+    if config.trained is True and not (isinstance(training, dict) and {"loss", "interchange_accuracy", "steps"} <= set(training)):
+        raise ValueError("a trained rasp_transformer's manifest must hold its training report (loss, interchange_accuracy, steps)")
+    return RASPTransformerToy(config=config, truth=truth, model=model, tasks=(task,), compiled=compiled,
+                              training=training if config.trained is True else None)
 
 
 def _check(toy: RASPTransformerToy) -> list[str]:
@@ -515,11 +563,16 @@ def _check(toy: RASPTransformerToy) -> list[str]:
     p: list[str] = []
     c = toy.config
     compiled = toy.compiled  # compiled from the config by the loader
-    weights = _weights(c, compiled)
+    weights = compiled.params if c.trained else _weights(c, compiled)
     if sorted(toy.model.params) != sorted(weights):
         return [f"model parameters {sorted(toy.model.params)}, the compiler makes {sorted(weights)}"]
     for name, value in weights.items():
-        if shape(p, f"model.{name}", toy.model.params[name], value.shape) and not np.array_equal(toy.model.params[name], value):
+        if not shape(p, f"model.{name}", toy.model.params[name], value.shape):
+            continue
+        if c.trained:  # trained weights are checked by what they compute (verify, below)
+            if not np.isfinite(toy.model.params[name]).all():
+                p.append(f"model.{name} holds non-finite values")
+        elif not np.array_equal(toy.model.params[name], value):
             p.append(f"model.{name} is not the compiled weight of program {c.program!r}")
     if toy.model.causal != compiled.causal:
         p.append(f"the model's causal flag is {toy.model.causal}, program {c.program!r} is {'' if compiled.causal else 'not '}causal")
@@ -554,6 +607,8 @@ def _check(toy: RASPTransformerToy) -> list[str]:
         p.append(f"truth.catalog names {sorted(truth.catalog)}, the config switches on {on}")
     for mode, mask in truth.catalog.items():
         shape(p, f"truth.catalog.{mode}", mask, (graph.n_nodes,))
+    if c.trained and not p:
+        p += [f"the trained model does not verify: {problem}" for problem in toy.verify().problems]
     return p
 
 

@@ -1,0 +1,158 @@
+"""The trained kind of ``rasp_transformer``: a transformer of the compiled model's shape, trained
+from random initialisation to *be* the program's causal model under intervention (strict
+interchange intervention training, Geiger et al. 2022; Gupta et al. 2024, "InterpBench").
+
+The high-level model is the compiled transformer itself: it computes the program exactly, and its
+components are aligned one to one with the trained model's (the same embeddings, heads and MLPs).
+Each training example is a base input, a source input and one component (or none): the trained
+model runs the base input with that component's write replaced by its own write on the source
+input, and is fitted (mean squared error on every output logit of every position) to the compiled
+model under the same interchange. Components outside the circuit are interchanged as often as
+those inside, so they learn to have no effect (SIIT's strictness); the circuit's components learn
+their compiled effect. No weight is zero: the circuit cannot be read off the support.
+
+The truth is then measured on the trained model with the compiled kind's interventions (the
+compiled wiring gives the candidate edges), and ``verify`` must pass, with one more check for dense
+weights: no edge outside the circuit moves an answer alone. Otherwise the toy is refused. ``interchange_accuracy`` is the fraction of held-out interchanges
+(base, source, component) whose decoded answers at every position equal the compiled model's.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from planted.groundtruth import Patch
+from planted.toys._rasp._circuit import _run
+from planted.toys._rasp._compiler import Compiled
+from planted.toys._rasp._language import NUMERICAL
+
+BATCH = 64
+RATE = 3e-3
+RESTARTS, PROBE = 4, 400
+HELD_OUT = 1024
+
+
+def _inputs(key, batch: int, n: int, n_vocab: int):
+    """Token ids (batch, n + 1), BOS then uniform tokens."""
+    return jnp.concatenate([jnp.zeros((batch, 1), jnp.int32), jax.random.randint(key, (batch, n), 1, n_vocab + 1)], 1)
+
+
+def _interchanged(params, base, source, node, edge, causal: bool):
+    """Logits (batch, n, n_outputs) of ``base`` with the write of component ``node[b]`` replaced by
+    its write on ``source`` (a per-example node patch, as a delta on the write), and along edge
+    ``edge[b]`` (src, dst) dst reading src's write on ``source``; ``n_nodes`` for none."""
+    base_writes = _run(params, base, Patch(), causal)["activations"]
+    source_writes = _run(params, source, Patch(), causal)["activations"]
+    n_nodes = base_writes.shape[1]
+    pick = jax.nn.one_hot(node, n_nodes + 1)[:, :n_nodes, None, None]  # (batch, n_nodes, 1, 1)
+    edges = jax.nn.one_hot(edge[:, 0], n_nodes + 1)[:, :n_nodes, None] * jax.nn.one_hot(edge[:, 1], n_nodes + 1)[:, None, :n_nodes]
+    # The patched component's own write does not depend on itself, so the delta is exact.
+    patch = Patch(node_delta=pick * (source_writes - base_writes), edge_mask=edges, edge_source=source_writes)
+    return _run(params, base, patch, causal)["outputs"]
+
+
+def _batch(key, n: int, n_vocab: int, edges: jnp.ndarray):
+    """Base and source inputs and one intervention each: a third a component, two thirds an edge
+    (``edges`` (n_edges, 2) lists the graph's), a few none."""
+    k1, k2, k3, k4, k5 = jax.random.split(key, 5)
+    n_nodes = int(np.max(edges)) + 1
+    # Component index n_nodes - 1 is the output (nothing to interchange) and n_nodes "none".
+    node = jax.random.randint(k3, (BATCH,), 0, n_nodes + 1)
+    node = jnp.where(node >= n_nodes - 1, n_nodes, node)
+    edge = jnp.asarray(edges)[jax.random.randint(k4, (BATCH,), 0, edges.shape[0])]
+    on_edge = jax.random.uniform(k5, (BATCH,)) < 2 / 3
+    node = jnp.where(on_edge, n_nodes, node)
+    edge = jnp.where(on_edge[:, None], edge, n_nodes)
+    return _inputs(k1, BATCH, n, n_vocab), _inputs(k2, BATCH, n, n_vocab), node, edge
+
+
+def _edges(params) -> np.ndarray:
+    """(n_edges, 2) every edge (src, dst) of the component graph of ``params``' shape."""
+    from planted.toys._rasp._circuit import component_graph
+
+    src, dst = component_graph(params["w_q"].shape[0], params["w_q"].shape[1]).edges()
+    return np.stack([src, dst], 1).astype(np.int32)
+
+
+def _init(key, shapes: dict) -> dict:
+    """Random weights of the compiled shapes: embeddings N(0, 1), matrices N(0, 1 / fan-in)."""
+    keys = jax.random.split(key, len(shapes))
+    out = {}
+    for k, (name, shape) in zip(keys, sorted(shapes.items())):
+        fan = 1 if name.startswith("embed") else shape[-2]
+        out[name] = jax.random.normal(k, shape, jnp.float32) / np.sqrt(fan)
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("causal", "steps", "n", "n_vocab"))
+def _train(high, key, *, causal: bool, steps: int, n: int, n_vocab: int):
+    import optax
+
+    edges = _edges(high)
+    init_key, data_key = jax.random.split(key)
+    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(optax.cosine_decay_schedule(RATE, steps, 0.05)))
+
+    def loss(q, base, source, node, edge):
+        target = jax.lax.stop_gradient(_interchanged(high, base, source, node, edge, causal))
+        # Squared error summed over the logits (a categorical output has one per value), averaged over positions.
+        return jnp.mean(jnp.sum((_interchanged(q, base, source, node, edge, causal)[:, 1:] - target[:, 1:]) ** 2, axis=-1))
+
+    def step(carry, k):
+        q, state = carry
+        value, grads = jax.value_and_grad(loss)(q, *_batch(k, n, n_vocab, edges))
+        updates, state = opt.update(grads, state, q)
+        return (optax.apply_updates(q, updates), state), value
+
+    # Restarts: RESTARTS initialisations train on the same first PROBE batches; the one with the
+    # lowest loss goes on (some initialisations stall on a plateau the others leave).
+    data = jax.random.split(data_key, steps)
+    inits = jax.vmap(lambda k: _init(k, {k2: v.shape for k2, v in high.items()}))(jax.random.split(init_key, RESTARTS))
+    probe = min(PROBE, steps)
+    (ps, ss), probe_losses = jax.vmap(lambda p, s: jax.lax.scan(step, (p, s), data[:probe]))(inits, jax.vmap(opt.init)(inits))
+    best = jnp.argmin(probe_losses[:, -probe // 8:].mean(axis=1))
+    carry = jax.tree.map(lambda x: x[best], (ps, ss))
+    (params, _), losses = jax.lax.scan(step, carry, data[probe:])
+    return params, jnp.concatenate([probe_losses[best], losses])
+
+
+def train(compiled: Compiled, steps: int, seed: int) -> tuple[dict, dict]:
+    """Weights trained to match ``compiled`` under interchange, and a report: ``loss`` (the last
+    100 steps' mean), ``interchange_accuracy`` on ``HELD_OUT`` interchanges, ``steps``."""
+    high = {k: jnp.asarray(v) for k, v in compiled.params.items()}
+    n, n_vocab = compiled.max_seq_len, len(compiled.vocab)
+    key = jax.random.PRNGKey(seed)
+    params, losses = _train(high, jax.random.fold_in(key, 0), causal=compiled.causal, steps=steps, n=n, n_vocab=n_vocab)
+    params = {k: np.asarray(v, np.float32) for k, v in params.items()}
+    accuracy = interchange_accuracy(compiled, params, seed)
+    return params, {"loss": float(np.mean(np.asarray(losses)[-100:])), "interchange_accuracy": accuracy, "steps": steps}
+
+
+def interchange_accuracy(compiled: Compiled, params: dict, seed: int) -> float:
+    """The fraction of ``HELD_OUT`` held-out interchanges (base, source, component or none) on which
+    ``params`` decodes to the compiled model's answers at every input position (numerical answers:
+    within a quarter of the smallest gap between the output's values)."""
+    edges = _edges(compiled.params)
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
+    high, low = ({k2: jnp.asarray(v) for k2, v in p.items()} for p in (compiled.params, params))
+    hits = []
+    for k in jax.random.split(key, HELD_OUT // BATCH):
+        base, source, node, edge = _batch(k, compiled.max_seq_len, len(compiled.vocab), edges)
+        want = np.asarray(_interchanged(high, base, source, node, edge, compiled.causal))[:, 1:]
+        got = np.asarray(_interchanged(low, base, source, node, edge, compiled.causal))[:, 1:]
+        hits.append(_agree(compiled, got, want))
+    return float(np.concatenate(hits).mean())
+
+
+def _agree(compiled: Compiled, got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """(batch,) whether two logit arrays (batch, n, n_outputs) decode alike at every position."""
+    if compiled.output_encoding == NUMERICAL:
+        values = sorted({float(v) for v in compiled.info[id(compiled.program)].encoded if v is not None})
+        gap = min((b - a for a, b in zip(values, values[1:])), default=1.0)
+        null_got, null_want = got[..., 1] > 0.5, want[..., 1] > 0.5
+        close = np.abs(got[..., 0] - want[..., 0]) < gap / 4
+        return ((null_got == null_want) & (null_want | close)).all(axis=1)
+    return (got.argmax(-1) == want.argmax(-1)).all(axis=1)
