@@ -297,3 +297,24 @@ def test_the_transformer_lens_weights_need_no_transformer_lens():
     assert all(v.dtype == np.float32 for v in state.values())
     with pytest.raises(ValueError, match="source must be a compiled program"):
         rasp.transformer_lens_weights({"w_q": 1})
+
+
+@pytest.mark.parametrize("name", ["induction", "ioi", "sort", "frac_prevs"])
+def test_each_head_records_what_its_queries_keys_and_values_read(name):
+    """The Q, K and V reads are the blocks whose rows of w_q, w_k and w_v are non-zero, and lie
+    within the head's reads; induction's head matches queries' tokens against keys' previous tokens."""
+    spec = next(s for s in rasp.PROGRAMS if s.name == name)
+    compiled = rasp.compile_program(spec.make(), spec.vocab, spec.max_seq_len, causal=spec.causal)
+    block_of = {dim: block for block, keyed in compiled.blocks.items() for dim in keyed.values()}
+    for c in compiled.components:
+        if c.kind != "head":
+            assert c.reads_q == c.reads_k == c.reads_v == ()
+            continue
+        for reads, weight in ((c.reads_q, "w_q"), (c.reads_k, "w_k"), (c.reads_v, "w_v")):
+            rows = np.flatnonzero(np.abs(compiled.params[weight][c.layer, c.head]).sum(axis=1))
+            assert set(reads) == {block_of[int(r)] for r in rows}, (c.name, weight)
+            assert set(reads) <= set(c.reads)
+    if name == "induction":
+        head = next(c for c in compiled.components if c.name == "induction" and c.kind == "head")
+        assert "tokens" in head.reads_q and "previous_token" in head.reads_k and "tokens" in head.reads_v
+        assert "previous_token" not in head.reads_q + head.reads_v

@@ -73,6 +73,8 @@ class Component:
     layer : model layer (-1 for the embedding); head : head index within the layer (heads)
     neurons : (start, stop) of its MLP neurons within the layer (MLPs)
     reads, writes : residual blocks (SOp names, "one", "bos", "<name>.scratch") read and written
+    reads_q, reads_k, reads_v : a head's reads by input, read off its weights: the blocks its
+        queries, keys and values read (empty for embeddings and MLPs)
     """
 
     name: str
@@ -84,6 +86,9 @@ class Component:
     neurons: tuple[int, int] = (0, 0)
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
+    reads_q: tuple[str, ...] = ()
+    reads_k: tuple[str, ...] = ()
+    reads_v: tuple[str, ...] = ()
 
 
 class _Residual:
@@ -472,6 +477,7 @@ def _affine(node, a: Info, b: Info, names, resid, one, bos_dim, enc) -> _Part:
 def _assemble(program, vocab, max_seq_len, causal, scale, resid: _Residual, sops, parts, placed, n_layers, info, names, fused,
               extra) -> Compiled:
     d = len(resid.labels)
+    block_of = {dim: block for block, keyed in resid.blocks.items() for dim in keyed.values()}
     heads_per_layer = [[p for p in placed if p.kind == "head" and p.sublayer == 2 * layer] for layer in range(n_layers)]
     mlps_per_layer = [[p for p in placed if p.kind == "mlp" and p.sublayer == 2 * layer + 1] for layer in range(n_layers)]
     n_heads = max(1, max(len(h) for h in heads_per_layer))
@@ -507,8 +513,11 @@ def _assemble(program, vocab, max_seq_len, causal, scale, resid: _Residual, sops
                 w_v[layer, h, src, j] = 1.0
                 for dim, w in out.items():
                     w_o[layer, h, j, dim] += w
+            blocks = lambda dims: tuple(dict.fromkeys(block_of[dim] for dim in sorted(dims)))  # noqa: E731
             components.append(Component(part.label or names[id(part.node)], expression(part.node), "head", part.op, layer,
-                                        head=h, reads=part.reads, writes=part.writes))
+                                        head=h, reads=part.reads, writes=part.writes,
+                                        reads_q=blocks({q for (q, _), w in part.qk.items() if w}),
+                                        reads_k=blocks({k for (_, k), w in part.qk.items() if w}), reads_v=blocks(part.ov)))
         start = 0
         for part in mlps_per_layer[layer]:
             for i, (read, write) in enumerate(part.neurons):
