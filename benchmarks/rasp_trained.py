@@ -35,7 +35,7 @@ def main() -> None:
             try:
                 toy = toys.rasp_transformer(program, 32, seed=seed, trained=True, train_steps=args.steps)
             except ValueError as error:
-                reached = re.search(r"matched ([0-9.]+) of held-out", str(error))
+                reached = re.search(r"matched ([0-9.]+) of fresh", str(error))
                 print(f"| {program} | {seed} | {time.perf_counter() - t:.0f} s | - | {reached.group(1) if reached else '?'} | "
                       "no (refused) | - |", flush=True)
                 continue

@@ -1,10 +1,10 @@
-"""Export a compiled (or naturalised) transformer to TransformerLens.
+"""Export a compiled, naturalised or trained transformer to TransformerLens.
 
 ``transformer_lens_weights`` needs nothing beyond NumPy: it gives the keyword arguments of a
 ``HookedTransformerConfig`` and the state dict, so the weights can be written anywhere (a
 safetensors file, another framework). ``to_hooked_transformer`` builds the ``HookedTransformer``
-itself; it needs the ``transformer-lens`` extra (TransformerLens 2.16 to 3.x, whose
-``HookedTransformer`` 4.0 replaced by ``TransformerBridge``, and PyTorch).
+itself; it needs the ``transformer-lens`` extra (TransformerLens 2.16 to 3.x, since version 4.0
+replaced ``HookedTransformer`` with ``TransformerBridge``; and PyTorch).
 
 The two models are the same function: no layer norm, no attention scaling (``use_attn_scale=False``:
 the compiled weights carry the scale), ReLU MLPs, learned position embeddings, every bias zero,

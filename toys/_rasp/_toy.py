@@ -460,7 +460,7 @@ def build(config: RASPTransformerConfig) -> RASPTransformerToy:
     if not result.ok:
         hint = "; lower noise" if config.naturalise else ""
         if config.trained:
-            hint = (f"; the trained model matched {training['interchange_accuracy']:.3f} of held-out interchanges: raise "
+            hint = (f"; the trained model matched {training['interchange_accuracy']:.3f} of fresh interchanges: raise "
                     "train_steps or try another seed")
         raise ValueError(f"rasp_transformer {config.program!r}: the toy does not verify ({'; '.join(result.problems[:3])}){hint}")
     return toy

@@ -4,17 +4,21 @@ interchange intervention training, Geiger et al. 2022; Gupta et al. 2024, "Inter
 
 The high-level model is the compiled transformer itself: it computes the program exactly, and its
 components are aligned one to one with the trained model's (the same embeddings, heads and MLPs).
-Each training example is a base input, a source input and one component (or none): the trained
-model runs the base input with that component's write replaced by its own write on the source
-input, and is fitted (mean squared error on every output logit of every position) to the compiled
-model under the same interchange. Components outside the circuit are interchanged as often as
-those inside, so they learn to have no effect (SIIT's strictness); the circuit's components learn
-their compiled effect. No weight is zero: the circuit cannot be read off the support.
+Each training example is a base input, a source input and one intervention: a component (its
+write replaced by its write on the source input), an edge (its receiver reading the sender's
+write on the source input), or none. The trained model under it is fitted (squared error on every
+output logit of every position) to the compiled model under the same intervention. Components
+and edges outside the circuit are interchanged as often as those inside, so they learn to have no
+effect (SIIT's strictness); interchanging components alone was not enough (a trained reverse
+routed its work along edges no component interchange sees). No weight is zero: the circuit cannot
+be read off the support.
 
 The truth is then measured on the trained model with the compiled kind's interventions (the
 compiled wiring gives the candidate edges), and ``verify`` must pass, with one more check for dense
-weights: no edge outside the circuit moves an answer alone. Otherwise the toy is refused. ``interchange_accuracy`` is the fraction of held-out interchanges
-(base, source, component) whose decoded answers at every position equal the compiled model's.
+weights: no edge outside the circuit moves an answer alone. Otherwise the toy is refused.
+``interchange_accuracy`` is the fraction of 1,024 interchanges drawn apart from training (with
+these small vocabularies the inputs themselves are seen in training) whose decoded answers at every
+position equal the compiled model's.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ def _interchanged(params, base, source, node, edge, causal: bool):
     return _run(params, base, patch, causal)["outputs"]
 
 
-def _batch(key, n: int, n_vocab: int, edges: jnp.ndarray):
+def _batch(key, n: int, n_vocab: int, edges: np.ndarray):
     """Base and source inputs and one intervention each: a third a component, two thirds an edge
     (``edges`` (n_edges, 2) lists the graph's), a few none."""
     k1, k2, k3, k4, k5 = jax.random.split(key, 5)
@@ -132,9 +136,10 @@ def train(compiled: Compiled, steps: int, seed: int) -> tuple[dict, dict]:
 
 
 def interchange_accuracy(compiled: Compiled, params: dict, seed: int) -> float:
-    """The fraction of ``HELD_OUT`` held-out interchanges (base, source, component or none) on which
-    ``params`` decodes to the compiled model's answers at every input position (numerical answers:
-    within a quarter of the smallest gap between the output's values)."""
+    """The fraction of ``HELD_OUT`` interchanges (base, source, and a component, an edge or none;
+    drawn from a stream apart from training's) on which ``params`` decodes to the compiled model's
+    answers at every input position (numerical answers: within a quarter of the smallest gap
+    between the output's values)."""
     edges = _edges(compiled.params)
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
     high, low = ({k2: jnp.asarray(v) for k2, v in p.items()} for p in (compiled.params, params))
