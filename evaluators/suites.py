@@ -217,6 +217,9 @@ def _transformer_circuits() -> Suite:
     # The trained kind, on the programs whose interchange training verifies at the default steps.
     specs += tuple(ToySpec(f"{program}+trained", "rasp_transformer", {"program": program, "n_samples": 32, "trained": True})
                    for program in toys.TRAINED_PROGRAMS)
+    specs += tuple(ToySpec(f"{program}+superposition", "rasp_transformer",
+                           {"program": program, "n_samples": 32, "trained": True, "residual_fraction": 0.5})
+                   for program in toys.SUPERPOSED_PROGRAMS)
     served = methods_for("transformer_circuits")
     return Suite(
         name="transformer-circuits",
@@ -226,7 +229,8 @@ def _transformer_circuits() -> Suite:
         seeds=(0, 1, 2),
         description=f"attention-head circuits of compiled RASP programs (tracr's library, induction, an IOI-like circuit, "
         f"a successor head; induction, IOI and reverse with each failure mode: {', '.join(toys.TRANSFORMER_FAILURE_MODES)}; "
-        f"the trained kind of {', '.join(toys.TRAINED_PROGRAMS)}) x {len(served)} head-level methods (patching, path patching, "
+        f"the trained kind of {', '.join(toys.TRAINED_PROGRAMS)}, and of {', '.join(toys.SUPERPOSED_PROGRAMS)} in a residual "
+        f"stream half the compiled width (superposition)) x {len(served)} head-level methods (patching, path patching, "
         "attribution, EAP, EAP-IG, ACDC, "
         "attention-pattern heuristics) x 3 seeds; the report adds the catalog table",
     )

@@ -41,6 +41,7 @@ _NAMES = {
     "planted_mlp": "._planted_mlp",
     "RASP_PROGRAMS": "._rasp._programs",
     "TRAINED_PROGRAMS": "._rasp._programs",
+    "SUPERPOSED_PROGRAMS": "._rasp._programs",
     "TRANSFORMER_FAILURE_MODES": "._rasp._catalog",
     "RASPTransformerConfig": "._rasp",
     "RASPTransformerToy": "._rasp",

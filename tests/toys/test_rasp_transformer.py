@@ -271,20 +271,24 @@ def test_a_loaded_toy_whose_task_ids_lose_their_bos_is_refused(built):
 
 @functools.cache
 def _trained(program: str):
-    return toys.rasp_transformer(program, 16, seed=0, trained=True)
+    return toys.rasp_transformer(program, 16, seed=0, trained=True, residual_fraction=0.5)
 
 
-def test_the_trained_kind_learns_the_compiled_circuit_with_dense_weights(tmp_path):
-    """Interchange training against the compiled model: no zero weight, every held-out interchange
-    decoded alike, the compiled kind's circuit verified on the trained weights (strictness included),
-    and the trained truth equal to the compiled one; a save/load round trip keeps it."""
+def test_the_trained_kind_learns_the_compiled_circuit_with_dense_weights_in_superposition(tmp_path):
+    """Interchange training against the compiled model, in a residual stream half as wide as the
+    compiled one's one direction per value: no zero weight, every fresh interchange decoded alike,
+    the compiled kind's circuit verified on the trained weights (strictness included), and the
+    trained truth equal to the compiled one; a save/load round trip keeps it."""
     from planted.methods import transformers
 
     toy, compiled = _trained("successor"), toys.rasp_transformer("successor", 16, seed=0)
     assert toy.training["interchange_accuracy"] == 1.0 and toy.training["loss"] < 1e-3
+    d_model = compiled.model.params["w_q"].shape[2]
+    assert toy.training["d_model"] == toy.model.params["w_q"].shape[2] == d_model // 2
     for name, value in toy.model.params.items():
-        assert (value != 0).all() and value.shape == compiled.model.params[name].shape, name
-        assert not np.allclose(value, compiled.model.params[name], atol=0.1), name
+        assert (value != 0).all(), name
+        want = tuple(d_model // 2 if size == d_model else size for size in compiled.model.params[name].shape)
+        assert value.shape == want, name
     assert toy.verify().ok
     np.testing.assert_array_equal(toy.truth.nodes, compiled.truth.nodes)
     np.testing.assert_array_equal(toy.truth.edges[0], compiled.truth.edges[0])
@@ -320,6 +324,8 @@ def test_the_trained_kind_refuses_the_catalog_modes_and_bad_steps():
         toys.rasp_transformer("induction", 16, seed=0, trained=True, backup=True)
     with pytest.raises(ValueError, match="train_steps"):
         toys.rasp_transformer("induction", 16, seed=0, trained=True, train_steps=10)
+    with pytest.raises(ValueError, match="residual_fraction=0.5 narrows the trained kind's residual stream"):
+        toys.rasp_transformer("induction", 16, seed=0, residual_fraction=0.5)
 
 
 def test_a_per_input_edge_mask_patches_each_input_alone(built):

@@ -215,3 +215,5 @@ RASP_PROGRAMS: tuple[str, ...] = tuple(spec.name for spec in PROGRAMS if spec.ta
 # The programs whose trained kind (``rasp_transformer(..., trained=True)``) verifies at the default
 # training steps for seeds 0, 1 and 2 (measured; the suite's trained toys).
 TRAINED_PROGRAMS: tuple[str, ...] = ("successor", "shift_by", "reverse")
+# Those that also verify in superposition, at ``residual_fraction=0.5`` (seeds 0, 1 and 2).
+SUPERPOSED_PROGRAMS: tuple[str, ...] = ("successor", "reverse")

@@ -53,6 +53,7 @@ class RASPTransformerConfig(Config):
     noise: float = 1e-6
     trained: bool = False
     train_steps: int = 3000
+    residual_fraction: float = 1.0
     seed: int = 0
 
     def _check(self, p: Problems) -> None:
@@ -63,6 +64,10 @@ class RASPTransformerConfig(Config):
         p.number("noise", self.noise, low=0, high=1e-3)
         p.boolean("trained", self.trained)
         p.integer("train_steps", self.train_steps, low=100, high=200_000)
+        p.number("residual_fraction", self.residual_fraction, low=0.05, high=1.0)
+        if self.trained is not True and self.residual_fraction != 1.0:
+            p.add(f"residual_fraction={self.residual_fraction!r} narrows the trained kind's residual stream; "
+                  "it needs trained=True (a compiled model has one direction per value)")
         on = [m.name for m in MODES if getattr(self, m.name) is True]
         if self.trained is True and on:
             p.add(f"trained=True with {', '.join(on)}: the catalog's constructions live in compiled weights; "
@@ -444,10 +449,10 @@ def build(config: RASPTransformerConfig) -> RASPTransformerToy:
     if config.trained:
         from planted.toys._rasp._trained import train
 
-        params, training = train(compiled, config.train_steps, config.seed)
+        params, training = train(compiled, config.train_steps, config.seed, config.residual_fraction)
     else:
         params = _weights(config, compiled)
-    n_layers, n_heads, d_model = compiled.params["w_q"].shape[:3]
+    n_layers, n_heads, d_model = params["w_q"].shape[:3]
     n_nodes = 2 + n_layers * (n_heads + 1) + 1
     run = 4.0 * config.n_samples * n_nodes * (compiled.max_seq_len + 1) * d_model  # one run's activations, float32
     require_memory(config.kind, 8 * run, f"8 runs' activations of {run / 2**30:.2f} GiB each", "n_samples")
@@ -468,7 +473,8 @@ def build(config: RASPTransformerConfig) -> RASPTransformerToy:
 
 def rasp_transformer(program: str = "induction", n_samples: int = 64, *, distractors: bool = False, backup: bool = False,
                      cancellation: bool = False, saturation: bool = False, naturalise: bool = False, noise: float = 1e-6,
-                     trained: bool = False, train_steps: int = 3000, seed: int) -> RASPTransformerToy:
+                     trained: bool = False, train_steps: int = 3000, residual_fraction: float = 1.0,
+                     seed: int) -> RASPTransformerToy:
     """A standard RASP program compiled into a transformer, with its circuit known by construction.
 
     Parameters
@@ -501,6 +507,10 @@ def rasp_transformer(program: str = "induction", n_samples: int = 64, *, distrac
         the catalog's modes.
     train_steps : int
         Adam steps of the trained kind (batches of 64 interchanges).
+    residual_fraction : float
+        The trained kind's residual width as a fraction of the compiled d_model (one direction per
+        value of every variable), in [0.05, 1]. Below 1 the trained model holds the program's
+        variables in superposition, within verify's tolerance; reverse and successor verify at 0.5.
     seed : int
         Draws the task's inputs, the distractors, the naturalising rotation and noise, and the
         trained kind's initialisation and training data.
@@ -512,7 +522,8 @@ def rasp_transformer(program: str = "induction", n_samples: int = 64, *, distrac
     """
     return build(RASPTransformerConfig(program=program, n_samples=n_samples, distractors=distractors, backup=backup,
                                        cancellation=cancellation, saturation=saturation, naturalise=naturalise,
-                                       noise=noise, trained=trained, train_steps=train_steps, seed=seed))
+                                       noise=noise, trained=trained, train_steps=train_steps,
+                                       residual_fraction=residual_fraction, seed=seed))
 
 
 def _to_arrays(toy: RASPTransformerToy) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -563,7 +574,12 @@ def _check(toy: RASPTransformerToy) -> list[str]:
     p: list[str] = []
     c = toy.config
     compiled = toy.compiled  # compiled from the config by the loader
-    weights = compiled.params if c.trained else _weights(c, compiled)
+    if c.trained:
+        from planted.toys._rasp._trained import trained_shapes
+
+        weights = {k: np.zeros(v, np.float32) for k, v in trained_shapes(compiled, c.residual_fraction).items()}
+    else:
+        weights = _weights(c, compiled)
     if sorted(toy.model.params) != sorted(weights):
         return [f"model parameters {sorted(toy.model.params)}, the compiler makes {sorted(weights)}"]
     for name, value in weights.items():

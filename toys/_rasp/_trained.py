@@ -11,7 +11,10 @@ output logit of every position) to the compiled model under the same interventio
 and edges outside the circuit are interchanged as often as those inside, so they learn to have no
 effect (SIIT's strictness); interchanging components alone was not enough (a trained reverse
 routed its work along edges no component interchange sees). No weight is zero: the circuit cannot
-be read off the support.
+be read off the support. With ``residual_fraction`` below 1 the trained residual stream is narrower
+than the compiled one's one direction per value of every variable, so the trained model holds the
+program's variables in superposition; the tolerance is verify's (every task metric within
+``TOLERANCE`` of the compiled model's, strictness included).
 
 The truth is then measured on the trained model with the compiled kind's interventions (the
 compiled wiring gives the candidate edges), and ``verify`` must pass, with one more check for dense
@@ -82,6 +85,22 @@ def _edges(params) -> np.ndarray:
     return np.stack([src, dst], 1).astype(np.int32)
 
 
+def trained_shapes(compiled: Compiled, residual_fraction: float = 1.0) -> dict[str, tuple[int, ...]]:
+    """The trained model's weight shapes: the compiled ones, with the residual stream (d_model, one
+    direction per value of every variable in the compiled model) narrowed to
+    ``ceil(residual_fraction * d_model)``: below 1, the program's variables share directions
+    (superposition)."""
+    shapes = {k: tuple(v.shape) for k, v in compiled.params.items()}
+    n_layers, n_heads, d, d_head = shapes["w_q"]
+    width = max(1, int(np.ceil(residual_fraction * d)))
+    d_mlp = shapes["w_in"][2]
+    shapes.update(embed_tokens=(shapes["embed_tokens"][0], width), embed_positions=(shapes["embed_positions"][0], width),
+                  w_q=(n_layers, n_heads, width, d_head), w_k=(n_layers, n_heads, width, d_head),
+                  w_v=(n_layers, n_heads, width, d_head), w_o=(n_layers, n_heads, d_head, width),
+                  w_in=(n_layers, width, d_mlp), w_out=(n_layers, d_mlp, width), unembed=(width, shapes["unembed"][1]))
+    return shapes
+
+
 def _init(key, shapes: dict) -> dict:
     """Random weights of the compiled shapes: embeddings N(0, 1), matrices N(0, 1 / fan-in)."""
     keys = jax.random.split(key, len(shapes))
@@ -92,8 +111,8 @@ def _init(key, shapes: dict) -> dict:
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("causal", "steps", "n", "n_vocab"))
-def _train(high, key, *, causal: bool, steps: int, n: int, n_vocab: int):
+@functools.partial(jax.jit, static_argnames=("shapes", "causal", "steps", "n", "n_vocab"))
+def _train(high, key, *, shapes: tuple, causal: bool, steps: int, n: int, n_vocab: int):
     import optax
 
     edges = _edges(high)
@@ -114,7 +133,7 @@ def _train(high, key, *, causal: bool, steps: int, n: int, n_vocab: int):
     # Restarts: RESTARTS initialisations train on the same first PROBE batches; the one with the
     # lowest loss goes on (some initialisations stall on a plateau the others leave).
     data = jax.random.split(data_key, steps)
-    inits = jax.vmap(lambda k: _init(k, {k2: v.shape for k2, v in high.items()}))(jax.random.split(init_key, RESTARTS))
+    inits = jax.vmap(lambda k: _init(k, dict(shapes)))(jax.random.split(init_key, RESTARTS))
     probe = min(PROBE, steps)
     (ps, ss), probe_losses = jax.vmap(lambda p, s: jax.lax.scan(step, (p, s), data[:probe]))(inits, jax.vmap(opt.init)(inits))
     best = jnp.argmin(probe_losses[:, -probe // 8:].mean(axis=1))
@@ -123,16 +142,20 @@ def _train(high, key, *, causal: bool, steps: int, n: int, n_vocab: int):
     return params, jnp.concatenate([probe_losses[best], losses])
 
 
-def train(compiled: Compiled, steps: int, seed: int) -> tuple[dict, dict]:
-    """Weights trained to match ``compiled`` under interchange, and a report: ``loss`` (the last
-    100 steps' mean), ``interchange_accuracy`` on ``HELD_OUT`` interchanges, ``steps``."""
+def train(compiled: Compiled, steps: int, seed: int, residual_fraction: float = 1.0) -> tuple[dict, dict]:
+    """Weights (of ``trained_shapes``) trained to match ``compiled`` under interchange, and a
+    report: ``loss`` (the last 100 steps' mean), ``interchange_accuracy`` on ``HELD_OUT``
+    interchanges, ``steps``, ``d_model`` (the trained residual width)."""
     high = {k: jnp.asarray(v) for k, v in compiled.params.items()}
     n, n_vocab = compiled.max_seq_len, len(compiled.vocab)
     key = jax.random.PRNGKey(seed)
-    params, losses = _train(high, jax.random.fold_in(key, 0), causal=compiled.causal, steps=steps, n=n, n_vocab=n_vocab)
+    shapes = tuple(sorted(trained_shapes(compiled, residual_fraction).items()))
+    params, losses = _train(high, jax.random.fold_in(key, 0), shapes=shapes, causal=compiled.causal, steps=steps, n=n,
+                            n_vocab=n_vocab)
     params = {k: np.asarray(v, np.float32) for k, v in params.items()}
     accuracy = interchange_accuracy(compiled, params, seed)
-    return params, {"loss": float(np.mean(np.asarray(losses)[-100:])), "interchange_accuracy": accuracy, "steps": steps}
+    return params, {"loss": float(np.mean(np.asarray(losses)[-100:])), "interchange_accuracy": accuracy, "steps": steps,
+                    "d_model": int(params["w_q"].shape[2])}
 
 
 def interchange_accuracy(compiled: Compiled, params: dict, seed: int) -> float:
