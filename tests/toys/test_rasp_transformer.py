@@ -11,7 +11,8 @@ import pytest
 
 from planted import toys
 from planted.groundtruth import Patch
-from planted.toys._rasp._toy import PROGRAM_NAMES, TOLERANCE, structural_edges
+from planted.toys._rasp._toy import PROGRAM_NAMES, TOLERANCE
+from planted.toys._rasp._truth import structural_edges
 
 FAST = [name for name in PROGRAM_NAMES if name != "shuffle_dyck3"]
 ORACLE = [name for name in FAST if name != "shuffle_dyck2"]  # shuffle_dyck2: the redundancy test below
