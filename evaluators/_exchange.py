@@ -20,6 +20,7 @@ from planted.groundtruth import (
     Encoder,
     NodeScores,
     Partition,
+    Similarities,
     Toy,
 )
 
@@ -256,3 +257,26 @@ __all__ = [
     "modules_read",
     "recording_files",
 ]
+
+
+# --- comparison --------------------------------------------------------------------------------------
+
+
+def comparison_files(problem: tuple[Toy, ...]) -> tuple[Arrays, dict[str, Any]]:
+    """A comparison problem's representations, ``activations.<i>`` in order."""
+    arrays = {f"activations.{i}": t.activations for i, t in enumerate(problem)}
+    k = len(problem)
+    return arrays, {
+        "arrays": {name: f"float32 {a.shape}: representation {name.split('.')[1]} of the same samples (n_samples, d_i)"
+                   for name, a in arrays.items()},
+        "predictions": {"similarities": f"required: float array ({k}, {k}), similarities[i, j] of representations i "
+                                        "and j (higher: more alike; scored on (S + S.T) / 2, the diagonal ignored)"},
+    }
+
+
+def comparison_read(arrays: Arrays, problem: tuple[Toy, ...]) -> Similarities | None:
+    """The ``Similarities`` of a predictions file (None when it has no ``similarities``)."""
+    if "similarities" not in arrays:
+        return None
+    k = len(problem)
+    return Similarities(_floats(arrays, "similarities", (k, k)))

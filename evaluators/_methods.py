@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from planted import __version__, methods
-from planted.groundtruth import CircuitPrediction, Dictionary, EdgeScores, NodeScores, Partition, nearest
+from planted.groundtruth import CircuitPrediction, Dictionary, EdgeScores, NodeScores, Partition, Similarities, nearest
 
 # Features methods. Sizes are given relative to d_model (read off the activations), never from the truth.
 
@@ -74,6 +74,14 @@ def transformer_circuit_method(artifact, *, seed: int, method: str, **params: An
     fn = getattr(transformers, method)
     extra = {"seed": seed} if method == "attention_heuristic" or (method == "ablation" and params.get("kind") == "resample") else {}
     return CircuitPrediction(tuple(fn(artifact, t, **params, **extra) for t in range(len(artifact.tasks))))
+
+
+def similarity_method(artifact, *, seed: int, measure: str, **params: Any) -> Similarities:
+    """A ``methods.similarity`` measure (by name) on every pair of a comparison problem's
+    representations (a tuple of activations of the same samples)."""
+    from planted.methods import similarity
+
+    return similarity.similarities(artifact, measure, **params)
 
 
 CONNECTIVITY_METHOD_NAMES = ("correlation", "partial_correlation", "lagged_correlation", "granger")
@@ -251,6 +259,14 @@ METHODS: dict[str, MethodSpec] = {
                    {"method": "attention_heuristic", "kind": "prefix_matching"}, task="transformer_circuits"),
         MethodSpec("tf-copying", transformer_circuit_method, {"method": "attention_heuristic", "kind": "copying"},
                    task="transformer_circuits"),
+        MethodSpec("linear-cka", similarity_method, {"measure": "linear_cka"}, task="comparison"),
+        MethodSpec("rbf-cka", similarity_method, {"measure": "rbf_cka", "sigma": 0.8}, task="comparison"),
+        MethodSpec("cca", similarity_method, {"measure": "cca"}, task="comparison"),
+        MethodSpec("svcca", similarity_method, {"measure": "svcca", "keep": 0.99}, task="comparison"),
+        MethodSpec("pwcca", similarity_method, {"measure": "pwcca"}, task="comparison"),
+        MethodSpec("rsa", similarity_method, {"measure": "rsa"}, task="comparison"),
+        MethodSpec("procrustes", similarity_method, {"measure": "procrustes"}, task="comparison"),
+        MethodSpec("regression", similarity_method, {"measure": "regression"}, task="comparison"),
         MethodSpec("correlation-raw", connectivity_method, {"method": "correlation", "preprocess": "raw"},
                    task="connectivity"),
         MethodSpec("correlation-filtered", connectivity_method, {"method": "correlation", "preprocess": "filtered"},

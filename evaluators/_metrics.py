@@ -96,6 +96,15 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
     MetricInfo("ari", True, "adjusted Rand index of the predicted partition with the planted modules",
                _constant(0.0)),
     MetricInfo("n_modules", None, "number of modules predicted"),
+    # comparison
+    MetricInfo("rank_correlation", True, "Spearman correlation, over a problem's pairs of representations, of the "
+               "measure's similarity with the fraction of planted features the pair shares", _constant(0.0)),
+    MetricInfo("within_auprc", True, "average precision of the similarity at telling identical pairs (the same "
+               "features in other frames) from pairs that share fewer (ReSi's within- vs across-group AUPRC)"),
+    MetricInfo("violation_rate", False, "fraction of (identical pair, other pair) couples the similarity orders "
+               "wrongly, a tie counting half: 1 - AUROC (ReSi's violations)", _constant(0.5)),
+    MetricInfo("inverted", False, "1 when some identical pair scores below a pair sharing at most half of its "
+               "features (the ordering inverts, as CKA's does under superposition), else 0"),
     MetricInfo("hub_precision", True, "precision of the top-scored neurons, as many as there are planted hubs"),
     MetricInfo("hub_auroc", True, "area under the ROC curve of the centralities, the planted hubs as positives",
                _constant(0.5)),

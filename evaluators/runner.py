@@ -31,7 +31,7 @@ from planted import __version__, toys
 from planted.evaluators._methods import METHODS, MethodSpec
 from planted.groundtruth import Progress
 from planted.evaluators import _figures, _isolation, _private
-from planted.evaluators.store import DEFAULT_STORE, CellKey, CellResult, Store, TamperingDetected, suite_key
+from planted.evaluators.store import DEFAULT_STORE, CellKey, CellResult, Store, TamperingDetected, problem_id, suite_key
 from planted.evaluators.suites import SUITES, Suite
 from planted.evaluators.tasks import TASKS, Task
 from planted.groundtruth import Config, Problems, nearest
@@ -51,7 +51,7 @@ class _Cell:
     suite_version: str
     task: Task  # the task itself travels with the cell, so a user's registered task reaches workers
     toy: str
-    config: Config
+    configs: tuple[Config, ...]  # the problem's toys: one for most tasks, several for comparisons
     axes: dict[str, float]
     method: MethodSpec
     seed: int
@@ -66,15 +66,28 @@ class _Cell:
         return self.seed if self.method_seed is None else self.method_seed
 
     @property
+    def toy_id(self) -> str:
+        return problem_id([c.id for c in self.configs])
+
+    @property
+    def config_json(self) -> str:
+        """The toy's canonical config JSON; a JSON list of them for a problem of several toys."""
+        if len(self.configs) == 1:
+            return self.configs[0].to_json()
+        return json.dumps([json.loads(c.to_json()) for c in self.configs], sort_keys=True, separators=(",", ":"))
+
+    @property
     def key(self) -> CellKey:
-        return CellKey(self.suite, self.suite_version, self.task.name, self.config.id, self.method.name,
+        return CellKey(self.suite, self.suite_version, self.task.name, self.toy_id, self.method.name,
                        self.method.params_json, self.seed, self.call_seed)
 
 
 @functools.lru_cache(maxsize=4)
-def _toy(config: Config):
-    """Toys are rebuilt from their config; the few most recent are kept for the next methods."""
-    return toys.from_config(config)
+def _problem(configs: tuple[Config, ...]):
+    """A cell's toy (a tuple of toys for a problem of several), rebuilt from the configs; the few
+    most recent are kept for the next methods."""
+    built = tuple(toys.from_config(c) for c in configs)
+    return built[0] if len(built) == 1 else built
 
 
 # The processes of isolated methods in this process, one per (method, guarded paths), kept for
@@ -112,7 +125,7 @@ def _execute(cell: _Cell) -> CellResult:
     arrays = None
     trace = ""
     try:
-        toy = _toy(cell.config)
+        toy = _problem(cell.configs)
         task.check_toy(toy)
         if cell.figure_data:
             arrays = dict(task.figure_data(toy))
@@ -127,12 +140,13 @@ def _execute(cell: _Cell) -> CellResult:
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         trace = traceback.format_exc()
     return CellResult(
-        suite=cell.suite, suite_version=cell.suite_version, task=task.name, toy=cell.toy, toy_id=cell.config.id,
+        suite=cell.suite, suite_version=cell.suite_version, task=task.name, toy=cell.toy, toy_id=cell.toy_id,
         axes=dict(cell.axes), method=cell.method.name, params=cell.method.params_json, seed=cell.seed,
         method_seed=cell.call_seed,
         status=status, metrics=metrics, seconds=time.perf_counter() - start, package_version=__version__,
-        error=error, config=cell.config.to_json(), directions=directions, toy_arrays=arrays,
+        error=error, config=cell.config_json, directions=directions, toy_arrays=arrays,
         method_fingerprint=cell.fingerprint, traceback=trace,
+        toy_ids=tuple(c.id for c in cell.configs) if len(cell.configs) > 1 else (),
     )
 
 
@@ -333,11 +347,11 @@ def run(
     if store is not None:
         guarded += (str(Path(store.path if isinstance(store, Store) else store).resolve()),)
 
-    def config(t, seed: int) -> Config:
-        return t.make(seed if secret is None else _private.private_seed(secret, suite.name, t.name, seed))
+    def configs(t, seed: int) -> tuple[Config, ...]:
+        return t.configs(seed if secret is None else _private.private_seed(secret, suite.name, t.name, seed))
 
     cells = [
-        _Cell(suite.name, version, task, t.name, config(t, seed), dict(t.axes), m, seed,
+        _Cell(suite.name, version, task, t.name, configs(t, seed), dict(t.axes), m, seed,
               isolated=isolated[m.name], guarded=guarded, fingerprint=fingerprints[m.name], method_seed=method_seed)
         for t in suite.toys
         for seed in suite.seeds
@@ -360,7 +374,7 @@ def run(
         if db is not None:  # the first cell to run on each toy also returns its figure arrays, when missing
             first = {}
             for c in todo:
-                first.setdefault(c.config.id, c.key)
+                first.setdefault(c.toy_id, c.key)
             wanted = {k for toy_id, k in first.items() if not db.has_toy_arrays(toy_id, task=task.name)}
             todo = [dataclasses.replace(c, figure_data=True) if c.key in wanted else c for c in todo]
         before = {r.key: r for r in db.results(suite=suite.name, suite_version=version)} if db is not None else {}

@@ -9,6 +9,7 @@ cell: suite, suite version, task, toy id, method, hyperparameters, the toy's see
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import sqlite3
@@ -43,6 +44,7 @@ CREATE TABLE IF NOT EXISTS cells (
     method_fingerprint TEXT NOT NULL DEFAULT '',
     traceback TEXT NOT NULL DEFAULT '',
     method_seed INTEGER NOT NULL,
+    toy_ids TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (suite, suite_version, task, toy_id, method, params, seed, method_seed)
 );
 CREATE TABLE IF NOT EXISTS predictions (
@@ -78,6 +80,15 @@ def _table_schema(table: str) -> str:
 KEEP_PREDICTION_LIMIT = 1 << 21
 
 
+def problem_id(toy_ids: tuple[str, ...] | list[str]) -> str:
+    """The id of a cell's problem: its toy's id, or for a problem of several toys the sha256 of
+    their ids in order (``"+"``-joined), so a one-toy cell keeps the id it always had."""
+    toy_ids = tuple(toy_ids)
+    if not toy_ids:
+        raise ValueError("a problem needs at least one toy")
+    return toy_ids[0] if len(toy_ids) == 1 else hashlib.sha256("+".join(toy_ids).encode()).hexdigest()
+
+
 def suite_key(suite: str, version: str, extra: str) -> str:
     """The ``toy_id`` under which ``Store.toy_arrays`` keeps a suite-level extra (a suite's
     ``figures`` entry, e.g. ``"phase_diagram"``) of one suite version."""
@@ -93,6 +104,12 @@ def _to_blob(array: np.ndarray) -> bytes:
 def _from_blob(blob: bytes) -> np.ndarray:
     with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
         return npz["array"]
+
+
+def _toy_ids(text: str, toy_id: str) -> tuple[str, ...]:
+    """A row's problem toys: () for a one-toy cell, else the ids it lists."""
+    ids = tuple(json.loads(text)) if text else (toy_id,)
+    return () if ids == (toy_id,) else ids
 
 
 class TamperingDetected(RuntimeError):
@@ -119,7 +136,9 @@ class CellResult:
 
     ``metrics`` maps each metric name to a float (or None where it does not apply); ``axes``
     holds the toy's difficulty coordinates (e.g. superposition ratio) for the report's plots.
-    ``toy_arrays`` carries, from the cell that computed them, the toy's figure arrays (its task's
+    ``toy_id`` is the cell's problem (``problem_id``): the toy's id, or for a problem of several
+    toys (a comparison, a damaged twin) the hash of ``toy_ids``, and ``config`` then holds a JSON
+    list of their configs. ``toy_arrays`` carries, from the cell that computed them, the toy's figure arrays (its task's
     ``figure_data``) to the store; results read back from a store leave it None.
     """
 
@@ -141,6 +160,7 @@ class CellResult:
     method_fingerprint: str = ""  # what computed it (``MethodSpec.fingerprint``); "" in stores before it
     traceback: str = ""  # a failed cell's full traceback (``error`` is its last line)
     method_seed: int | None = None  # the seed the method was called with; None: ``seed``
+    toy_ids: tuple[str, ...] = ()  # the ids of a problem's toys, in order; () : the one toy ``toy_id``
     directions: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
     toy_arrays: dict[str, np.ndarray] | None = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -148,6 +168,11 @@ class CellResult:
     def key(self) -> CellKey:
         return CellKey(self.suite, self.suite_version, self.task, self.toy_id, self.method, self.params, self.seed,
                        self.seed if self.method_seed is None else self.method_seed)
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """The ids of the cell's toys: ``toy_ids``, or ``(toy_id,)`` for a one-toy cell."""
+        return self.toy_ids or (self.toy_id,)
 
 
 class Store:
@@ -170,13 +195,17 @@ class Store:
     def _migrate(self) -> None:
         """Bring a store an earlier version wrote to this schema: the columns added since, and the
         method seed in the key of cells and predictions (the toy's seed, which earlier runs gave
-        the method too). One transaction: a second process waits, then finds it done."""
+        the method too), and the toys of each cell's problem (an earlier cell's one toy). One transaction: a second process waits, then finds it done."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             have = {row[1] for row in self._db.execute("PRAGMA table_info(cells)")}
             for column in ("method_fingerprint", "traceback"):
                 if column not in have:
                     self._db.execute(f"ALTER TABLE cells ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+            if "toy_ids" not in have and have:
+                # Every earlier cell held one toy: its problem is that toy (ids are hex digests).
+                self._db.execute("ALTER TABLE cells ADD COLUMN toy_ids TEXT NOT NULL DEFAULT ''")
+                self._db.execute("""UPDATE cells SET toy_ids = '["' || toy_id || '"]' WHERE toy_ids = ''""")
             for table in ("cells", "predictions"):
                 columns = [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
                 if "method_seed" in columns:
@@ -233,7 +262,7 @@ class Store:
             json.dumps(result.axes, sort_keys=True), result.method, result.params, result.seed, result.status,
             json.dumps(result.metrics, sort_keys=True, allow_nan=False), result.seconds, time.time(),
             result.package_version, result.error, result.config, result.method_fingerprint, result.traceback,
-            result.key.method_seed,
+            result.key.method_seed, json.dumps(list(result.members)),
         )
         key = tuple(dataclasses.astuple(result.key))
         blob = None
@@ -246,7 +275,7 @@ class Store:
             self._db.execute(
                 "INSERT OR REPLACE INTO cells (suite, suite_version, task, toy, toy_id, axes, method, params, seed, "
                 "status, metrics, seconds, finished_at, package_version, error, config, method_fingerprint, traceback, "
-                "method_seed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "method_seed, toy_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
             if blob is not None:
@@ -306,7 +335,7 @@ class Store:
     def results(self, *, suite: str | None = None, suite_version: str | None = None) -> list[CellResult]:
         """Every stored cell, optionally of one suite (and version), in a stable order."""
         query = "SELECT suite, suite_version, task, toy, toy_id, axes, method, params, seed, status, metrics, " \
-                "seconds, package_version, error, config, method_fingerprint, traceback, method_seed FROM cells"
+                "seconds, package_version, error, config, method_fingerprint, traceback, method_seed, toy_ids FROM cells"
         where, args = [], []
         if suite is not None:
             where.append("suite = ?")
@@ -342,12 +371,12 @@ class Store:
     @staticmethod
     def _rows(cursor) -> Iterator[CellResult]:
         for (suite, version, task, toy, toy_id, axes, method, params, seed, status, metrics, seconds, pkg, error, config,
-             fingerprint, trace, method_seed) in cursor:
+             fingerprint, trace, method_seed, toy_ids) in cursor:
             yield CellResult(
                 suite=suite, suite_version=version, task=task, toy=toy, toy_id=toy_id, axes=json.loads(axes),
                 method=method, params=params, seed=seed, status=status, metrics=json.loads(metrics),
                 seconds=seconds, package_version=pkg, error=error, config=config, method_fingerprint=fingerprint,
-                traceback=trace, method_seed=method_seed,
+                traceback=trace, method_seed=method_seed, toy_ids=_toy_ids(toy_ids, toy_id),
             )
 
 __all__ = [
@@ -358,5 +387,6 @@ __all__ = [
     "FORMATS",
     "KEEP_PREDICTION_LIMIT",
     "Store",
+    "problem_id",
     "suite_key",
 ]

@@ -23,26 +23,51 @@ from planted.groundtruth import Config, nearest
 @dataclasses.dataclass(frozen=True)
 class ToySpec:
     """A toy of a suite: a family and its fields (or a preset and its overrides); ``axes`` are its
-    difficulty coordinates. ``make(seed)`` gives its config."""
+    difficulty coordinates. ``make(seed)`` gives its config.
+
+    With ``members``, the spec is a problem of several toys (a task that compares networks): one
+    toy per member, each with ``fields`` updated by the member's own, all with the cell's seed
+    (a member tells itself apart by a field of its family, say a feature view's ``view``);
+    ``configs(seed)`` gives them in order."""
 
     name: str
     family: str
     fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     axes: Mapping[str, float] = dataclasses.field(default_factory=dict)
     preset: str | None = None
+    members: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.family not in toys.FAMILY_KINDS:
             raise nearest(self.family, toys.FAMILY_KINDS, f"toy family of toy {self.name!r}")
+        if len(self.members) == 1:
+            raise ValueError(f"toy {self.name!r}: members must name at least 2 toys (or none, for one toy), got 1")
 
     def make(self, seed: int) -> Config:
+        """The config of the toy (one toy: a problem of several has ``configs``)."""
+        if self.members:
+            raise ValueError(f"toy {self.name!r} is a problem of {len(self.members)} toys; use configs(seed)")
+        return self._make(seed, {})
+
+    def _make(self, seed: int, member: Mapping[str, Any]) -> Config:
+        fields = {**self.fields, **member}
         if self.preset is not None:
-            config = toys.preset_config(self.preset, seed=seed, **self.fields)
+            config = toys.preset_config(self.preset, seed=seed, **fields)
         else:
-            config = toys.family(self.family).config(**{**self.fields, "seed": seed})
+            config = toys.family(self.family).config(**{**fields, "seed": seed})
         if config.kind != self.family:
             raise ValueError(f"toy {self.name!r} is declared as {self.family!r} but makes a {config.kind!r} config")
         return config
+
+    def configs(self, seed: int) -> tuple[Config, ...]:
+        """The configs of the problem's toys: one, or one per member."""
+        return tuple(self._make(seed, m) for m in self.members) if self.members else (self.make(seed),)
+
+    def grid(self, seed: int) -> str | list[str]:
+        """What the suite's version hashes for this toy and seed: its config's canonical JSON (a
+        list of them for a problem of several)."""
+        configs = self.configs(seed)
+        return configs[0].to_json() if not self.members else [c.to_json() for c in configs]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +94,7 @@ class Suite:
         """12 hex digits of the sha256 of the canonical grid."""
         grid = {
             "task": self.task,
-            "toys": [[t.name, t.make(s).to_json(), sorted(t.axes.items())] for t in self.toys for s in self.seeds],
+            "toys": [[t.name, t.grid(s), sorted(t.axes.items())] for t in self.toys for s in self.seeds],
             "methods": [[m.name, m.reference, m.params_json] for m in self.methods],
             "seeds": list(self.seeds),
         }
@@ -261,10 +286,39 @@ def _connectome(task: str) -> Suite:
     )
 
 
+def _comparison() -> Suite:
+    # Views of one stream of 128 pool features, 5 active per sample, 4,000 samples. "ladder":
+    # seven 64-feature views in orthonormal frames at offsets 0, 0, 8, 16, 32, 48, 64, so their
+    # pairs share 1 ... 0 of their features. "superposition": the same 64 features in a frame of
+    # 64, 32 and 16 dimensions (superposition 1, 2, 4) beside views sharing half and none of them,
+    # the case where CKA inverts (Liu et al. 2026). "rescaled": the ladder with every coordinate
+    # rescaled (exp of N(0, 1)): an invertible map that keeps what is shared.
+    common = dict(n_pool=128, n_features=64, d_model=64, n_samples=4000, mean_active=5.0)
+    ladder = tuple({"offset": o, "view": v} for v, o in enumerate((0, 0, 8, 16, 32, 48, 64)))
+    superposed = ({"view": 0}, {"view": 1}, {"view": 2, "frame": "random", "d_model": 32},
+                  {"view": 3, "frame": "random", "d_model": 16}, {"view": 4, "offset": 32}, {"view": 5, "offset": 64})
+    specs = (
+        ToySpec("ladder", "feature_view", common, {"superposition": 1.0, "rescale": 0.0}, members=ladder),
+        ToySpec("superposition", "feature_view", common, {"superposition": 4.0, "rescale": 0.0}, members=superposed),
+        ToySpec("rescaled", "feature_view", {**common, "rescale": 1.0}, {"superposition": 1.0, "rescale": 1.0},
+                members=ladder),
+    )
+    served = methods_for("comparison")
+    return Suite(
+        name="comparison",
+        task="comparison",
+        toys=specs,
+        methods=served,
+        seeds=(0, 1, 2),
+        description=f"feature views of one code stream sharing known fractions of their features ({', '.join(s.name for s in specs)}) "
+        f"x {len(served)} similarity measures x 3 seeds; < 2 min",
+    )
+
+
 SUITES: dict[str, Suite] = {
     s.name: s
     for s in (_quick(), _standard(), _features_sweep(), _tms(), _circuits(), _transformer_circuits(), _connectome("connectivity"),
-              _connectome("modules"), _connectome("hubs"))
+              _connectome("modules"), _connectome("hubs"), _comparison())
 }
 
 __all__ = ["METHODS", "SUITES", "MethodSpec", "Suite", "ToySpec", "methods_for"]

@@ -1,7 +1,8 @@
 """Tasks: what a method receives, what it must return, and how that is scored.
 
 A task is the contract of a benchmark cell: features, circuits, and on synthetic connectomes
-connectivity, modules and hubs. A family registers more by adding a ``Task`` to ``TASKS``; the
+connectivity, modules and hubs; comparison takes a problem of several toys (feature views) and
+scores a similarity measure against the features they share. A family registers more by adding a ``Task`` to ``TASKS``; the
 runner, the store and the reports work on any task unchanged.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from planted.evaluators import _exchange, _figures
+from planted.evaluators.comparison import score_similarities, shared_fractions
 from planted.evaluators.circuits import auroc, score_circuit, score_modules, with_edges
 from planted.evaluators.connectome import hub_precision_at_k, score_connectivity
 from planted.evaluators.features import score_features
@@ -29,6 +31,7 @@ from planted.groundtruth import (
     FeatureTruth,
     NodeScores,
     Partition,
+    Similarities,
     Toy,
 )
 
@@ -56,8 +59,11 @@ def private_copy(value: Any) -> Any:
     return value
 
 
-def toy_artifact(toy: Toy) -> Any:
-    """What a method receives: a private, read-only copy of the toy's artifact, never its truth."""
+def toy_artifact(toy: Toy | tuple[Toy, ...]) -> Any:
+    """What a method receives: a private, read-only copy of the toy's artifact, never its truth
+    (for a problem of several toys, the tuple of their artifacts, in order)."""
+    if isinstance(toy, tuple):
+        return tuple(private_copy(t.artifact) for t in toy)
     return private_copy(toy.artifact)
 
 
@@ -108,6 +114,11 @@ class Task:
     families : tuple[str, ...] or None
         The toy families the task applies to (``toys.FAMILY_KINDS``); None: any whose truth is a
         ``truth_type``. Two tasks may share a truth type but not a model interface.
+    several : bool
+        Whether a cell of this task holds a problem of several toys (a tuple, as a suite's
+        ``ToySpec.members`` make it): every callable above then receives that tuple where it
+        would receive a toy, and ``artifact``'s default hands the method the tuple of their
+        artifacts. Each toy must be of ``truth_type`` (and ``families``).
     catalog : bool
         Whether reports show its catalog table (methods x toys, ``report.catalog``).
     files : callable(toy) -> (arrays, description), optional
@@ -142,16 +153,33 @@ class Task:
     figure_data: Callable[[Toy], dict[str, np.ndarray]] = _no_figure_data
     figures: Callable[..., list[Path]] = _no_figures
     families: tuple[str, ...] | None = None
+    several: bool = False
     catalog: bool = False
     files: Callable[[Toy], tuple[dict[str, np.ndarray], dict[str, Any]]] | None = None
     read: Callable[[dict[str, np.ndarray], Toy], Any] | None = None
 
-    def applies_to(self, toy: Toy) -> bool:
-        """Whether the task can score ``toy``: its truth type, and its family where ``families`` says."""
-        return isinstance(getattr(toy, "truth", None), self.truth_type) and (
-            self.families is None or getattr(toy, "kind", None) in self.families)
+    def applies_to(self, toy: Toy | tuple[Toy, ...]) -> bool:
+        """Whether the task can score ``toy``: one toy (a tuple of at least 2 for a task of
+        ``several``) of its truth type, and of its families where ``families`` says."""
+        if self.several != isinstance(toy, tuple) or (self.several and len(toy) < 2):
+            return False
+        return all(isinstance(getattr(t, "truth", None), self.truth_type) and (
+            self.families is None or getattr(t, "kind", None) in self.families) for t in (toy if self.several else (toy,)))
 
-    def check_toy(self, toy: Toy) -> None:
+    def check_toy(self, toy: Toy | tuple[Toy, ...]) -> None:
+        if self.several != isinstance(toy, tuple):
+            raise ValueError(f"the {self.name} task needs " + (
+                "a problem of several toys (a suite's ToySpec with members)" if self.several else "one toy")
+                + f", got {'a tuple of ' + str(len(toy)) + ' toys' if isinstance(toy, tuple) else 'one toy'}")
+        if self.several:
+            if len(toy) < 2:
+                raise ValueError(f"the {self.name} task needs at least 2 toys, got {len(toy)}")
+            for member in toy:
+                self.check_toy_one(member)
+            return
+        self.check_toy_one(toy)
+
+    def check_toy_one(self, toy: Toy) -> None:
         if not isinstance(getattr(toy, "truth", None), self.truth_type):
             raise ValueError(f"the {self.name} task needs a toy whose truth is a {self.truth_type.__name__}, "
                              f"got a {type(toy).__name__}")
@@ -240,6 +268,16 @@ def _circuit_task(name: str, description: str, families: tuple[str, ...], files)
     )
 
 
+def _comparison_metrics(prediction: Similarities, problem) -> dict[str, Any]:
+    scores = score_similarities(prediction, shared_fractions(problem)).to_dict()
+    scores.pop("n_pairs")
+    return scores
+
+
+def _comparison_keep(prediction: Similarities, problem) -> np.ndarray:
+    return prediction.symmetric.astype(np.float32)
+
+
 TASKS: dict[str, Task] = {
     task.name: task
     for task in (
@@ -262,6 +300,24 @@ TASKS: dict[str, Task] = {
         _circuit_task("transformer_circuits", "find the attention-head circuit of a compiled transformer (embeddings, "
                       "heads, MLPs and the edges between them), through its intervention interface over components, "
                       "positions and edges", ("rasp_transformer",), _exchange.transformer_circuit_files),
+        Task(
+            name="comparison",
+            description="compare representations of the same inputs (feature views of one code stream, each in a "
+            "frame of its own): a similarity for every pair, scored by its rank correlation with the fraction of "
+            "planted features the pair shares, and by how it tells identical pairs from the rest",
+            truth_type=FeatureTruth,
+            prediction_type=Similarities,
+            score=_comparison_metrics,
+            headline="rank_correlation",
+            metrics=("rank_correlation", "within_auprc", "violation_rate", "inverted"),
+            keep=_comparison_keep,
+            figure_data=_figures.comparison_figure_data,
+            figures=_figures.comparison_figures,
+            families=("feature_view",),
+            several=True,
+            files=_exchange.comparison_files,
+            read=_exchange.comparison_read,
+        ),
         Task(
             name="connectivity",
             description="infer the synapses among recorded neurons from their recording: a score per ordered pair "

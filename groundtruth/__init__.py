@@ -4,7 +4,8 @@
 sparse-feature toy planted, ``CircuitTruth`` a circuit toy's and ``ConnectomeTruth`` a synthetic
 connectome's (whose ``Recording`` is what methods see); ``Dictionary`` is a features method's
 prediction, ``CircuitPrediction`` a circuit method's, and ``EdgeScores``, ``Partition`` and
-``NodeScores`` a connectome method's. ``Config`` is the base of every generator's config; ``Problems`` and ``nearest`` are the
+``NodeScores`` a connectome method's, and ``Similarities`` a comparison method's (scored against the planted
+``correspondence`` of features). ``Config`` is the base of every generator's config; ``Problems`` and ``nearest`` are the
 validation helpers every package shares. This package imports nothing from the rest of planted.
 """
 
@@ -16,6 +17,7 @@ from planted.groundtruth._circuits import (
     ComponentScores,
     Patch,
 )
+from planted.groundtruth._comparison import Similarities, correspondence, shared_fraction
 from planted.groundtruth._config import SCHEMA_VERSION, Config, Problems, nearest, suggest
 from planted.groundtruth._connectome import (
     RECORDING_KINDS,
@@ -80,11 +82,14 @@ __all__ = [
     "FeatureTruth",
     "Problems",
     "Recording",
+    "Similarities",
     "SuperpositionToy",
     "Toy",
     "TrainingDynamics",
     "dimensionality",
     "dimensions_per_feature",
+    "correspondence",
     "nearest",
+    "shared_fraction",
     "suggest",
 ]

@@ -6,7 +6,9 @@ A method receives an artifact (never a truth object) and returns a prediction re
 and return ``ComponentScores``; ``planted.methods.graphs`` holds the graph measures (centralities,
 communities, functional connectivity) shared with the connectome toys. Connectivity methods
 (``planted.methods.connectivity``) take a connectome ``Recording`` and return a
-``(n_observed, n_observed)`` score matrix ``scores[pre, post]``. Names load on first use, so
+``(n_observed, n_observed)`` score matrix ``scores[pre, post]``. Similarity measures
+(``planted.methods.similarity``: CKA, CCA, SVCCA, PWCCA, RSA, Procrustes, regression) compare
+representations of the same inputs; ``similarities`` gives a ``Similarities`` over every pair. Names load on first use, so
 ``import planted.methods`` imports neither JAX nor scikit-learn.
 """
 
@@ -24,6 +26,8 @@ _NAMES = {
     "partial_correlation": ".connectivity",
     "pca": "._decomposition",
     "sae": "._sae",
+    "similarity": ".similarity",
+    "similarities": ".similarity",
     "SklearnMethod": "._sklearn",
     "sklearn_method": "._sklearn",
 }

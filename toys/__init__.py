@@ -1,6 +1,7 @@
 """Generators of networks and data sets with planted, known internals.
 
-``sparse_features`` plants sparse features in superposition; ``superposition`` trains toy models
+``sparse_features`` plants sparse features in superposition; ``feature_view`` writes a window
+of one code stream's features in a frame of its own (for comparing representations); ``superposition`` trains toy models
 of superposition (Elhage et al. 2022), ``superposition_sweep`` many at once and
 ``phase_diagram`` a grid of them; ``planted_mlp`` compiles boolean formulas into a residual MLP
 with known circuits and a catalog of the situations where circuit methods fail
@@ -35,6 +36,8 @@ _NAMES = {
     "connectome": "._connectome",
     "network_bursts": "._connectome",
     "wiring_statistics": "._connectome",
+    "FeatureViewConfig": "._feature_view",
+    "feature_view": "._feature_view",
     "FAILURE_MODES": "._planted_mlp",
     "PlantedCircuitToy": "._planted_mlp",
     "PlantedMLPConfig": "._planted_mlp",

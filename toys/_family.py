@@ -22,6 +22,7 @@ from planted.groundtruth import SCHEMA_VERSION, Config, Toy, nearest
 # kind -> the module that declares FAMILY. Adding a family adds one line here.
 FAMILY_MODULES: dict[str, str] = {
     "sparse_features": "._sparse_features",
+    "feature_view": "._feature_view",
     "superposition": "._superposition",
     "planted_mlp": "._planted_mlp",
     "connectome": "._connectome",

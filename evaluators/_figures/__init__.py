@@ -13,6 +13,7 @@ training anything.
 """
 
 from planted.evaluators._figures._circuits import circuit_panel, circuits_figure_data, circuits_figures, plot_circuit
+from planted.evaluators._figures._comparison import comparison_figure_data, comparison_figures, plot_similarity
 from planted.evaluators._figures._connectome import (
     activity_excerpt,
     connectome_figure_data,
@@ -38,6 +39,8 @@ __all__ = [
     "STICKY_FRACTIONS",
     "activity_excerpt",
     "circuit_panel",
+    "comparison_figure_data",
+    "comparison_figures",
     "circuits_figure_data",
     "circuits_figures",
     "connectome_figure_data",
@@ -58,4 +61,5 @@ __all__ = [
     "plot_leaderboard",
     "plot_phase_diagram",
     "plot_roc",
+    "plot_similarity",
 ]

@@ -27,6 +27,8 @@ TINY = {
     "connectivity": lambda: _connectome(),
     "modules": lambda: _connectome(),
     "hubs": lambda: _connectome(),
+    "comparison": lambda: tuple(toys.feature_view(16, 8, 8, offset=o, n_samples=200, mean_active=3, seed=0, view=v)
+                                for v, o in enumerate((0, 0, 4, 8))),
 }
 TRUTHS = (FeatureTruth, CircuitTruth, ConnectomeTruth)
 
@@ -212,17 +214,18 @@ def test_a_method_reaching_every_array_of_its_artifact_changes_nothing_for_the_n
     the toy, its truth and the next method's artifact exactly as they were."""
     toy = _toy(task)
     before_artifact = [a.copy() for a in _reachable(TASKS[task].artifact(toy))]
-    before_truth = [a.copy() for a in _reachable(toy.truth)]
+    truths = tuple(t.truth for t in toy) if isinstance(toy, tuple) else toy.truth
+    before_truth = [a.copy() for a in _reachable(truths)]
     assert _smash(TASKS[task].artifact(toy)) > 0
     after_artifact = _reachable(TASKS[task].artifact(toy))
     assert len(after_artifact) == len(before_artifact)
     assert all(np.array_equal(a, b) for a, b in zip(after_artifact, before_artifact))
-    assert all(np.array_equal(a, b) for a, b in zip(_reachable(toy.truth), before_truth))
+    assert all(np.array_equal(a, b) for a, b in zip(_reachable(truths), before_truth, strict=True))
 
 
 def _as_arrays(prediction) -> dict:
     """A prediction written as a predictions file's arrays (the formats of ``_exchange``)."""
-    from planted.groundtruth import CircuitPrediction, Dictionary, EdgeScores, NodeScores, Partition
+    from planted.groundtruth import CircuitPrediction, Dictionary, EdgeScores, NodeScores, Partition, Similarities
 
     if isinstance(prediction, Dictionary):
         out = {"directions": prediction.directions}
@@ -242,6 +245,8 @@ def _as_arrays(prediction) -> dict:
         return {"labels": prediction.labels}
     if isinstance(prediction, NodeScores):
         return {"values": prediction.values}
+    if isinstance(prediction, Similarities):
+        return {"similarities": prediction.values}
     raise AssertionError(f"no file format for {type(prediction).__name__}")
 
 

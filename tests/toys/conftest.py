@@ -7,6 +7,8 @@ TINY = {
     "sparse_features": lambda: toys.SparseFeaturesConfig(n_features=12, d_model=6, n_samples=40, mean_active=2.0,
                                                          hierarchy_roots=2, hierarchy_branching=2, hierarchy_depth=1,
                                                          seed=3),
+    "feature_view": lambda: toys.FeatureViewConfig(n_pool=12, n_features=8, d_model=6, offset=2, n_samples=40,
+                                                   mean_active=2.0, frame="random", rescale=0.5, deleted_pcs=1, seed=1),
     "superposition": lambda: toys.SuperpositionConfig(n_features=5, n_hidden=2, n_samples=16, sparsity=0.9, n_steps=20,
                                                       snapshot_every=10, seed=0),
     "planted_mlp": lambda: toys.PlantedMLPConfig(n_inputs=8, n_tasks=2, depth=2, n_blocks=3, width=32, n_samples=16,

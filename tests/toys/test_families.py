@@ -59,6 +59,7 @@ def test_config_json_round_trip(kind, tiny):
 OVERSIZED = [
     (lambda: toys.sparse_features(512, 256, n_samples=10**8, mean_active=5, seed=0), "sparse_features: .* lower n_samples"),
     (lambda: toys.sparse_features(10**6, 10**5, n_samples=100, mean_active=5, seed=0), "lower n_features or d_model"),
+    (lambda: toys.feature_view(64, 32, 100_000, n_samples=10**7, seed=0), "feature_view: .* lower n_samples or d_model"),
     (lambda: toys.superposition(100_000, 100_000, restarts=1024, seed=0), "lower n_features, n_hidden or restarts"),
     (lambda: toys.connectome(10**6, seed=0), "connectome: .* lower n_neurons or density"),
     (lambda: toys.connectome(1000, seed=0, duration=1e6, frame_rate=1000.0), "lower duration, frame_rate or n_neurons"),

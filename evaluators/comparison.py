@@ -1,0 +1,102 @@
+"""Scores of comparisons across networks: a similarity measure against the planted shared features.
+
+A comparison problem is a tuple of representations of the same inputs whose planted features are
+known (feature views of one code stream). Its truth is the fraction of features each pair shares
+(``groundtruth.shared_fraction``, from the features' labels). A measure is scored by the order it
+puts the pairs in, never by its scale: the rank correlation with the shared fraction, how well
+it tells identical pairs (the same features in other frames) from the rest (ReSi's within-group vs
+across-group AUPRC and violation rate, Klabunde et al. 2024), and whether it inverts: an identical
+pair scoring below a pair that shares half of its features or less.
+
+References
+----------
+Klabunde et al. (2024), "ReSi: a comprehensive benchmark for representational similarity
+measures". Ding, Denain & Steinhardt (2021), "Grounding representation similarity with
+statistical testing". Kornblith et al. (2019), "Similarity of neural network representations
+revisited".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from planted.evaluators.circuits import auroc, average_precision
+from planted.groundtruth import FeatureToy, Similarities, shared_fraction
+
+INVERSION_SHARED = 0.5  # an identical pair below a pair sharing this fraction or less is an inversion
+
+
+def shared_fractions(problem: Sequence[FeatureToy]) -> np.ndarray:
+    """(k, k) the planted fraction of features each pair of a problem's representations shares
+    (1 on the diagonal), from the labels of the features each represents."""
+    labels = [[label for label, kept in zip(t.truth.labels, t.truth.represented) if kept] for t in problem]
+    k = len(labels)
+    out = np.eye(k)
+    for i in range(k):
+        for j in range(i + 1, k):
+            out[i, j] = out[j, i] = shared_fraction(labels[i], labels[j])
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ComparisonScores:
+    """How well a similarity measure orders a problem's pairs by their planted shared fraction.
+
+    Attributes
+    ----------
+    rank_correlation : float or None
+        Spearman correlation, over the pairs, of the similarity with the shared fraction (None
+        when every pair shares the same fraction).
+    within_auprc : float or None
+        Average precision of the similarity at telling identical pairs (shared fraction 1: the
+        same features, in other frames) from the others (None without both kinds).
+    violation_rate : float or None
+        Fraction of (identical pair, other pair) couples the measure orders wrongly, a tie
+        counting half: 1 - AUROC (ReSi's violations).
+    inverted : float or None
+        1.0 when some identical pair scores below some pair sharing at most half its features,
+        else 0.0 (None without both kinds).
+    n_pairs : int
+    """
+
+    rank_correlation: float | None
+    within_auprc: float | None
+    violation_rate: float | None
+    inverted: float | None
+    n_pairs: int
+
+    def to_dict(self) -> dict[str, float | None]:
+        return dataclasses.asdict(self)
+
+
+def score_similarities(prediction: Similarities, shared: np.ndarray) -> ComparisonScores:
+    """Score a ``Similarities`` against the planted shared fractions ``shared`` (k, k)."""
+    shared = np.asarray(shared, dtype=np.float64)
+    k = shared.shape[0]
+    if shared.shape != (k, k) or k < 2:
+        raise ValueError(f"shared must be a square matrix of at least 2 representations, got shape {shared.shape}")
+    if prediction.values.shape != (k, k):
+        raise ValueError(f"the prediction compares {prediction.values.shape[0]} representations; the problem has {k}")
+    i, j = np.triu_indices(k, 1)
+    similarity, truth = prediction.symmetric[i, j], shared[i, j]
+    rank = None
+    if np.ptp(truth) > 0 and np.ptp(similarity) > 0:
+        rank = float(spearmanr(similarity, truth).statistic)
+    elif np.ptp(truth) > 0:
+        rank = 0.0  # a measure that cannot tell any pair apart orders nothing
+    within = np.isclose(truth, 1.0)
+    auprc = violations = inverted = None
+    if within.any() and (~within).any():
+        auprc = float(average_precision(similarity, within))
+        violations = float(1.0 - auroc(similarity, within))
+    low = truth <= INVERSION_SHARED + 1e-9
+    if within.any() and low.any():
+        inverted = float(similarity[within].min() < similarity[low].max())
+    return ComparisonScores(rank, auprc, violations, inverted, int(i.size))
+
+
+__all__ = ["ComparisonScores", "INVERSION_SHARED", "score_similarities", "shared_fractions"]

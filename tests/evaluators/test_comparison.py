@@ -1,0 +1,168 @@
+"""The comparison task: problems of several toys through the runner and the store, its scores
+against independent implementations, and the oracle that scores perfectly on its truth."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from planted import evaluators, toys
+from planted.evaluators import Store, run
+from planted.evaluators.comparison import score_similarities, shared_fractions
+from planted.evaluators.report import write_report
+from planted.evaluators.store import problem_id
+from planted.evaluators.suites import SUITES, ToySpec
+from planted.evaluators.tasks import TASKS
+from planted.groundtruth import Similarities
+
+SUITE = SUITES["comparison"]
+
+
+def _problem(name: str, seed: int = 0):
+    spec = next(t for t in SUITE.toys if t.name == name)
+    return tuple(toys.from_config(c) for c in spec.configs(seed))
+
+
+def test_scores_against_scipy_and_sklearn():
+    from scipy.stats import spearmanr
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(0)
+    shared = np.array([[1, 1, .5, 0], [1, 1, .5, .25], [.5, .5, 1, 1], [0, .25, 1, 1]], float)
+    values = rng.random((4, 4))
+    scores = score_similarities(Similarities(values), shared)
+    i, j = np.triu_indices(4, 1)
+    sim, truth = ((values + values.T) / 2)[i, j], shared[i, j]
+    assert scores.rank_correlation == pytest.approx(spearmanr(sim, truth).statistic, abs=1e-12)
+    assert scores.within_auprc == pytest.approx(average_precision_score(truth == 1, sim), abs=1e-12)
+    assert scores.violation_rate == pytest.approx(1 - roc_auc_score(truth == 1, sim), abs=1e-12)
+    assert scores.inverted == float(sim[truth == 1].min() < sim[truth <= .5].max())
+    assert scores.n_pairs == 6
+
+
+@pytest.mark.parametrize("name", [t.name for t in SUITE.toys])
+def test_the_truth_scores_perfectly_and_its_reverse_worst(name):
+    """The oracle (the planted shared fractions as similarities) ranks every pair right; its
+    negation inverts everything."""
+    problem = _problem(name)
+    shared = shared_fractions(problem)
+    perfect = TASKS["comparison"].score(Similarities(shared), problem)
+    assert perfect == {"rank_correlation": 1.0, "within_auprc": 1.0, "violation_rate": 0.0, "inverted": 0.0}
+    worst = TASKS["comparison"].score(Similarities(-shared), problem)
+    assert worst["rank_correlation"] == -1.0 and worst["violation_rate"] == 1.0 and worst["inverted"] == 1.0
+
+
+def test_the_shared_fractions_are_the_windows_overlap():
+    problem = _problem("ladder")
+    offsets = [t.config.offset for t in problem]
+    expected = np.array([[max(0, 64 - abs(a - b)) / 64 for b in offsets] for a in offsets])
+    np.testing.assert_allclose(shared_fractions(problem), expected)
+    assert len({t.id for t in problem}) == len(problem)  # every member a toy of its own (its frame)
+
+
+def test_a_comparison_task_refuses_one_toy_and_a_toy_task_a_tuple():
+    problem = _problem("ladder")
+    with pytest.raises(ValueError, match="needs a problem of several toys"):
+        TASKS["comparison"].check_toy(problem[0])
+    with pytest.raises(ValueError, match="needs one toy, got a tuple of 7 toys"):
+        TASKS["features"].check_toy(problem)
+    assert TASKS["comparison"].applies_to(problem) and not TASKS["comparison"].applies_to(problem[0])
+    assert TASKS["features"].applies_to(problem[0]) and not TASKS["features"].applies_to(problem)
+    with pytest.raises(ValueError, match="members must name at least 2 toys"):
+        ToySpec("one", "feature_view", {}, members=({"view": 0},))
+
+
+def test_the_suite_through_the_store_keys_each_cell_by_its_problem(tmp_path):
+    store = tmp_path / "s.sqlite"
+    results = run("comparison", methods=["linear-cka", "cca"], seeds=[0], store=store, progress=False)
+    assert len(results) == 6 and all(r.status == "ok" for r in results), [r.error for r in results]
+    for r in results:
+        spec = next(t for t in SUITE.toys if t.name == r.toy)
+        ids = tuple(c.id for c in spec.configs(0))
+        assert r.toy_ids == ids and r.members == ids
+        assert r.toy_id == problem_id(ids) == hashlib.sha256("+".join(ids).encode()).hexdigest()
+        assert [json.dumps(c, sort_keys=True, separators=(",", ":")) for c in json.loads(r.config)] == \
+               [c.to_json() for c in spec.configs(0)]
+    by = {(r.toy, r.method): r.metrics for r in results}
+    assert by[("ladder", "cca")]["rank_correlation"] > 0.95
+    assert by[("superposition", "linear-cka")]["inverted"] == 1.0
+    assert by[("rescaled", "cca")]["rank_correlation"] > by[("rescaled", "linear-cka")]["rank_correlation"]
+    with Store(store) as s:
+        stored = s.results()
+        assert {r.key for r in stored} == {r.key for r in results}
+        assert all(r.toy_ids == next(x for x in results if x.key == r.key).toy_ids for r in stored)
+        assert s.toy_arrays(results[0].toy_id, task="comparison")["shared"].shape == (7, 7)
+    again = run("comparison", methods=["linear-cka", "cca"], seeds=[0], store=store, progress=False)
+    assert [r.seconds for r in again] == [r.seconds for r in results]  # every cell reused
+    with Store(store) as s:
+        paths = write_report(s.results(), tmp_path / "report", store=s)
+    assert any(p.name == "comparison_comparison_superposition.png" for p in paths)
+
+
+def test_a_one_toy_cell_keeps_its_key_and_an_old_store_gains_its_problems(tmp_path):
+    """A one-toy cell's problem is its toy (the key it always had); a store from before problems of
+    several toys is migrated in place: each row's problem lists its one toy, and a run reuses it."""
+    store = tmp_path / "old.sqlite"
+    fresh = run("quick", methods=["pca"], seeds=[0], store=store, progress=False)
+    assert all(r.toy_id == toys.config_from_json(json.loads(r.config)).id for r in fresh)
+    with sqlite3.connect(store) as db:  # back to the layout before problems of several toys
+        db.execute("ALTER TABLE cells DROP COLUMN toy_ids")
+        assert "toy_ids" not in [row[1] for row in db.execute("PRAGMA table_info(cells)")]
+    with Store(store) as s:
+        rows = s.results()
+        assert len(rows) == 3 and all(r.toy_ids == () and r.members == (r.toy_id,) for r in rows)
+    with sqlite3.connect(store) as db:
+        rows = db.execute("SELECT toy_id, toy_ids FROM cells").fetchall()
+        assert len(rows) == 3 and all(json.loads(listed) == [toy_id] for toy_id, listed in rows)
+    again = run("quick", methods=["pca"], seeds=[0], store=store, progress=False)
+    assert [r.seconds for r in again] == [r.seconds for r in fresh]
+
+
+def _count(path):
+    with sqlite3.connect(path) as db:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'cells'").fetchone() is None:
+            return 0, 0
+        return db.execute("SELECT COUNT(*), COUNT(DISTINCT toy_id || method || seed) FROM cells").fetchone()
+
+
+def test_problems_of_several_toys_resume_after_kill_9(tmp_path, monkeypatch):
+    (tmp_path / "slow_measures.py").write_text(textwrap.dedent('''
+        import time
+        from planted.methods import similarity
+
+        def slow_cka(views, *, seed):
+            time.sleep(0.5)
+            return similarity.similarities(views, "linear_cka")
+    '''))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    store = tmp_path / "s.sqlite"
+    cmd = [sys.executable, "-m", "planted", "bench", "--suite", "comparison", "--method", "slow_measures:slow_cka",
+           "--seeds", "3", "--store", str(store)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (store.exists() and _count(store)[0] >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = _count(store)[0]
+    assert 2 <= partial < 9, "the run should have been killed mid-suite"
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert _count(store) == (9, 9)
+    with Store(store) as s:
+        assert all(len(r.toy_ids) in (6, 7) and r.status == "ok" for r in s.results())
+
+
+def test_every_comparison_measure_is_in_the_suite():
+    served = {n for n, m in evaluators.METHODS.items() if m.task == "comparison"}
+    assert {m.name for m in SUITE.methods} == served and len(served) == 8
