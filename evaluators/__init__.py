@@ -3,7 +3,8 @@
 ``score_features(dictionary, truth)`` returns ``FeatureScores``; ``score_circuit(scores, toy,
 task)`` returns ``CircuitScores`` and ``score_modules`` ``ModuleScores``;
 ``score_connectivity(scores, truth)`` returns ``ConnectivityScores`` and ``hub_precision_at_k``
-scores hub detection. ``TASKS`` are the benchmark tasks and ``METHODS`` the built-in methods, each
+scores hub detection; ``score_similarities(similarities, shared)`` scores a comparison of
+representations against the fractions of planted features they share (``shared_fractions``). ``TASKS`` are the benchmark tasks and ``METHODS`` the built-in methods, each
 naming its task; ``run(suite)`` runs a named, versioned suite (``SUITES``) into a resumable SQLite
 ``Store``; ``leaderboard`` and ``write_report`` turn stored results into tables and figures;
 ``make``/``score`` let methods written in any framework be benchmarked through files. Names load on
@@ -46,11 +47,16 @@ _NAMES = {
     "plot_circuit": "._figures",
     "plot_cosines": "._figures",
     "plot_leaderboard": "._figures",
+    "plot_lesion_census": "._figures",
+    "plot_similarity": "._figures",
     "run": ".runner",
     "TamperingDetected": ".store",
     "Interrupted": ".runner",
     "score": ".external",
     "score_circuit": ".circuits",
+    "score_similarities": ".comparison",
+    "ComparisonScores": ".comparison",
+    "shared_fractions": ".comparison",
     "score_connectivity": ".connectome",
     "score_features": ".features",
     "score_modules": ".circuits",

@@ -5,7 +5,7 @@ sparse-feature toy planted, ``CircuitTruth`` a circuit toy's and ``ConnectomeTru
 connectome's (whose ``Recording`` is what methods see); ``Dictionary`` is a features method's
 prediction, ``CircuitPrediction`` a circuit method's, and ``EdgeScores``, ``Partition`` and
 ``NodeScores`` a connectome method's, and ``Similarities`` a comparison method's (scored against the planted
-``correspondence`` of features). ``Config`` is the base of every generator's config; ``Problems`` and ``nearest`` are the
+``correspondence`` of features); ``LesionCensus`` is what lesioning every component of a network costs. ``Config`` is the base of every generator's config; ``Problems`` and ``nearest`` are the
 validation helpers every package shares. This package imports nothing from the rest of planted.
 """
 
@@ -35,6 +35,7 @@ from planted.groundtruth._files import (
     read_torch_state_dict,
     regular_file,
 )
+from planted.groundtruth._lesions import LESION_LABELS, LETHAL_DEFICIT, SILENT_DEFICIT, LesionCensus, lesion_labels
 from planted.groundtruth._geometry import (
     REPRESENTED_NORM,
     dimensionality,
@@ -53,6 +54,11 @@ from planted.groundtruth._records import (
 )
 
 __all__ = [
+    "LESION_LABELS",
+    "LETHAL_DEFICIT",
+    "LesionCensus",
+    "SILENT_DEFICIT",
+    "lesion_labels",
     "RECORDING_KINDS",
     "Progress",
     "as_matrix",

@@ -87,14 +87,41 @@ def ablation(artifact, task: int, *, kind: str = "mean", aggregate: str = "abs",
     p = Problems()
     p.choice("kind", kind, ABLATIONS)
     t = _check("ablation", artifact, task, p, aggregate=aggregate)
-    acts = artifact.model.run(t.clean)["activations"]
-    if kind == "zero":
-        values = np.zeros(acts.shape[1], np.float32)
-    elif kind == "mean":
-        values = acts.mean(axis=0)
-    else:
-        values = acts[np.random.default_rng([seed, 17]).permutation(acts.shape[0])]
-    return _intervene(artifact, t, values, aggregate)
+    return _intervene(artifact, t, artifact.model.ablated(t.clean, kind, seed=seed), aggregate)
+
+
+def msa(artifact, task: int, *, kind: str = "zero", n_permutations: int = 64, players=None,
+        seed: int = 0) -> ComponentScores:
+    """Multi-perturbation Shapley analysis (Keinan et al. 2004), by permutation sampling: each
+    node's Shapley contribution to the task's accuracy, where a coalition's value is the accuracy
+    with the players outside it lesioned (``kind``) and every other node intact. Each of
+    ``n_permutations`` random orders adds the players one by one (one run per step); a node's
+    estimate is its mean marginal gain. ``players``: node indices (default: every input and
+    neuron). With every order of a few players it is exact (``toys.exact_shapley``)."""
+    p = Problems()
+    p.choice("kind", kind, ABLATIONS)
+    p.integer("n_permutations", n_permutations, low=1, high=1_000_000)
+    t = _check("msa", artifact, task, p)
+    graph = artifact.graph
+    inner = np.flatnonzero(graph.layers < graph.layers.max())
+    players = inner if players is None else np.asarray(players, np.int64)
+    if players.ndim != 1 or not players.size or not np.isin(players, inner).all() or np.unique(players).size != players.size:
+        raise ValueError(f"players must be distinct input or neuron indices (in [0, {inner.size})), got {players!r}")
+    k = players.size
+    rng = np.random.default_rng([seed, 23])
+    orders = np.stack([rng.permutation(k) for _ in range(n_permutations)])
+    masks = np.zeros((n_permutations, k + 1, graph.n_nodes), np.float32)
+    steps = np.arange(k + 1)[:, None] <= np.arange(k)[None, :]  # step j: the order's players from j on are lesioned
+    for o, order in enumerate(orders):
+        masks[o][:, players[order]] = steps
+    outputs = artifact.model.patch_node_sets(t.clean, masks.reshape(-1, graph.n_nodes),
+                                             artifact.model.ablated(t.clean, kind, seed=seed))
+    accuracy = ((outputs[..., t.index] > 0.5) == t.labels.astype(bool)).mean(axis=-1).reshape(n_permutations, k + 1)
+    phi = np.zeros(k)
+    np.add.at(phi, orders, np.diff(accuracy, axis=1))
+    scores = np.full(graph.n_nodes, np.nan)
+    scores[players] = phi / n_permutations
+    return ComponentScores(nodes=scores)
 
 
 def activation_patching(artifact, task: int, *, aggregate: str = "abs") -> ComponentScores:
@@ -306,6 +333,7 @@ __all__ = [
     "gradient_x_input",
     "integrated_gradients",
     "layerwise_relevance",
+    "msa",
     "weight_centrality",
     "weight_communities",
 ]

@@ -5,7 +5,8 @@ of one code stream's features in a frame of its own (for comparing representatio
 of superposition (Elhage et al. 2022), ``superposition_sweep`` many at once and
 ``phase_diagram`` a grid of them; ``planted_mlp`` compiles boolean formulas into a residual MLP
 with known circuits and a catalog of the situations where circuit methods fail
-(``FAILURE_MODES``); ``rasp_transformer`` compiles a RASP program into a transformer whose
+(``FAILURE_MODES``), and ``lesion_census`` and ``exact_shapley`` measure what lesioning its
+components costs; ``rasp_transformer`` compiles a RASP program into a transformer whose
 attention-head circuit is known and verified; ``connectome`` wires, simulates and records a synthetic connectome;
 ``preset(name)`` builds a named configuration from a paper; ``from_config(config)`` regenerates
 any toy from its config; ``save``/``load`` write and verify toys without pickle;
@@ -42,6 +43,9 @@ _NAMES = {
     "PlantedCircuitToy": "._planted_mlp",
     "PlantedMLPConfig": "._planted_mlp",
     "planted_mlp": "._planted_mlp",
+    "lesion_census": "._planted_mlp._lesions",
+    "exact_shapley": "._planted_mlp._lesions",
+    "shapley_from_table": "._planted_mlp._lesions",
     "RASP_PROGRAMS": "._rasp._programs",
     "TRAINED_PROGRAMS": "._rasp._programs",
     "SUPERPOSED_PROGRAMS": "._rasp._programs",

@@ -32,6 +32,7 @@ from planted.evaluators._figures._geometry import (
     plot_gram,
     plot_phase_diagram,
 )
+from planted.evaluators._figures._lesions import plot_lesion_census
 from planted.evaluators._figures._leaderboard import leaderboard_figures, plot_axis, plot_leaderboard
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "plot_gram",
     "plot_leaderboard",
     "plot_phase_diagram",
+    "plot_lesion_census",
     "plot_roc",
     "plot_similarity",
 ]

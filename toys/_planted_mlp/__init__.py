@@ -36,7 +36,8 @@ The passes, one module each: ``_config`` (the config and its validation), ``_for
 formula language), ``_neurons`` (a gate's exact neurons and the draft the planning passes
 change), ``_catalog`` (the failure modes), ``_compiler`` (the plan, placement, directions and
 weights), ``_trained`` (the trained kind), ``_model`` (the model and its intervention kernels),
-``_truth`` (the truth and ``verify``), ``_storage`` (the storage halves) and ``_build``, which
+``_truth`` (the truth and ``verify``), ``_lesions`` (the lesion census and exact Shapley
+contributions), ``_storage`` (the storage halves) and ``_build``, which
 runs them and declares the family.
 """
 

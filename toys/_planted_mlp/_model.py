@@ -124,6 +124,14 @@ def _patch_edges_jit(params, x, src, dst, source, n_nodes):
     return jax.vmap(one)(src, dst)
 
 
+ABLATIONS = ("zero", "mean", "resample")  # what a lesion sets a node to (``CircuitModel.ablated``)
+
+
+@jax.jit
+def _patch_sets_jit(params, x, masks, values):
+    return jax.vmap(lambda m: _run(params, x, Patch(node_mask=m, node_values=values))["outputs"])(masks)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class CircuitModel:
     """A planted-circuit network: its parameters and the one function that runs it.
@@ -201,6 +209,37 @@ class CircuitModel:
                     _patch_layer_jit(p, residuals[layer], jnp.asarray(delta[idx]), jnp.asarray(writes[idx]), int(layer))
                 )
         return out
+
+    def ablated(self, x, kind: str, *, seed: int = 0) -> np.ndarray:
+        """What an ablation sets each node to on inputs ``x``: 0 (``zero``), the node's mean over
+        them (``mean``; (n_nodes,)), or its value on another of them (``resample``: a
+        permutation drawn from ``seed``; (batch, n_nodes))."""
+        if kind not in ABLATIONS:
+            raise ValueError(f"kind must be one of {', '.join(repr(k) for k in ABLATIONS)}, got {kind!r}")
+        if kind == "zero":
+            return np.zeros(self.graph.n_nodes, np.float32)
+        acts = self.run(x)["activations"]
+        if kind == "mean":
+            return acts.mean(axis=0)
+        return acts[np.random.default_rng([seed, 17]).permutation(acts.shape[0])]
+
+    def patch_node_sets(self, x, masks, values, *, chunk: int = 64) -> np.ndarray:
+        """Outputs (len(masks), batch, n_tasks) with, for each row of ``masks`` (n_sets,
+        n_nodes) 0/1, the nodes it marks set together to ``values`` ((batch, n_nodes) or
+        (n_nodes,)): one ``run`` per set with ``Patch(node_mask=row, node_values=values)``,
+        vmapped in chunks. Lesions of several nodes at once (pairs, coalitions) go through here."""
+        masks = np.asarray(masks, np.float32)
+        if masks.ndim != 2 or masks.shape[1] != self.graph.n_nodes:
+            raise ValueError(f"masks must be (n_sets, {self.graph.n_nodes}), got shape {masks.shape}")
+        x = jnp.asarray(x, jnp.float32)
+        values = jnp.broadcast_to(jnp.asarray(values, jnp.float32), (x.shape[0], self.graph.n_nodes))
+        n_tasks = self.params["readout"].shape[0]
+        if not masks.shape[0]:
+            return np.zeros((0, x.shape[0], n_tasks), np.float32)
+        padded = _pad(np.arange(masks.shape[0]), chunk)
+        out = [np.asarray(_patch_sets_jit(self._device_params, x, jnp.asarray(masks[padded[i : i + chunk]]), values))
+               for i in range(0, padded.size, chunk)]
+        return np.concatenate(out)[: masks.shape[0]]
 
     def patch_edges(self, x, src, dst, source, *, chunk: int = 8) -> np.ndarray:
         """Outputs (len(src), batch, n_tasks) with each edge (src[i], dst[i]) alone carrying
