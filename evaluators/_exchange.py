@@ -19,6 +19,7 @@ from planted.groundtruth import (
     EdgeScores,
     Encoder,
     NodeScores,
+    DamagePrediction,
     Partition,
     Similarities,
     Toy,
@@ -280,3 +281,31 @@ def comparison_read(arrays: Arrays, problem: tuple[Toy, ...]) -> Similarities | 
         return None
     k = len(problem)
     return Similarities(_floats(arrays, "similarities", (k, k)))
+
+
+# --- damage ----------------------------------------------------------------------------------------
+
+
+def damage_files(problem: tuple[Toy, ...]) -> tuple[Arrays, dict[str, Any]]:
+    """Both networks of a damage problem as circuit files, ``normal.*`` and ``damaged.*``."""
+    arrays: Arrays = {}
+    about: dict[str, Any] = {}
+    for name, toy in zip(("normal", "damaged"), problem):
+        part, description = circuit_files(toy)
+        arrays.update({f"{name}.{k}": v for k, v in part.items()})
+        about[name] = {k: v for k, v in description.items() if k != "predictions"}
+    graph = problem[0].graph
+    about["predictions"] = {
+        "damage": f"required: float array ({graph.n_nodes},), how likely each node is damaged (higher: more)",
+        "deficits": f"optional: float array ({len(problem[0].tasks)},), each task's predicted accuracy drop",
+    }
+    return arrays, about
+
+
+def damage_read(arrays: Arrays, problem: tuple[Toy, ...]) -> DamagePrediction | None:
+    """The ``DamagePrediction`` of a predictions file (None when it has no ``damage``)."""
+    if "damage" not in arrays:
+        return None
+    n_nodes, n_tasks = problem[0].graph.n_nodes, len(problem[0].tasks)
+    deficits = _floats(arrays, "deficits", (n_tasks,)) if "deficits" in arrays else None
+    return DamagePrediction(nodes=_floats(arrays, "damage", (n_nodes,)), deficits=deficits)

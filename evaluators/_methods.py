@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from planted import __version__, methods
-from planted.groundtruth import CircuitPrediction, Dictionary, EdgeScores, NodeScores, Partition, Similarities, nearest
+from planted.groundtruth import CircuitPrediction, DamagePrediction, Dictionary, EdgeScores, NodeScores, Partition, Similarities, nearest
 
 # Features methods. Sizes are given relative to d_model (read off the activations), never from the truth.
 
@@ -82,6 +82,18 @@ def similarity_method(artifact, *, seed: int, measure: str, **params: Any) -> Si
     from planted.methods import similarity
 
     return similarity.similarities(artifact, measure, **params)
+
+
+DAMAGE_METHOD_NAMES = ("activation_difference", "lesion_explanation", "weight_difference")
+
+
+def damage_method(artifact, *, seed: int, method: str, **params: Any) -> DamagePrediction:
+    """A ``methods.damage`` method (by name) on a (normal, damaged) pair of circuit artifacts."""
+    from planted.methods import damage
+
+    if method not in DAMAGE_METHOD_NAMES:
+        raise nearest(method, DAMAGE_METHOD_NAMES, "damage method")
+    return getattr(damage, method)(artifact, seed=seed, **params)
 
 
 CONNECTIVITY_METHOD_NAMES = ("correlation", "partial_correlation", "lagged_correlation", "granger")
@@ -267,6 +279,9 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("rsa", similarity_method, {"measure": "rsa"}, task="comparison"),
         MethodSpec("procrustes", similarity_method, {"measure": "procrustes"}, task="comparison"),
         MethodSpec("regression", similarity_method, {"measure": "regression"}, task="comparison"),
+        MethodSpec("weight-difference", damage_method, {"method": "weight_difference"}, task="damage"),
+        MethodSpec("activation-difference", damage_method, {"method": "activation_difference"}, task="damage"),
+        MethodSpec("lesion-explanation", damage_method, {"method": "lesion_explanation", "kind": "zero"}, task="damage"),
         MethodSpec("correlation-raw", connectivity_method, {"method": "correlation", "preprocess": "raw"},
                    task="connectivity"),
         MethodSpec("correlation-filtered", connectivity_method, {"method": "correlation", "preprocess": "filtered"},

@@ -105,6 +105,15 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
                "wrongly, a tie counting half: 1 - AUROC (ReSi's violations)", _constant(0.5)),
     MetricInfo("inverted", False, "1 when some identical pair scores below a pair sharing at most half of its "
                "features (the ordering inverts, as CKA's does under superposition), else 0"),
+    # damage
+    MetricInfo("damage_auroc", True, "area under the ROC curve of the damage scores over the blocks' neurons, the "
+               "damaged ones as positives", _constant(0.5)),
+    MetricInfo("damage_auprc", True, "average precision of the damage scores over the blocks' neurons (chance: the "
+               "damaged fraction)"),
+    MetricInfo("damage_precision", True, "precision of as many top-scored neurons as were damaged"),
+    MetricInfo("deficit_spearman", True, "Spearman correlation over the tasks of the predicted accuracy drops with "
+               "the measured ones", _constant(0.0)),
+    MetricInfo("deficit_error", False, "mean absolute error of the predicted accuracy drops"),
     MetricInfo("hub_precision", True, "precision of the top-scored neurons, as many as there are planted hubs"),
     MetricInfo("hub_auroc", True, "area under the ROC curve of the centralities, the planted hubs as positives",
                _constant(0.5)),

@@ -1,4 +1,5 @@
-"""Scores of comparisons across networks: a similarity measure against the planted shared features.
+"""Scores of comparisons across networks: a similarity measure against the planted shared features,
+and a damage localisation against a damaged twin's truth.
 
 A comparison problem is a tuple of representations of the same inputs whose planted features are
 known (feature views of one code stream). Its truth is the fraction of features each pair shares
@@ -25,7 +26,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from planted.evaluators.circuits import auroc, average_precision
-from planted.groundtruth import FeatureToy, Similarities, shared_fraction
+from planted.groundtruth import DamagePrediction, DamageTruth, FeatureToy, Similarities, shared_fraction
 
 INVERSION_SHARED = 0.5  # an identical pair below a pair sharing this fraction or less is an inversion
 
@@ -99,4 +100,48 @@ def score_similarities(prediction: Similarities, shared: np.ndarray) -> Comparis
     return ComparisonScores(rank, auprc, violations, inverted, int(i.size))
 
 
-__all__ = ["ComparisonScores", "INVERSION_SHARED", "score_similarities", "shared_fractions"]
+def damage_candidates(graph) -> np.ndarray:
+    """(n_nodes,) bool: the nodes a damaged twin can have damaged (the neurons of the blocks, not
+    the inputs or the outputs), over which localisation is scored."""
+    return (graph.layers > 0) & (graph.layers < graph.layers.max())
+
+
+def check_twins(problem) -> tuple:
+    """The (normal, damaged) toys of a damage problem, checked to be twins."""
+    if len(problem) != 2:
+        raise ValueError(f"a damage problem is a normal toy and its damaged copy, got {len(problem)} toys")
+    normal, damaged = problem
+    if getattr(damaged.truth, "base_id", None) != normal.id:
+        raise ValueError("the second toy of a damage problem must be a damaged copy of the first "
+                         "(its truth.base_id is the first toy's id)")
+    return normal, damaged
+
+
+def score_damage(prediction: DamagePrediction, truth: DamageTruth, graph) -> dict[str, float | None]:
+    """Score a ``DamagePrediction`` against a damaged twin's truth: localisation over the blocks'
+    neurons (``damage_auroc``, ``damage_auprc``, ``damage_precision``: precision of as many
+    top-scored neurons as were damaged) and, when predicted, the deficits (``deficit_spearman``
+    over the tasks, None when the true deficits are all equal; ``deficit_error``, the mean
+    absolute error)."""
+    candidates = damage_candidates(graph)
+    if prediction.nodes.shape != (graph.n_nodes,):
+        raise ValueError(f"a damage prediction needs one score per node, ({graph.n_nodes},), got {prediction.nodes.shape}")
+    scores, damaged = prediction.nodes[candidates], truth.damaged[candidates]
+    out: dict[str, float | None] = {"damage_auroc": None, "damage_auprc": None, "damage_precision": None}
+    if damaged.any() and (~damaged).any():
+        out["damage_auroc"] = auroc(scores, damaged)
+        out["damage_auprc"] = average_precision(scores, damaged)
+        out["damage_precision"] = float(damaged[np.argsort(-scores, kind="stable")[: int(damaged.sum())]].mean())
+    out["deficit_spearman"] = out["deficit_error"] = None
+    if prediction.deficits is not None:
+        if prediction.deficits.shape != truth.deficits.shape:
+            raise ValueError(f"deficits must be one per task, {truth.deficits.shape}, got {prediction.deficits.shape}")
+        out["deficit_error"] = float(np.abs(prediction.deficits - truth.deficits).mean())
+        if np.ptp(truth.deficits) > 0:
+            rho = spearmanr(prediction.deficits, truth.deficits).statistic if np.ptp(prediction.deficits) > 0 else 0.0
+            out["deficit_spearman"] = float(rho)
+    return out
+
+
+__all__ = ["ComparisonScores", "INVERSION_SHARED", "check_twins", "damage_candidates", "score_damage",
+           "score_similarities", "shared_fractions"]

@@ -10,9 +10,10 @@ one version stay comparable.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from planted import toys
@@ -27,15 +28,16 @@ class ToySpec:
 
     With ``members``, the spec is a problem of several toys (a task that compares networks): one
     toy per member, each with ``fields`` updated by the member's own, all with the cell's seed
-    (a member tells itself apart by a field of its family, say a feature view's ``view``);
-    ``configs(seed)`` gives them in order."""
+    (a member tells itself apart by a field of its family, say a feature view's ``view``); a
+    member may instead be a module-level function ``(seed, configs before it) -> Config`` (a
+    damaged twin names its normal twin's config). ``configs(seed)`` gives them in order."""
 
     name: str
     family: str
     fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     axes: Mapping[str, float] = dataclasses.field(default_factory=dict)
     preset: str | None = None
-    members: tuple[Mapping[str, Any], ...] = ()
+    members: tuple[Mapping[str, Any] | Callable[[int, tuple[Config, ...]], Config], ...] = ()
 
     def __post_init__(self) -> None:
         if self.family not in toys.FAMILY_KINDS:
@@ -61,7 +63,12 @@ class ToySpec:
 
     def configs(self, seed: int) -> tuple[Config, ...]:
         """The configs of the problem's toys: one, or one per member."""
-        return tuple(self._make(seed, m) for m in self.members) if self.members else (self.make(seed),)
+        if not self.members:
+            return (self.make(seed),)
+        configs: list[Config] = []
+        for member in self.members:
+            configs.append(member(seed, tuple(configs)) if callable(member) else self._make(seed, member))
+        return tuple(configs)
 
     def grid(self, seed: int) -> str | list[str]:
         """What the suite's version hashes for this toy and seed: its config's canonical JSON (a
@@ -315,10 +322,37 @@ def _comparison() -> Suite:
     )
 
 
+def damaged_twin(seed: int, before: tuple[Config, ...], **fields: Any) -> Config:
+    """A member of a damage problem: a damaged copy of the problem's first toy (``toys.damaged``
+    with ``fields``), drawn with the cell's seed."""
+    return toys.family("damaged").config(base=before[0].to_json(), seed=seed, **fields)
+
+
+def _damage() -> Suite:
+    # Four-task planted circuits (12 inputs, depth 2, three blocks of 32); a fifth of the planted
+    # circuits' neurons damaged four ways.
+    base = dict(n_tasks=4, n_samples=256)
+    specs = tuple(
+        ToySpec(damage, "planted_mlp", base, {"fraction": 0.2},
+                members=({}, functools.partial(damaged_twin, damage=damage, fraction=0.2, strength=strength)))
+        for damage, strength in (("ablate", 0.5), ("scale", 0.3), ("noise", 1.0), ("rewire", 0.5))
+    )
+    served = methods_for("damage")
+    return Suite(
+        name="damage",
+        task="damage",
+        toys=specs,
+        methods=served,
+        seeds=(0, 1, 2),
+        description=f"planted circuits and a damaged copy ({', '.join(s.name for s in specs)}) x {len(served)} "
+        "damage methods x 3 seeds; < 2 min",
+    )
+
+
 SUITES: dict[str, Suite] = {
     s.name: s
     for s in (_quick(), _standard(), _features_sweep(), _tms(), _circuits(), _transformer_circuits(), _connectome("connectivity"),
-              _connectome("modules"), _connectome("hubs"), _comparison())
+              _connectome("modules"), _connectome("hubs"), _comparison(), _damage())
 }
 
-__all__ = ["METHODS", "SUITES", "MethodSpec", "Suite", "ToySpec", "methods_for"]
+__all__ = ["METHODS", "SUITES", "MethodSpec", "Suite", "ToySpec", "damaged_twin", "methods_for"]

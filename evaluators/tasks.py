@@ -2,7 +2,8 @@
 
 A task is the contract of a benchmark cell: features, circuits, and on synthetic connectomes
 connectivity, modules and hubs; comparison takes a problem of several toys (feature views) and
-scores a similarity measure against the features they share. A family registers more by adding a ``Task`` to ``TASKS``; the
+scores a similarity measure against the features they share, and damage a normal toy and its
+damaged copy. A family registers more by adding a ``Task`` to ``TASKS``; the
 runner, the store and the reports work on any task unchanged.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from planted.evaluators import _exchange, _figures
-from planted.evaluators.comparison import score_similarities, shared_fractions
+from planted.evaluators.comparison import check_twins, score_damage, score_similarities, shared_fractions
 from planted.evaluators.circuits import auroc, score_circuit, score_modules, with_edges
 from planted.evaluators.connectome import hub_precision_at_k, score_connectivity
 from planted.evaluators.features import score_features
@@ -25,6 +26,8 @@ from planted.groundtruth import (
     CircuitPrediction,
     CircuitTruth,
     ConnectomeTruth,
+    DamagePrediction,
+    DamageTruth,
     Dictionary,
     EdgeScores,
     FeatureToy,
@@ -87,9 +90,9 @@ class Task:
     ----------
     name : str
     description : str
-    truth_type : type
+    truth_type : type or tuple of types
         The truth of the toys this task applies to (``FeatureTruth``, ``CircuitTruth``,
-        ``ConnectomeTruth``).
+        ``ConnectomeTruth``; a tuple where a problem's toys differ, as a damaged twin's).
     prediction_type : type
         What a method must return.
     artifact : callable(toy) -> object
@@ -181,8 +184,8 @@ class Task:
 
     def check_toy_one(self, toy: Toy) -> None:
         if not isinstance(getattr(toy, "truth", None), self.truth_type):
-            raise ValueError(f"the {self.name} task needs a toy whose truth is a {self.truth_type.__name__}, "
-                             f"got a {type(toy).__name__}")
+            wanted = " or ".join(t.__name__ for t in np.atleast_1d(np.array(self.truth_type, dtype=object)))
+            raise ValueError(f"the {self.name} task needs a toy whose truth is a {wanted}, got a {type(toy).__name__}")
         if self.families is not None and getattr(toy, "kind", None) not in self.families:
             raise ValueError(f"the {self.name} task applies to toys of the families {', '.join(self.families)}; "
                              f"got a {getattr(toy, 'kind', type(toy).__name__)!r} toy")
@@ -274,6 +277,11 @@ def _comparison_metrics(prediction: Similarities, problem) -> dict[str, Any]:
     return scores
 
 
+def _damage_metrics(prediction: DamagePrediction, problem) -> dict[str, Any]:
+    normal, damaged = check_twins(problem)
+    return score_damage(prediction, damaged.truth, normal.graph)
+
+
 def _comparison_keep(prediction: Similarities, problem) -> np.ndarray:
     return prediction.symmetric.astype(np.float32)
 
@@ -317,6 +325,21 @@ TASKS: dict[str, Task] = {
             several=True,
             files=_exchange.comparison_files,
             read=_exchange.comparison_read,
+        ),
+        Task(
+            name="damage",
+            description="localise the damage in a damaged copy of a planted circuit toy from the normal network and "
+            "the copy (both models, graphs and tasks): a damage score per node (AUROC over the blocks' neurons) and, "
+            "optionally, each task's accuracy drop (Spearman)",
+            truth_type=(CircuitTruth, DamageTruth),
+            prediction_type=DamagePrediction,
+            score=_damage_metrics,
+            headline="damage_auroc",
+            metrics=("damage_auroc", "damage_auprc", "damage_precision", "deficit_spearman", "deficit_error"),
+            families=("planted_mlp", "damaged"),
+            several=True,
+            files=_exchange.damage_files,
+            read=_exchange.damage_read,
         ),
         Task(
             name="connectivity",

@@ -5,7 +5,8 @@ sparse-feature toy planted, ``CircuitTruth`` a circuit toy's and ``ConnectomeTru
 connectome's (whose ``Recording`` is what methods see); ``Dictionary`` is a features method's
 prediction, ``CircuitPrediction`` a circuit method's, and ``EdgeScores``, ``Partition`` and
 ``NodeScores`` a connectome method's, and ``Similarities`` a comparison method's (scored against the planted
-``correspondence`` of features); ``LesionCensus`` is what lesioning every component of a network costs. ``Config`` is the base of every generator's config; ``Problems`` and ``nearest`` are the
+``correspondence`` of features); ``LesionCensus`` is what lesioning every component of a network costs, ``DamageTruth`` what
+was damaged in a copy of one and ``DamagePrediction`` a damage method's guess. ``Config`` is the base of every generator's config; ``Problems`` and ``nearest`` are the
 validation helpers every package shares. This package imports nothing from the rest of planted.
 """
 
@@ -18,6 +19,7 @@ from planted.groundtruth._circuits import (
     Patch,
 )
 from planted.groundtruth._comparison import Similarities, correspondence, shared_fraction
+from planted.groundtruth._damage import DAMAGES, DamagePrediction, DamageTruth
 from planted.groundtruth._config import SCHEMA_VERSION, Config, Problems, nearest, suggest
 from planted.groundtruth._connectome import (
     RECORDING_KINDS,
@@ -54,6 +56,9 @@ from planted.groundtruth._records import (
 )
 
 __all__ = [
+    "DAMAGES",
+    "DamagePrediction",
+    "DamageTruth",
     "LESION_LABELS",
     "LETHAL_DEFICIT",
     "LesionCensus",

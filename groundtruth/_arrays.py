@@ -49,6 +49,13 @@ def as_vector(name: str, value, *, length: int | None = None, dtype=np.float32) 
     return array
 
 
+def frozen(array) -> np.ndarray:
+    """A read-only copy: a record's array cannot change after it was checked."""
+    array = np.array(array)
+    array.flags.writeable = False
+    return array
+
+
 def check_finite(name: str, array: np.ndarray) -> None:
     if np.issubdtype(array.dtype, np.floating):
         bad = ~np.isfinite(array)

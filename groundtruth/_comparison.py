@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from planted.groundtruth._arrays import as_matrix
+from planted.groundtruth._arrays import as_matrix, frozen
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -33,9 +33,7 @@ class Similarities:
         if values.shape[0] != values.shape[1]:
             raise ValueError(f"Similarities.values must be square (one row and column per artifact), got shape "
                              f"{values.shape}")
-        values = values.copy()
-        values.flags.writeable = False
-        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "values", frozen(values))
 
     @property
     def symmetric(self) -> np.ndarray:

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import scipy.sparse as sp
 
-from planted.groundtruth._arrays import as_matrix, as_vector, check_finite
+from planted.groundtruth._arrays import as_matrix, as_vector, check_finite, frozen
 from planted.groundtruth._config import Problems
 
 RECORDING_KINDS = ("calcium", "spikes")
@@ -181,13 +181,6 @@ class ConnectomeTruth:
         return np.bincount(self.spike_neurons, minlength=self.n_neurons) / self.duration
 
 
-def _frozen(array: np.ndarray) -> np.ndarray:
-    """A read-only copy: a prediction cannot change after it was checked."""
-    array = array.copy()
-    array.flags.writeable = False
-    return array
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class EdgeScores:
     """A connectivity method's prediction: a score per ordered pair of recorded neurons.
@@ -202,7 +195,7 @@ class EdgeScores:
     scores: np.ndarray
 
     def __post_init__(self) -> None:
-        scores = _frozen(as_matrix("EdgeScores.scores", self.scores, dtype=np.float64))
+        scores = frozen(as_matrix("EdgeScores.scores", self.scores, dtype=np.float64))
         if scores.shape[0] != scores.shape[1]:
             raise ValueError(f"EdgeScores.scores must be square (n_observed, n_observed), got shape {scores.shape}")
         object.__setattr__(self, "scores", scores)
@@ -225,7 +218,7 @@ class Partition:
         if raw.dtype.kind not in "iub":
             if raw.dtype.kind != "f" or not np.all(np.isfinite(raw)) or not np.all(raw == np.round(raw)):
                 raise ValueError(f"Partition.labels must be integers, got dtype {raw.dtype}")
-        object.__setattr__(self, "labels", _frozen(as_vector("Partition.labels", raw, dtype=np.int64)))
+        object.__setattr__(self, "labels", frozen(as_vector("Partition.labels", raw, dtype=np.int64)))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -241,4 +234,4 @@ class NodeScores:
     values: np.ndarray
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "values", _frozen(as_vector("NodeScores.values", self.values, dtype=np.float64)))
+        object.__setattr__(self, "values", frozen(as_vector("NodeScores.values", self.values, dtype=np.float64)))

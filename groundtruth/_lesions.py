@@ -7,17 +7,11 @@ import dataclasses
 
 import numpy as np
 
-from planted.groundtruth._arrays import check_finite
+from planted.groundtruth._arrays import check_finite, frozen
 
 LESION_LABELS = ("lethal", "task-specific", "partial", "redundant", "silent")
 SILENT_DEFICIT = 0.01  # a deficit below this (fewer than 1 in 100 inputs answered differently) is none
 LETHAL_DEFICIT = 0.1  # a deficit of at least this (1 in 10 inputs wrong) is lethal for the task
-
-
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array = np.array(array)
-    array.flags.writeable = False
-    return array
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -67,7 +61,7 @@ class LesionCensus:
 
     def __post_init__(self) -> None:
         k, n, t = len(self.kinds), np.asarray(self.nodes).size, len(self.task_names)
-        object.__setattr__(self, "nodes", _frozen(np.asarray(self.nodes, np.int64)))
+        object.__setattr__(self, "nodes", frozen(np.asarray(self.nodes, np.int64)))
         for name, shape in (("intact", (t,)), ("deficits", (k, n, t)), ("pair_deficits", (n, n, t))):
             value = getattr(self, name)
             if value is None and name == "pair_deficits":
@@ -76,13 +70,13 @@ class LesionCensus:
             if value.shape != shape:
                 raise ValueError(f"LesionCensus.{name} must have shape {shape}, got {value.shape}")
             check_finite(f"LesionCensus.{name}", value)
-            object.__setattr__(self, name, _frozen(value))
+            object.__setattr__(self, name, frozen(value))
         if self.edge_deficits is not None:
             edges = np.asarray(self.edge_deficits, np.float64)
             if edges.ndim != 3 or edges.shape[0] != k or edges.shape[2] != t:
                 raise ValueError(f"LesionCensus.edge_deficits must be ({k}, n_edges, {t}), got {edges.shape}")
             check_finite("LesionCensus.edge_deficits", edges)
-            object.__setattr__(self, "edge_deficits", _frozen(edges))
+            object.__setattr__(self, "edge_deficits", frozen(edges))
         if self.label_kind not in self.kinds:
             raise ValueError(f"label_kind must be one of the kinds measured {self.kinds}, got {self.label_kind!r}")
         labels = tuple(self.labels)

@@ -8,7 +8,8 @@ communities, functional connectivity) shared with the connectome toys. Connectiv
 (``planted.methods.connectivity``) take a connectome ``Recording`` and return a
 ``(n_observed, n_observed)`` score matrix ``scores[pre, post]``. Similarity measures
 (``planted.methods.similarity``: CKA, CCA, SVCCA, PWCCA, RSA, Procrustes, regression) compare
-representations of the same inputs; ``similarities`` gives a ``Similarities`` over every pair. Names load on first use, so
+representations of the same inputs; ``similarities`` gives a ``Similarities`` over every pair. Damage methods
+(``planted.methods.damage``) localise the damage in a damaged copy of a circuit network. Names load on first use, so
 ``import planted.methods`` imports neither JAX nor scikit-learn.
 """
 
@@ -17,6 +18,7 @@ from planted._lazy import exports
 _NAMES = {
     "circuits": ".circuits",
     "connectivity": ".connectivity",
+    "damage": ".damage",
     "correlation": ".connectivity",
     "granger": ".connectivity",
     "graphs": ".graphs",

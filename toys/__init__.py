@@ -6,7 +6,7 @@ of superposition (Elhage et al. 2022), ``superposition_sweep`` many at once and
 ``phase_diagram`` a grid of them; ``planted_mlp`` compiles boolean formulas into a residual MLP
 with known circuits and a catalog of the situations where circuit methods fail
 (``FAILURE_MODES``), and ``lesion_census`` and ``exact_shapley`` measure what lesioning its
-components costs; ``rasp_transformer`` compiles a RASP program into a transformer whose
+components costs, and ``damaged`` makes a damaged copy of one (its twin in disease vs normal); ``rasp_transformer`` compiles a RASP program into a transformer whose
 attention-head circuit is known and verified; ``connectome`` wires, simulates and records a synthetic connectome;
 ``preset(name)`` builds a named configuration from a paper; ``from_config(config)`` regenerates
 any toy from its config; ``save``/``load`` write and verify toys without pickle;
@@ -39,6 +39,9 @@ _NAMES = {
     "wiring_statistics": "._connectome",
     "FeatureViewConfig": "._feature_view",
     "feature_view": "._feature_view",
+    "DamagedConfig": "._damaged",
+    "DamagedToy": "._damaged",
+    "damaged": "._damaged",
     "FAILURE_MODES": "._planted_mlp",
     "PlantedCircuitToy": "._planted_mlp",
     "PlantedMLPConfig": "._planted_mlp",

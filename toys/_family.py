@@ -26,6 +26,7 @@ FAMILY_MODULES: dict[str, str] = {
     "superposition": "._superposition",
     "planted_mlp": "._planted_mlp",
     "connectome": "._connectome",
+    "damaged": "._damaged",
     "rasp_transformer": "._rasp",
 }
 FAMILY_KINDS: tuple[str, ...] = tuple(FAMILY_MODULES)

@@ -166,3 +166,53 @@ def test_problems_of_several_toys_resume_after_kill_9(tmp_path, monkeypatch):
 def test_every_comparison_measure_is_in_the_suite():
     served = {n for n, m in evaluators.METHODS.items() if m.task == "comparison"}
     assert {m.name for m in SUITE.methods} == served and len(served) == 8
+
+
+# --- damaged twins ---------------------------------------------------------------------------------
+
+
+def _twins(name: str = "noise", seed: int = 0):
+    spec = next(t for t in SUITES["damage"].toys if t.name == name)
+    return tuple(toys.from_config(c) for c in spec.configs(seed))
+
+
+@pytest.mark.parametrize("name", [t.name for t in SUITES["damage"].toys])
+def test_the_damage_truth_scores_perfectly_and_its_reverse_worst(name):
+    from planted.groundtruth import DamagePrediction
+
+    problem = _twins(name)
+    truth = problem[1].truth
+    perfect = TASKS["damage"].score(DamagePrediction(truth.damaged.astype(float), truth.deficits), problem)
+    assert perfect["damage_auroc"] == perfect["damage_auprc"] == perfect["damage_precision"] == 1.0
+    assert perfect["deficit_error"] == 0.0
+    assert perfect["deficit_spearman"] == (None if np.ptp(truth.deficits) == 0 else 1.0)
+    worst = TASKS["damage"].score(DamagePrediction(-truth.damaged.astype(float)), problem)
+    assert worst["damage_auroc"] == 0.0 and worst["deficit_spearman"] is None
+
+
+def test_damage_scores_against_sklearn_and_the_pair_is_checked():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from planted.evaluators.comparison import damage_candidates
+    from planted.groundtruth import DamagePrediction
+
+    normal, damaged = _twins("rewire")
+    scores = np.random.default_rng(0).random(normal.graph.n_nodes)
+    got = TASKS["damage"].score(DamagePrediction(scores), (normal, damaged))
+    keep = damage_candidates(normal.graph)
+    assert keep.sum() == 96 and not damaged.truth.damaged[~keep].any()
+    assert got["damage_auroc"] == pytest.approx(roc_auc_score(damaged.truth.damaged[keep], scores[keep]), abs=1e-12)
+    assert got["damage_auprc"] == pytest.approx(average_precision_score(damaged.truth.damaged[keep], scores[keep]), abs=1e-12)
+    other = _twins("rewire", seed=1)[0]
+    with pytest.raises(ValueError, match="must be a damaged copy of the first"):
+        TASKS["damage"].score(DamagePrediction(scores), (other, damaged))
+
+
+def test_the_damage_suite_runs_through_the_store(tmp_path):
+    results = run("damage", seeds=[0], store=tmp_path / "s.sqlite", progress=False)
+    assert len(results) == 12 and all(r.status == "ok" for r in results), [r.error for r in results if r.error]
+    by = {(r.toy, r.method): r.metrics for r in results}
+    assert all(by[(d, "weight-difference")]["damage_auroc"] == 1.0 for d in ("ablate", "scale", "noise", "rewire"))
+    # ablation leaves a neuron's own activity as it was: activity alone cannot find it
+    assert by[("ablate", "activation-difference")]["damage_auroc"] < 0.7 < by[("noise", "activation-difference")]["damage_auroc"]
+    assert all(len(r.toy_ids) == 2 for r in results)

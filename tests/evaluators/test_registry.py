@@ -17,7 +17,7 @@ import pytest
 
 from planted import evaluators, toys
 from planted.evaluators.tasks import TASKS, private_copy
-from planted.groundtruth import CircuitTruth, ConnectomeTruth, FeatureTruth
+from planted.groundtruth import CircuitTruth, ConnectomeTruth, DamageTruth, FeatureTruth
 
 # One tiny toy per task; a task added without one fails test_every_task_has_a_tiny_toy.
 TINY = {
@@ -27,16 +27,23 @@ TINY = {
     "connectivity": lambda: _connectome(),
     "modules": lambda: _connectome(),
     "hubs": lambda: _connectome(),
+    "damage": lambda: _twins(),
     "comparison": lambda: tuple(toys.feature_view(16, 8, 8, offset=o, n_samples=200, mean_active=3, seed=0, view=v)
                                 for v, o in enumerate((0, 0, 4, 8))),
 }
-TRUTHS = (FeatureTruth, CircuitTruth, ConnectomeTruth)
+TRUTHS = (FeatureTruth, CircuitTruth, ConnectomeTruth, DamageTruth)
 
 
 @functools.cache
 def _connectome():
     return toys.connectome(80, seed=0, duration=20.0, n_modules=2, hub_fraction=0.1, hub_boost=4.0,
                            exc_fraction=1.0, weight=24.0, depression=True, background_weight=2.8, density=0.05)
+
+
+@functools.cache
+def _twins():
+    normal = toys.PlantedMLPConfig(n_inputs=8, n_tasks=3, depth=2, n_blocks=3, width=32, n_samples=32, seed=0)
+    return toys.from_config(normal), toys.damaged(normal, damage="noise", fraction=0.3, strength=1.0, seed=0)
 
 
 @functools.cache
@@ -225,7 +232,8 @@ def test_a_method_reaching_every_array_of_its_artifact_changes_nothing_for_the_n
 
 def _as_arrays(prediction) -> dict:
     """A prediction written as a predictions file's arrays (the formats of ``_exchange``)."""
-    from planted.groundtruth import CircuitPrediction, Dictionary, EdgeScores, NodeScores, Partition, Similarities
+    from planted.groundtruth import (CircuitPrediction, DamagePrediction, Dictionary, EdgeScores, NodeScores,
+                                     Partition, Similarities)
 
     if isinstance(prediction, Dictionary):
         out = {"directions": prediction.directions}
@@ -247,6 +255,8 @@ def _as_arrays(prediction) -> dict:
         return {"values": prediction.values}
     if isinstance(prediction, Similarities):
         return {"similarities": prediction.values}
+    if isinstance(prediction, DamagePrediction):
+        return {"damage": prediction.nodes, **({} if prediction.deficits is None else {"deficits": prediction.deficits})}
     raise AssertionError(f"no file format for {type(prediction).__name__}")
 
 

@@ -13,6 +13,8 @@ TINY = {
                                                       snapshot_every=10, seed=0),
     "planted_mlp": lambda: toys.PlantedMLPConfig(n_inputs=8, n_tasks=2, depth=2, n_blocks=3, width=32, n_samples=16,
                                                  naturalise=True, seed=1),
+    "damaged": lambda: toys.DamagedConfig(base=TINY["planted_mlp"]().to_json(), damage="noise", fraction=0.3,
+                                          strength=1.0, seed=2),
     "connectome": lambda: toys.ConnectomeConfig(n_neurons=40, duration=2.0, seed=0),
     "rasp_transformer": lambda: toys.RASPTransformerConfig(program="successor", n_samples=8, seed=0),
 }

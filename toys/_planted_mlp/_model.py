@@ -286,6 +286,19 @@ class CircuitArtifact:
     tasks: tuple[CircuitTask, ...]
 
 
+class CircuitParts:
+    """What a toy holding a circuit ``model`` and its ``tasks`` shows a method (a planted circuit
+    toy, a damaged copy of one): the model's graph and the ``CircuitArtifact``."""
+
+    @property
+    def graph(self) -> ComponentGraph:
+        return self.model.graph
+
+    @property
+    def artifact(self) -> CircuitArtifact:
+        return CircuitArtifact(model=self.model, graph=self.graph, tasks=self.tasks)
+
+
 def _graph(cfg: PlantedMLPConfig) -> ComponentGraph:
     """The component graph of a config: inputs, each block's neurons and the outputs, labelled, by layer."""
     labels = [f"in{i:02d}" for i in range(cfg.n_inputs)]

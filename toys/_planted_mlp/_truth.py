@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from planted.groundtruth import Toy
-from planted.groundtruth import CircuitTruth, ComponentGraph
+from planted.groundtruth import CircuitTruth
 from planted.toys._planted_mlp._catalog import active
 from planted.toys._planted_mlp._config import _STREAM_DATA, PlantedMLPConfig
 from planted.toys._planted_mlp._exact import _Exact
-from planted.toys._planted_mlp._model import CircuitArtifact, CircuitModel, CircuitTask
+from planted.toys._planted_mlp._model import CircuitModel, CircuitParts, CircuitTask
 
 if TYPE_CHECKING:
     from planted.toys._planted_mlp._compiler import _Plan
@@ -43,20 +43,13 @@ class Verification:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class PlantedCircuitToy(Toy):
+class PlantedCircuitToy(CircuitParts, Toy):
     """A network with planted circuits: ``artifact`` for methods, ``truth`` for evaluators."""
 
     model: CircuitModel = dataclasses.field(default=None, repr=False)
     tasks: tuple[CircuitTask, ...] = dataclasses.field(default=(), repr=False)
     roots: tuple = dataclasses.field(default=(), repr=False)  # the formulas, for exhaustive checks
 
-    @property
-    def graph(self) -> ComponentGraph:
-        return self.model.graph
-
-    @property
-    def artifact(self) -> CircuitArtifact:
-        return CircuitArtifact(model=self.model, graph=self.graph, tasks=self.tasks)
 
     def formula(self, task: int, x: np.ndarray) -> np.ndarray:
         """The planted formula of ``task`` on binary inputs (batch, n_inputs)."""

@@ -1,0 +1,99 @@
+"""Damage localisation: given a normal network and its damaged copy (two circuit artifacts with the
+same component graph and tasks), which nodes were damaged, and what does it cost each task?
+
+Each method returns a ``groundtruth.DamagePrediction``: a damage score per node and, where it
+predicts them, each task's accuracy drop. ``weight_difference`` compares the parameters (exact
+for damage that changes a neuron's own weights); ``activation_difference`` compares activity on
+the tasks' inputs (as a recording of a patient and a control would; the damage shows in the
+damaged neurons' activity and in everything downstream); ``lesion_explanation`` measures the
+damaged copy's deficits on the tasks and ranks the normal network's nodes by how well lesioning
+each alone explains them (lesion-effect ranking, as a lesion study of the normal network would
+be used to read a patient's deficits).
+
+References
+----------
+Jonas & Kording (2017), "Could a neuroscientist understand a microprocessor?". Keinan et al.
+(2004), "Fair attribution of functional contribution in artificial and biological networks".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planted.groundtruth import DamagePrediction, as_matrix
+
+
+def _pair(artifacts, where: str):
+    """The (normal, damaged) circuit artifacts of a damage problem, checked to match."""
+    if not isinstance(artifacts, tuple) or len(artifacts) != 2:
+        raise ValueError(f"{where}: needs (normal, damaged) circuit artifacts, got {type(artifacts).__name__}")
+    normal, damaged = artifacts
+    for name, a in (("normal", normal), ("damaged", damaged)):
+        if not hasattr(a, "model") or not hasattr(a, "tasks"):
+            raise ValueError(f"{where}: the {name} artifact must be a circuit artifact (model, graph, tasks)")
+        for key, value in a.model.params.items():
+            if not np.isfinite(np.asarray(value)).all():
+                raise ValueError(f"{where}: {name} model parameter {key!r} contains NaN or inf values")
+        for t in a.tasks:
+            as_matrix(f"{name} task {t.name!r} clean inputs", t.clean)
+    if normal.graph.n_nodes != damaged.graph.n_nodes or len(normal.tasks) != len(damaged.tasks):
+        raise ValueError(f"{where}: the two networks must share a component graph and tasks")
+    return normal, damaged
+
+
+def _inputs(artifact) -> np.ndarray:
+    return np.concatenate([t.clean for t in artifact.tasks])
+
+
+def _accuracy(artifact, outputs_by_task) -> np.ndarray:
+    return np.array([((o[:, t.index] > 0.5) == t.labels.astype(bool)).mean() for t, o in zip(artifact.tasks, outputs_by_task)])
+
+
+def weight_difference(artifacts, *, seed: int = 0) -> DamagePrediction:
+    """Each neuron's score: the norm of the change of its input weights, bias and output weights
+    (inputs and outputs: of their embedding and readout rows)."""
+    normal, damaged = _pair(artifacts, "weight_difference")
+    a, b = normal.model.params, damaged.model.params
+    change = {k: np.asarray(b[k], np.float64) - np.asarray(a[k], np.float64) for k in a}
+    neurons = (np.linalg.norm(change["w_in"], axis=-1) + np.abs(change["b_in"]) + np.linalg.norm(change["w_out"], axis=-1))
+    readout = np.linalg.norm(change["readout"], axis=-1) + np.abs(change["readout_bias"])
+    scores = np.concatenate([np.linalg.norm(change["embed"], axis=-1), neurons.reshape(-1), readout])
+    return DamagePrediction(nodes=scores)
+
+
+def activation_difference(artifacts, *, seed: int = 0) -> DamagePrediction:
+    """Each node's score: the mean absolute change of its activation over every task's inputs; each
+    task's predicted deficit: the mean absolute change of its output (no labels used)."""
+    normal, damaged = _pair(artifacts, "activation_difference")
+    x = _inputs(normal)
+    before, after = normal.model.run(x), damaged.model.run(x)
+    nodes = np.abs(after["activations"] - before["activations"]).mean(axis=0)
+    outputs = np.abs(after["outputs"] - before["outputs"]).mean(axis=0)
+    return DamagePrediction(nodes=nodes, deficits=outputs[[t.index for t in normal.tasks]])
+
+
+def lesion_explanation(artifacts, *, kind: str = "zero", seed: int = 0) -> DamagePrediction:
+    """Measure the damaged copy's deficit on each task (its accuracy against the normal one's, on
+    the tasks' labelled inputs), lesion each node of the normal network alone (``kind``
+    ablation) and score it by how much of the observed deficit its lesion reproduces minus how
+    much deficit it adds where none is observed: ``sum_t min(p_t, d_t) - sum_t max(p_t - d_t, 0)``.
+    The predicted deficits are the measured ones."""
+    normal, damaged = _pair(artifacts, "lesion_explanation")
+    model, graph = normal.model, normal.graph
+    observed = (_accuracy(normal, [normal.model.run(t.clean)["outputs"] for t in normal.tasks])
+                - _accuracy(damaged, [damaged.model.run(t.clean)["outputs"] for t in damaged.tasks]))
+    inner = np.flatnonzero(graph.layers < graph.layers.max())
+    profile = np.zeros((inner.size, len(normal.tasks)))
+    for i, t in enumerate(normal.tasks):
+        intact = ((model.run(t.clean)["outputs"][:, t.index] > 0.5) == t.labels.astype(bool)).mean()
+        lesioned = model.patch_nodes(t.clean, inner, model.ablated(t.clean, kind, seed=seed))
+        profile[:, i] = intact - ((lesioned[..., t.index] > 0.5) == t.labels.astype(bool)).mean(axis=-1)
+    profile = np.maximum(profile, 0.0)
+    d = np.maximum(observed, 0.0)[None, :]
+    scores = np.full(graph.n_nodes, -np.inf)
+    scores[inner] = np.minimum(profile, d).sum(axis=1) - np.maximum(profile - d, 0.0).sum(axis=1)
+    scores[~np.isfinite(scores)] = scores[inner].min() - 1.0
+    return DamagePrediction(nodes=scores, deficits=observed)
+
+
+__all__ = ["activation_difference", "lesion_explanation", "weight_difference"]
