@@ -265,8 +265,22 @@ __all__ = [
 
 def comparison_files(problem: tuple[Toy, ...]) -> tuple[Arrays, dict[str, Any]]:
     """A comparison problem's representations, ``activations.<i>`` in order."""
-    arrays = {f"activations.{i}": t.activations for i, t in enumerate(problem)}
-    k = len(problem)
+    return _representation_files([t.activations for t in problem])
+
+
+def layer_files(problem: tuple[Toy, ...]) -> tuple[Arrays, dict[str, Any]]:
+    """A layer-matching problem's shown layers (the first twin's, then the second's), ``activations.<i>``."""
+    from planted.evaluators.comparison import layer_representations
+
+    arrays, about = _representation_files(list(layer_representations(problem)))
+    half = len(arrays) // 2
+    about["layers"] = f"activations.0 to .{half - 1}: the first network's layers, in a shuffled order; .{half} on: the second's"
+    return arrays, about
+
+
+def _representation_files(representations: list[np.ndarray]) -> tuple[Arrays, dict[str, Any]]:
+    arrays = {f"activations.{i}": a for i, a in enumerate(representations)}
+    k = len(arrays)
     return arrays, {
         "arrays": {name: f"float32 {a.shape}: representation {name.split('.')[1]} of the same samples (n_samples, d_i)"
                    for name, a in arrays.items()},
@@ -276,10 +290,21 @@ def comparison_files(problem: tuple[Toy, ...]) -> tuple[Arrays, dict[str, Any]]:
 
 
 def comparison_read(arrays: Arrays, problem: tuple[Toy, ...]) -> Similarities | None:
-    """The ``Similarities`` of a predictions file (None when it has no ``similarities``)."""
+    """The ``Similarities`` of a predictions file (None when it has no ``similarities``), one row
+    per toy of the problem."""
+    return _similarities(arrays, len(problem))
+
+
+def layer_read(arrays: Arrays, problem: tuple[Toy, ...]) -> Similarities | None:
+    """The ``Similarities`` of a predictions file, one row per layer shown (both twins')."""
+    from planted.evaluators.comparison import layer_orders
+
+    return _similarities(arrays, 2 * layer_orders(problem)[0].size)
+
+
+def _similarities(arrays: Arrays, k: int) -> Similarities | None:
     if "similarities" not in arrays:
         return None
-    k = len(problem)
     return Similarities(_floats(arrays, "similarities", (k, k)))
 
 

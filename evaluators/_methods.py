@@ -84,6 +84,18 @@ def similarity_method(artifact, *, seed: int, measure: str, **params: Any) -> Si
     return similarity.similarities(artifact, measure, **params)
 
 
+# The similarity measures, each serving the comparison task (as named) and layer matching (as layers-<name>).
+SIMILARITY_METHODS = (
+    ("linear-cka", {"measure": "linear_cka"}),
+    ("rbf-cka", {"measure": "rbf_cka", "sigma": 0.8}),
+    ("cca", {"measure": "cca"}),
+    ("svcca", {"measure": "svcca", "keep": 0.99}),
+    ("pwcca", {"measure": "pwcca"}),
+    ("rsa", {"measure": "rsa"}),
+    ("procrustes", {"measure": "procrustes"}),
+    ("regression", {"measure": "regression"}),
+)
+
 DAMAGE_METHOD_NAMES = ("activation_difference", "lesion_explanation", "weight_difference")
 
 
@@ -271,14 +283,8 @@ METHODS: dict[str, MethodSpec] = {
                    {"method": "attention_heuristic", "kind": "prefix_matching"}, task="transformer_circuits"),
         MethodSpec("tf-copying", transformer_circuit_method, {"method": "attention_heuristic", "kind": "copying"},
                    task="transformer_circuits"),
-        MethodSpec("linear-cka", similarity_method, {"measure": "linear_cka"}, task="comparison"),
-        MethodSpec("rbf-cka", similarity_method, {"measure": "rbf_cka", "sigma": 0.8}, task="comparison"),
-        MethodSpec("cca", similarity_method, {"measure": "cca"}, task="comparison"),
-        MethodSpec("svcca", similarity_method, {"measure": "svcca", "keep": 0.99}, task="comparison"),
-        MethodSpec("pwcca", similarity_method, {"measure": "pwcca"}, task="comparison"),
-        MethodSpec("rsa", similarity_method, {"measure": "rsa"}, task="comparison"),
-        MethodSpec("procrustes", similarity_method, {"measure": "procrustes"}, task="comparison"),
-        MethodSpec("regression", similarity_method, {"measure": "regression"}, task="comparison"),
+        *(MethodSpec(name, similarity_method, params, task="comparison") for name, params in SIMILARITY_METHODS),
+        *(MethodSpec(f"layers-{name}", similarity_method, params, task="layers") for name, params in SIMILARITY_METHODS),
         MethodSpec("weight-difference", damage_method, {"method": "weight_difference"}, task="damage"),
         MethodSpec("activation-difference", damage_method, {"method": "activation_difference"}, task="damage"),
         MethodSpec("lesion-explanation", damage_method, {"method": "lesion_explanation", "kind": "zero"}, task="damage"),

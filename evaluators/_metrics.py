@@ -105,6 +105,11 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
                "wrongly, a tie counting half: 1 - AUROC (ReSi's violations)", _constant(0.5)),
     MetricInfo("inverted", False, "1 when some identical pair scores below a pair sharing at most half of its "
                "features (the ordering inverts, as CKA's does under superposition), else 0"),
+    # layer matching
+    MetricInfo("layer_accuracy", True, "fraction of the layers of either twin whose most similar layer of the other is "
+               "its counterpart, a tie of k layers counting 1/k (Kornblith et al. 2019's test)"),
+    MetricInfo("layer_auroc", True, "area under the ROC curve of the similarities of the cross pairs of layers, the "
+               "counterparts as positives", _constant(0.5)),
     # damage
     MetricInfo("damage_auroc", True, "area under the ROC curve of the damage scores over the blocks' neurons, the "
                "damaged ones as positives", _constant(0.5)),

@@ -1,5 +1,5 @@
 """Scores of comparisons across networks: a similarity measure against the planted shared features,
-and a damage localisation against a damaged twin's truth.
+the layers it matches between layer twins, and a damage localisation against a damaged twin's truth.
 
 A comparison problem is a tuple of representations of the same inputs whose planted features are
 known (feature views of one code stream). Its truth is the fraction of features each pair shares
@@ -20,6 +20,7 @@ revisited".
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -143,5 +144,56 @@ def score_damage(prediction: DamagePrediction, truth: DamageTruth, graph) -> dic
     return out
 
 
-__all__ = ["ComparisonScores", "INVERSION_SHARED", "check_twins", "damage_candidates", "score_damage",
-           "score_similarities", "shared_fractions"]
+def layer_twins(problem) -> tuple:
+    """The two toys of a layer-matching problem, checked to compute the same formulas in the same
+    number of blocks (so block h of one corresponds to block h of the other)."""
+    if len(problem) != 2:
+        raise ValueError(f"a layer-matching problem is two planted circuit toys, got {len(problem)} toys")
+    a, b = problem
+    if a.truth.formulas != b.truth.formulas or a.truth.graph.layers.max() != b.truth.graph.layers.max():
+        raise ValueError("the two toys of a layer-matching problem must compute the same formulas in as many blocks "
+                         "(planted_mlp twins: one seed, other weights_seed)")
+    return a, b
+
+
+def layer_orders(problem) -> tuple[np.ndarray, np.ndarray]:
+    """The order in which each twin's blocks are shown to a method: a permutation of each, drawn
+    from the two toys' ids (so a method cannot match layers by position)."""
+    a, b = layer_twins(problem)
+    n = int(a.truth.graph.layers.max()) - 1
+    rng = np.random.default_rng([int(hashlib.sha256((a.id + b.id).encode()).hexdigest()[:15], 16)])
+    return rng.permutation(n), rng.permutation(n)
+
+
+def layer_representations(problem) -> tuple[np.ndarray, ...]:
+    """What a layer-matching method sees: the residual stream after each block of the first twin,
+    in its shown order, then the second's, on every task's inputs of the first (float32 arrays
+    (n_inputs, d_model))."""
+    a, b = layer_twins(problem)
+    order_a, order_b = layer_orders(problem)
+    x = np.concatenate([t.clean for t in a.tasks])
+    ra, rb = a.model.residuals(x)[1:], b.model.residuals(x)[1:]
+    return tuple(ra[order_a]) + tuple(rb[order_b])
+
+
+def score_layer_matching(prediction: Similarities, problem) -> dict[str, float]:
+    """Score similarities between the shown layers of two twins: ``layer_accuracy``, the fraction
+    of layers (of either twin) whose most similar layer of the other twin is its counterpart (a
+    tie of k layers, within 1e-9, counting 1/k), as Kornblith et al. (2019) test measures; ``layer_auroc``,
+    counterparts against every other cross pair."""
+    order_a, order_b = layer_orders(problem)
+    n = order_a.size
+    if prediction.values.shape != (2 * n, 2 * n):
+        raise ValueError(f"the prediction compares {prediction.values.shape[0]} layers; the problem shows {2 * n}")
+    cross = prediction.symmetric[:n, n:]
+    correct = order_a[:, None] == order_b[None, :]
+    credit = []
+    for rows, truth in ((cross, correct), (cross.T, correct.T)):
+        best = np.isclose(rows, rows.max(axis=1, keepdims=True), rtol=1e-8, atol=1e-9)  # rounding is a tie
+        credit.extend((best & truth).sum(axis=1) / best.sum(axis=1))
+    return {"layer_accuracy": float(np.mean(credit)), "layer_auroc": auroc(cross.ravel(), correct.ravel())}
+
+
+__all__ = ["ComparisonScores", "INVERSION_SHARED", "check_twins", "damage_candidates", "layer_orders",
+           "layer_representations", "layer_twins", "score_damage", "score_layer_matching", "score_similarities",
+           "shared_fractions"]

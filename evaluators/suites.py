@@ -328,6 +328,40 @@ def damaged_twin(seed: int, before: tuple[Config, ...], **fields: Any) -> Config
     return toys.family("damaged").config(base=before[0].to_json(), seed=seed, **fields)
 
 
+def weights_twin(seed: int, before: tuple[Config, ...], *, offset: int, **fields: Any) -> Config:
+    """A member of a layer-matching problem: a ``planted_mlp`` config of the cell's seed with its
+    weights drawn from ``seed + offset`` (``weights_seed``): the first member's fields (``fields``
+    when it is the first), so every member computes the same formulas in the same blocks."""
+    if before:
+        return before[0].replace(weights_seed=seed + offset)
+    return toys.family("planted_mlp").config(**fields, seed=seed, weights_seed=seed + offset)
+
+
+def _layers() -> Suite:
+    # Four-block planted circuits of depth 3 and their twins: the same formulas in other frames
+    # (compiled, naturalised: noise and rescaled neurons, or trained under the same masks).
+    base = dict(n_blocks=4, depth=3, n_samples=256)
+
+    def twins(**fields):
+        return (functools.partial(weights_twin, offset=0, **base, **fields), functools.partial(weights_twin, offset=10_000))
+
+    specs = (
+        ToySpec("compiled", "planted_mlp", base, {"trained": 0.0}, members=twins()),
+        ToySpec("naturalised", "planted_mlp", base, {"trained": 0.0}, members=twins(naturalise=True)),
+        ToySpec("trained", "planted_mlp", base, {"trained": 1.0}, members=twins(trained=True)),
+    )
+    served = methods_for("layers")
+    return Suite(
+        name="layers",
+        task="layers",
+        toys=specs,
+        methods=served,
+        seeds=(0, 1, 2),
+        description=f"layer twins ({', '.join(s.name for s in specs)}) x {len(served)} similarity measures x 3 seeds; "
+        "< 3 min",
+    )
+
+
 def _damage() -> Suite:
     # Four-task planted circuits (12 inputs, depth 2, three blocks of 32); a fifth of the planted
     # circuits' neurons damaged four ways.
@@ -352,7 +386,7 @@ def _damage() -> Suite:
 SUITES: dict[str, Suite] = {
     s.name: s
     for s in (_quick(), _standard(), _features_sweep(), _tms(), _circuits(), _transformer_circuits(), _connectome("connectivity"),
-              _connectome("modules"), _connectome("hubs"), _comparison(), _damage())
+              _connectome("modules"), _connectome("hubs"), _comparison(), _layers(), _damage())
 }
 
-__all__ = ["METHODS", "SUITES", "MethodSpec", "Suite", "ToySpec", "damaged_twin", "methods_for"]
+__all__ = ["METHODS", "SUITES", "MethodSpec", "Suite", "ToySpec", "damaged_twin", "methods_for", "weights_twin"]

@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from planted.evaluators import _exchange, _figures
-from planted.evaluators.comparison import check_twins, score_damage, score_similarities, shared_fractions
+from planted.evaluators.comparison import (
+    check_twins,
+    layer_representations,
+    score_damage,
+    score_layer_matching,
+    score_similarities,
+    shared_fractions,
+)
 from planted.evaluators.circuits import auroc, score_circuit, score_modules, with_edges
 from planted.evaluators.connectome import hub_precision_at_k, score_connectivity
 from planted.evaluators.features import score_features
@@ -282,6 +289,10 @@ def _damage_metrics(prediction: DamagePrediction, problem) -> dict[str, Any]:
     return score_damage(prediction, damaged.truth, normal.graph)
 
 
+def _layer_artifact(problem) -> tuple[np.ndarray, ...]:
+    return private_copy(layer_representations(problem))
+
+
 def _comparison_keep(prediction: Similarities, problem) -> np.ndarray:
     return prediction.symmetric.astype(np.float32)
 
@@ -325,6 +336,24 @@ TASKS: dict[str, Task] = {
             several=True,
             files=_exchange.comparison_files,
             read=_exchange.comparison_read,
+        ),
+        Task(
+            name="layers",
+            description="match the layers of two planted circuit toys that compute the same formulas in other "
+            "frames (layer twins): a similarity for every pair of their residual streams after each block, shown in "
+            "a shuffled order; scored by the fraction of layers whose most similar layer of the other twin is its "
+            "counterpart (Kornblith et al. 2019)",
+            truth_type=CircuitTruth,
+            prediction_type=Similarities,
+            artifact=_layer_artifact,
+            score=score_layer_matching,
+            headline="layer_accuracy",
+            metrics=("layer_accuracy", "layer_auroc"),
+            keep=_comparison_keep,
+            families=("planted_mlp",),
+            several=True,
+            files=_exchange.layer_files,
+            read=_exchange.layer_read,
         ),
         Task(
             name="damage",

@@ -20,7 +20,7 @@ from planted.groundtruth._circuits import (
 )
 from planted.groundtruth._comparison import Similarities, correspondence, shared_fraction
 from planted.groundtruth._damage import DAMAGES, DamagePrediction, DamageTruth
-from planted.groundtruth._config import SCHEMA_VERSION, Config, Problems, nearest, suggest
+from planted.groundtruth._config import ADDED, SCHEMA_VERSION, Config, Problems, nearest, suggest
 from planted.groundtruth._connectome import (
     RECORDING_KINDS,
     ConnectomeTruth,
@@ -56,6 +56,7 @@ from planted.groundtruth._records import (
 )
 
 __all__ = [
+    "ADDED",
     "DAMAGES",
     "DamagePrediction",
     "DamageTruth",

@@ -14,6 +14,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 SCHEMA_VERSION = 1  # of a config's canonical JSON (part of every content id)
+# The metadata of a config field added to a published family: absent from the canonical JSON (and
+# so from the id) while it holds its default: ``field(default=None, metadata=ADDED)``.
+ADDED = {"added": True}
 
 
 def suggest(name: Any, options, *, n: int = 3, cutoff: float = 0.3) -> list[str]:
@@ -129,10 +132,14 @@ class Config:
         """Add a message to ``problems`` for every invalid field."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as plain JSON values (tuples become lists)."""
+        """The fields as plain JSON values (tuples become lists). A field declared with
+        ``metadata=ADDED`` (added after configs of its family were published) is left out while it
+        holds its default, so the ids of every config made before it stay as they were."""
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.metadata.get("added") and value == f.default:
+                continue
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 

@@ -79,12 +79,14 @@ def rbf_cka(x, y, *, sigma: float = 0.8, max_samples: int = 2000) -> float:
 
 def _basis(x: np.ndarray, keep: float | None = None) -> np.ndarray:
     """An orthonormal basis (n, r) of the centred columns' span: the directions with singular
-    value above 1e-10 of the largest, or, with ``keep``, the fewest top ones explaining that
-    fraction of the variance (SVCCA's reduction)."""
-    u, s, _ = np.linalg.svd(_centred(x), full_matrices=False)
+    value above ``max(n, p) * eps * s_max`` (``eps`` of float32, the precision activations come
+    in, so rounding noise is not taken for dimensions), or, with ``keep``, the fewest top ones
+    explaining that fraction of the variance (SVCCA's reduction)."""
+    centred = _centred(x)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
     if s.size == 0 or s[0] == 0:
         return u[:, :0]
-    rank = int((s > 1e-10 * s[0]).sum())
+    rank = int((s > max(centred.shape) * np.finfo(np.float32).eps * s[0]).sum())
     if keep is not None:
         variance = np.cumsum(s[:rank] ** 2) / (s[:rank] ** 2).sum()
         rank = int(np.searchsorted(variance, keep - 1e-12) + 1)

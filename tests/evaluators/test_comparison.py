@@ -3,6 +3,7 @@ against independent implementations, and the oracle that scores perfectly on its
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -216,3 +217,61 @@ def test_the_damage_suite_runs_through_the_store(tmp_path):
     # ablation leaves a neuron's own activity as it was: activity alone cannot find it
     assert by[("ablate", "activation-difference")]["damage_auroc"] < 0.7 < by[("noise", "activation-difference")]["damage_auroc"]
     assert all(len(r.toy_ids) == 2 for r in results)
+
+
+# --- layer twins -----------------------------------------------------------------------------------
+
+
+@functools.cache
+def _layer_twins(name: str = "compiled", seed: int = 0):
+    spec = next(t for t in SUITES["layers"].toys if t.name == name)
+    return tuple(toys.from_config(c) for c in spec.configs(seed))
+
+
+def test_layer_twins_share_formulas_and_blocks_in_other_frames():
+    a, b = _layer_twins()
+    assert a.truth.formulas == b.truth.formulas and np.array_equal(a.truth.nodes, b.truth.nodes)
+    assert a.config.weights_seed == 0 and b.config.weights_seed == 10_000
+    assert not np.allclose(a.model.params["embed"], b.model.params["embed"])
+
+
+def test_the_layer_truth_scores_perfectly_and_positions_tell_nothing():
+    from planted.evaluators.comparison import layer_orders, layer_representations
+
+    problem = _layer_twins()
+    order_a, order_b = layer_orders(problem)
+    assert sorted(order_a) == sorted(order_b) == [0, 1, 2, 3]
+    assert [tuple(o) for o in layer_orders(problem)] == [tuple(order_a), tuple(order_b)]  # deterministic
+    shown = layer_representations(problem)
+    x = np.concatenate([t.clean for t in problem[0].tasks])
+    np.testing.assert_array_equal(shown[0], problem[0].model.residuals(x)[1 + order_a[0]])
+    n = order_a.size
+    oracle = np.zeros((2 * n, 2 * n))
+    oracle[:n, n:] = order_a[:, None] == order_b[None, :]
+    perfect = TASKS["layers"].score(Similarities(oracle + oracle.T), problem)
+    assert perfect == {"layer_accuracy": 1.0, "layer_auroc": 1.0}
+    blind = TASKS["layers"].score(Similarities(np.ones((2 * n, 2 * n))), problem)
+    assert blind == {"layer_accuracy": 1 / n, "layer_auroc": 0.5}  # a tie of n layers earns 1/n each
+    # matching by position (shown i of one to shown i of the other) is no better than chance over problems
+    by_position = np.zeros((2 * n, 2 * n))
+    by_position[np.arange(n), n + np.arange(n)] = 1
+    assert TASKS["layers"].score(Similarities(by_position + by_position.T), problem)["layer_accuracy"] == \
+        pytest.approx(float(np.mean(order_a == order_b)))
+
+
+def test_cka_matches_compiled_twins_and_cca_cannot():
+    """The residual stream after block h holds every variable computed so far, so each layer's
+    span contains the earlier ones': mean CCA is 1 between any two layers and cannot tell them apart."""
+    problem = _layer_twins()
+    views = TASKS["layers"].artifact(problem)
+    from planted.methods import similarity
+
+    assert TASKS["layers"].score(similarity.similarities(views, "linear_cka"), problem)["layer_accuracy"] == 1.0
+    assert TASKS["layers"].score(similarity.similarities(views, "cca"), problem)["layer_accuracy"] == 0.25
+
+
+def test_a_layer_problem_refuses_toys_of_other_formulas():
+    a = _layer_twins()[0]
+    other = toys.planted_mlp(seed=5, n_blocks=4, depth=3)
+    with pytest.raises(ValueError, match="must compute the same formulas"):
+        TASKS["layers"].score(Similarities(np.eye(8)), (a, other))

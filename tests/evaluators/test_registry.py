@@ -28,6 +28,8 @@ TINY = {
     "modules": lambda: _connectome(),
     "hubs": lambda: _connectome(),
     "damage": lambda: _twins(),
+    "layers": lambda: (toys.planted_mlp(8, 2, seed=0, depth=2, n_blocks=3, width=32, n_samples=32, weights_seed=0),
+                       toys.planted_mlp(8, 2, seed=0, depth=2, n_blocks=3, width=32, n_samples=32, weights_seed=1)),
     "comparison": lambda: tuple(toys.feature_view(16, 8, 8, offset=o, n_samples=200, mean_active=3, seed=0, view=v)
                                 for v, o in enumerate((0, 0, 4, 8))),
 }

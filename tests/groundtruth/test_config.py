@@ -60,3 +60,19 @@ def test_unknown_fields_and_kinds_are_rejected():
         config_from_json({"kind": "nope", "schema": 1, "fields": {}})
     with pytest.raises(ValueError, match="schema"):
         config_from_json({"kind": "sparse_features", "schema": 99, "fields": {"n_features": 3, "d_model": 2}})
+
+
+def test_a_field_added_to_a_published_family_keeps_every_earlier_id():
+    """``weights_seed`` joined planted_mlp's config after its toys were published: at its default it
+    is not in the canonical JSON, so every earlier id holds; set, it is, and it round-trips."""
+    import json
+
+    from planted import toys
+
+    plain = toys.PlantedMLPConfig(seed=3)
+    assert "weights_seed" not in plain.to_json() and "weights_seed" not in plain.to_dict()
+    assert plain.id == "f87c90514522377bd0bca3cfa1d262566b44421a5231678b88a854f460592f8e"  # its id before the field
+    twin = plain.replace(weights_seed=7)
+    assert json.loads(twin.to_json())["fields"]["weights_seed"] == 7 and twin.id != plain.id
+    assert toys.config_from_json(json.loads(twin.to_json())) == twin
+    assert toys.config_from_json(json.loads(plain.to_json())) == plain

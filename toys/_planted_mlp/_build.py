@@ -4,6 +4,7 @@ the public generator on top of it."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,7 +16,7 @@ from planted.toys._planted_mlp._config import _STREAM_DATA, _STREAM_PLAN, _STREA
 from planted.toys._planted_mlp._formula import GATES
 from planted.toys._planted_mlp._model import CircuitModel, CircuitTask, _graph
 from planted.toys._planted_mlp._storage import _check, _from_arrays, _to_arrays
-from planted.toys._planted_mlp._trained import _TRAIN_DRAWS, _train
+from planted.toys._planted_mlp._trained import _TRAIN_DRAWS, _TWIN_ATTEMPTS, _train
 from planted.toys._planted_mlp._truth import TOLERANCE, PlantedCircuitToy, _circuit_truth
 
 
@@ -63,27 +64,35 @@ def build(config: PlantedMLPConfig) -> PlantedCircuitToy:
         except ValueError as exc:  # this draw's circuits do not fit the width: draw again
             too_wide = exc
             continue
-        wrng = np.random.default_rng([config.seed, _STREAM_WEIGHTS])
+        wrng = np.random.default_rng([config.weights_stream, _STREAM_WEIGHTS])
         dirs = _directions(plan.n_vars, config, wrng)
         tasks = _tasks(plan, config)
-        if config.trained and not _train(plan, blocks, config, dirs, tasks):
+        # A config with its own weights_seed tries a plan from several starts before drawing the next,
+        # so layer twins (one seed, other weights seeds) keep its formulas.
+        attempts = range(_TWIN_ATTEMPTS) if config.trained and config.weights_seed is not None else (None,)
+        fitted = False
+        for attempt in attempts:
+            draft, placed = copy.deepcopy((plan, blocks)) if attempt is not None else (plan, blocks)
+            if config.trained and not _train(draft, placed, config, dirs, tasks, attempt=attempt):
+                continue
+            fitted = True
+            model = CircuitModel(params=_weights(draft, placed, config, dirs, wrng), graph=_graph(config))
+            truth = _circuit_truth(draft, placed, model, tasks, config)
+            toy = PlantedCircuitToy(config=config, model=model, tasks=tasks, truth=truth, roots=tuple(draft.roots))
+            check = toy.verify()
+            if check.ok:
+                return toy
+            if any("output differs" in p for p in check.problems) and (config.superposition > 1 or config.naturalise):
+                raise ValueError(
+                    f"superposition={config.superposition} / noise={config.noise} make the compiled tasks inexact "
+                    f"(worst output error {check.worst_output_error:.3f} > {TOLERANCE}); lower superposition or noise, "
+                    "or the distractor_fraction"
+                )
+        if not fitted:
             untrained += 1
             if untrained == _TRAIN_DRAWS:
                 raise ValueError(f"trained: no exact fit of the tasks in {_TRAIN_DRAWS} draws for {config.to_json()}; "
                                  "try fewer tasks, a lower depth or fan_in")
-            continue
-        model = CircuitModel(params=_weights(plan, blocks, config, dirs, wrng), graph=_graph(config))
-        truth = _circuit_truth(plan, blocks, model, tasks, config)
-        toy = PlantedCircuitToy(config=config, model=model, tasks=tasks, truth=truth, roots=tuple(plan.roots))
-        check = toy.verify()
-        if check.ok:
-            return toy
-        if any("output differs" in p for p in check.problems) and (config.superposition > 1 or config.naturalise):
-            raise ValueError(
-                f"superposition={config.superposition} / noise={config.noise} make the compiled tasks inexact "
-                f"(worst output error {check.worst_output_error:.3f} > {TOLERANCE}); lower superposition or noise, "
-                "or the distractor_fraction"
-            )
     if too_wide is not None:
         raise too_wide
     raise ValueError(f"no well-formed circuits found for {config.to_json()} in 500 draws; try other gates, fan_in or depth")
@@ -109,6 +118,7 @@ def planted_mlp(
     noise: float = 3e-4,
     trained: bool = False,
     n_samples: int = 256,
+    weights_seed: int | None = None,
 ) -> PlantedCircuitToy:
     """A residual MLP with ``n_tasks`` boolean formulas compiled into exact ReLU circuits.
 
@@ -142,6 +152,13 @@ def planted_mlp(
         package docstring); a few seconds per toy.
     n_samples : int
         Clean / corrupted input pairs per task.
+    weights_seed : int, optional
+        Where the residual directions, the weights and their training come from (default: ``seed``).
+        Given, the orthonormal residual frame is a random rotation drawn from it (not the standard
+        basis), and a trained toy tries each plan from a few starts before drawing another. Two
+        toys of one ``seed`` and different ``weights_seed`` compute the same formulas with the same
+        gates in the same blocks, in other frames (trained: with other learned values): layer
+        twins, whose corresponding blocks are known.
 
     Returns
     -------
@@ -156,7 +173,7 @@ def planted_mlp(
         superposition=as_float(superposition), gates=tuple(gates) if isinstance(gates, (list, tuple)) else gates,
         distractor_fraction=as_float(distractor_fraction), redundancy=redundancy, cancellation=cancellation,
         saturation=saturation, shared=shared, naturalise=naturalise, noise=as_float(noise), trained=trained,
-        n_samples=n_samples, seed=seed,
+        n_samples=n_samples, seed=seed, weights_seed=weights_seed,
     ))
 
 

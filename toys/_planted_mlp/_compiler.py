@@ -129,9 +129,14 @@ def _place(plan: _Plan, cfg: PlantedMLPConfig, rng) -> list[list[_Neuron]]:
 
 
 def _directions(n_vars: int, cfg: PlantedMLPConfig, rng) -> np.ndarray:
-    """(n_vars, d_model) unit rows: orthonormal when superposition is 1, a random frame otherwise."""
+    """(n_vars, d_model) unit rows: orthonormal when superposition is 1 (the standard basis, or a
+    random rotation of it when the config names its ``weights_seed``: the frame of a layer twin),
+    a random frame otherwise."""
     if cfg.superposition == 1.0:
-        return np.eye(n_vars)
+        if cfg.weights_seed is None:
+            return np.eye(n_vars)
+        q, r = np.linalg.qr(rng.normal(size=(n_vars, n_vars)))
+        return q * np.sign(np.diag(r))
     d = math.ceil(n_vars / cfg.superposition)
     dirs = rng.normal(size=(n_vars, d))
     return dirs / np.linalg.norm(dirs, axis=1, keepdims=True)

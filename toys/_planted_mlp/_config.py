@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from planted.groundtruth import Config, Problems
+from planted.groundtruth import ADDED, Config, Problems
 from planted.toys._planted_mlp._catalog import MODES
 from planted.toys._planted_mlp._formula import GATES
 
@@ -37,6 +37,13 @@ class PlantedMLPConfig(Config):
     trained: bool = False
     n_samples: int = 256
     seed: int = 0
+    weights_seed: int | None = dataclasses.field(default=None, metadata=ADDED)
+
+    @property
+    def weights_stream(self) -> int:
+        """The seed of the residual directions, the weights and their training (``weights_seed``,
+        or ``seed`` when None); the formulas, their placement and the task inputs come from ``seed``."""
+        return self.seed if self.weights_seed is None else self.weights_seed
 
     def _check(self, p: Problems) -> None:
         p.integer("n_inputs", self.n_inputs, low=2, high=64)
@@ -68,4 +75,6 @@ class PlantedMLPConfig(Config):
             p.add(f"trained needs superposition=1.0 (trained variables are unbounded, so their interference in a shared frame is not controlled), got {self.superposition}")
         p.integer("n_samples", self.n_samples, low=8, high=1_000_000)
         p.integer("seed", self.seed, low=0, high=2**31 - 1)
+        if self.weights_seed is not None:
+            p.integer("weights_seed", self.weights_seed, low=0, high=2**31 - 1)
 

@@ -210,6 +210,13 @@ class CircuitModel:
                 )
         return out
 
+    def residuals(self, x) -> np.ndarray:
+        """(n_blocks + 1, batch, d_model) float32: the residual stream on inputs ``x`` after the
+        embedding and after each block (what each layer writes into; the layers a layer-matching
+        method compares)."""
+        residuals, _ = _clean_pass(self._device_params, jnp.asarray(x, jnp.float32))
+        return np.stack([np.asarray(r) for r in residuals])
+
     def ablated(self, x, kind: str, *, seed: int = 0) -> np.ndarray:
         """What an ablation sets each node to on inputs ``x``: 0 (``zero``), the node's mean over
         them (``mean``; (n_nodes,)), or its value on another of them (``resample``: a

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 _TRAINED_NEURONS = 3  # neurons per gate, each confined to the gate's children and its variable
 _TRAIN_RESTARTS, _TRAIN_STEPS, _TRAIN_FINE, _TRAIN_ROUNDS, _TRAIN_ROWS, _TRAIN_RATE = 8, 2000, 500, 4, 256, 0.02
 _TRAIN_DRAWS = 20  # draws whose training fails before build gives up
+# With a weights_seed, the starts tried on one plan before the next is drawn: twins of one seed
+# (other weights seeds) then keep the same formulas unless one of them fails them all.
+_TWIN_ATTEMPTS = 4
 _TRAINED_ERROR = 0.02  # the largest output error a trained draw may keep (verify allows TOLERANCE)
 _TRAINED_EFFECT = 2 * TOLERANCE  # a trained neuron whose mean ablation moves less is pruned
 
@@ -95,7 +98,7 @@ def _check_trained(q, clean, corrupted, alive, structure, n_blocks: int):
     return out, _masked_net(q, corrupted, alive, structure, n_blocks)[0], change
 
 
-def _train(plan: _Plan, blocks, cfg: PlantedMLPConfig, dirs: np.ndarray, tasks) -> bool:
+def _train(plan: _Plan, blocks, cfg: PlantedMLPConfig, dirs: np.ndarray, tasks, attempt: int | None = None) -> bool:
     """Train the circuit neurons' weights on the task labels under structural masks.
 
     Each gate has ``_TRAINED_NEURONS`` neurons that may read only its children's residual
@@ -105,7 +108,9 @@ def _train(plan: _Plan, blocks, cfg: PlantedMLPConfig, dirs: np.ndarray, tasks) 
     output by less than ``_TRAINED_EFFECT`` are then pruned and the rest fine-tuned, until every
     remaining neuron is necessary and every output within ``_TRAINED_ERROR`` of its formula. The
     coefficients are written back into the neurons; False when training fails (the draw is
-    discarded). Shapes are padded so that draws of one config share compiled code.
+    discarded). Shapes are padded so that draws of one config share compiled code. ``attempt``
+    (given when a config names its ``weights_seed``) draws the start from a stream of its own, so
+    a plan can be tried again before the next is drawn.
     """
     circuit = sorted({id(n): n for ns in plan.circuit_neurons for n in ns}.values(), key=lambda n: n.index)
     c = -(-len(circuit) // 8) * 8
@@ -122,7 +127,7 @@ def _train(plan: _Plan, blocks, cfg: PlantedMLPConfig, dirs: np.ndarray, tasks) 
         write_dirs[i] = padded[next(iter(n.writes))]
         block_of[i] = n.block
     structure = tuple(jnp.asarray(v, jnp.float32) for v in (read_dirs, write_dirs, padded[: cfg.n_inputs], padded[plan.answer_vars], block_of))
-    rng = np.random.default_rng([cfg.seed, _STREAM_WEIGHTS, 1])
+    rng = np.random.default_rng([cfg.weights_stream, _STREAM_WEIGHTS, 1] + ([] if attempt is None else [attempt]))
     # Training inputs: every assignment of the tasks' leaves (or random ones), repeated to
     # _TRAIN_ROWS rows, with the other inputs random (they matter only through superposition).
     leaves = sorted(set().union(*map(set, plan.leaves)))
