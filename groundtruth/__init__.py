@@ -37,7 +37,14 @@ from planted.groundtruth._files import (
     read_torch_state_dict,
     regular_file,
 )
-from planted.groundtruth._lesions import LESION_LABELS, LETHAL_DEFICIT, SILENT_DEFICIT, LesionCensus, lesion_labels
+from planted.groundtruth._lesions import (
+    LESION_LABELS,
+    LETHAL_DEFICIT,
+    SILENT_DEFICIT,
+    ConnectomeLesions,
+    LesionCensus,
+    lesion_labels,
+)
 from planted.groundtruth._geometry import (
     REPRESENTED_NORM,
     dimensionality,
@@ -56,6 +63,7 @@ from planted.groundtruth._records import (
 )
 
 __all__ = [
+    "ConnectomeLesions",
     "ADDED",
     "DAMAGES",
     "DamagePrediction",

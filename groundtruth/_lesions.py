@@ -127,3 +127,57 @@ def lesion_labels(single: np.ndarray, pairs: np.ndarray | None) -> tuple[str, ..
         else:
             labels.append("redundant" if backup[i] else "silent")
     return tuple(labels)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ConnectomeLesions:
+    """Groups of neurons of a synthetic connectome lesioned (every synapse in and out removed) and
+    the network simulated again with the same drive and noise: how the activity of the spared
+    neurons changed.
+
+    Attributes
+    ----------
+    names : tuple[str, ...]
+        The groups: ``hubs``, ``non-hubs`` (as many non-hubs drawn at random), ``module <k>``, or a
+        caller's.
+    members : tuple of (size,) int64 arrays
+        The neurons of each group.
+    rates : (n,) float64
+        Each neuron's firing rate (Hz) in the intact network.
+    lesioned_rates : (n_groups, n) float64
+        The same after each group's lesion (0 for the lesioned neurons).
+    bursts : float
+        Network bursts per second intact (the ChaLearn definition, ``toys.network_bursts``).
+    lesioned_bursts : (n_groups,) float64
+    """
+
+    names: tuple[str, ...]
+    members: tuple[np.ndarray, ...]
+    rates: np.ndarray
+    lesioned_rates: np.ndarray
+    bursts: float
+    lesioned_bursts: np.ndarray
+
+    def __post_init__(self) -> None:
+        k = len(self.names)
+        if len(self.members) != k:
+            raise ValueError(f"members must hold one array per group ({k}), got {len(self.members)}")
+        object.__setattr__(self, "members", tuple(frozen(np.asarray(m, np.int64)) for m in self.members))
+        rates = frozen(np.asarray(self.rates, np.float64))
+        after = frozen(np.asarray(self.lesioned_rates, np.float64))
+        if after.shape != (k, rates.size):
+            raise ValueError(f"lesioned_rates must be ({k}, {rates.size}), got {after.shape}")
+        object.__setattr__(self, "rates", rates)
+        object.__setattr__(self, "lesioned_rates", after)
+        object.__setattr__(self, "lesioned_bursts", frozen(np.asarray(self.lesioned_bursts, np.float64)))
+
+    def rate_change(self) -> np.ndarray:
+        """(n_groups,) the relative change of the spared neurons' mean rate after each lesion
+        (-0.3: they fire 30% less)."""
+        out = np.zeros(len(self.names))
+        for g, members in enumerate(self.members):
+            spared = np.ones(self.rates.size, bool)
+            spared[members] = False
+            before = self.rates[spared].mean()
+            out[g] = self.lesioned_rates[g, spared].mean() / before - 1.0 if before > 0 else 0.0
+        return out

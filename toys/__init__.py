@@ -7,7 +7,8 @@ of superposition (Elhage et al. 2022), ``superposition_sweep`` many at once and
 with known circuits and a catalog of the situations where circuit methods fail
 (``FAILURE_MODES``), and ``lesion_census`` and ``exact_shapley`` measure what lesioning its
 components costs, and ``damaged`` makes a damaged copy of one (its twin in disease vs normal); ``rasp_transformer`` compiles a RASP program into a transformer whose
-attention-head circuit is known and verified; ``connectome`` wires, simulates and records a synthetic connectome;
+attention-head circuit is known and verified; ``connectome`` wires, simulates and records a synthetic connectome (and
+``connectome_lesions`` lesions groups of its neurons and simulates it again);
 ``preset(name)`` builds a named configuration from a paper; ``from_config(config)`` regenerates
 any toy from its config; ``save``/``load`` write and verify toys without pickle;
 ``planted.toys.strategies`` has hypothesis strategies; ``planted.toys.rasp`` compiles RASP
@@ -35,6 +36,7 @@ _NAMES = {
     "ConnectomeToy": "._connectome",
     "calcium": "._connectome",
     "connectome": "._connectome",
+    "connectome_lesions": "._connectome._lesions",
     "network_bursts": "._connectome",
     "wiring_statistics": "._connectome",
     "FeatureViewConfig": "._feature_view",

@@ -49,21 +49,27 @@ def _memory(config: ConnectomeConfig) -> tuple[float, str, str]:
             "n_neurons or density" if synapses >= recording + spikes else "duration, frame_rate or n_neurons")
 
 
-def build(config: ConnectomeConfig) -> ConnectomeToy:
-    """Wire, simulate and record the network a ``ConnectomeConfig`` describes."""
-    if not isinstance(config, ConnectomeConfig):
-        raise ValueError(f"config must be a ConnectomeConfig, got {type(config).__name__}")
-    require_memory(config.kind, *_memory(config))
-    weights, types, positions, modules, hubs = _wiring(config)
+def _stimulus(config: ConnectomeConfig):
+    """The tuning matrix and the stimulus protocol ``features(times) -> (len(times), F)``: drawn
+    once on a fine clock, then read at blocks and at frames (the same for every run of a config)."""
     tuning = _tuning(config)
     stimulus_rng = np.random.default_rng([config.seed, _STREAM_TUNING, 1])
-    # One stimulus protocol: drawn once on a fine clock, then read at blocks and at frames.
     clock = 1e-3
     fine = _features(config, np.arange(int(math.ceil(config.duration / clock)) + 1) * clock, stimulus_rng)
 
     def features(times):
         return fine[np.minimum((np.asarray(times) / clock).astype(np.int64), fine.shape[0] - 1)]
 
+    return tuning, features
+
+
+def build(config: ConnectomeConfig) -> ConnectomeToy:
+    """Wire, simulate and record the network a ``ConnectomeConfig`` describes."""
+    if not isinstance(config, ConnectomeConfig):
+        raise ValueError(f"config must be a ConnectomeConfig, got {type(config).__name__}")
+    require_memory(config.kind, *_memory(config))
+    weights, types, positions, modules, hubs = _wiring(config)
+    tuning, features = _stimulus(config)
     times, neurons = _simulate(config, weights, tuning, features)
     observed, traces = _observe(config, times, neurons, positions)
     frames = np.arange(traces.shape[0]) / config.frame_rate

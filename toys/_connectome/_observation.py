@@ -26,12 +26,17 @@ def network_bursts(truth: ConnectomeTruth, bin_width: float = 0.05) -> tuple[flo
     """``(bursts per second, fraction of spikes in bursts)`` with the ChaLearn organizers'
     definition: a burst is a run of bins of ``bin_width`` seconds in which more than half the
     neurons fire."""
-    n, n_bins = truth.n_neurons, max(1, int(truth.duration / bin_width))
-    bin_of = np.minimum((truth.spike_times / bin_width).astype(np.int64), n_bins - 1)
-    active = np.bincount(_sorted_unique(bin_of * n + truth.spike_neurons) // n, minlength=n_bins)
+    return _bursts(truth.spike_times, truth.spike_neurons, truth.n_neurons, truth.duration, bin_width)
+
+
+def _bursts(times: np.ndarray, neurons: np.ndarray, n: int, duration: float, bin_width: float = 0.05) -> tuple[float, float]:
+    """``network_bursts`` of spikes given as times and neurons, among ``n`` neurons over ``duration`` s."""
+    n_bins = max(1, int(duration / bin_width))
+    bin_of = np.minimum((times / bin_width).astype(np.int64), n_bins - 1)
+    active = np.bincount(_sorted_unique(bin_of * n + neurons) // n, minlength=n_bins)
     burst = np.concatenate([[False], active > n / 2])
     starts = np.flatnonzero(burst[1:] & ~burst[:-1]).size
-    return starts / truth.duration, float(burst[1:][bin_of].mean()) if bin_of.size else 0.0
+    return starts / duration, float(burst[1:][bin_of].mean()) if bin_of.size else 0.0
 
 
 def _counts(cfg: ConnectomeConfig, times: np.ndarray, neurons: np.ndarray, which: np.ndarray, decay: float = 0.0) -> np.ndarray:
