@@ -94,6 +94,7 @@ SIMILARITY_METHODS = (
     ("rsa", {"measure": "rsa"}),
     ("procrustes", {"measure": "procrustes"}),
     ("regression", {"measure": "regression"}),
+    ("features-first", {"measure": "features_first", "components": 1.0}),
 )
 
 DAMAGE_METHOD_NAMES = ("activation_difference", "lesion_explanation", "weight_difference")

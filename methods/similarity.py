@@ -12,7 +12,8 @@ revisited" (linear and RBF CKA, linear regression). Hotelling (1936), "Relations
 of variates" (CCA). Raghu, Gilmer, Yosinski & Sohl-Dickstein (2017), "SVCCA". Morcos, Raghu &
 Bengio (2018), "Insights on representational similarity in neural networks with canonical
 correlation" (PWCCA). Kriegeskorte, Mur & Bandettini (2008), "Representational similarity
-analysis". Williams, Kunz, Kornblith & Linderman (2021), "Generalized shape metrics on neural
+analysis". Hyvarinen & Oja (2000), "Independent component analysis: algorithms and applications"
+(the features-first dictionary). Williams, Kunz, Kornblith & Linderman (2021), "Generalized shape metrics on neural
 representations" (orthogonal Procrustes). Ding, Denain & Steinhardt (2021), "Grounding
 representation similarity with statistical testing".
 """
@@ -175,6 +176,38 @@ def regression(x, y) -> float:
     return float((fitted * fitted).sum() / total)
 
 
+def _codes(x: np.ndarray, components: float = 1.0, seed: int = 0) -> np.ndarray:
+    """(n_samples, k) standardised codes of an ICA dictionary of ``x`` with ``components`` times
+    its width sources (at most its width: ICA finds no more sources than dimensions)."""
+    from planted.methods._decomposition import ica
+
+    k = max(1, min(int(round(components * x.shape[1])), *x.shape))
+    codes = np.asarray(ica(x.astype(np.float32), k, seed=seed).codes, np.float64)
+    codes = codes - codes.mean(axis=0)
+    scale = codes.std(axis=0)
+    return codes / np.where(scale > 0, scale, np.inf)
+
+
+def _match_codes(a: np.ndarray, b: np.ndarray) -> float:
+    """The mean |correlation| of the one-to-one matching of two sets of standardised codes that
+    maximises it (Hungarian), over ``min(k_a, k_b)`` pairs."""
+    from scipy.optimize import linear_sum_assignment
+
+    corr = np.abs(a.T @ b) / a.shape[0]
+    rows, cols = linear_sum_assignment(-corr)
+    return float(corr[rows, cols].mean())
+
+
+def features_first(x, y, *, components: float = 1.0, seed: int = 0) -> float:
+    """"Features first": a dictionary on each side, then their features matched across sides. Each
+    side gets an ICA dictionary (FastICA, Hyvarinen & Oja 2000: ``methods.ica``, ``components``
+    times its width sources); the sources are matched one to one across sides by the absolute
+    correlation of their codes on the shared samples (Hungarian), and the similarity is the mean
+    matched correlation. Not symmetric in its sampling noise; 1 for the same sources in any frame."""
+    x, y = _pair(x, y)
+    return _match_codes(_codes(x, components, seed), _codes(y, components, seed))
+
+
 MEASURES: dict[str, Callable[..., float]] = {
     "linear_cka": linear_cka,
     "rbf_cka": rbf_cka,
@@ -184,7 +217,11 @@ MEASURES: dict[str, Callable[..., float]] = {
     "rsa": rsa,
     "procrustes": procrustes,
     "regression": regression,
+    "features_first": features_first,
 }
+# Measures that first compute something of each representation alone: (prepare, compare), so
+# ``similarities`` prepares each representation once, not once per pair.
+_PREPARED = {features_first: (_codes, _match_codes)}
 
 
 def similarities(artifacts: Sequence[np.ndarray], measure: str = "linear_cka", **params) -> Similarities:
@@ -198,6 +235,15 @@ def similarities(artifacts: Sequence[np.ndarray], measure: str = "linear_cka", *
         raise ValueError(f"a comparison needs at least 2 representations, got {len(views)}")
     k = len(views)
     values = np.eye(k)
+    if fn in _PREPARED:
+        prepare, compare = _PREPARED[fn]
+        for i, v in enumerate(views):
+            _pair(v, views[0])
+        prepared = [prepare(v, **params) for v in views]
+        for i in range(k):
+            for j in range(i + 1, k):
+                values[i, j] = values[j, i] = compare(prepared[i], prepared[j])
+        return Similarities(values, method=measure)
     for i in range(k):
         for j in range(k):
             if i != j and (j > i or fn in _ASYMMETRIC):
@@ -213,6 +259,7 @@ __all__ = [
     "MEASURES",
     "canonical_correlations",
     "cca",
+    "features_first",
     "linear_cka",
     "procrustes",
     "pwcca",
