@@ -20,6 +20,7 @@ from planted.groundtruth import (
     Encoder,
     NodeScores,
     DamagePrediction,
+    Formation,
     Partition,
     Similarities,
     Toy,
@@ -334,3 +335,35 @@ def damage_read(arrays: Arrays, problem: tuple[Toy, ...]) -> DamagePrediction | 
     n_nodes, n_tasks = problem[0].graph.n_nodes, len(problem[0].tasks)
     deficits = _floats(arrays, "deficits", (n_tasks,)) if "deficits" in arrays else None
     return DamagePrediction(nodes=_floats(arrays, "damage", (n_nodes,)), deficits=deficits)
+
+
+# --- dynamics --------------------------------------------------------------------------------------
+
+
+def dynamics_files(toy: Toy) -> tuple[Arrays, dict[str, Any]]:
+    """A training record: the snapshots' steps, losses, weights and biases."""
+    d = toy.truth.dynamics
+    if d is None or d.losses is None:
+        raise ValueError("the toy keeps no training record (train it with snapshot_every > 0)")
+    arrays = {"steps": d.steps, "losses": d.losses, "weights": d.weights, "biases": d.biases}
+    n = d.weights.shape[2]
+    return arrays, {
+        "arrays": {"steps": f"int64 {d.steps.shape}: the optimiser step of each snapshot (0: the initialisation)",
+                   "losses": f"float32 {d.losses.shape}: the loss on a fixed evaluation batch at each snapshot",
+                   "weights": f"float32 {d.weights.shape}: W (n_hidden, n_features) at each snapshot",
+                   "biases": f"float32 {d.biases.shape}: the output bias at each snapshot"},
+        "predictions": {"formation_steps": f"optional: int array ({n},), the step each feature formed (-1: never)",
+                        "events": "optional: int array (k,), steps at which something formed (change points)",
+                        "note": "formation_steps, events or both"},
+    }
+
+
+def dynamics_read(arrays: Arrays, toy: Toy) -> Formation | None:
+    """The ``Formation`` of a predictions file (None when it has neither array)."""
+    if "formation_steps" not in arrays and "events" not in arrays:
+        return None
+    n = toy.truth.dynamics.weights.shape[2]
+    steps = arrays.get("formation_steps")
+    if steps is not None and steps.shape != (n,):
+        raise ValueError(f"'formation_steps' must be an int array ({n},), got {steps.dtype} {steps.shape}")
+    return Formation(steps=steps, events=arrays.get("events"))

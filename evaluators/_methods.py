@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from planted import __version__, methods
-from planted.groundtruth import CircuitPrediction, DamagePrediction, Dictionary, EdgeScores, NodeScores, Partition, Similarities, nearest
+from planted.groundtruth import CircuitPrediction, DamagePrediction, Dictionary, Formation, EdgeScores, NodeScores, Partition, Similarities, nearest
 
 # Features methods. Sizes are given relative to d_model (read off the activations), never from the truth.
 
@@ -96,6 +96,18 @@ SIMILARITY_METHODS = (
     ("regression", {"measure": "regression"}),
     ("features-first", {"measure": "features_first", "components": 1.0}),
 )
+
+DYNAMICS_METHOD_NAMES = ("loss_change_points", "norm_growth", "norm_half_final")
+
+
+def dynamics_method(artifact, *, seed: int, method: str, **params: Any) -> Formation:
+    """A ``methods.dynamics`` method (by name) on a training record."""
+    from planted.methods import dynamics
+
+    if method not in DYNAMICS_METHOD_NAMES:
+        raise nearest(method, DYNAMICS_METHOD_NAMES, "dynamics method")
+    return getattr(dynamics, method)(artifact, seed=seed, **params)
+
 
 DAMAGE_METHOD_NAMES = ("activation_difference", "lesion_explanation", "weight_difference")
 
@@ -286,6 +298,10 @@ METHODS: dict[str, MethodSpec] = {
                    task="transformer_circuits"),
         *(MethodSpec(name, similarity_method, params, task="comparison") for name, params in SIMILARITY_METHODS),
         *(MethodSpec(f"layers-{name}", similarity_method, params, task="layers") for name, params in SIMILARITY_METHODS),
+        MethodSpec("norm-half-final", dynamics_method, {"method": "norm_half_final", "fraction": 0.5}, task="dynamics"),
+        MethodSpec("norm-growth", dynamics_method, {"method": "norm_growth"}, task="dynamics"),
+        MethodSpec("loss-change-points", dynamics_method, {"method": "loss_change_points", "threshold": 2.0},
+                   task="dynamics"),
         MethodSpec("weight-difference", damage_method, {"method": "weight_difference"}, task="damage"),
         MethodSpec("activation-difference", damage_method, {"method": "activation_difference"}, task="damage"),
         MethodSpec("lesion-explanation", damage_method, {"method": "lesion_explanation", "kind": "zero"}, task="damage"),

@@ -110,6 +110,17 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
                "its counterpart, a tie of k layers counting 1/k (Kornblith et al. 2019's test)"),
     MetricInfo("layer_auroc", True, "area under the ROC curve of the similarities of the cross pairs of layers, the "
                "counterparts as positives", _constant(0.5)),
+    # dynamics
+    MetricInfo("event_f1", True, "harmonic mean of the event precision and recall"),
+    MetricInfo("event_precision", True, "fraction of the predicted events (change points, or the distinct dates) "
+               "within a window of a true formation step"),
+    MetricInfo("event_recall", True, "fraction of the distinct true formation steps within a window of a predicted "
+               "event"),
+    MetricInfo("log_step_error", False, "mean over the features formed in truth of |log10(1 + predicted step) - "
+               "log10(1 + true step)| (a predicted never counted at twice the last step)"),
+    MetricInfo("order_tau", True, "Kendall tau of the predicted and true formation steps of the features both date",
+               _constant(0.0)),
+    MetricInfo("formed_accuracy", True, "fraction of features on which the method says rightly whether it formed"),
     # damage
     MetricInfo("damage_auroc", True, "area under the ROC curve of the damage scores over the blocks' neurons, the "
                "damaged ones as positives", _constant(0.5)),

@@ -362,6 +362,27 @@ def _layers() -> Suite:
     )
 
 
+def _dynamics() -> Suite:
+    # Toy models of superposition (20 features in 5 dimensions) trained 3,000 steps with a snapshot
+    # every 30, at three sparsities: the features form one by one (Elhage et al. 2022).
+    specs = tuple(
+        ToySpec(f"tms-s{sparsity}", "superposition",
+                dict(n_features=20, n_hidden=5, n_samples=2000, sparsity=sparsity, n_steps=3000, snapshot_every=30),
+                {"sparsity": sparsity})
+        for sparsity in (0.7, 0.9, 0.97)
+    )
+    served = methods_for("dynamics")
+    return Suite(
+        name="dynamics",
+        task="dynamics",
+        toys=specs,
+        methods=served,
+        seeds=(0, 1, 2),
+        description=f"training records of toy models of superposition ({', '.join(s.name for s in specs)}) x "
+        f"{len(served)} dynamics methods x 3 seeds; < 2 min",
+    )
+
+
 def _damage() -> Suite:
     # Four-task planted circuits (12 inputs, depth 2, three blocks of 32); a fifth of the planted
     # circuits' neurons damaged four ways.
@@ -386,7 +407,7 @@ def _damage() -> Suite:
 SUITES: dict[str, Suite] = {
     s.name: s
     for s in (_quick(), _standard(), _features_sweep(), _tms(), _circuits(), _transformer_circuits(), _connectome("connectivity"),
-              _connectome("modules"), _connectome("hubs"), _comparison(), _layers(), _damage())
+              _connectome("modules"), _connectome("hubs"), _comparison(), _layers(), _damage(), _dynamics())
 }
 
 __all__ = ["METHODS", "SUITES", "MethodSpec", "Suite", "ToySpec", "damaged_twin", "methods_for", "weights_twin"]

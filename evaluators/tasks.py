@@ -28,6 +28,7 @@ from planted.evaluators.comparison import (
 )
 from planted.evaluators.circuits import auroc, score_circuit, score_modules, with_edges
 from planted.evaluators.connectome import hub_precision_at_k, score_connectivity
+from planted.evaluators.dynamics import score_formation
 from planted.evaluators.features import score_features
 from planted.groundtruth import (
     CircuitPrediction,
@@ -37,6 +38,7 @@ from planted.groundtruth import (
     DamageTruth,
     Dictionary,
     EdgeScores,
+    Formation,
     FeatureToy,
     FeatureTruth,
     NodeScores,
@@ -293,6 +295,23 @@ def _layer_artifact(problem) -> tuple[np.ndarray, ...]:
     return private_copy(layer_representations(problem))
 
 
+def _dynamics_record(toy) -> dict[str, np.ndarray]:
+    """The training record a dynamics method sees: the snapshots' steps, losses, weights and biases."""
+    dynamics = toy.truth.dynamics
+    if dynamics is None or dynamics.losses is None:
+        raise ValueError("the dynamics task needs a toy trained with snapshot_every > 0 (its snapshots and loss curve)")
+    return {"steps": dynamics.steps, "losses": dynamics.losses, "weights": dynamics.weights, "biases": dynamics.biases}
+
+
+def _dynamics_artifact(toy) -> dict[str, np.ndarray]:
+    return private_copy(_dynamics_record(toy))
+
+
+def _dynamics_metrics(prediction: Formation, toy) -> dict[str, Any]:
+    _dynamics_record(toy)
+    return score_formation(prediction, toy.truth.dynamics)
+
+
 def _comparison_keep(prediction: Similarities, problem) -> np.ndarray:
     return prediction.symmetric.astype(np.float32)
 
@@ -354,6 +373,21 @@ TASKS: dict[str, Task] = {
             several=True,
             files=_exchange.layer_files,
             read=_exchange.layer_read,
+        ),
+        Task(
+            name="dynamics",
+            description="date the formation of each planted feature of a toy model of superposition from its "
+            "training record (snapshots of the weights and the loss curve): log-step error and Kendall tau of the "
+            "dates, precision and recall of change points within a window",
+            truth_type=FeatureTruth,
+            prediction_type=Formation,
+            artifact=_dynamics_artifact,
+            score=_dynamics_metrics,
+            headline="event_f1",
+            metrics=("event_f1", "event_precision", "event_recall", "log_step_error", "order_tau", "formed_accuracy"),
+            families=("superposition",),
+            files=_exchange.dynamics_files,
+            read=_exchange.dynamics_read,
         ),
         Task(
             name="damage",

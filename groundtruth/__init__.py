@@ -6,7 +6,8 @@ connectome's (whose ``Recording`` is what methods see); ``Dictionary`` is a feat
 prediction, ``CircuitPrediction`` a circuit method's, and ``EdgeScores``, ``Partition`` and
 ``NodeScores`` a connectome method's, and ``Similarities`` a comparison method's (scored against the planted
 ``correspondence`` of features); ``LesionCensus`` is what lesioning every component of a network costs, ``DamageTruth`` what
-was damaged in a copy of one and ``DamagePrediction`` a damage method's guess. ``Config`` is the base of every generator's config; ``Problems`` and ``nearest`` are the
+was damaged in a copy of one and ``DamagePrediction`` a damage method's guess; ``formation_steps`` dates each feature's formation
+in a training record and ``Formation`` is a dynamics method's prediction. ``Config`` is the base of every generator's config; ``Problems`` and ``nearest`` are the
 validation helpers every package shares. This package imports nothing from the rest of planted.
 """
 
@@ -20,6 +21,7 @@ from planted.groundtruth._circuits import (
 )
 from planted.groundtruth._comparison import Similarities, correspondence, shared_fraction
 from planted.groundtruth._damage import DAMAGES, DamagePrediction, DamageTruth
+from planted.groundtruth._dynamics import FORMATION_TOLERANCE, Formation, formation_steps
 from planted.groundtruth._config import ADDED, SCHEMA_VERSION, Config, Problems, nearest, suggest
 from planted.groundtruth._connectome import (
     RECORDING_KINDS,
@@ -63,6 +65,9 @@ from planted.groundtruth._records import (
 )
 
 __all__ = [
+    "FORMATION_TOLERANCE",
+    "Formation",
+    "formation_steps",
     "ConnectomeLesions",
     "ADDED",
     "DAMAGES",

@@ -29,6 +29,9 @@ class TrainingDynamics:
         W at each snapshot.
     biases : (n_snapshots, n_features) float32
         The output bias at each snapshot.
+    losses : (n_snapshots,) float32 or None
+        The loss at each snapshot on the evaluation batch the final loss is measured on (the
+        loss curve a researcher watches); None in records made before it was kept.
 
     The derived truth (``norms``, ``dimensionality``, ``represented_step``, ``geometry_changes``)
     is computed from the snapshots, so a loaded record can never disagree with its weights.
@@ -37,6 +40,7 @@ class TrainingDynamics:
     steps: np.ndarray
     weights: np.ndarray
     biases: np.ndarray
+    losses: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         steps = np.asarray(self.steps)
@@ -55,6 +59,11 @@ class TrainingDynamics:
         object.__setattr__(self, "steps", steps.astype(np.int64))
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "biases", biases)
+        if self.losses is not None:
+            losses = np.asarray(self.losses, np.float32)
+            if losses.shape != steps.shape or not np.isfinite(losses).all():
+                raise ValueError(f"dynamics.losses must be {steps.size} finite values, got {losses.dtype} {losses.shape}")
+            object.__setattr__(self, "losses", losses)
 
     @property
     def norms(self) -> np.ndarray:

@@ -9,7 +9,8 @@ communities, functional connectivity) shared with the connectome toys. Connectiv
 ``(n_observed, n_observed)`` score matrix ``scores[pre, post]``. Similarity measures
 (``planted.methods.similarity``: CKA, CCA, SVCCA, PWCCA, RSA, Procrustes, regression) compare
 representations of the same inputs; ``similarities`` gives a ``Similarities`` over every pair. Damage methods
-(``planted.methods.damage``) localise the damage in a damaged copy of a circuit network. Names load on first use, so
+(``planted.methods.damage``) localise the damage in a damaged copy of a circuit network; dynamics methods
+(``planted.methods.dynamics``) date formation in a training record. Names load on first use, so
 ``import planted.methods`` imports neither JAX nor scikit-learn.
 """
 
@@ -19,6 +20,7 @@ _NAMES = {
     "circuits": ".circuits",
     "connectivity": ".connectivity",
     "damage": ".damage",
+    "dynamics": ".dynamics",
     "correlation": ".connectivity",
     "granger": ".connectivity",
     "graphs": ".graphs",

@@ -34,6 +34,8 @@ def feature_arrays(toy: FeatureToy) -> tuple[dict[str, np.ndarray], dict[str, An
         arrays["truth.dimensionality"] = truth.dimensionality
     if truth.dynamics is not None:
         arrays.update({f"truth.dynamics.{name}": getattr(truth.dynamics, name) for name in _DYNAMICS_ARRAYS})
+        if truth.dynamics.losses is not None:
+            arrays["truth.dynamics.losses"] = truth.dynamics.losses
     extra = {
         "labels": list(truth.labels),
         "codes_shape": list(codes.shape),
@@ -55,7 +57,8 @@ def feature_toy(config, arrays: dict[str, np.ndarray], extra: dict[str, Any]) ->
         dimensionality=arrays.get("truth.dimensionality"),
         dimensions_per_feature=extra.get("dimensions_per_feature"),
         dynamics=(
-            TrainingDynamics(**{name: arrays[f"truth.dynamics.{name}"] for name in _DYNAMICS_ARRAYS})
+            TrainingDynamics(**{name: arrays[f"truth.dynamics.{name}"] for name in _DYNAMICS_ARRAYS},
+                             losses=arrays.get("truth.dynamics.losses"))
             if "truth.dynamics.steps" in arrays
             else None
         ),

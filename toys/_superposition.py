@@ -193,22 +193,26 @@ def _train_one(key, eval_key, sparsity, importance, *, cfg: SuperpositionConfig)
     carry = (params, optimizer.init(params))
     snapshots = None
     every = cfg.snapshot_every
+    x_eval = _sample(rnd.words(eval_key), 0, _EVAL_SAMPLES, cfg.n_features, sparsity, cfg.correlation)
+
+    def record(p):  # a snapshot: the embedding, the bias and the loss on the evaluation batch
+        return p["W"], p["b"], _loss(p, x_eval, importance, cfg.hidden_relu)
+
     if every:
         blocks = cfg.n_steps // every
 
         def block(carry, b):
             carry = run(carry, b * every, every)
-            return carry, (carry[0]["W"], carry[0]["b"])
+            return carry, record(carry[0])
 
-        carry, (ws, bs) = jax.lax.scan(block, carry, jnp.arange(blocks, dtype=jnp.uint32))
-        snapshots = (jnp.concatenate([params["W"][None], ws]), jnp.concatenate([params["b"][None], bs]))
+        carry, taken = jax.lax.scan(block, carry, jnp.arange(blocks, dtype=jnp.uint32))
+        snapshots = tuple(jnp.concatenate([first[None], rest]) for first, rest in zip(record(params), taken))
         if cfg.n_steps % every:  # the final state closes the record
             carry = run(carry, blocks * every, cfg.n_steps % every)
-            snapshots = tuple(jnp.concatenate([a, p[None]]) for a, p in zip(snapshots, (carry[0]["W"], carry[0]["b"])))
+            snapshots = tuple(jnp.concatenate([a, p[None]]) for a, p in zip(snapshots, record(carry[0])))
     else:
         carry = run(carry, 0, cfg.n_steps)
     params = carry[0]
-    x_eval = _sample(rnd.words(eval_key), 0, _EVAL_SAMPLES, cfg.n_features, sparsity, cfg.correlation)
     return params, _loss(params, x_eval, importance, cfg.hidden_relu), snapshots
 
 
@@ -455,7 +459,8 @@ def _build_many(configs: list[SuperpositionConfig]) -> list[SuperpositionToy]:
             steps = np.arange(0, c.n_steps + 1, every)
             if c.n_steps % every:
                 steps = np.append(steps, c.n_steps)
-            dynamics = TrainingDynamics(steps=steps, weights=snapshots[0][i, best], biases=snapshots[1][i, best])
+            dynamics = TrainingDynamics(steps=steps, weights=snapshots[0][i, best], biases=snapshots[1][i, best],
+                                        losses=snapshots[2][i, best])
         built.append(_toy(c, {k: v[i] for k, v in params.items()}, losses[i], dynamics))
     return built
 
@@ -470,7 +475,7 @@ def _memory(config: SuperpositionConfig, points: int = 1) -> tuple[float, str, s
     instances = points * r
     params = 4.0 * 4 * matrices * m * n * instances
     batches = 4.0 * 4 * (config.batch_size + _EVAL_SAMPLES) * (n + m) * min(instances, 2 * _cpu_cores())
-    snapshots = 4.0 * (config.n_steps // config.snapshot_every + 2 if config.snapshot_every else 0) * m * n * instances
+    snapshots = 4.0 * (config.n_steps // config.snapshot_every + 2 if config.snapshot_every else 0) * (m + 1) * n * instances
     artifact = points * (4.0 * config.n_samples * m + 12.0 * config.n_samples * n * (1 - config.sparsity))
     return (params + batches + snapshots + artifact,
             f"{instances} trained instances: weights and optimiser state {params / 2**30:.1f} GiB, batches "

@@ -28,6 +28,7 @@ TINY = {
     "modules": lambda: _connectome(),
     "hubs": lambda: _connectome(),
     "damage": lambda: _twins(),
+    "dynamics": lambda: toys.superposition(6, 2, n_samples=64, sparsity=0.8, n_steps=200, snapshot_every=20, seed=0),
     "layers": lambda: (toys.planted_mlp(8, 2, seed=0, depth=2, n_blocks=3, width=32, n_samples=32, weights_seed=0),
                        toys.planted_mlp(8, 2, seed=0, depth=2, n_blocks=3, width=32, n_samples=32, weights_seed=1)),
     "comparison": lambda: tuple(toys.feature_view(16, 8, 8, offset=o, n_samples=200, mean_active=3, seed=0, view=v)
@@ -234,8 +235,8 @@ def test_a_method_reaching_every_array_of_its_artifact_changes_nothing_for_the_n
 
 def _as_arrays(prediction) -> dict:
     """A prediction written as a predictions file's arrays (the formats of ``_exchange``)."""
-    from planted.groundtruth import (CircuitPrediction, DamagePrediction, Dictionary, EdgeScores, NodeScores,
-                                     Partition, Similarities)
+    from planted.groundtruth import (CircuitPrediction, DamagePrediction, Dictionary, EdgeScores, Formation,
+                                     NodeScores, Partition, Similarities)
 
     if isinstance(prediction, Dictionary):
         out = {"directions": prediction.directions}
@@ -257,6 +258,8 @@ def _as_arrays(prediction) -> dict:
         return {"values": prediction.values}
     if isinstance(prediction, Similarities):
         return {"similarities": prediction.values}
+    if isinstance(prediction, Formation):
+        return {k: v for k, v in (("formation_steps", prediction.steps), ("events", prediction.events)) if v is not None}
     if isinstance(prediction, DamagePrediction):
         return {"damage": prediction.nodes, **({} if prediction.deficits is None else {"deficits": prediction.deficits})}
     raise AssertionError(f"no file format for {type(prediction).__name__}")

@@ -1,0 +1,76 @@
+"""Formation times from a training record: when did each feature form, and when did anything?
+
+A training record is a dict of snapshots: ``steps`` (n_snapshots,), ``losses`` (n_snapshots,),
+``weights`` (n_snapshots, n_hidden, n_features) and ``biases`` (n_snapshots, n_features). Each
+method returns a ``groundtruth.Formation``. ``norm_half_final`` dates a feature when its
+embedding first reaches half its final length (a progress measure read off the weights);
+``norm_growth`` when its length grows fastest; ``loss_change_points`` reads only the loss curve
+and returns the steps where its fall is sharpest (change points, undated to any feature).
+
+References
+----------
+Elhage et al. (2022), "Toy models of superposition" (features learned one by one, a staircase of
+the loss). Olsson et al. (2022), "In-context learning and induction heads" (phase changes in the
+loss curve). Nanda et al. (2023), "Progress measures for grokking via mechanistic
+interpretability".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planted.groundtruth import Formation, Problems, as_matrix, as_vector
+
+
+def _record(artifact, where: str):
+    if not isinstance(artifact, dict) or not {"steps", "losses", "weights"} <= set(artifact):
+        raise ValueError(f"{where}: needs a training record: a dict with steps, losses, weights (and biases)")
+    steps = np.asarray(artifact["steps"])
+    if steps.ndim != 1 or steps.size < 2 or (np.diff(steps) <= 0).any():
+        raise ValueError(f"{where}: steps must be at least 2 increasing snapshot steps, got shape {steps.shape}")
+    losses = as_vector("losses", artifact["losses"], length=steps.size, dtype=np.float64)
+    weights = np.asarray(artifact["weights"], np.float64)
+    if weights.ndim != 3 or weights.shape[0] != steps.size:
+        raise ValueError(f"{where}: weights must be (n_snapshots, n_hidden, n_features), got {weights.shape}")
+    as_matrix("weights", weights.reshape(steps.size, -1))
+    return steps.astype(np.int64), losses, weights
+
+
+def norm_half_final(artifact, *, fraction: float = 0.5, represented: float = 0.5, seed: int = 0) -> Formation:
+    """Each feature's formation: the first snapshot at which its embedding length reaches
+    ``fraction`` of its final length; -1 when the final length is at most ``represented``."""
+    p = Problems()
+    p.number("fraction", fraction, low=0, high=1, low_open=True)
+    p.raise_if_any("norm_half_final")
+    steps, _, weights = _record(artifact, "norm_half_final")
+    norms = np.linalg.norm(weights, axis=1)
+    final = norms[-1]
+    reached = norms >= fraction * final
+    first = np.argmax(reached, axis=0)
+    return Formation(steps=np.where(final > represented, steps[first], -1))
+
+
+def norm_growth(artifact, *, represented: float = 0.5, seed: int = 0) -> Formation:
+    """Each feature's formation: the snapshot closing the interval in which its embedding length
+    grew fastest per step; -1 when the final length is at most ``represented``."""
+    steps, _, weights = _record(artifact, "norm_growth")
+    norms = np.linalg.norm(weights, axis=1)
+    rate = np.diff(norms, axis=0) / np.diff(steps)[:, None]
+    return Formation(steps=np.where(norms[-1] > represented, steps[1:][np.argmax(rate, axis=0)], -1))
+
+
+def loss_change_points(artifact, *, threshold: float = 2.0, seed: int = 0) -> Formation:
+    """Change points of the loss curve: the snapshots where the fall of the log-loss per step is a
+    local maximum at least ``threshold`` median absolute deviations above its median (the
+    staircase's steps); no feature is dated."""
+    steps, losses, _ = _record(artifact, "loss_change_points")
+    fall = -np.diff(np.log(np.maximum(losses, 1e-12))) / np.diff(steps)
+    centre = np.median(fall)
+    spread = np.median(np.abs(fall - centre)) or 1e-12
+    score = (fall - centre) / spread
+    padded = np.concatenate([[-np.inf], score, [-np.inf]])
+    peaks = (score >= padded[:-2]) & (score > padded[2:]) & (score >= threshold)
+    return Formation(events=steps[1:][peaks])
+
+
+__all__ = ["loss_change_points", "norm_growth", "norm_half_final"]

@@ -1,0 +1,86 @@
+"""Formation times: the truth read off the snapshots by an independent rule, the loss curve
+checked against the final loss, the oracle scoring perfectly, and the dynamics suite."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from planted import toys
+from planted.evaluators import run
+from planted.evaluators.dynamics import score_formation
+from planted.evaluators.tasks import TASKS
+from planted.groundtruth import FORMATION_TOLERANCE, REPRESENTED_NORM, Formation, formation_steps
+
+
+@functools.cache
+def _toy(sparsity: float = 0.9, seed: int = 0):
+    return toys.superposition(20, 5, n_samples=2000, sparsity=sparsity, n_steps=3000, snapshot_every=30, seed=seed)
+
+
+def test_formation_steps_follow_the_snapshots():
+    """Recomputed feature by feature, walking back from the end while the length stays settled."""
+    dynamics = _toy().truth.dynamics
+    norms = np.linalg.norm(dynamics.weights.astype(np.float64), axis=1)
+    expected = []
+    for i in range(norms.shape[1]):
+        final = norms[-1, i]
+        if final <= REPRESENTED_NORM:
+            expected.append(-1)
+            continue
+        k = norms.shape[0] - 1
+        while k > 0 and abs(norms[k - 1, i] - final) <= FORMATION_TOLERANCE * final:
+            k -= 1
+        expected.append(int(dynamics.steps[k]))
+    assert formation_steps(dynamics).tolist() == expected
+    assert len(set(expected) - {-1}) >= 5  # the features form at many different steps: a staircase
+
+
+def test_the_loss_curve_ends_at_the_reported_loss():
+    toy = _toy()
+    losses = toy.truth.dynamics.losses
+    assert losses.shape == toy.truth.dynamics.steps.shape
+    assert losses[-1] == pytest.approx(float(toy.restart_losses.min()), rel=1e-5)
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_the_truth_scores_perfectly():
+    for sparsity in (0.7, 0.97):
+        toy = _toy(sparsity)
+        truth = formation_steps(toy.truth.dynamics)
+        scores = TASKS["dynamics"].score(Formation(steps=truth), toy)
+        assert scores == {"log_step_error": 0.0, "order_tau": 1.0, "formed_accuracy": 1.0, "event_precision": 1.0,
+                          "event_recall": 1.0, "event_f1": 1.0}
+
+
+def test_event_scores_by_hand():
+    dynamics = _toy().truth.dynamics
+    truth = formation_steps(dynamics)
+    events = np.unique(truth[truth > 0])
+    window = max(60.0, 0.05 * 3000)  # two snapshot intervals or 5% of training
+    far = int(events.max() + window + 1)
+    got = score_formation(Formation(events=np.array([events[0], far])), dynamics)
+    assert got["event_precision"] == 0.5
+    near = np.abs(events - events[0]) <= window
+    assert got["event_recall"] == pytest.approx(near.mean())
+    assert got["log_step_error"] is None and got["order_tau"] is None
+    with pytest.raises(ValueError, match="must date every feature"):
+        score_formation(Formation(steps=np.zeros(3, int)), dynamics)
+    with pytest.raises(ValueError, match="integer steps"):
+        Formation(steps=np.array([0.5]))
+
+
+def test_the_dynamics_task_refuses_a_toy_without_a_record():
+    toy = toys.superposition(6, 2, n_samples=64, sparsity=0.8, n_steps=50, seed=0)
+    with pytest.raises(ValueError, match="snapshot_every > 0"):
+        TASKS["dynamics"].artifact(toy)
+
+
+def test_the_dynamics_suite_runs():
+    results = run("dynamics", seeds=[0], store=None, progress=False)
+    assert len(results) == 9 and all(r.status == "ok" for r in results), [r.error for r in results if r.error]
+    by = {(r.toy, r.method): r.metrics for r in results}
+    assert by[("tms-s0.9", "loss-change-points")]["log_step_error"] is None
+    assert all(0 <= by[(t, "norm-growth")]["event_f1"] <= 1 for t in ("tms-s0.7", "tms-s0.9", "tms-s0.97"))
