@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import spearmanr
 
-from planted.evaluators.circuits import auroc, average_precision
+from planted.evaluators.circuits import auroc, average_precision, precision_at_k
 from planted.groundtruth import DamagePrediction, DamageTruth, FeatureToy, Similarities, shared_fraction
 
 INVERSION_SHARED = 0.5  # an identical pair below a pair sharing this fraction or less is an inversion
@@ -120,8 +120,8 @@ def check_twins(problem) -> tuple:
 
 def score_damage(prediction: DamagePrediction, truth: DamageTruth, graph) -> dict[str, float | None]:
     """Score a ``DamagePrediction`` against a damaged twin's truth: localisation over the blocks'
-    neurons (``damage_auroc``, ``damage_auprc``, ``damage_precision``: precision of as many
-    top-scored neurons as were damaged) and, when predicted, the deficits (``deficit_spearman``
+    neurons (``damage_auroc``, ``damage_auprc``, ``damage_precision``: expected precision of as
+    many top-scored neurons as were damaged, ties broken at random) and, when predicted, the deficits (``deficit_spearman``
     over the tasks, None when the true deficits are all equal; ``deficit_error``, the mean
     absolute error)."""
     candidates = damage_candidates(graph)
@@ -132,7 +132,7 @@ def score_damage(prediction: DamagePrediction, truth: DamageTruth, graph) -> dic
     if damaged.any() and (~damaged).any():
         out["damage_auroc"] = auroc(scores, damaged)
         out["damage_auprc"] = average_precision(scores, damaged)
-        out["damage_precision"] = float(damaged[np.argsort(-scores, kind="stable")[: int(damaged.sum())]].mean())
+        out["damage_precision"] = precision_at_k(scores, damaged, int(damaged.sum()))
     out["deficit_spearman"] = out["deficit_error"] = None
     if prediction.deficits is not None:
         if prediction.deficits.shape != truth.deficits.shape:

@@ -33,7 +33,7 @@ def score_formation(prediction: Formation, dynamics) -> dict[str, float | None]:
     counted at twice the last step), ``order_tau`` (Kendall tau of the dates of the features
     both say formed), ``formed_accuracy`` (agreement on whether each feature formed), and
     ``event_precision``, ``event_recall``, ``event_f1`` of the events against the distinct true
-    formation steps, within the larger of ``WINDOW_SNAPSHOTS`` snapshot intervals and
+    formation steps after the initialisation (a feature settled from step 0 makes no event), within the larger of ``WINDOW_SNAPSHOTS`` snapshot intervals and
     ``WINDOW_FRACTION`` of training."""
     truth = formation_steps(dynamics)
     last = float(dynamics.steps[-1])

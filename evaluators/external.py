@@ -95,6 +95,8 @@ def make(preset: str, out: str | Path, *, seed: int = 0, secret: str | bytes | P
                          "with the artifact")
     toy = toys.from_config(config)
     tasks = exportable(toy)
+    # A task whose artifact reveals another's truth is left out of a folder serving that one.
+    tasks = tuple(t for t in tasks if not set(TASKS[t].conflicts) & set(tasks))
     if not tasks:
         raise ValueError(f"preset {preset!r} makes a {type(toy).__name__}, which no exportable task serves")
     arrays: dict[str, np.ndarray] = {}

@@ -330,11 +330,12 @@ def damaged_twin(seed: int, before: tuple[Config, ...], **fields: Any) -> Config
 
 def weights_twin(seed: int, before: tuple[Config, ...], *, offset: int, **fields: Any) -> Config:
     """A member of a layer-matching problem: a ``planted_mlp`` config of the cell's seed with its
-    weights drawn from ``seed + offset`` (``weights_seed``): the first member's fields (``fields``
+    weights drawn from ``seed + offset`` (``weights_seed``, modulo 2**31 - 1): the first member's fields (``fields``
     when it is the first), so every member computes the same formulas in the same blocks."""
+    weights_seed = (seed + offset) % (2**31 - 1)  # a private split's seeds reach 2**31 - 2
     if before:
-        return before[0].replace(weights_seed=seed + offset)
-    return toys.family("planted_mlp").config(**fields, seed=seed, weights_seed=seed + offset)
+        return before[0].replace(weights_seed=weights_seed)
+    return toys.family("planted_mlp").config(**fields, seed=seed, weights_seed=weights_seed)
 
 
 def _layers() -> Suite:

@@ -91,6 +91,10 @@ def _no_figure_data(toy: Toy) -> dict[str, np.ndarray]:
     return {}
 
 
+def _any_toy(toy: Toy) -> bool:
+    return True
+
+
 @dataclasses.dataclass(frozen=True)
 class Task:
     """A benchmark task.
@@ -126,6 +130,13 @@ class Task:
     families : tuple[str, ...] or None
         The toy families the task applies to (``toys.FAMILY_KINDS``); None: any whose truth is a
         ``truth_type``. Two tasks may share a truth type but not a model interface.
+    accepts : callable(toy) -> bool
+        What the task needs of a toy beyond its truth type and family (a training record, say);
+        default: nothing more.
+    conflicts : tuple[str, ...]
+        Tasks whose truth this task's artifact reveals (a toy model of superposition's training
+        record holds its final weights, whose columns are the features): ``planted make`` leaves
+        this task out of a folder that serves any of them.
     several : bool
         Whether a cell of this task holds a problem of several toys (a tuple, as a suite's
         ``ToySpec.members`` make it): every callable above then receives that tuple where it
@@ -165,6 +176,8 @@ class Task:
     figure_data: Callable[[Toy], dict[str, np.ndarray]] = _no_figure_data
     figures: Callable[..., list[Path]] = _no_figures
     families: tuple[str, ...] | None = None
+    accepts: Callable[[Toy], bool] = _any_toy
+    conflicts: tuple[str, ...] = ()
     several: bool = False
     catalog: bool = False
     files: Callable[[Toy], tuple[dict[str, np.ndarray], dict[str, Any]]] | None = None
@@ -176,7 +189,8 @@ class Task:
         if self.several != isinstance(toy, tuple) or (self.several and len(toy) < 2):
             return False
         return all(isinstance(getattr(t, "truth", None), self.truth_type) and (
-            self.families is None or getattr(t, "kind", None) in self.families) for t in (toy if self.several else (toy,)))
+            self.families is None or getattr(t, "kind", None) in self.families) and self.accepts(t)
+            for t in (toy if self.several else (toy,)))
 
     def check_toy(self, toy: Toy | tuple[Toy, ...]) -> None:
         if self.several != isinstance(toy, tuple):
@@ -198,6 +212,8 @@ class Task:
         if self.families is not None and getattr(toy, "kind", None) not in self.families:
             raise ValueError(f"the {self.name} task applies to toys of the families {', '.join(self.families)}; "
                              f"got a {getattr(toy, 'kind', type(toy).__name__)!r} toy")
+        if not self.accepts(toy):
+            raise ValueError(f"the {self.name} task cannot use this {toy.kind} toy: {self.description}")
 
     def check_prediction(self, prediction: Any, method: str) -> None:
         if not isinstance(prediction, self.prediction_type):
@@ -295,11 +311,16 @@ def _layer_artifact(problem) -> tuple[np.ndarray, ...]:
     return private_copy(layer_representations(problem))
 
 
+def _has_record(toy) -> bool:
+    dynamics = getattr(toy.truth, "dynamics", None)
+    return dynamics is not None and dynamics.losses is not None
+
+
 def _dynamics_record(toy) -> dict[str, np.ndarray]:
     """The training record a dynamics method sees: the snapshots' steps, losses, weights and biases."""
-    dynamics = toy.truth.dynamics
-    if dynamics is None or dynamics.losses is None:
+    if not _has_record(toy):
         raise ValueError("the dynamics task needs a toy trained with snapshot_every > 0 (its snapshots and loss curve)")
+    dynamics = toy.truth.dynamics
     return {"steps": dynamics.steps, "losses": dynamics.losses, "weights": dynamics.weights, "biases": dynamics.biases}
 
 
@@ -376,9 +397,9 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             name="dynamics",
-            description="date the formation of each planted feature of a toy model of superposition from its "
-            "training record (snapshots of the weights and the loss curve): log-step error and Kendall tau of the "
-            "dates, precision and recall of change points within a window",
+            description="date the formation of each planted feature of a toy model of superposition trained with "
+            "snapshot_every > 0, from its training record (snapshots of the weights and the loss curve): log-step "
+            "error and Kendall tau of the dates, precision and recall of change points within a window",
             truth_type=FeatureTruth,
             prediction_type=Formation,
             artifact=_dynamics_artifact,
@@ -386,6 +407,8 @@ TASKS: dict[str, Task] = {
             headline="event_f1",
             metrics=("event_f1", "event_precision", "event_recall", "log_step_error", "order_tau", "formed_accuracy"),
             families=("superposition",),
+            accepts=_has_record,
+            conflicts=("features",),
             files=_exchange.dynamics_files,
             read=_exchange.dynamics_read,
         ),
@@ -393,7 +416,8 @@ TASKS: dict[str, Task] = {
             name="damage",
             description="localise the damage in a damaged copy of a planted circuit toy from the normal network and "
             "the copy (both models, graphs and tasks): a damage score per node (AUROC over the blocks' neurons) and, "
-            "optionally, each task's accuracy drop (Spearman)",
+            "optionally, each task's accuracy drop (Spearman; measurable from the artifacts, whose tasks carry "
+            "labels, so it tells apart only methods that do not run both networks on them)",
             truth_type=(CircuitTruth, DamageTruth),
             prediction_type=DamagePrediction,
             score=_damage_metrics,

@@ -36,7 +36,7 @@ class Formation:
         The step at which each feature formed; -1: never. None when the method dates no feature.
     events : (k,) int64 or None
         Steps at which the method sees something form (a change point of the loss, say); None:
-        the distinct non-negative ``steps``.
+        the distinct ``steps``. Step 0 (the initialisation) is never an event.
     """
 
     steps: np.ndarray | None = None
@@ -61,7 +61,7 @@ class Formation:
 
     @property
     def event_steps(self) -> np.ndarray:
-        """The events: as given, or the distinct steps at which a feature formed."""
-        if self.events is not None:
-            return self.events
-        return np.unique(self.steps[self.steps >= 0])
+        """The events after the initialisation (step 0 is no event): as given, or the distinct
+        steps at which a feature formed."""
+        events = self.events if self.events is not None else np.unique(self.steps)
+        return events[events > 0]

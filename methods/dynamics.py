@@ -26,8 +26,10 @@ def _record(artifact, where: str):
     if not isinstance(artifact, dict) or not {"steps", "losses", "weights"} <= set(artifact):
         raise ValueError(f"{where}: needs a training record: a dict with steps, losses, weights (and biases)")
     steps = np.asarray(artifact["steps"])
-    if steps.ndim != 1 or steps.size < 2 or (np.diff(steps) <= 0).any():
-        raise ValueError(f"{where}: steps must be at least 2 increasing snapshot steps, got shape {steps.shape}")
+    if steps.ndim != 1 or steps.size < 2 or not np.issubdtype(steps.dtype, np.integer) or (np.diff(steps) <= 0).any() \
+            or steps[0] < 0:
+        raise ValueError(f"{where}: steps must be at least 2 increasing non-negative integer snapshot steps, got "
+                         f"{steps.dtype} {steps.shape}")
     losses = as_vector("losses", artifact["losses"], length=steps.size, dtype=np.float64)
     weights = np.asarray(artifact["weights"], np.float64)
     if weights.ndim != 3 or weights.shape[0] != steps.size:
@@ -41,6 +43,7 @@ def norm_half_final(artifact, *, fraction: float = 0.5, represented: float = 0.5
     ``fraction`` of its final length; -1 when the final length is at most ``represented``."""
     p = Problems()
     p.number("fraction", fraction, low=0, high=1, low_open=True)
+    p.number("represented", represented, low=0)
     p.raise_if_any("norm_half_final")
     steps, _, weights = _record(artifact, "norm_half_final")
     norms = np.linalg.norm(weights, axis=1)
@@ -53,6 +56,9 @@ def norm_half_final(artifact, *, fraction: float = 0.5, represented: float = 0.5
 def norm_growth(artifact, *, represented: float = 0.5, seed: int = 0) -> Formation:
     """Each feature's formation: the snapshot closing the interval in which its embedding length
     grew fastest per step; -1 when the final length is at most ``represented``."""
+    p = Problems()
+    p.number("represented", represented, low=0)
+    p.raise_if_any("norm_growth")
     steps, _, weights = _record(artifact, "norm_growth")
     norms = np.linalg.norm(weights, axis=1)
     rate = np.diff(norms, axis=0) / np.diff(steps)[:, None]
@@ -63,6 +69,9 @@ def loss_change_points(artifact, *, threshold: float = 2.0, seed: int = 0) -> Fo
     """Change points of the loss curve: the snapshots where the fall of the log-loss per step is a
     local maximum at least ``threshold`` median absolute deviations above its median (the
     staircase's steps); no feature is dated."""
+    p = Problems()
+    p.number("threshold", threshold)
+    p.raise_if_any("loss_change_points")
     steps, losses, _ = _record(artifact, "loss_change_points")
     fall = -np.diff(np.log(np.maximum(losses, 1e-12))) / np.diff(steps)
     centre = np.median(fall)

@@ -42,6 +42,11 @@ def _pair(x, y) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def _check_samples(max_samples) -> None:
+    if isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)) or max_samples < 3:
+        raise ValueError(f"max_samples must be an integer >= 3, got {max_samples!r}")
+
+
 def linear_cka(x, y) -> float:
     """Linear centred kernel alignment (Kornblith et al. 2019): ``||Y'X||_F^2 / (||X'X||_F
     ||Y'Y||_F)`` on centred columns; equal to the RV coefficient (Robert & Escoufier 1976). 0
@@ -72,6 +77,7 @@ def rbf_cka(x, y, *, sigma: float = 0.8, max_samples: int = 2000) -> float:
     x, y = _pair(x, y)
     if not sigma > 0:
         raise ValueError(f"sigma must be positive, got {sigma!r}")
+    _check_samples(max_samples)
     x, y = x[:max_samples], y[:max_samples]
     k, l = _centred_gram(_rbf_gram(x, sigma)), _centred_gram(_rbf_gram(y, sigma))
     scale = np.linalg.norm(k) * np.linalg.norm(l)
@@ -145,6 +151,7 @@ def rsa(x, y, *, max_samples: int = 500) -> float:
     the two representational dissimilarity matrices (squared Euclidean distance between samples)
     over the first ``max_samples`` samples."""
     x, y = _pair(x, y)
+    _check_samples(max_samples)
     a, b = _rdm(x[:max_samples]), _rdm(y[:max_samples])
     ra, rb = rankdata(a) - (a.size + 1) / 2, rankdata(b) - (b.size + 1) / 2
     scale = np.sqrt((ra * ra).sum() * (rb * rb).sum())
@@ -181,6 +188,9 @@ def _codes(x: np.ndarray, components: float = 1.0, seed: int = 0) -> np.ndarray:
     its width sources (at most its width: ICA finds no more sources than dimensions)."""
     from planted.methods._decomposition import ica
 
+    if isinstance(components, bool) or not isinstance(components, (int, float)) or not components > 0 \
+            or not np.isfinite(components):
+        raise ValueError(f"components must be a positive number (sources per dimension), got {components!r}")
     k = max(1, min(int(round(components * x.shape[1])), *x.shape))
     codes = np.asarray(ica(x.astype(np.float32), k, seed=seed).codes, np.float64)
     codes = codes - codes.mean(axis=0)

@@ -84,3 +84,26 @@ def test_the_dynamics_suite_runs():
     by = {(r.toy, r.method): r.metrics for r in results}
     assert by[("tms-s0.9", "loss-change-points")]["log_step_error"] is None
     assert all(0 <= by[(t, "norm-growth")]["event_f1"] <= 1 for t in ("tms-s0.7", "tms-s0.9", "tms-s0.97"))
+
+
+def test_a_features_folder_never_carries_the_training_record(tmp_path):
+    """The record's last weights are the features: ``make`` leaves the dynamics task out of a
+    folder that serves the features task, and a toy without a record is not a dynamics toy."""
+    import json
+
+    from planted.evaluators import external
+
+    with_record = external.make("superposition", tmp_path / "a", n_features=6, n_hidden=2, n_samples=64,
+                                n_steps=40, snapshot_every=10, sparsity=0.8)
+    info = json.loads((with_record / "artifact.json").read_text())
+    assert info["tasks"] == ["features"] and "weights" not in info["artifact"]["arrays"]
+    plain = external.make("tms_5_2", tmp_path / "b", n_steps=40, n_samples=64)
+    assert json.loads((plain / "artifact.json").read_text())["tasks"] == ["features"]
+    assert not TASKS["dynamics"].applies_to(toys.superposition(6, 2, n_samples=64, n_steps=20, seed=0))
+
+
+def test_a_feature_settled_from_the_start_makes_no_event():
+    dynamics = _toy(0.9).truth.dynamics
+    truth = formation_steps(dynamics)
+    scores = score_formation(Formation(steps=truth), dynamics)
+    assert scores["event_f1"] == 1.0 and Formation(steps=np.array([0, 0, 5])).event_steps.tolist() == [5]

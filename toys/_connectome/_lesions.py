@@ -64,6 +64,8 @@ def connectome_lesions(toy, groups: Mapping[str, Sequence[int]] | None = None, *
         group = np.unique(np.asarray(group, np.int64))
         if group.size and (group.min() < 0 or group.max() >= n):
             raise ValueError(f"group {name!r} names neurons outside [0, {n})")
+        if group.size == n:
+            raise ValueError(f"group {name!r} names every neuron; a lesion must spare some")
         members.append(group)
     tuning, features = _stimulus(config)
     after, burst_after = np.zeros((len(members), n)), np.zeros(len(members))

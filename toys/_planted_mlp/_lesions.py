@@ -118,7 +118,7 @@ def shapley_from_table(values: np.ndarray) -> np.ndarray:
     return phi
 
 
-def exact_shapley(toy, task: int, players: Sequence[int], *, kind: str = "mean", seed: int = 0) -> np.ndarray:
+def exact_shapley(toy, task: int, players: Sequence[int], *, kind: str = "zero", seed: int = 0) -> np.ndarray:
     """Exact Shapley contributions of ``players`` (node indices, at most ``MAX_EXACT_PLAYERS``) to
     task ``task``'s accuracy: the game's value of a coalition is the accuracy with the players
     outside it lesioned (``kind``) and every other node intact (Keinan et al. 2004's MSA, by full
