@@ -21,7 +21,7 @@ from planted.groundtruth._circuits import (
 )
 from planted.groundtruth._comparison import Similarities, correspondence, shared_fraction
 from planted.groundtruth._damage import DAMAGES, DamagePrediction, DamageTruth
-from planted.groundtruth._dynamics import FORMATION_TOLERANCE, Formation, formation_steps
+from planted.groundtruth._dynamics import FORMATION_TOLERANCE, Formation, TrainingDynamics, formation_steps
 from planted.groundtruth._config import ADDED, SCHEMA_VERSION, Config, Problems, nearest, suggest
 from planted.groundtruth._connectome import (
     RECORDING_KINDS,
@@ -61,7 +61,6 @@ from planted.groundtruth._records import (
     FeatureTruth,
     SuperpositionToy,
     Toy,
-    TrainingDynamics,
 )
 
 __all__ = [

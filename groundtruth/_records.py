@@ -11,90 +11,10 @@ import scipy.sparse as sp
 
 from planted.groundtruth._arrays import as_csr, as_matrix, as_vector
 from planted.groundtruth._config import Config, Problems
-from planted.groundtruth._geometry import GEOMETRY_JUMP, REPRESENTED_NORM, dimensionality
+from planted.groundtruth._dynamics import TrainingDynamics
 
 # A sampler maps a chunk index to that chunk's (activations (chunk, d), codes CSR (chunk, n_features)).
 Sampler = Callable[[int], tuple[np.ndarray, sp.csr_matrix]]
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class TrainingDynamics:
-    """Snapshots of a learned embedding during training, and the events they contain.
-
-    Attributes
-    ----------
-    steps : (n_snapshots,) int64
-        The optimiser step after which each snapshot was taken, increasing; 0 is the initialisation.
-    weights : (n_snapshots, n_hidden, n_features) float32
-        W at each snapshot.
-    biases : (n_snapshots, n_features) float32
-        The output bias at each snapshot.
-    losses : (n_snapshots,) float32 or None
-        The loss at each snapshot on the evaluation batch the final loss is measured on (the
-        loss curve a researcher watches); None in records made before it was kept.
-
-    The derived truth (``norms``, ``dimensionality``, ``represented_step``, ``geometry_changes``)
-    is computed from the snapshots, so a loaded record can never disagree with its weights.
-    """
-
-    steps: np.ndarray
-    weights: np.ndarray
-    biases: np.ndarray
-    losses: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        steps = np.asarray(self.steps)
-        if steps.ndim != 1 or steps.size == 0 or not np.issubdtype(steps.dtype, np.integer):
-            raise ValueError(f"dynamics.steps must be a non-empty 1-D integer array, got {steps.dtype} {steps.shape}")
-        if (np.diff(steps) <= 0).any() or steps[0] < 0:
-            raise ValueError("dynamics.steps must be non-negative and strictly increasing")
-        weights = np.asarray(self.weights, np.float32)
-        if weights.ndim != 3 or weights.shape[0] != steps.size:
-            raise ValueError(f"dynamics.weights must have shape ({steps.size}, n_hidden, n_features), got {weights.shape}")
-        biases = np.asarray(self.biases, np.float32)
-        if biases.shape != (steps.size, weights.shape[2]):
-            raise ValueError(f"dynamics.biases must have shape ({steps.size}, {weights.shape[2]}), got {biases.shape}")
-        if not (np.isfinite(weights).all() and np.isfinite(biases).all()):
-            raise ValueError("dynamics.weights and dynamics.biases must be finite")
-        object.__setattr__(self, "steps", steps.astype(np.int64))
-        object.__setattr__(self, "weights", weights)
-        object.__setattr__(self, "biases", biases)
-        if self.losses is not None:
-            losses = np.asarray(self.losses, np.float32)
-            if losses.shape != steps.shape or not np.isfinite(losses).all():
-                raise ValueError(f"dynamics.losses must be {steps.size} finite values, got {losses.dtype} {losses.shape}")
-            object.__setattr__(self, "losses", losses)
-
-    @property
-    def norms(self) -> np.ndarray:
-        """(n_snapshots, n_features): each feature's embedding length at each snapshot."""
-        return np.linalg.norm(self.weights, axis=1)
-
-    @property
-    def dimensionality(self) -> np.ndarray:
-        """(n_snapshots, n_features): each feature's dimensionality D_i at each snapshot."""
-        return dimensionality(self.weights)
-
-    @property
-    def represented_step(self) -> np.ndarray:
-        """(n_features,) int64: the first snapshot step from which the feature stays represented
-        (norm > 0.5) to the end of training; -1 for features not represented at the end."""
-        above = self.norms > REPRESENTED_NORM
-        # Snapshots from the last one back, while the feature is still above the threshold.
-        staying = np.flip(np.cumprod(np.flip(above, axis=0), axis=0), axis=0).astype(bool)
-        first = np.argmax(staying, axis=0)
-        return np.where(above[-1], self.steps[first], -1)
-
-    @property
-    def geometry_changes(self) -> np.ndarray:
-        """Steps at which the geometry changes: the set of represented features changes, or some
-        feature's dimensionality moves by more than 0.1, since the previous snapshot. A run of
-        consecutive changing snapshots is one change, reported at its first step."""
-        above = self.norms > REPRESENTED_NORM
-        dims = self.dimensionality
-        changed = (above[1:] != above[:-1]).any(axis=1) | (np.abs(dims[1:] - dims[:-1]) > GEOMETRY_JUMP).any(axis=1)
-        starts = changed & ~np.concatenate([[False], changed[:-1]])
-        return self.steps[1:][starts]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
