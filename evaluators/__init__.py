@@ -47,6 +47,7 @@ _NAMES = {
     "plot_circuit": "._figures",
     "plot_cosines": "._figures",
     "plot_leaderboard": "._figures",
+    "plot_formation": "._figures",
     "plot_lesion_census": "._figures",
     "plot_similarity": "._figures",
     "run": ".runner",

@@ -328,6 +328,10 @@ def _dynamics_artifact(toy) -> dict[str, np.ndarray]:
     return private_copy(_dynamics_record(toy))
 
 
+def _dynamics_keep(prediction: Formation, toy) -> np.ndarray | None:
+    return None if prediction.steps is None else prediction.steps.astype(np.float32)
+
+
 def _dynamics_metrics(prediction: Formation, toy) -> dict[str, Any]:
     _dynamics_record(toy)
     return score_formation(prediction, toy.truth.dynamics)
@@ -409,6 +413,9 @@ TASKS: dict[str, Task] = {
             families=("superposition",),
             accepts=_has_record,
             conflicts=("features",),
+            keep=_dynamics_keep,
+            figure_data=_figures.dynamics_figure_data,
+            figures=_figures.dynamics_figures,
             files=_exchange.dynamics_files,
             read=_exchange.dynamics_read,
         ),

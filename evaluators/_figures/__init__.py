@@ -22,6 +22,7 @@ from planted.evaluators._figures._connectome import (
     plot_adjacency,
     plot_roc,
 )
+from planted.evaluators._figures._dynamics import dynamics_figure_data, dynamics_figures, plot_formation
 from planted.evaluators._figures._features import COSINE_FEATURES, features_figure_data, features_figures, plot_cosines
 from planted.evaluators._figures._geometry import (
     STICKY_FRACTIONS,
@@ -42,6 +43,8 @@ __all__ = [
     "circuit_panel",
     "comparison_figure_data",
     "comparison_figures",
+    "dynamics_figure_data",
+    "dynamics_figures",
     "circuits_figure_data",
     "circuits_figures",
     "connectome_figure_data",
@@ -61,6 +64,7 @@ __all__ = [
     "plot_gram",
     "plot_leaderboard",
     "plot_phase_diagram",
+    "plot_formation",
     "plot_lesion_census",
     "plot_roc",
     "plot_similarity",

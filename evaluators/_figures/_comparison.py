@@ -49,5 +49,5 @@ def comparison_figures(results: Sequence, store, folder: Path) -> list[Path]:
             if n:
                 ax.set_ylabel("")
         fig.suptitle(f"{suite}: {toy} (seed {seed})", fontsize=9)
-        save(fig, folder / f"comparison_{suite}_{toy}", written)
+        save(fig, folder / f"comparison-{suite}-{toy}.png", written)
     return written

@@ -107,7 +107,7 @@ def test_the_suite_through_the_store_keys_each_cell_by_its_problem(tmp_path):
     assert [r.seconds for r in again] == [r.seconds for r in results]  # every cell reused
     with Store(store) as s:
         paths = write_report(s.results(), tmp_path / "report", store=s)
-    assert any(p.name == "comparison_comparison_superposition.png" for p in paths)
+    assert any(p.name == "comparison-comparison-superposition.png" for p in paths)
 
 
 def test_a_one_toy_cell_keeps_its_key_and_an_old_store_gains_its_problems(tmp_path):
