@@ -117,7 +117,7 @@ def msa(artifact, task: int, *, kind: str = "zero", n_permutations: int = 64, pl
         masks[o][:, players[order]] = steps
     outputs = artifact.model.patch_node_sets(t.clean, masks.reshape(-1, graph.n_nodes),
                                              artifact.model.ablated(t.clean, kind, seed=seed))
-    accuracy = ((outputs[..., t.index] > 0.5) == t.labels.astype(bool)).mean(axis=-1).reshape(n_permutations, k + 1)
+    accuracy = t.accuracy(outputs).reshape(n_permutations, k + 1)
     phi = np.zeros(k)
     np.add.at(phi, orders, np.diff(accuracy, axis=1))
     scores = np.full(graph.n_nodes, np.nan)

@@ -45,8 +45,9 @@ def _inputs(artifact) -> np.ndarray:
     return np.concatenate([t.clean for t in artifact.tasks])
 
 
-def _accuracy(artifact, outputs_by_task) -> np.ndarray:
-    return np.array([((o[:, t.index] > 0.5) == t.labels.astype(bool)).mean() for t, o in zip(artifact.tasks, outputs_by_task)])
+def _accuracy(artifact) -> np.ndarray:
+    """Each task's accuracy of the artifact's model on the task's inputs."""
+    return np.array([t.accuracy(artifact.model.run(t.clean)["outputs"]) for t in artifact.tasks])
 
 
 def weight_difference(artifacts, *, seed: int = 0) -> DamagePrediction:
@@ -80,19 +81,18 @@ def lesion_explanation(artifacts, *, kind: str = "zero", seed: int = 0) -> Damag
     The predicted deficits are the measured ones."""
     normal, damaged = _pair(artifacts, "lesion_explanation")
     model, graph = normal.model, normal.graph
-    observed = (_accuracy(normal, [normal.model.run(t.clean)["outputs"] for t in normal.tasks])
-                - _accuracy(damaged, [damaged.model.run(t.clean)["outputs"] for t in damaged.tasks]))
+    intact = _accuracy(normal)
+    observed = intact - _accuracy(damaged)
     inner = np.flatnonzero(graph.layers < graph.layers.max())
     profile = np.zeros((inner.size, len(normal.tasks)))
     for i, t in enumerate(normal.tasks):
-        intact = ((model.run(t.clean)["outputs"][:, t.index] > 0.5) == t.labels.astype(bool)).mean()
         lesioned = model.patch_nodes(t.clean, inner, model.ablated(t.clean, kind, seed=seed))
-        profile[:, i] = intact - ((lesioned[..., t.index] > 0.5) == t.labels.astype(bool)).mean(axis=-1)
+        profile[:, i] = intact[i] - t.accuracy(lesioned)
     profile = np.maximum(profile, 0.0)
     d = np.maximum(observed, 0.0)[None, :]
-    scores = np.full(graph.n_nodes, -np.inf)
-    scores[inner] = np.minimum(profile, d).sum(axis=1) - np.maximum(profile - d, 0.0).sum(axis=1)
-    scores[~np.isfinite(scores)] = scores[inner].min() - 1.0
+    explained = np.minimum(profile, d).sum(axis=1) - np.maximum(profile - d, 0.0).sum(axis=1)
+    scores = np.full(graph.n_nodes, explained.min() - 1.0)  # the outputs, never damaged, rank last
+    scores[inner] = explained
     return DamagePrediction(nodes=scores, deficits=observed)
 
 

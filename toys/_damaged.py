@@ -119,8 +119,7 @@ def damaged(base: Config | str, *, damage: str = "ablate", fraction: float = 0.1
 
 
 def _accuracy(model: CircuitModel, tasks) -> np.ndarray:
-    return np.array([((model.run(t.clean)["outputs"][:, t.index] > 0.5) == t.labels.astype(bool)).mean()
-                     for t in tasks])
+    return np.array([t.accuracy(model.run(t.clean)["outputs"]) for t in tasks])
 
 
 def build(config: DamagedConfig) -> DamagedToy:

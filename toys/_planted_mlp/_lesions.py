@@ -27,16 +27,6 @@ def _check_toy(toy) -> None:
         raise ValueError(f"a lesion census needs a planted_mlp toy, got {getattr(toy, 'kind', type(toy).__name__)!r}")
 
 
-def ablated_values(artifact, task: int, kind: str, seed: int = 0) -> np.ndarray:
-    """What a lesion sets each node to on task ``task``'s inputs (``CircuitModel.ablated``)."""
-    return artifact.model.ablated(artifact.tasks[task].clean, kind, seed=seed)
-
-
-def _accuracy(outputs: np.ndarray, task) -> np.ndarray:
-    """Accuracy on ``task`` of outputs (..., batch, n_tasks)."""
-    return ((outputs[..., task.index] > 0.5) == task.labels.astype(bool)).mean(axis=-1)
-
-
 def lesion_census(toy, *, kinds: Sequence[str] = ABLATIONS, label_kind: str = "zero", edges: bool = True,
                   pairs: bool = True, seed: int = 0) -> LesionCensus:
     """Lesion every node (and edge) of a ``planted_mlp`` toy alone, and every pair of nodes together.
@@ -71,16 +61,16 @@ def lesion_census(toy, *, kinds: Sequence[str] = ABLATIONS, label_kind: str = "z
     model, graph, tasks = artifact.model, artifact.graph, artifact.tasks
     nodes = np.flatnonzero(graph.layers < graph.layers.max())
     n, n_tasks = nodes.size, len(tasks)
-    intact = np.array([_accuracy(model.run(t.clean)["outputs"], t) for t in tasks])
+    intact = np.array([t.accuracy(model.run(t.clean)["outputs"]) for t in tasks])
     deficits = np.zeros((len(kinds), n, n_tasks))
     edge_deficits = np.zeros((len(kinds), graph.n_edges, n_tasks)) if edges else None
     src, dst = graph.edges()
     for k, kind in enumerate(kinds):
         for i, t in enumerate(tasks):
-            values = ablated_values(artifact, i, kind, seed)
-            deficits[k, :, i] = intact[i] - _accuracy(model.patch_nodes(t.clean, nodes, values), t)
+            values = model.ablated(t.clean, kind, seed=seed)
+            deficits[k, :, i] = intact[i] - t.accuracy(model.patch_nodes(t.clean, nodes, values))
             if edges:
-                edge_deficits[k, :, i] = intact[i] - _accuracy(model.patch_edges(t.clean, src, dst, values), t)
+                edge_deficits[k, :, i] = intact[i] - t.accuracy(model.patch_edges(t.clean, src, dst, values))
     pair_deficits = None
     if pairs:
         pair_deficits = np.zeros((n, n, n_tasks))
@@ -89,8 +79,8 @@ def lesion_census(toy, *, kinds: Sequence[str] = ABLATIONS, label_kind: str = "z
         masks[np.arange(a.size), nodes[a]] = 1.0
         masks[np.arange(a.size), nodes[b]] = 1.0
         for i, t in enumerate(tasks):
-            values = ablated_values(artifact, i, label_kind, seed)
-            lost = intact[i] - _accuracy(model.patch_node_sets(t.clean, masks, values), t)
+            values = model.ablated(t.clean, label_kind, seed=seed)
+            lost = intact[i] - t.accuracy(model.patch_node_sets(t.clean, masks, values))
             pair_deficits[a, b, i] = pair_deficits[b, a, i] = lost
             pair_deficits[np.arange(n), np.arange(n), i] = deficits[list(kinds).index(label_kind), :, i]
     labels = lesion_labels(deficits[list(kinds).index(label_kind)], pair_deficits)
@@ -140,5 +130,5 @@ def exact_shapley(toy, task: int, players: Sequence[int], *, kind: str = "zero",
     masks = np.zeros((coalitions.size, artifact.graph.n_nodes), np.float32)
     masks[:, players] = lesioned
     t = artifact.tasks[task]
-    values = _accuracy(artifact.model.patch_node_sets(t.clean, masks, ablated_values(artifact, task, kind, seed)), t)
+    values = t.accuracy(artifact.model.patch_node_sets(t.clean, masks, artifact.model.ablated(t.clean, kind, seed=seed)))
     return shapley_from_table(values)

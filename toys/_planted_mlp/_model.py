@@ -283,6 +283,11 @@ class CircuitTask:
         sign = 2.0 * self.labels - 1.0
         return (sign * (outputs[..., self.index] - 0.5)).mean(axis=-1)
 
+    def accuracy(self, outputs) -> np.ndarray:
+        """The fraction of the clean inputs answered right (output above 1/2 where the label is 1)
+        by model outputs (..., batch, n_tasks): what a lesion or a damage costs."""
+        return ((np.asarray(outputs)[..., self.index] > 0.5) == self.labels.astype(bool)).mean(axis=-1)
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class CircuitArtifact:
