@@ -44,7 +44,7 @@ def sae_method(x: np.ndarray, *, seed: int, expansion: float = 4.0, **params: An
 
 CIRCUIT_METHOD_NAMES = (
     "ablation", "acdc", "activation_patching", "attribution_patching", "edge_attribution_patching", "eap_ig",
-    "gradient_x_input", "integrated_gradients", "layerwise_relevance", "weight_centrality",
+    "gradient_x_input", "integrated_gradients", "layerwise_relevance", "magnitude_pruning", "msa", "weight_centrality",
 )
 
 
@@ -55,8 +55,32 @@ def circuit_method(artifact, *, seed: int, method: str, **params: Any) -> Circui
     if method not in CIRCUIT_METHOD_NAMES:
         raise nearest(method, CIRCUIT_METHOD_NAMES, "circuit method")
     fn = getattr(circuits, method)
-    extra = {"seed": seed} if method == "ablation" and params.get("kind") == "resample" else {}
+    extra = {"seed": seed} if "seed" in inspect.signature(fn).parameters else {}
     return CircuitPrediction(tuple(fn(artifact, t, **params, **extra) for t in range(len(artifact.tasks))))
+
+
+# The circuit methods on planted MLPs, each serving the circuits task (as named) and, where it
+# scores every input and neuron (nodes=True), the lesions task (as lesion-<name>).
+CIRCUIT_METHODS = (
+    ("activation-patching", {"method": "activation_patching"}, True),
+    ("zero-ablation", {"method": "ablation", "kind": "zero"}, True),
+    ("mean-ablation", {"method": "ablation", "kind": "mean"}, True),
+    ("resample-ablation", {"method": "ablation", "kind": "resample"}, True),
+    ("msa", {"method": "msa", "kind": "zero", "n_permutations": 32}, True),
+    ("attribution-patching", {"method": "attribution_patching"}, True),
+    ("eap", {"method": "edge_attribution_patching"}, False),
+    ("eap-ig", {"method": "eap_ig", "steps": 5}, False),
+    ("acdc", {"method": "acdc", "threshold": 0.01}, False),
+    ("gradient-x-input", {"method": "gradient_x_input"}, False),
+    ("integrated-gradients", {"method": "integrated_gradients"}, False),
+    ("lrp", {"method": "layerwise_relevance"}, True),
+    ("imp", {"method": "magnitude_pruning", "control": "magnitude"}, True),
+    ("random-ticket", {"method": "magnitude_pruning", "control": "random"}, True),
+    ("degree", {"method": "weight_centrality", "kind": "degree"}, True),
+    ("strength", {"method": "weight_centrality", "kind": "strength"}, True),
+    ("eigenvector", {"method": "weight_centrality", "kind": "eigenvector"}, True),
+    ("pagerank", {"method": "weight_centrality", "kind": "pagerank"}, True),
+)
 
 
 TRANSFORMER_METHOD_NAMES = (
@@ -97,7 +121,7 @@ SIMILARITY_METHODS = (
     ("features-first", {"measure": "features_first", "components": 1.0}),
 )
 
-DYNAMICS_METHOD_NAMES = ("loss_change_points", "norm_growth", "norm_half_final")
+DYNAMICS_METHOD_NAMES = ("gini_change_points", "loss_change_points", "norm_growth", "norm_half_final")
 
 
 def dynamics_method(artifact, *, seed: int, method: str, **params: Any) -> Formation:
@@ -258,21 +282,9 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("sae-topk", sae_method, _sae("topk", k=4), task="features"),
         MethodSpec("sae-batchtopk", sae_method, _sae("batchtopk", k=4), task="features"),
         MethodSpec("sae-jumprelu", sae_method, _sae("jumprelu"), task="features"),
-        MethodSpec("activation-patching", circuit_method, {"method": "activation_patching"}, task="circuits"),
-        MethodSpec("zero-ablation", circuit_method, {"method": "ablation", "kind": "zero"}, task="circuits"),
-        MethodSpec("mean-ablation", circuit_method, {"method": "ablation", "kind": "mean"}, task="circuits"),
-        MethodSpec("resample-ablation", circuit_method, {"method": "ablation", "kind": "resample"}, task="circuits"),
-        MethodSpec("attribution-patching", circuit_method, {"method": "attribution_patching"}, task="circuits"),
-        MethodSpec("eap", circuit_method, {"method": "edge_attribution_patching"}, task="circuits"),
-        MethodSpec("eap-ig", circuit_method, {"method": "eap_ig", "steps": 5}, task="circuits"),
-        MethodSpec("acdc", circuit_method, {"method": "acdc", "threshold": 0.01}, task="circuits"),
-        MethodSpec("gradient-x-input", circuit_method, {"method": "gradient_x_input"}, task="circuits"),
-        MethodSpec("integrated-gradients", circuit_method, {"method": "integrated_gradients"}, task="circuits"),
-        MethodSpec("lrp", circuit_method, {"method": "layerwise_relevance"}, task="circuits"),
-        MethodSpec("degree", circuit_method, {"method": "weight_centrality", "kind": "degree"}, task="circuits"),
-        MethodSpec("strength", circuit_method, {"method": "weight_centrality", "kind": "strength"}, task="circuits"),
-        MethodSpec("eigenvector", circuit_method, {"method": "weight_centrality", "kind": "eigenvector"}, task="circuits"),
-        MethodSpec("pagerank", circuit_method, {"method": "weight_centrality", "kind": "pagerank"}, task="circuits"),
+        *(MethodSpec(name, circuit_method, params, task="circuits") for name, params, _ in CIRCUIT_METHODS),
+        *(MethodSpec(f"lesion-{name}", circuit_method, params, task="lesions")
+          for name, params, nodes in CIRCUIT_METHODS if nodes),
         MethodSpec("tf-activation-patching", transformer_circuit_method, {"method": "activation_patching"},
                    task="transformer_circuits"),
         MethodSpec("tf-zero-ablation", transformer_circuit_method, {"method": "ablation", "kind": "zero"},
@@ -301,6 +313,8 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("norm-half-final", dynamics_method, {"method": "norm_half_final", "fraction": 0.5}, task="dynamics"),
         MethodSpec("norm-growth", dynamics_method, {"method": "norm_growth"}, task="dynamics"),
         MethodSpec("loss-change-points", dynamics_method, {"method": "loss_change_points", "threshold": 2.0},
+                   task="dynamics"),
+        MethodSpec("gini-change-points", dynamics_method, {"method": "gini_change_points", "threshold": 2.0},
                    task="dynamics"),
         MethodSpec("weight-difference", damage_method, {"method": "weight_difference"}, task="damage"),
         MethodSpec("activation-difference", damage_method, {"method": "activation_difference"}, task="damage"),

@@ -105,6 +105,12 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
                "wrongly, a tie counting half: 1 - AUROC (ReSi's violations)", _constant(0.5)),
     MetricInfo("inverted", False, "1 when some identical pair scores below a pair sharing at most half of its "
                "features (the ordering inverts, as CKA's does under superposition), else 0"),
+    MetricInfo("sensitivity", True, "Spearman correlation, over the pairs, of the dissimilarity with the exact "
+               "functional difference (mean |R^2 difference| of linear probes of every planted feature; Ding et al. "
+               "2021)", _constant(0.0)),
+    MetricInfo("specificity", True, "area under the ROC curve of the similarity at telling pairs that do the same "
+               "(a change of frame: functional difference below 0.01) from those that do not (Ding et al. 2021)",
+               _constant(0.5)),
     # layer matching
     MetricInfo("layer_accuracy", True, "fraction of the layers of either twin whose most similar layer of the other is "
                "its counterpart, a tie of k layers counting 1/k (Kornblith et al. 2019's test)"),
@@ -116,11 +122,22 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
                "within a window of a true formation step"),
     MetricInfo("event_recall", True, "fraction of the distinct true formation steps within a window of a predicted "
                "event"),
+    MetricInfo("lead_time", None, "mean, over the true formation events a predicted event falls near, of the true "
+               "minus the nearest predicted step as a fraction of training (positive: ahead of the formation)"),
     MetricInfo("log_step_error", False, "mean over the features formed in truth of |log10(1 + predicted step) - "
                "log10(1 + true step)| (a predicted never counted at twice the last step)"),
     MetricInfo("order_tau", True, "Kendall tau of the predicted and true formation steps of the features both date",
                _constant(0.0)),
     MetricInfo("formed_accuracy", True, "fraction of features on which the method says rightly whether it formed"),
+    # lesions
+    MetricInfo("lesion_auroc", True, "mean over the tasks of the area under the ROC curve of |score| over the inputs "
+               "and neurons, those whose lesion alone (set to 0) costs the task at least 1% of its accuracy as "
+               "positives", _constant(0.5)),
+    MetricInfo("lesion_spearman", True, "mean over the tasks of the Spearman correlation of |score| with the exact "
+               "accuracy drop of each node's lesion", _constant(0.0)),
+    MetricInfo("backup_auroc", True, "area under the ROC curve of each node's largest |score| at telling the backups "
+               "(silent alone, lethal together with another silent node) from the other silent nodes",
+               _constant(0.5)),
     # damage
     MetricInfo("damage_auroc", True, "area under the ROC curve of the damage scores over the blocks' neurons, the "
                "damaged ones as positives", _constant(0.5)),

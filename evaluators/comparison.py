@@ -30,6 +30,7 @@ from planted.evaluators.circuits import auroc, average_precision, precision_at_k
 from planted.groundtruth import DamagePrediction, DamageTruth, FeatureToy, Similarities, shared_fraction
 
 INVERSION_SHARED = 0.5  # an identical pair below a pair sharing this fraction or less is an inversion
+FUNCTIONAL_TOLERANCE = 0.01  # pairs whose decodability differs by less than this do the same (Ding's specificity)
 
 
 def shared_fractions(problem: Sequence[FeatureToy]) -> np.ndarray:
@@ -42,6 +43,44 @@ def shared_fractions(problem: Sequence[FeatureToy]) -> np.ndarray:
         for j in range(i + 1, k):
             out[i, j] = out[j, i] = shared_fraction(labels[i], labels[j])
     return out
+
+
+def decodability(problem: Sequence[FeatureToy]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """What each representation of a problem lets a linear probe read: (k, n_features) the R^2 of
+    the least-squares fit (with an intercept, on the problem's samples) of each planted feature's
+    code from each representation, over every feature any of them carries (their labels, the
+    second value). A feature outside a view's window scores its chance fit (about d / n_samples);
+    a view with top principal components deleted, or in superposition, reads less."""
+    codes: dict[str, np.ndarray] = {}
+    for t in problem:
+        dense = None
+        for f, label in enumerate(t.truth.labels):
+            if t.truth.represented[f] and label not in codes:
+                dense = t.truth.codes.tocsc() if dense is None else dense
+                codes[label] = np.asarray(dense[:, f].toarray(), np.float64).ravel()
+    labels = tuple(sorted(codes))
+    c = np.stack([codes[label] for label in labels], axis=1)
+    c -= c.mean(axis=0)
+    total = np.maximum((c**2).sum(axis=0), 1e-300)
+    out = np.zeros((len(problem), len(labels)))
+    for v, t in enumerate(problem):
+        x = np.asarray(t.artifact, np.float64)
+        x = x - x.mean(axis=0)
+        u, sv, _ = np.linalg.svd(x, full_matrices=False)
+        # the rank of the float32 activations (matrix_rank's rule at float32 precision): a deleted
+        # component leaves only rounding behind, which must not count as something to read
+        u = u[:, sv > sv.max(initial=0.0) * max(x.shape) * np.finfo(np.float32).eps]
+        out[v] = np.where((c**2).sum(axis=0) > 0, ((u.T @ c) ** 2).sum(axis=0) / total, 0.0)
+    return out, labels
+
+
+def functional_differences(problem: Sequence[FeatureToy]) -> np.ndarray:
+    """(k, k) how differently each pair of a problem's representations serves a linear probe: the
+    mean over the features of |R^2 difference| (``decodability``); 0 for the same features in
+    another frame, and growing with the information a deletion of principal components (or
+    superposition) loses (Ding et al. 2021's functional difference, measured exactly)."""
+    r2, _ = decodability(problem)
+    return np.abs(r2[:, None, :] - r2[None, :, :]).mean(axis=2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +102,15 @@ class ComparisonScores:
         1.0 when some identical pair scores below some pair sharing at most half its features,
         else 0.0 (None without both kinds).
     n_pairs : int
+    sensitivity : float or None
+        Spearman correlation, over the pairs, of the dissimilarity (minus the similarity) with
+        the functional difference (``functional_differences``): Ding et al. 2021's sensitivity,
+        with the difference measured exactly (None without a functional difference given, or
+        when every pair's is the same).
+    specificity : float or None
+        AUROC of the similarity at telling the pairs that do the same (functional difference
+        below ``FUNCTIONAL_TOLERANCE``: a change of frame, Ding's seed-only changes) from those
+        that do not (None without both kinds).
     """
 
     rank_correlation: float | None
@@ -70,13 +118,17 @@ class ComparisonScores:
     violation_rate: float | None
     inverted: float | None
     n_pairs: int
+    sensitivity: float | None = None
+    specificity: float | None = None
 
     def to_dict(self) -> dict[str, float | None]:
         return dataclasses.asdict(self)
 
 
-def score_similarities(prediction: Similarities, shared: np.ndarray) -> ComparisonScores:
-    """Score a ``Similarities`` against the planted shared fractions ``shared`` (k, k)."""
+def score_similarities(prediction: Similarities, shared: np.ndarray,
+                       functional: np.ndarray | None = None) -> ComparisonScores:
+    """Score a ``Similarities`` against the planted shared fractions ``shared`` (k, k) and, when
+    given, the functional differences ``functional`` (k, k)."""
     shared = np.asarray(shared, dtype=np.float64)
     k = shared.shape[0]
     if shared.shape != (k, k) or k < 2:
@@ -98,7 +150,18 @@ def score_similarities(prediction: Similarities, shared: np.ndarray) -> Comparis
     low = truth <= INVERSION_SHARED + 1e-9
     if within.any() and low.any():
         inverted = float(similarity[within].min() < similarity[low].max())
-    return ComparisonScores(rank, auprc, violations, inverted, int(i.size))
+    sensitivity = specificity = None
+    if functional is not None:
+        functional = np.asarray(functional, dtype=np.float64)
+        if functional.shape != (k, k):
+            raise ValueError(f"functional must be ({k}, {k}) like shared, got shape {functional.shape}")
+        difference = functional[i, j]
+        if np.ptp(difference) > FUNCTIONAL_TOLERANCE:
+            sensitivity = float(spearmanr(-similarity, difference).statistic) if np.ptp(similarity) > 0 else 0.0
+        same = difference < FUNCTIONAL_TOLERANCE
+        if same.any() and (~same).any():
+            specificity = float(auroc(similarity, same))
+    return ComparisonScores(rank, auprc, violations, inverted, int(i.size), sensitivity, specificity)
 
 
 def damage_candidates(graph) -> np.ndarray:
@@ -194,6 +257,19 @@ def score_layer_matching(prediction: Similarities, problem) -> dict[str, float]:
     return {"layer_accuracy": float(np.mean(credit)), "layer_auroc": auroc(cross.ravel(), correct.ravel())}
 
 
-__all__ = ["ComparisonScores", "INVERSION_SHARED", "check_twins", "damage_candidates", "layer_orders",
-           "layer_representations", "layer_twins", "score_damage", "score_layer_matching", "score_similarities",
-           "shared_fractions"]
+__all__ = [
+    "FUNCTIONAL_TOLERANCE",
+    "INVERSION_SHARED",
+    "ComparisonScores",
+    "check_twins",
+    "damage_candidates",
+    "decodability",
+    "functional_differences",
+    "layer_orders",
+    "layer_representations",
+    "layer_twins",
+    "score_damage",
+    "score_layer_matching",
+    "score_similarities",
+    "shared_fractions",
+]

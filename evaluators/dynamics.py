@@ -3,7 +3,8 @@ planted feature in the training record.
 
 Per dated feature: the error in log steps, the Kendall tau of the order, and whether it says
 rightly that a feature formed at all; per event (a method's change points, or the distinct
-dates it gives): precision and recall within a window of the true formation steps.
+dates it gives): precision and recall within a window of the true formation steps, and how far
+ahead of them the events come (lead time).
 
 References
 ----------
@@ -33,8 +34,11 @@ def score_formation(prediction: Formation, dynamics) -> dict[str, float | None]:
     counted at twice the last step), ``order_tau`` (Kendall tau of the dates of the features
     both say formed), ``formed_accuracy`` (agreement on whether each feature formed), and
     ``event_precision``, ``event_recall``, ``event_f1`` of the events against the distinct true
-    formation steps after the initialisation (a feature settled from step 0 makes no event), within the larger of ``WINDOW_SNAPSHOTS`` snapshot intervals and
-    ``WINDOW_FRACTION`` of training."""
+    formation steps after the initialisation (a feature settled from step 0 makes no event),
+    within the larger of ``WINDOW_SNAPSHOTS`` snapshot intervals and ``WINDOW_FRACTION`` of
+    training; ``lead_time``: over the true events found, the mean of true minus nearest predicted
+    step as a fraction of training (positive: the method signals before the feature has settled,
+    as a progress measure should; None when none is found)."""
     truth = formation_steps(dynamics)
     last = float(dynamics.steps[-1])
     out: dict[str, float | None] = dict.fromkeys(("log_step_error", "order_tau", "formed_accuracy"))
@@ -60,6 +64,13 @@ def score_formation(prediction: Formation, dynamics) -> dict[str, float | None]:
     if events.size:
         recall = float(np.mean(np.abs(events[:, None] - found[None, :]).min(axis=1) <= window)) if found.size else 0.0
     out["event_precision"], out["event_recall"] = precision, recall
+    out["lead_time"] = None
+    if events.size and found.size:
+        gap = events[:, None] - found[None, :]  # > 0: the event came before the formation
+        nearest = gap[np.arange(events.size), np.abs(gap).argmin(axis=1)]
+        matched = np.abs(nearest) <= window
+        if matched.any():
+            out["lead_time"] = float(nearest[matched].mean() / last)
     out["event_f1"] = (None if precision is None or recall is None else
                        0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall))
     return out

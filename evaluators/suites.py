@@ -220,21 +220,41 @@ def _tms() -> Suite:
     )
 
 
-def _circuits() -> Suite:
+def _circuit_toys() -> tuple[ToySpec, ...]:
+    """A plain planted circuit toy, one per failure mode and the trained kind."""
     base = dict(n_inputs=12, n_tasks=2, depth=2, n_blocks=3, width=48)
     specs = [ToySpec("plain", "planted_mlp", base)]
     specs += [ToySpec(mode, "planted_mlp", {**base, mode: True}) for mode in toys.FAILURE_MODES]
     specs.append(ToySpec("trained", "planted_mlp", {**base, "trained": True}))
+    return tuple(specs)
+
+
+def _circuits() -> Suite:
     served = methods_for("circuits")
     return Suite(
         name="circuits",
         task="circuits",
-        toys=tuple(specs),
+        toys=_circuit_toys(),
         methods=served,
         seeds=(0, 1, 2),
         description=f"planted circuits: a plain toy, one per failure mode ({', '.join(toys.FAILURE_MODES)}) and the "
         f"trained kind x {len(served)} circuit methods (patching, attribution, ACDC, input attributions and "
         "weight-graph centralities) x 3 seeds; the report adds the catalog table",
+    )
+
+
+def _lesions() -> Suite:
+    # The circuits suite's toys, each scored against its exact lesion census.
+    served = methods_for("lesions")
+    return Suite(
+        name="lesions",
+        task="lesions",
+        toys=_circuit_toys(),
+        methods=served,
+        seeds=(0, 1, 2),
+        description=f"lesion censuses of planted circuits (plain, one per failure mode, trained) x {len(served)} "
+        "node methods (ablations, patching, Shapley sampling, pruning and its random-ticket control, centralities) x "
+        "3 seeds; the report draws each toy's census histogram",
     )
 
 
@@ -304,11 +324,16 @@ def _comparison() -> Suite:
     ladder = tuple({"offset": o, "view": v} for v, o in enumerate((0, 0, 8, 16, 32, 48, 64)))
     superposed = ({"view": 0}, {"view": 1}, {"view": 2, "frame": "random", "d_model": 32},
                   {"view": 3, "frame": "random", "d_model": 16}, {"view": 4, "offset": 32}, {"view": 5, "offset": 64})
+    # "deletion" (Ding et al. 2021): three frames of the same 64 features (seed-only changes, no
+    # functional difference) beside views with their top 1 ... 32 principal components deleted.
+    deletion = tuple({"view": v} for v in range(3)) + tuple(
+        {"view": 3 + i, "deleted_pcs": k} for i, k in enumerate((1, 2, 4, 8, 16, 32)))
     specs = (
         ToySpec("ladder", "feature_view", common, {"superposition": 1.0, "rescale": 0.0}, members=ladder),
         ToySpec("superposition", "feature_view", common, {"superposition": 4.0, "rescale": 0.0}, members=superposed),
         ToySpec("rescaled", "feature_view", {**common, "rescale": 1.0}, {"superposition": 1.0, "rescale": 1.0},
                 members=ladder),
+        ToySpec("deletion", "feature_view", common, {"superposition": 1.0, "rescale": 0.0}, members=deletion),
     )
     served = methods_for("comparison")
     return Suite(
@@ -386,12 +411,12 @@ def _dynamics() -> Suite:
 
 def _damage() -> Suite:
     # Four-task planted circuits (12 inputs, depth 2, three blocks of 32); a fifth of the planted
-    # circuits' neurons damaged four ways.
+    # circuits' neurons damaged five ways.
     base = dict(n_tasks=4, n_samples=256)
     specs = tuple(
         ToySpec(damage, "planted_mlp", base, {"fraction": 0.2},
                 members=({}, functools.partial(damaged_twin, damage=damage, fraction=0.2, strength=strength)))
-        for damage, strength in (("ablate", 0.5), ("scale", 0.3), ("noise", 1.0), ("rewire", 0.5))
+        for damage, strength in (("ablate", 0.5), ("scale", 0.3), ("noise", 1.0), ("rewire", 0.5), ("prune", 0.5))
     )
     served = methods_for("damage")
     return Suite(
@@ -407,7 +432,7 @@ def _damage() -> Suite:
 
 SUITES: dict[str, Suite] = {
     s.name: s
-    for s in (_quick(), _standard(), _features_sweep(), _tms(), _circuits(), _transformer_circuits(), _connectome("connectivity"),
+    for s in (_quick(), _standard(), _features_sweep(), _tms(), _circuits(), _lesions(), _transformer_circuits(), _connectome("connectivity"),
               _connectome("modules"), _connectome("hubs"), _comparison(), _layers(), _damage(), _dynamics())
 }
 

@@ -2,8 +2,8 @@
 
 A task is the contract of a benchmark cell: features, circuits, and on synthetic connectomes
 connectivity, modules and hubs; comparison takes a problem of several toys (feature views) and
-scores a similarity measure against the features they share, and damage a normal toy and its
-damaged copy. A family registers more by adding a ``Task`` to ``TASKS``; the
+scores a similarity measure against the features they share, damage a normal toy and its
+damaged copy, and lesions scores circuit methods against a toy's exact lesion census. A family registers more by adding a ``Task`` to ``TASKS``; the
 runner, the store and the reports work on any task unchanged.
 """
 
@@ -20,6 +20,7 @@ import numpy as np
 from planted.evaluators import _exchange, _figures
 from planted.evaluators.comparison import (
     check_twins,
+    functional_differences,
     layer_representations,
     score_damage,
     score_layer_matching,
@@ -30,6 +31,7 @@ from planted.evaluators.circuits import auroc, score_circuit, score_modules, wit
 from planted.evaluators.connectome import hub_precision_at_k, score_connectivity
 from planted.evaluators.dynamics import score_formation
 from planted.evaluators.features import score_features
+from planted.evaluators.lesions import census_of, score_lesions
 from planted.groundtruth import (
     CircuitPrediction,
     CircuitTruth,
@@ -296,8 +298,12 @@ def _circuit_task(name: str, description: str, families: tuple[str, ...], files)
     )
 
 
+def _lesion_metrics(prediction: CircuitPrediction, toy) -> dict[str, Any]:
+    return score_lesions(prediction, census_of(toy), toy.graph.n_nodes)
+
+
 def _comparison_metrics(prediction: Similarities, problem) -> dict[str, Any]:
-    scores = score_similarities(prediction, shared_fractions(problem)).to_dict()
+    scores = score_similarities(prediction, shared_fractions(problem), functional_differences(problem)).to_dict()
     scores.pop("n_pairs")
     return scores
 
@@ -364,6 +370,23 @@ TASKS: dict[str, Task] = {
                       "heads, MLPs and the edges between them), through its intervention interface over components, "
                       "positions and edges", ("rasp_transformer",), _exchange.transformer_circuit_files),
         Task(
+            name="lesions",
+            description="say what lesioning each input and neuron of a planted circuit toy costs each task (the "
+            "same interface and predictions as circuits): node scores ranked against the exact lesion census "
+            "(every node zeroed alone, every pair together): AUROC of the costly nodes, Spearman with the deficits, "
+            "and AUROC of the backups, silent alone but lethal in a pair",
+            truth_type=CircuitTruth,
+            prediction_type=CircuitPrediction,
+            score=_lesion_metrics,
+            headline="lesion_auroc",
+            metrics=("lesion_auroc", "lesion_spearman", "backup_auroc"),
+            figure_data=_figures.lesions_figure_data,
+            figures=_figures.lesions_figures,
+            families=("planted_mlp",),
+            files=_exchange.circuit_files,
+            read=_exchange.circuit_read,
+        ),
+        Task(
             name="comparison",
             description="compare representations of the same inputs (feature views of one code stream, each in a "
             "frame of its own): a similarity for every pair, scored by its rank correlation with the fraction of "
@@ -372,7 +395,7 @@ TASKS: dict[str, Task] = {
             prediction_type=Similarities,
             score=_comparison_metrics,
             headline="rank_correlation",
-            metrics=("rank_correlation", "within_auprc", "violation_rate", "inverted"),
+            metrics=("rank_correlation", "within_auprc", "violation_rate", "inverted", "sensitivity", "specificity"),
             keep=_comparison_keep,
             figure_data=_figures.comparison_figure_data,
             figures=_figures.comparison_figures,
@@ -409,7 +432,8 @@ TASKS: dict[str, Task] = {
             artifact=_dynamics_artifact,
             score=_dynamics_metrics,
             headline="event_f1",
-            metrics=("event_f1", "event_precision", "event_recall", "log_step_error", "order_tau", "formed_accuracy"),
+            metrics=("event_f1", "event_precision", "event_recall", "lead_time", "log_step_error", "order_tau",
+                     "formed_accuracy"),
             families=("superposition",),
             accepts=_has_record,
             conflicts=("features",),

@@ -9,7 +9,7 @@ import numpy as np
 
 from planted.groundtruth._arrays import as_vector, check_finite, frozen
 
-DAMAGES = ("ablate", "scale", "noise", "rewire")
+DAMAGES = ("ablate", "scale", "noise", "rewire", "prune")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -22,7 +22,8 @@ class DamageTruth:
         The id of the normal toy the damaged one was copied from.
     damage : str
         One of ``DAMAGES``: output weights zeroed (``ablate``) or scaled (``scale``), noise added
-        to the input weights (``noise``), the input weights permuted (``rewire``).
+        to the input weights (``noise``), the input weights permuted (``rewire``), the smallest
+        input and output weights zeroed (``prune``).
     damaged : (n_nodes,) bool
         The nodes whose weights were changed; every other weight is the twin's, bit for bit.
     intact : (n_tasks,) float64

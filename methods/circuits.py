@@ -13,6 +13,9 @@ Nanda (2023), "Attribution patching: activation patching at industrial scale".
 Syed, Rager & Conmy (2023), "Attribution patching outperforms automated circuit discovery".
 Hanna, Pezzelle & Belinkov (2024), "Have faith in faithfulness" (EAP-IG).
 Conmy et al. (2023), "Towards automated circuit discovery for mechanistic interpretability" (ACDC).
+Frankle & Carbin (2019), "The lottery ticket hypothesis"; Frankle, Dziugaite, Roy & Carbin
+(2020), "Linear mode connectivity and the lottery ticket hypothesis" (rewinding); Frankle et al.
+(2021), "Pruning neural networks at initialization: why are we missing the mark?" (random tickets).
 Sundararajan, Taly & Yan (2017), "Axiomatic attribution for deep networks" (integrated gradients).
 Bach et al. (2015), "On pixel-wise explanations for non-linear classifier decisions by layer-wise
 relevance propagation".
@@ -123,6 +126,111 @@ def msa(artifact, task: int, *, kind: str = "zero", n_permutations: int = 64, pl
     scores = np.full(graph.n_nodes, np.nan)
     scores[players] = phi / n_permutations
     return ComponentScores(nodes=scores)
+
+
+PRUNING_CONTROLS = ("magnitude", "random")
+
+
+@functools.partial(jax.jit, static_argnums=(0, 5, 6, 7))
+def _finetune(run_fn, params, x, labels, mask, index, steps, rate):
+    """``steps`` Adam steps of the squared error of output ``index`` against ``labels`` with the
+    nodes outside ``mask`` held at 0; returns the parameters and the fine-tuned outputs."""
+    import optax
+
+    patch = lambda m: Patch(node_mask=1.0 - m, node_values=jnp.zeros_like(m))  # noqa: E731
+
+    def loss(q):
+        return jnp.mean((run_fn(q, x, patch(mask))["outputs"][:, index] - labels) ** 2)
+
+    opt = optax.adam(rate)
+
+    def step(carry, _):
+        q, state = carry
+        updates, state = opt.update(jax.grad(loss)(q), state, q)
+        return (optax.apply_updates(q, updates), state), None
+
+    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
+    return params, run_fn(params, x, patch(mask))["outputs"]
+
+
+def _ticket_magnitudes(model, t, x, labels, alive, floor: float, steps: int, learning_rate: float):
+    """Each node's magnitude after fine-tuning the ticket ``alive`` (None when the fine-tuned
+    ticket's accuracy falls below ``floor``)."""
+    keep = alive | (model.graph.layers == model.graph.layers.max())  # the outputs are never pruned
+    params, outputs = _finetune(model.run_fn, model.device_params, x, labels, jnp.asarray(keep, jnp.float32),
+                                t.index, int(steps), float(learning_rate))
+    if t.accuracy(np.asarray(outputs)) < floor:
+        return None
+    q = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    return np.concatenate([np.linalg.norm(q["embed"], axis=1),
+                           (np.linalg.norm(q["w_in"], axis=2) * np.linalg.norm(q["w_out"], axis=2)).ravel(),
+                           np.zeros(q["readout"].shape[0])])
+
+
+def _pruning_rounds(layers, inner, fraction: float, magnitudes, n_rounds: int | None = None):
+    """Rounds of pruning: ``magnitudes(alive)`` gives each node's magnitude (None: stop before
+    this round); the ``fraction`` of each layer's survivors of smallest magnitude go. Returns each
+    node's last round alive and its magnitude rank within its layer at the round it went."""
+    alive = np.zeros(layers.size, bool)
+    alive[inner] = True
+    rounds, rank = np.zeros(layers.size), np.zeros(layers.size)
+    r = 0
+    while n_rounds is None or r < n_rounds:
+        magnitude = magnitudes(alive)
+        if magnitude is None:
+            break
+        r += 1
+        rounds[alive] = r
+        pruned = False
+        for layer in np.unique(layers[inner]):
+            nodes = np.flatnonzero(alive & (layers == layer))
+            order = nodes[np.argsort(magnitude[nodes], kind="stable")]
+            rank[order] = np.arange(order.size) / order.size
+            cut = int(np.floor(fraction * order.size))
+            alive[order[:cut]] = False
+            pruned |= cut > 0
+        if not pruned:
+            break
+    return rounds, rank
+
+
+def magnitude_pruning(artifact, task: int, *, fraction: float = 0.2, tolerance: float = 0.02, steps: int = 50,
+                      learning_rate: float = 0.01, control: str = "magnitude", seed: int = 0) -> ComponentScores:
+    """Iterative magnitude pruning (Frankle & Carbin 2019, with rewinding to the given weights as
+    Frankle et al. 2020) read as a circuit method: the surviving ticket is the circuit.
+
+    Each round fine-tunes the network with the pruned nodes held at 0 (``steps`` Adam steps of
+    the task's squared error on its clean inputs, from the given weights), then prunes the
+    ``fraction`` of each layer's surviving nodes (the inputs, each block's neurons) of smallest
+    magnitude: an input's embedding norm, a neuron's input-weight norm times its output-weight
+    norm. Rounds go on while the fine-tuned ticket keeps the task's accuracy within
+    ``tolerance`` of the intact network's. A node's score is the number of rounds it survived
+    (the ticket's nodes score highest), plus its magnitude rank within its layer in [0, 1).
+
+    ``control="random"`` is the random-ticket control (Frankle et al. 2021): the same number of
+    nodes pruned from each layer in each round, chosen at random, so the same per-layer
+    densities with no magnitude information.
+    """
+    p = Problems()
+    p.number("fraction", fraction, low=0, high=1, low_open=True, high_open=True)
+    p.number("tolerance", tolerance, low=0, high=1)
+    p.integer("steps", steps, low=0, high=100_000)
+    p.number("learning_rate", learning_rate, low=0, low_open=True)
+    p.choice("control", control, PRUNING_CONTROLS)
+    t = _check("magnitude_pruning", artifact, task, p)
+    model, graph = artifact.model, artifact.graph
+    layers = graph.layers
+    inner = np.flatnonzero(layers < layers.max())
+    x, labels = jnp.asarray(t.clean, jnp.float32), jnp.asarray(t.labels, jnp.float32)
+    intact = float(t.accuracy(model.run(t.clean)["outputs"]))
+    rounds, rank = _pruning_rounds(layers, inner, fraction, lambda alive: _ticket_magnitudes(
+        model, t, x, labels, alive, intact - tolerance, steps, learning_rate))
+    if control == "random":  # the same schedule of per-layer counts, at random
+        rng = np.random.default_rng([seed, 29])
+        last = rounds.max()
+        rounds, rank = _pruning_rounds(layers, inner, fraction, lambda alive: rng.random(graph.n_nodes),
+                                       n_rounds=int(last))
+    return _node_scores(artifact, rounds + rank)
 
 
 def activation_patching(artifact, task: int, *, aggregate: str = "abs") -> ComponentScores:
@@ -329,6 +437,7 @@ __all__ = [
     "activation_patching",
     "attribution_patching",
     "eap_ig",
+    "magnitude_pruning",
     "edge_attribution_patching",
     "functional_communities",
     "gradient_x_input",

@@ -5,7 +5,9 @@ A training record is a dict of snapshots: ``steps`` (n_snapshots,), ``losses`` (
 method returns a ``groundtruth.Formation``. ``norm_half_final`` dates a feature when its
 embedding first reaches half its final length (a progress measure read off the weights);
 ``norm_growth`` when its length grows fastest; ``loss_change_points`` reads only the loss curve
-and returns the steps where its fall is sharpest (change points, undated to any feature).
+and returns the steps where its fall is sharpest (change points, undated to any feature);
+``gini_change_points`` the steps where the inequality of the features' lengths (their Gini
+coefficient, a progress measure) moves fastest.
 
 References
 ----------
@@ -65,6 +67,18 @@ def norm_growth(artifact, *, represented: float = 0.5, seed: int = 0) -> Formati
     return Formation(steps=np.where(norms[-1] > represented, steps[1:][np.argmax(rate, axis=0)], -1))
 
 
+def _change_points(steps: np.ndarray, series: np.ndarray, threshold: float) -> np.ndarray:
+    """The snapshots closing the intervals where ``series`` rises per step at a local maximum at
+    least ``threshold`` median absolute deviations above its median rise."""
+    rise = np.diff(series) / np.diff(steps)
+    centre = np.median(rise)
+    spread = np.median(np.abs(rise - centre)) or 1e-12
+    score = (rise - centre) / spread
+    padded = np.concatenate([[-np.inf], score, [-np.inf]])
+    peaks = (score >= padded[:-2]) & (score > padded[2:]) & (score >= threshold)
+    return steps[1:][peaks]
+
+
 def loss_change_points(artifact, *, threshold: float = 2.0, seed: int = 0) -> Formation:
     """Change points of the loss curve: the snapshots where the fall of the log-loss per step is a
     local maximum at least ``threshold`` median absolute deviations above its median (the
@@ -73,13 +87,32 @@ def loss_change_points(artifact, *, threshold: float = 2.0, seed: int = 0) -> Fo
     p.number("threshold", threshold)
     p.raise_if_any("loss_change_points")
     steps, losses, _ = _record(artifact, "loss_change_points")
-    fall = -np.diff(np.log(np.maximum(losses, 1e-12))) / np.diff(steps)
-    centre = np.median(fall)
-    spread = np.median(np.abs(fall - centre)) or 1e-12
-    score = (fall - centre) / spread
-    padded = np.concatenate([[-np.inf], score, [-np.inf]])
-    peaks = (score >= padded[:-2]) & (score > padded[2:]) & (score >= threshold)
-    return Formation(events=steps[1:][peaks])
+    return Formation(events=_change_points(steps, -np.log(np.maximum(losses, 1e-12)), threshold))
 
 
-__all__ = ["loss_change_points", "norm_growth", "norm_half_final"]
+def gini(values: np.ndarray) -> np.ndarray:
+    """The Gini coefficient of non-negative values along the last axis (0: all equal; near 1: one
+    holds everything)."""
+    x = np.sort(np.asarray(values, np.float64), axis=-1)
+    n = x.shape[-1]
+    total = x.sum(axis=-1)
+    ranks = np.arange(1, n + 1)
+    return np.where(total > 0, (2 * (ranks * x).sum(axis=-1) / (n * np.where(total > 0, total, 1.0))) - (n + 1) / n, 0.0)
+
+
+def gini_change_points(artifact, *, threshold: float = 2.0, seed: int = 0) -> Formation:
+    """A progress measure read off the weights (Nanda et al. 2023's Gini coefficient of the
+    Fourier norms, here of the features' embedding lengths): the snapshots where the Gini
+    coefficient of the lengths changes fastest (local maxima of its absolute change per step,
+    at least ``threshold`` median absolute deviations above the median), as events; no feature
+    is dated. Each feature that forms changes how unequal the lengths are."""
+    p = Problems()
+    p.number("threshold", threshold)
+    p.raise_if_any("gini_change_points")
+    steps, _, weights = _record(artifact, "gini_change_points")
+    g = gini(np.linalg.norm(weights, axis=1))
+    change = np.concatenate([[0.0], np.cumsum(np.abs(np.diff(g)))])  # rises wherever the Gini moves
+    return Formation(events=_change_points(steps, change, threshold))
+
+
+__all__ = ["gini", "gini_change_points", "loss_change_points", "norm_growth", "norm_half_final"]

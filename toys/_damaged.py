@@ -5,7 +5,9 @@ The config names its normal twin by that toy's canonical config JSON (``base``),
 two ordinary toys: a comparison cell holds both. The damage changes the weights of the chosen
 neurons only: their output weights zeroed (``ablate``: the neuron removed) or scaled
 (``scale``), Gaussian noise added to their input weights and bias (``noise``), or their input
-weights permuted over the residual dimensions (``rewire``: the same weights, other connections).
+weights permuted over the residual dimensions (``rewire``: the same weights, other connections), or
+the smallest of their nonzero input and output weights zeroed (``prune``: magnitude pruning of a
+fraction ``strength`` of each chosen neuron's weights).
 The deficit of each task is measured by running both networks on its inputs.
 
 References
@@ -63,6 +65,8 @@ class DamagedConfig(Config):
         p.integer("seed", self.seed, low=0, high=2**63 - 1)
         if self.damage == "scale":
             p.number("strength", self.strength, low=0, high=1, high_open=True)
+        elif self.damage == "prune":
+            p.number("strength", self.strength, low=0, high=1, low_open=True)
         elif self.damage == "noise":
             p.number("strength", self.strength, low=0, low_open=True)
         else:
@@ -93,14 +97,16 @@ def damaged(base: Config | str, *, damage: str = "ablate", fraction: float = 0.1
     ----------
     base : PlantedMLPConfig or str
         The normal twin (``toys.from_config(base)`` builds it).
-    damage : {"ablate", "scale", "noise", "rewire"}
+    damage : {"ablate", "scale", "noise", "rewire", "prune"}
         What is done to each chosen neuron: its output weights zeroed, multiplied by ``strength``
         (in [0, 1)), its input weights and bias given Gaussian noise of ``strength`` times their
-        root mean square (> 0), or its input weights permuted over the residual dimensions.
+        root mean square (> 0), its input weights permuted over the residual dimensions, or the
+        fraction ``strength`` (in (0, 1]; at least one) of its nonzero input and of its nonzero
+        output weights smallest in magnitude zeroed.
     fraction : float
         The fraction of the candidate neurons damaged (at least one), in (0, 1].
     strength : float
-        The scale or the noise level (unused by ``ablate`` and ``rewire``).
+        The scale, the noise level or the pruned fraction (unused by ``ablate`` and ``rewire``).
     target : {"circuit", "any"}
         Candidates: the neurons of the planted circuits, or every neuron (distractors included).
     seed : int
@@ -144,6 +150,12 @@ def build(config: DamagedConfig) -> DamagedToy:
             rms = float(np.sqrt(np.mean(params["w_in"][b, s].astype(np.float64) ** 2))) or 1.0
             params["w_in"][b, s] += (config.strength * rms * rng.standard_normal(params["w_in"].shape[-1])).astype(np.float32)
             params["b_in"][b, s] += np.float32(config.strength * rms * rng.standard_normal())
+        elif config.damage == "prune":
+            for name in ("w_in", "w_out"):
+                row = params[name][b, s]
+                nonzero = np.flatnonzero(row)
+                cut = max(1, int(round(config.strength * nonzero.size)))
+                row[nonzero[np.argsort(np.abs(row[nonzero]), kind="stable")[:cut]]] = 0.0
         else:
             params["w_in"][b, s] = params["w_in"][b, s][rng.permutation(params["w_in"].shape[-1])]
     model = CircuitModel(params=params, graph=graph)

@@ -33,7 +33,7 @@ from planted.evaluators._figures._geometry import (
     plot_gram,
     plot_phase_diagram,
 )
-from planted.evaluators._figures._lesions import plot_lesion_census
+from planted.evaluators._figures._lesions import lesions_figure_data, lesions_figures, plot_lesion_census
 from planted.evaluators._figures._leaderboard import leaderboard_figures, plot_axis, plot_leaderboard
 
 __all__ = [
@@ -65,6 +65,8 @@ __all__ = [
     "plot_leaderboard",
     "plot_phase_diagram",
     "plot_formation",
+    "lesions_figure_data",
+    "lesions_figures",
     "plot_lesion_census",
     "plot_roc",
     "plot_similarity",

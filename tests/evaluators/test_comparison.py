@@ -19,7 +19,7 @@ import pytest
 
 from planted import evaluators, toys
 from planted.evaluators import Store, run
-from planted.evaluators.comparison import score_similarities, shared_fractions
+from planted.evaluators.comparison import decodability, functional_differences, score_similarities, shared_fractions
 from planted.evaluators.report import write_report
 from planted.evaluators.store import problem_id
 from planted.evaluators.suites import SUITES, ToySpec
@@ -53,14 +53,51 @@ def test_scores_against_scipy_and_sklearn():
 
 @pytest.mark.parametrize("name", [t.name for t in SUITE.toys])
 def test_the_truth_scores_perfectly_and_its_reverse_worst(name):
-    """The oracle (the planted shared fractions as similarities) ranks every pair right; its
-    negation inverts everything."""
+    """The oracles (the planted shared fractions, or minus the functional differences, as
+    similarities) rank every pair right on their truth; their negations invert everything."""
     problem = _problem(name)
-    shared = shared_fractions(problem)
+    shared, functional = shared_fractions(problem), functional_differences(problem)
     perfect = TASKS["comparison"].score(Similarities(shared), problem)
-    assert perfect == {"rank_correlation": 1.0, "within_auprc": 1.0, "violation_rate": 0.0, "inverted": 0.0}
     worst = TASKS["comparison"].score(Similarities(-shared), problem)
-    assert worst["rank_correlation"] == -1.0 and worst["violation_rate"] == 1.0 and worst["inverted"] == 1.0
+    if np.ptp(shared) > 0:
+        assert {k: perfect[k] for k in ("rank_correlation", "within_auprc", "violation_rate", "inverted")} == {
+            "rank_correlation": 1.0, "within_auprc": 1.0, "violation_rate": 0.0, "inverted": 0.0}
+        assert worst["rank_correlation"] == -1.0 and worst["violation_rate"] == 1.0 and worst["inverted"] == 1.0
+    else:
+        assert perfect["rank_correlation"] is None and perfect["within_auprc"] is None
+    best = TASKS["comparison"].score(Similarities(-functional), problem)
+    reverse = TASKS["comparison"].score(Similarities(functional), problem)
+    assert best["sensitivity"] == pytest.approx(1.0) and reverse["sensitivity"] == pytest.approx(-1.0)
+    assert best["specificity"] == 1.0 and reverse["specificity"] == 0.0
+
+
+def test_decodability_is_the_r2_of_a_linear_probe():
+    from sklearn.linear_model import LinearRegression
+
+    problem = _problem("deletion")
+    r2, labels = decodability(problem)
+    for v in (0, 5, 8):
+        x = np.asarray(problem[v].artifact, np.float64)
+        truth = problem[v].truth
+        for f in (0, 17, 40):
+            code = truth.codes[:, f].toarray().ravel()
+            expected = LinearRegression().fit(x, code).score(x, code)
+            assert r2[v, labels.index(truth.labels[f])] == pytest.approx(expected, abs=1e-8)
+    differences = functional_differences(problem)
+    assert differences[0, 1] < 1e-9 and differences[0, 2] < 1e-9  # another frame: the same probes
+    assert np.all(np.diff(differences[0, 3:]) > 0)  # each deletion of more top components loses more
+
+
+def test_deleting_top_components_is_seen_by_cka_but_not_by_cca():
+    """Ding et al. (2021): CKA is sensitive to the deletion of top principal components, CCA
+    (which whitens) far less."""
+    from planted.methods import similarity
+
+    problem = _problem("deletion")
+    scores = {m: TASKS["comparison"].score(similarity.similarities(tuple(t.artifact for t in problem), m), problem)
+              for m in ("linear_cka", "cca")}
+    assert scores["linear_cka"]["sensitivity"] > 0.9 and scores["linear_cka"]["specificity"] == 1.0
+    assert scores["cca"]["sensitivity"] < scores["linear_cka"]["sensitivity"]
 
 
 def test_the_shared_fractions_are_the_windows_overlap():
@@ -86,7 +123,7 @@ def test_a_comparison_task_refuses_one_toy_and_a_toy_task_a_tuple():
 def test_the_suite_through_the_store_keys_each_cell_by_its_problem(tmp_path):
     store = tmp_path / "s.sqlite"
     results = run("comparison", methods=["linear-cka", "cca"], seeds=[0], store=store, progress=False)
-    assert len(results) == 6 and all(r.status == "ok" for r in results), [r.error for r in results]
+    assert len(results) == 8 and all(r.status == "ok" for r in results), [r.error for r in results]
     for r in results:
         spec = next(t for t in SUITE.toys if t.name == r.toy)
         ids = tuple(c.id for c in spec.configs(0))
@@ -156,12 +193,12 @@ def test_problems_of_several_toys_resume_after_kill_9(tmp_path, monkeypatch):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = _count(store)[0]
-    assert 2 <= partial < 9, "the run should have been killed mid-suite"
+    assert 2 <= partial < 12, "the run should have been killed mid-suite"
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert _count(store) == (9, 9)
+    assert _count(store) == (12, 12)
     with Store(store) as s:
-        assert all(len(r.toy_ids) in (6, 7) and r.status == "ok" for r in s.results())
+        assert all(len(r.toy_ids) in (6, 7, 9) and r.status == "ok" for r in s.results())
 
 
 def test_every_comparison_measure_is_in_the_suite():
@@ -211,9 +248,9 @@ def test_damage_scores_against_sklearn_and_the_pair_is_checked():
 
 def test_the_damage_suite_runs_through_the_store(tmp_path):
     results = run("damage", seeds=[0], store=tmp_path / "s.sqlite", progress=False)
-    assert len(results) == 12 and all(r.status == "ok" for r in results), [r.error for r in results if r.error]
+    assert len(results) == 15 and all(r.status == "ok" for r in results), [r.error for r in results if r.error]
     by = {(r.toy, r.method): r.metrics for r in results}
-    assert all(by[(d, "weight-difference")]["damage_auroc"] == 1.0 for d in ("ablate", "scale", "noise", "rewire"))
+    assert all(by[(d, "weight-difference")]["damage_auroc"] == 1.0 for d in ("ablate", "scale", "noise", "rewire", "prune"))
     # ablation leaves a neuron's own activity as it was: activity alone cannot find it
     assert by[("ablate", "activation-difference")]["damage_auroc"] < 0.7 < by[("noise", "activation-difference")]["damage_auroc"]
     assert all(len(r.toy_ids) == 2 for r in results)

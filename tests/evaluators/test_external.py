@@ -270,7 +270,7 @@ def test_a_circuit_toy_as_files_an_oracle_scores_perfectly_and_the_model_runs_fr
     assert cli.main(["make", "planted_mlp", "--out", str(out), "--set", "n_inputs=8", "--n-samples", "32"]) == 0
     capsys.readouterr()
     info = json.loads((out / "artifact.json").read_text())
-    assert info["tasks"] == ["circuits"]
+    assert info["tasks"] == ["circuits", "lesions"]  # one artifact, two truths: the circuit and the census
     truth = toys.load(out / "truth.sealed").truth
     with np.load(out / "artifact.npz") as npz:
         a = {k: npz[k] for k in npz.files}
@@ -291,6 +291,8 @@ def test_a_circuit_toy_as_files_an_oracle_scores_perfectly_and_the_model_runs_fr
     printed = json.loads(capsys.readouterr().out)
     assert printed["scores"]["circuits"]["edge_auroc"] == pytest.approx(1.0)
     assert printed["scores"]["circuits"]["node_auroc"] == pytest.approx(1.0)
+    # only planted circuit nodes cost anything when lesioned, though some of them cost nothing
+    assert 0.8 < printed["scores"]["lesions"]["lesion_auroc"] < 1.0
     assert printed["chance"]["circuits"]["auroc"] == 0.5
     np.savez(tmp_path / "short.npz", **{"nodes.0": np.zeros(3)})
     assert cli.main(["score", str(out), str(tmp_path / "short.npz")]) == 2

@@ -23,6 +23,7 @@ from planted.groundtruth import CircuitTruth, ConnectomeTruth, DamageTruth, Feat
 TINY = {
     "features": lambda: toys.sparse_features(20, 8, 400, mean_active=3, noise_std=0.01, seed=0),
     "circuits": lambda: toys.planted_mlp(8, 2, seed=0, depth=2, n_blocks=3, width=32, n_samples=32),
+    "lesions": lambda: toys.planted_mlp(8, 2, seed=0, depth=2, n_blocks=3, width=32, n_samples=32, redundancy=True),
     "transformer_circuits": lambda: toys.rasp_transformer("induction", 16, seed=0),
     "connectivity": lambda: _connectome(),
     "modules": lambda: _connectome(),
