@@ -143,9 +143,12 @@ def _parser() -> argparse.ArgumentParser:
         "  planted make sharkey2022 --out toy/ --n-samples 5000\n"
         "  planted make planted_mlp --out circuit/ --set n_inputs=10 --set saturation=true\n"
         "  planted make chalearn2014 --out recording/ --set duration=60\n"
-        "  planted make sharkey2022 --out hidden/ --secret-file secret.txt   # the private split\n")
-    make.add_argument("preset", help="a preset (`planted presets`) or a family: sparse_features, superposition, "
-                      "planted_mlp, connectome")
+        "  planted make sharkey2022 --out hidden/ --secret-file secret.txt   # the private split\n"
+        "  planted make comparison:ladder --out views/   # a suite's problem of several toys\n"
+        "  planted make superposition --out record/ --set snapshot_every=30 --task dynamics\n")
+    make.add_argument("preset", help="a preset (`planted presets`), a family (sparse_features, superposition, "
+                      "planted_mlp, connectome, rasp_transformer ...) or SUITE:TOY, a suite's problem of several toys "
+                      "(comparison:ladder, layers:compiled, damage:noise)")
     make.add_argument("--out", required=True, help="the folder to write (created)")
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--n-samples", type=int, default=None, help="the config's n_samples (features and circuit toys)")
@@ -154,6 +157,9 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--secret-file", default=None,
                       help="the private split: derive the toy's seed from the secret in this file; artifact.json then "
                       "records no seed, id or config, and the truth goes to a separate folder")
+    make.add_argument("--task", action="append", default=None, dest="tasks",
+                      help="export only this task (repeatable; default: every task the toy serves, less those whose "
+                      "artifact would reveal another's truth)")
     make.add_argument("--truth-out", default=None,
                       help="where the truth goes (default: OUT/truth.sealed; with --secret-file, OUT.truth beside OUT)")
 
@@ -336,7 +342,8 @@ def _make(args) -> int:
     overrides = _settings(args.settings)
     if args.n_samples is not None:
         overrides["n_samples"] = args.n_samples
-    folder = external.make(args.preset, args.out, seed=args.seed, secret=secret, truth_out=args.truth_out, **overrides)
+    folder = external.make(args.preset, args.out, seed=args.seed, secret=secret, truth_out=args.truth_out,
+                           tasks=args.tasks, **overrides)
     truth = args.truth_out or (folder.with_name(folder.name + ".truth") if secret else folder / external.TRUTH)
     print(f"wrote {folder / external.ARTIFACT}, {folder / external.ARTIFACT_INFO} and {truth}/")
     return 0

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 from planted import __version__, toys
 from planted.evaluators import _exchange, _private
 from planted.evaluators.features import chance_mmcs
-from planted.evaluators.store import CellResult, Store
+from planted.evaluators.store import CellResult, Store, problem_id
 from planted.evaluators.tasks import TASKS
 from planted.groundtruth import (
     Dictionary,
@@ -39,6 +40,7 @@ ARTIFACT = "artifact.npz"
 ARTIFACT_INFO = "artifact.json"
 TRUTH = "truth.sealed"
 SEALED_FOR = "sealed-for.json"
+PROBLEM = "problem.json"  # in the truth folder of a problem of several toys
 
 
 def exportable(toy=None) -> tuple[str, ...]:
@@ -49,7 +51,7 @@ def exportable(toy=None) -> tuple[str, ...]:
 
 
 def make(preset: str, out: str | Path, *, seed: int = 0, secret: str | bytes | Path | None = None,
-         truth_out: str | Path | None = None, **overrides: Any) -> Path:
+         truth_out: str | Path | None = None, tasks: Sequence[str] | None = None, **overrides: Any) -> Path:
     """Write the artifact of ``toys.preset(preset, seed=seed, **overrides)`` to ``out``.
 
     Parameters
@@ -58,7 +60,10 @@ def make(preset: str, out: str | Path, *, seed: int = 0, secret: str | bytes | P
         A preset (``planted presets``) or a family (``sparse_features``, ``superposition``,
         ``planted_mlp``, ``connectome``, ``rasp_transformer``: its defaults with ``overrides``): a features toy (its
         activations), a circuit toy (its model's parameters, component graph and task inputs) or
-        a connectome (its recording).
+        a connectome (its recording). Or ``SUITE:TOY``, a problem of several toys of a suite
+        (``comparison:ladder``, ``layers:compiled``, ``damage:noise``): the toys of that spec at
+        ``seed``, their artifacts side by side as the task's format says, each toy's truth sealed
+        in a folder of its own.
     out : path
         The folder handed to a method's author: ``artifact.npz`` holding only what a method may
         see, and ``artifact.json`` describing each task the artifact serves, its arrays and the
@@ -74,43 +79,62 @@ def make(preset: str, out: str | Path, *, seed: int = 0, secret: str | bytes | P
         Where the truth goes (``planted.toys.save``). Default: ``out/truth.sealed`` for the
         public split; with a secret, the folder ``<out>.truth`` beside ``out``, which is never
         handed out. Its ``sealed-for.json`` records the sha256 of the artifact it belongs to.
+    tasks : sequence of str, optional
+        Export only these tasks (each must serve the toy): a task whose artifact reveals another's
+        truth (``Task.conflicts``, as dynamics reveals features) is otherwise left out.
     **overrides
-        Config fields to change (``n_samples=2000``), checked by the config before anything is built.
+        Config fields to change (``n_samples=2000``), checked by the config before anything is built
+        (not for a suite's problem, whose configs are the suite's).
 
     Returns
     -------
     Path
         ``out``.
     """
-    config = _config(preset, seed, overrides)  # a bad name or override fails here, before anything is built
+    spec = _problem_spec(preset)
+    if spec is not None and overrides:
+        raise ValueError(f"{preset} is a suite's problem: its configs are the suite's, so it takes no overrides "
+                         f"(got {sorted(overrides)})")
+    # a bad name or override fails here, before anything is built
+    configs = spec.configs(seed) if spec is not None else (_config(preset, seed, overrides),)
     folder = Path(out)
     private = secret is not None
     if private:
         key = _private.read_secret(secret) if isinstance(secret, Path) else _private.secret_bytes(secret)
-        config = _config(preset, _private.private_seed(key, "make", preset, seed), overrides)
+        hidden = _private.private_seed(key, "make", preset, seed)
+        configs = spec.configs(hidden) if spec is not None else (_config(preset, hidden, overrides),)
     truth_folder = Path(truth_out) if truth_out is not None else (
         folder.with_name(folder.name + ".truth") if private else folder / TRUTH)
     if private and truth_folder.resolve().is_relative_to(folder.resolve()):
         raise ValueError(f"truth_out {truth_folder} lies inside {folder}; with a secret the truth must not travel "
                          "with the artifact")
-    toy = toys.from_config(config)
-    tasks = exportable(toy)
+    built = tuple(toys.from_config(c) for c in configs)
+    toy = built if spec is not None else built[0]
+    served = exportable(toy)
+    if tasks is not None:
+        tasks = tuple(tasks)
+        unknown = [t for t in tasks if t not in served]
+        if unknown or not tasks:
+            raise ValueError(f"tasks {list(tasks)}: {preset} can be exported for {list(served)}")
+        served = tasks
     # A task whose artifact reveals another's truth is left out of a folder serving that one.
-    tasks = tuple(t for t in tasks if not set(TASKS[t].conflicts) & set(tasks))
-    if not tasks:
-        raise ValueError(f"preset {preset!r} makes a {type(toy).__name__}, which no exportable task serves")
+    chosen = tuple(t for t in served if not set(TASKS[t].conflicts) & set(served))
+    if not chosen:
+        what = f"{len(built)} toys" if spec is not None else type(toy).__name__
+        raise ValueError(f"preset {preset!r} makes {what}, which no exportable task serves"
+                         + (f" apart from others: choose one of {list(served)}" if served else ""))
     arrays: dict[str, np.ndarray] = {}
     formats = {}
-    for name in tasks:
+    for name in chosen:
         task_arrays, formats[name] = TASKS[name].files(toy)
         arrays.update(task_arrays)
     folder.mkdir(parents=True, exist_ok=True)
     np.savez(folder / ARTIFACT, **arrays)
-    toys.save(toy, truth_folder)
+    manifest = _seal(built, truth_folder, several=spec is not None)
     artifact_sha = _file_sha256(folder / ARTIFACT)
     (truth_folder / SEALED_FOR).write_text(json.dumps({"artifact_sha256": artifact_sha}))
     info = {
-        "tasks": list(tasks),
+        "tasks": list(chosen),
         "preset": preset,
         "split": "private" if private else "public",
         "artifact": {"file": ARTIFACT, "sha256": artifact_sha,
@@ -120,9 +144,71 @@ def make(preset: str, out: str | Path, *, seed: int = 0, secret: str | bytes | P
                        "each task whose arrays it holds is scored",
     }
     if not private:
-        info.update(seed=seed, toy_id=toy.id, truth_manifest_sha256=_file_sha256(truth_folder / "manifest.json"))
+        ids = [t.id for t in built]
+        info.update(seed=seed, toy_id=problem_id(ids), truth_manifest_sha256=_file_sha256(manifest))
+        if spec is not None:
+            info["toy_ids"] = ids
     (folder / ARTIFACT_INFO).write_text(json.dumps(info, indent=1, sort_keys=True))
     return folder
+
+
+def _problem_spec(name: str):
+    """The suite's ``ToySpec`` that ``SUITE:TOY`` names (None for a preset or family name); it
+    must be a problem of several toys."""
+    if ":" not in name:
+        return None
+    from planted.evaluators.suites import SUITES
+    from planted.groundtruth import nearest
+
+    suite, _, toy = name.partition(":")
+    if suite not in SUITES:
+        raise nearest(suite, sorted(SUITES), "suite")
+    specs = {t.name: t for t in SUITES[suite].toys}
+    if toy not in specs:
+        raise nearest(toy, sorted(specs), f"toy of suite {suite}")
+    if not specs[toy].members:
+        raise ValueError(f"{name} is one toy, not a problem of several: make it by its family or preset "
+                         f"({specs[toy].family})")
+    return specs[toy]
+
+
+def _seal(built: tuple, truth_folder: Path, *, several: bool) -> Path:
+    """Save the truth: one toy in ``truth_folder``, or each toy of a problem in a numbered
+    folder under it with ``problem.json`` listing them (and each one's manifest hash). Returns
+    the file whose hash ``artifact.json`` records."""
+    if not several:
+        toys.save(built[0], truth_folder)
+        return truth_folder / "manifest.json"
+    members = []
+    for i, toy in enumerate(built):
+        toys.save(toy, truth_folder / str(i))
+        members.append({"folder": str(i), "toy_id": toy.id,
+                        "manifest_sha256": _file_sha256(truth_folder / str(i) / "manifest.json")})
+    truth_folder.mkdir(parents=True, exist_ok=True)
+    (truth_folder / PROBLEM).write_text(json.dumps({"members": members}, indent=1))
+    return truth_folder / PROBLEM
+
+
+def _unseal(truth_folder: Path):
+    """The toy, or the tuple of a problem's toys, sealed in ``truth_folder``."""
+    problem = truth_folder / PROBLEM
+    if not problem.exists():
+        return toys.load(truth_folder)
+    listing = read_json(problem, max_bytes=1 << 20)
+    members = listing.get("members") if isinstance(listing, dict) else None
+    if not isinstance(members, list) or len(members) < 2 or len(members) > 64 or not all(
+            isinstance(m, dict) and isinstance(m.get("folder"), str) and m["folder"].isdigit() for m in members):
+        raise ValueError(f"{problem}: not a problem listing written by `planted make` (members: numbered folders)")
+    loaded = []
+    for m in members:
+        sub = truth_folder / m["folder"]
+        if _file_sha256(sub / "manifest.json") != m.get("manifest_sha256"):
+            raise ValueError(f"{sub}: its manifest does not match {problem}")
+        toy = toys.load(sub)
+        if toy.id != m.get("toy_id"):
+            raise ValueError(f"{sub}: holds toy {toy.id[:12]}, {problem} names {str(m.get('toy_id'))[:12]}")
+        loaded.append(toy)
+    return tuple(loaded)
 
 
 def _config(name: str, seed: int, overrides: dict[str, Any]):
@@ -307,7 +393,9 @@ def score_report(folder: str | Path, predictions: str | Path, *, truth: str | Pa
     metrics, toy, info, read = _scored(folder, predictions, truth)
     about = {"preset": info.get("preset"), "split": info.get("split", "public")}
     if about["split"] != "private":
-        about["toy_id"] = toy.id
+        about["toy_id"] = _toy_id(toy)
+        if isinstance(toy, tuple):
+            about["toy_ids"] = [t.id for t in toy]
     chance = {}
     if "features" in read:
         n_latents, d = read["features"].directions.shape
@@ -329,13 +417,16 @@ def score_to_store(folder: str | Path, predictions: str | Path, store: str | Pat
     """
     metrics, toy, info, _ = _scored(folder, predictions, truth)
     private = info.get("split") == "private"
-    version = ("private-" + hashlib.sha256(toy.id.encode()).hexdigest()[:10]) if private else toy.id[:12]
+    toy_id = _toy_id(toy)
+    version = ("private-" + hashlib.sha256(toy_id.encode()).hexdigest()[:10]) if private else toy_id[:12]
+    several = isinstance(toy, tuple)
+    config = json.dumps([json.loads(t.config.to_json()) for t in toy]) if several else toy.config.to_json()
     fingerprint = _file_sha256_any(Path(predictions))[:16]
     rows = [CellResult(
         suite=f"make:{info.get('preset')}", suite_version=version, task=name, toy=str(info.get("preset")),
-        toy_id=toy.id, axes={}, method=method or Path(predictions).name.removesuffix(".npz"), params="{}",
+        toy_id=toy_id, axes={}, method=method or Path(predictions).name.removesuffix(".npz"), params="{}",
         seed=int(info.get("seed", 0)), status="ok", metrics=task_metrics, seconds=0.0, package_version=__version__,
-        config=toy.config.to_json(), method_fingerprint=fingerprint,
+        config=config, method_fingerprint=fingerprint, toy_ids=tuple(t.id for t in toy) if several else (),
     ) for name, task_metrics in metrics.items()]
     with Store(store) as db:
         for row in rows:
@@ -368,18 +459,24 @@ def _scored(folder: str | Path, predictions: str | Path, truth: str | Path | Non
         raise ValueError(f"{info_path}: 'tasks' is {tasks!r}; `planted make` writes tasks among {list(known)}")
     truth_folder = folder / TRUTH if truth is None else Path(truth)
     if truth is None:
-        truth_manifest = truth_folder / "manifest.json"
+        truth_manifest = truth_folder / (PROBLEM if (truth_folder / PROBLEM).exists() else "manifest.json")
         if not truth_manifest.is_file() or _file_sha256(truth_manifest) != info.get("truth_manifest_sha256"):
             raise ValueError(f"{truth_folder}: the sealed truth is missing or does not match artifact.json")
     sealed = read_json(truth_folder / SEALED_FOR, max_bytes=1 << 16) if (truth_folder / SEALED_FOR).exists() else None
     if sealed is not None or truth is not None:
         if not isinstance(sealed, dict) or sealed.get("artifact_sha256") != _file_sha256(folder / ARTIFACT):
             raise ValueError(f"{truth_folder}: this truth was not sealed for {folder / ARTIFACT}")
-    toy = toys.load(truth_folder)
-    if truth is None and toy.id != info.get("toy_id"):
-        raise ValueError(f"{truth_folder}: holds toy {toy.id[:12]}, artifact.json names {str(info.get('toy_id'))[:12]}")
+    toy = _unseal(truth_folder)
+    if truth is None and _toy_id(toy) != info.get("toy_id"):
+        raise ValueError(f"{truth_folder}: holds toy {_toy_id(toy)[:12]}, artifact.json names "
+                         f"{str(info.get('toy_id'))[:12]}")
     read = _read_predictions(Path(predictions), tasks, toy)
     return {name: TASKS[name].score(prediction, toy) for name, prediction in read.items()}, toy, info, read
+
+
+def _toy_id(toy) -> str:
+    """A toy's id, or a problem's (``store.problem_id`` of its toys' ids)."""
+    return problem_id([t.id for t in toy]) if isinstance(toy, tuple) else toy.id
 
 
 def _read_predictions(path: Path, tasks: list[str], toy) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import pytest
 
 from planted import toys
 from planted.evaluators import make, score
+from planted.evaluators import Store, external
 from planted.evaluators.external import load_predictions
 
 
@@ -426,3 +427,79 @@ def test_a_checkpoint_torch_wrote_reads_without_torch():
     dictionary = load_dictionary_learning(data / "ae.pt")
     np.testing.assert_allclose(dictionary.encoder(np.array(expected["inputs"], np.float32)), expected["codes"], atol=1e-5)
     np.testing.assert_allclose(dictionary.directions, np.array(expected["decoder_weight"]).T, atol=1e-7)
+
+
+# --- problems of several toys, and a chosen task ------------------------------------------------
+
+
+def test_a_suites_problem_goes_to_files_and_its_oracle_scores_perfectly(tmp_path, capsys):
+    """``planted make comparison:ladder``: the views side by side, each toy's truth sealed apart;
+    the planted shared fractions as predictions rank every pair right, and reach a store with
+    the problem's toys."""
+    from planted.evaluators import cli
+    from planted.evaluators.comparison import shared_fractions
+    from planted.evaluators.store import problem_id
+    from planted.evaluators.suites import SUITES
+
+    out = tmp_path / "views"
+    assert cli.main(["make", "comparison:ladder", "--out", str(out), "--seed", "1"]) == 0
+    capsys.readouterr()
+    info = json.loads((out / "artifact.json").read_text())
+    spec = next(t for t in SUITES["comparison"].toys if t.name == "ladder")
+    ids = [c.id for c in spec.configs(1)]
+    assert info["tasks"] == ["comparison"] and info["toy_ids"] == ids and info["toy_id"] == problem_id(ids)
+    assert sorted(p.name for p in (out / "truth.sealed").iterdir()) == sorted(
+        [str(i) for i in range(7)] + ["problem.json", "sealed-for.json"])
+    problem = tuple(toys.load(out / "truth.sealed" / str(i)) for i in range(7))
+    np.savez(tmp_path / "oracle.npz", similarities=shared_fractions(problem))
+    store = tmp_path / "s.sqlite"
+    assert cli.main(["score", str(out), str(tmp_path / "oracle.npz"), "--store", str(store), "--method", "oracle"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["scores"]["comparison"]["rank_correlation"] == pytest.approx(1.0)
+    assert printed["toy"]["toy_ids"] == ids
+    with Store(store) as s:
+        (row,) = s.results()
+    assert row.toy_ids == tuple(ids) and row.toy_id == problem_id(ids) and len(json.loads(row.config)) == 7
+
+
+def test_a_damage_problem_and_a_tampered_member_truth(tmp_path):
+    out = external.make("damage:noise", tmp_path / "pair")
+    info = json.loads((out / "artifact.json").read_text())
+    assert info["tasks"] == ["damage"] and len(info["toy_ids"]) == 2
+    damaged = toys.load(out / "truth.sealed" / "1")
+    np.savez(tmp_path / "oracle.npz", damage=damaged.truth.damaged.astype(np.float64))
+    assert external.score(out, tmp_path / "oracle.npz")["damage"]["damage_auroc"] == 1.0
+    listing = out / "truth.sealed" / "problem.json"
+    members = json.loads(listing.read_text())
+    members["members"][1]["folder"] = "0"
+    listing.write_text(json.dumps(members))
+    with pytest.raises(ValueError, match="sealed truth is missing or does not match"):
+        external.score(out, tmp_path / "oracle.npz")
+
+
+def test_bad_problem_names_and_overrides_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="ladder"):
+        external.make("comparison:ladderr", tmp_path / "a")
+    with pytest.raises(ValueError, match="comparison"):
+        external.make("comparisn:ladder", tmp_path / "a")
+    with pytest.raises(ValueError, match="is one toy, not a problem of several"):
+        external.make("circuits:plain", tmp_path / "a")
+    with pytest.raises(ValueError, match="takes no overrides"):
+        external.make("comparison:ladder", tmp_path / "a", n_samples=10)
+    with pytest.raises(ValueError, match="can be exported for"):
+        external.make("planted_mlp", tmp_path / "a", tasks=["features"], n_inputs=8, n_samples=32)
+    assert not (tmp_path / "a").exists()
+
+
+def test_the_dynamics_task_alone_exports_the_training_record(tmp_path):
+    """Beside the features task it would reveal the features; chosen alone it exports the record,
+    and the true formation steps score perfectly."""
+    from planted.groundtruth import formation_steps
+
+    out = external.make("superposition", tmp_path / "record", tasks=["dynamics"], n_features=6, n_hidden=2,
+                        n_samples=64, n_steps=200, snapshot_every=20, sparsity=0.8)
+    info = json.loads((out / "artifact.json").read_text())
+    assert info["tasks"] == ["dynamics"] and "weights" in info["artifact"]["arrays"]
+    toy = toys.load(out / "truth.sealed")
+    np.savez(tmp_path / "oracle.npz", formation_steps=formation_steps(toy.truth.dynamics))
+    assert external.score(out, tmp_path / "oracle.npz")["dynamics"]["log_step_error"] == 0.0
