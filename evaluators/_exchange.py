@@ -341,18 +341,24 @@ def damage_read(arrays: Arrays, problem: tuple[Toy, ...]) -> DamagePrediction | 
 
 
 def dynamics_files(toy: Toy) -> tuple[Arrays, dict[str, Any]]:
-    """A training record: the snapshots' steps, losses, weights and biases."""
-    d = toy.truth.dynamics
-    if d is None or d.losses is None:
-        raise ValueError("the toy keeps no training record (train it with snapshot_every > 0)")
-    arrays = {"steps": d.steps, "losses": d.losses, "weights": d.weights, "biases": d.biases}
-    n = d.weights.shape[2]
-    return arrays, {
-        "arrays": {"steps": f"int64 {d.steps.shape}: the optimiser step of each snapshot (0: the initialisation)",
-                   "losses": f"float32 {d.losses.shape}: the loss on a fixed evaluation batch at each snapshot",
-                   "weights": f"float32 {d.weights.shape}: W (n_hidden, n_features) at each snapshot",
-                   "biases": f"float32 {d.biases.shape}: the output bias at each snapshot"},
-        "predictions": {"formation_steps": f"optional: int array ({n},), the step each feature formed (-1: never)",
+    """A training record: the snapshots' steps, losses and weights (and a toy model of
+    superposition's biases)."""
+    from planted.evaluators.dynamics import training_record
+
+    arrays, truth = training_record(toy)
+    n, circuit = truth.size, "biases" not in arrays
+    weights = ("each node's trained parameters (its read coefficients, bias and write gain; zeros where "
+               "training does not reach: inputs, distractors, outputs), one column per node of the component graph"
+               if circuit else "W (n_hidden, n_features)")
+    described = {"steps": f"int64 {arrays['steps'].shape}: the optimiser step of each snapshot (0: the initialisation)",
+                 "losses": f"float32 {arrays['losses'].shape}: the training loss at each snapshot",
+                 "weights": f"float32 {arrays['weights'].shape}: {weights} at each snapshot"}
+    if not circuit:
+        described["biases"] = f"float32 {arrays['biases'].shape}: the output bias at each snapshot"
+    what = "node" if circuit else "feature"
+    return dict(arrays), {
+        "arrays": described,
+        "predictions": {"formation_steps": f"optional: int array ({n},), the step each {what} formed (-1: never)",
                         "events": "optional: int array (k,), steps at which something formed (change points)",
                         "note": "formation_steps, events or both"},
     }
@@ -360,9 +366,11 @@ def dynamics_files(toy: Toy) -> tuple[Arrays, dict[str, Any]]:
 
 def dynamics_read(arrays: Arrays, toy: Toy) -> Formation | None:
     """The ``Formation`` of a predictions file (None when it has neither array)."""
+    from planted.evaluators.dynamics import training_record
+
     if "formation_steps" not in arrays and "events" not in arrays:
         return None
-    n = toy.truth.dynamics.weights.shape[2]
+    n = training_record(toy)[1].size
     steps = arrays.get("formation_steps")
     if steps is not None and steps.shape != (n,):
         raise ValueError(f"'formation_steps' must be an int array ({n},), got {steps.dtype} {steps.shape}")

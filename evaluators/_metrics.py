@@ -122,8 +122,8 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
                "within a window of a true formation step"),
     MetricInfo("event_recall", True, "fraction of the distinct true formation steps within a window of a predicted "
                "event"),
-    MetricInfo("lead_time", None, "mean, over the true formation events a predicted event falls near, of the true "
-               "minus the nearest predicted step as a fraction of training (positive: ahead of the formation)"),
+    MetricInfo("lead_time", None, "mean, over the true formation events a predicted event falls near, of log10(1 + "
+               "true step) - log10(1 + nearest predicted step) (positive: ahead of the formation)"),
     MetricInfo("log_step_error", False, "mean over the features formed in truth of |log10(1 + predicted step) - "
                "log10(1 + true step)| (a predicted never counted at twice the last step)"),
     MetricInfo("order_tau", True, "Kendall tau of the predicted and true formation steps of the features both date",

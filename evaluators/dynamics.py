@@ -4,7 +4,8 @@ planted feature in the training record.
 Per dated feature: the error in log steps, the Kendall tau of the order, and whether it says
 rightly that a feature formed at all; per event (a method's change points, or the distinct
 dates it gives): precision and recall within a window of the true formation steps, and how far
-ahead of them the events come (lead time).
+ahead of them the events come (lead time). Each planted feature of a toy model of superposition,
+or each trained gate's neurons of a planted circuit, is a component.
 
 References
 ----------
@@ -20,7 +21,7 @@ from scipy.stats import kendalltau
 from planted.groundtruth import Formation, formation_steps
 
 WINDOW_SNAPSHOTS = 2  # an event is found when within this many snapshot intervals of a true one
-WINDOW_FRACTION = 0.05  # ... or within this fraction of training, whichever is wider
+WINDOW_LOG = 0.05  # ... or within this many log10 steps (about 12%), whichever is wider
 
 
 def _log(steps: np.ndarray, after: float) -> np.ndarray:
@@ -28,23 +29,61 @@ def _log(steps: np.ndarray, after: float) -> np.ndarray:
     return np.log10(1.0 + np.where(steps >= 0, steps, after))
 
 
+def has_record(toy) -> bool:
+    """Whether a toy keeps a training record a dynamics method can read: a toy model of
+    superposition trained with snapshots (and its loss curve), or a trained planted circuit
+    with snapshots."""
+    truth = getattr(toy, "truth", None)
+    if getattr(truth, "formation", None) is not None:
+        return True
+    dynamics = getattr(truth, "dynamics", None)
+    return dynamics is not None and dynamics.losses is not None
+
+
+def training_record(toy) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """What a dynamics method sees of a toy's training, and the true formation step of each
+    component: ``{"steps", "losses", "weights"}`` (and ``"biases"`` for a toy model of
+    superposition), where ``weights`` is (n_snapshots, n_parameters, n_components): W's columns
+    (one per feature) or each node's trained parameters (reads, bias, write; one column per node
+    of a planted circuit, zeros where training does not reach)."""
+    if not has_record(toy):
+        raise ValueError("the dynamics task needs a toy trained with snapshot_every > 0 (its snapshots and loss curve)")
+    circuit = getattr(toy.truth, "formation", None)
+    if circuit is not None:
+        return {"steps": circuit.steps, "losses": circuit.losses, "weights": circuit.parameters}, circuit.node_steps()
+    d = toy.truth.dynamics
+    return {"steps": d.steps, "losses": d.losses, "weights": d.weights, "biases": d.biases}, formation_steps(d)
+
+
 def score_formation(prediction: Formation, dynamics) -> dict[str, float | None]:
-    """Score a ``Formation`` against a ``TrainingDynamics``: ``log_step_error`` (mean over the
-    features formed in truth of |log10(1 + predicted) - log10(1 + true)|, a predicted "never"
-    counted at twice the last step), ``order_tau`` (Kendall tau of the dates of the features
-    both say formed), ``formed_accuracy`` (agreement on whether each feature formed), and
-    ``event_precision``, ``event_recall``, ``event_f1`` of the events against the distinct true
-    formation steps after the initialisation (a feature settled from step 0 makes no event),
-    within the larger of ``WINDOW_SNAPSHOTS`` snapshot intervals and ``WINDOW_FRACTION`` of
-    training; ``lead_time``: over the true events found, the mean of true minus nearest predicted
-    step as a fraction of training (positive: the method signals before the feature has settled,
-    as a progress measure should; None when none is found)."""
-    truth = formation_steps(dynamics)
-    last = float(dynamics.steps[-1])
+    """Score a ``Formation`` against a toy model of superposition's ``TrainingDynamics``
+    (``score_dates`` against ``formation_steps(dynamics)``)."""
+    return score_dates(prediction, formation_steps(dynamics), dynamics.steps)
+
+
+def score_dates(prediction: Formation, truth: np.ndarray, snapshots: np.ndarray) -> dict[str, float | None]:
+    """Score a ``Formation`` against the true formation step of each component (``truth``, -1:
+    never) of a record with snapshots at ``snapshots``.
+
+    ``log_step_error``: mean over the components formed in truth of |log10(1 + predicted) -
+    log10(1 + true)|, a predicted "never" counted at twice the last step; ``order_tau``: Kendall
+    tau of the dates of the components both say formed; ``formed_accuracy``: agreement on
+    whether each formed; ``event_precision``, ``event_recall``, ``event_f1``: the events against
+    the distinct true formation steps after the initialisation (a component settled from step 0
+    makes no event), an event matching a true step within ``WINDOW_SNAPSHOTS`` snapshot intervals
+    or ``WINDOW_LOG`` log10 steps, whichever is wider (a window that scales with the step, so
+    early and late formations are held to the same relative precision); ``lead_time``: over the
+    true events found, the mean of log10(1 + true) - log10(1 + nearest event) (positive: the
+    method signals before the component has settled, as a progress measure should; None when
+    none is found)."""
+    truth = np.asarray(truth, np.int64)
+    snapshots = np.asarray(snapshots)
+    last = float(snapshots[-1])
     out: dict[str, float | None] = dict.fromkeys(("log_step_error", "order_tau", "formed_accuracy"))
     if prediction.steps is not None:
         if prediction.steps.shape != truth.shape:
-            raise ValueError(f"Formation.steps must date every feature, shape {truth.shape}, got {prediction.steps.shape}")
+            raise ValueError(f"Formation.steps must date every component, shape {truth.shape}, got "
+                             f"{prediction.steps.shape}")
         formed = truth >= 0
         if formed.any():
             out["log_step_error"] = float(np.abs(_log(prediction.steps, 2 * last) - _log(truth, 2 * last))[formed].mean())
@@ -55,25 +94,31 @@ def score_formation(prediction: Formation, dynamics) -> dict[str, float | None]:
         out["formed_accuracy"] = float(np.mean(formed == (prediction.steps >= 0)))
     events = np.unique(truth[truth > 0])
     found = prediction.event_steps
-    window = max(WINDOW_SNAPSHOTS * float(np.median(np.diff(dynamics.steps))), WINDOW_FRACTION * last)
+    near = WINDOW_SNAPSHOTS * float(np.median(np.diff(snapshots)))
+
+    def matched(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """(len(a), len(b)): whether a[i] and b[j] are within the window of each other."""
+        return (np.abs(a[:, None] - b[None, :]) <= near) | (
+            np.abs(np.log10(1.0 + a[:, None]) - np.log10(1.0 + b[None, :])) <= WINDOW_LOG)
+
     precision = recall = None
     if found.size and events.size:
-        precision = float(np.mean(np.abs(found[:, None] - events[None, :]).min(axis=1) <= window))
+        precision = float(np.mean(matched(found, events).any(axis=1)))
     elif events.size:
         precision = 0.0
     if events.size:
-        recall = float(np.mean(np.abs(events[:, None] - found[None, :]).min(axis=1) <= window)) if found.size else 0.0
+        recall = float(np.mean(matched(events, found).any(axis=1))) if found.size else 0.0
     out["event_precision"], out["event_recall"] = precision, recall
     out["lead_time"] = None
     if events.size and found.size:
-        gap = events[:, None] - found[None, :]  # > 0: the event came before the formation
-        nearest = gap[np.arange(events.size), np.abs(gap).argmin(axis=1)]
-        matched = np.abs(nearest) <= window
-        if matched.any():
-            out["lead_time"] = float(nearest[matched].mean() / last)
+        gap = np.log10(1.0 + events[:, None]) - np.log10(1.0 + found[None, :])  # > 0: the event came first
+        nearest = np.abs(gap).argmin(axis=1)
+        hit = matched(events, found)[np.arange(events.size), nearest]
+        if hit.any():
+            out["lead_time"] = float(gap[np.arange(events.size), nearest][hit].mean())
     out["event_f1"] = (None if precision is None or recall is None else
                        0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall))
     return out
 
 
-__all__ = ["WINDOW_FRACTION", "WINDOW_SNAPSHOTS", "score_formation"]
+__all__ = ["WINDOW_LOG", "WINDOW_SNAPSHOTS", "has_record", "score_dates", "score_formation", "training_record"]

@@ -390,13 +390,16 @@ def _layers() -> Suite:
 
 def _dynamics() -> Suite:
     # Toy models of superposition (20 features in 5 dimensions) trained 3,000 steps with a snapshot
-    # every 30, at three sparsities: the features form one by one (Elhage et al. 2022).
+    # every 30, at three sparsities: the features form one by one (Elhage et al. 2022). And the
+    # circuits suite's trained planted circuit, its first fit (2,000 steps) recorded every 2 steps:
+    # its gates form within the first 150.
     specs = tuple(
         ToySpec(f"tms-s{sparsity}", "superposition",
                 dict(n_features=20, n_hidden=5, n_samples=2000, sparsity=sparsity, n_steps=3000, snapshot_every=30),
                 {"sparsity": sparsity})
         for sparsity in (0.7, 0.9, 0.97)
-    )
+    ) + (ToySpec("mlp-trained", "planted_mlp", dict(n_inputs=12, n_tasks=2, depth=2, n_blocks=3, width=48,
+                                                    trained=True, snapshot_every=2)),)
     served = methods_for("dynamics")
     return Suite(
         name="dynamics",
@@ -404,8 +407,8 @@ def _dynamics() -> Suite:
         toys=specs,
         methods=served,
         seeds=(0, 1, 2),
-        description=f"training records of toy models of superposition ({', '.join(s.name for s in specs)}) x "
-        f"{len(served)} dynamics methods x 3 seeds; < 2 min",
+        description=f"training records of toy models of superposition and of a trained planted circuit "
+        f"({', '.join(s.name for s in specs)}) x {len(served)} dynamics methods x 3 seeds; < 2 min",
     )
 
 

@@ -29,7 +29,7 @@ from planted.evaluators.comparison import (
 )
 from planted.evaluators.circuits import auroc, score_circuit, score_modules, with_edges
 from planted.evaluators.connectome import hub_precision_at_k, score_connectivity
-from planted.evaluators.dynamics import score_formation
+from planted.evaluators.dynamics import has_record, score_dates, training_record
 from planted.evaluators.features import score_features
 from planted.evaluators.lesions import census_of, score_lesions
 from planted.groundtruth import (
@@ -317,21 +317,8 @@ def _layer_artifact(problem) -> tuple[np.ndarray, ...]:
     return private_copy(layer_representations(problem))
 
 
-def _has_record(toy) -> bool:
-    dynamics = getattr(toy.truth, "dynamics", None)
-    return dynamics is not None and dynamics.losses is not None
-
-
-def _dynamics_record(toy) -> dict[str, np.ndarray]:
-    """The training record a dynamics method sees: the snapshots' steps, losses, weights and biases."""
-    if not _has_record(toy):
-        raise ValueError("the dynamics task needs a toy trained with snapshot_every > 0 (its snapshots and loss curve)")
-    dynamics = toy.truth.dynamics
-    return {"steps": dynamics.steps, "losses": dynamics.losses, "weights": dynamics.weights, "biases": dynamics.biases}
-
-
 def _dynamics_artifact(toy) -> dict[str, np.ndarray]:
-    return private_copy(_dynamics_record(toy))
+    return private_copy(training_record(toy)[0])
 
 
 def _dynamics_keep(prediction: Formation, toy) -> np.ndarray | None:
@@ -339,8 +326,8 @@ def _dynamics_keep(prediction: Formation, toy) -> np.ndarray | None:
 
 
 def _dynamics_metrics(prediction: Formation, toy) -> dict[str, Any]:
-    _dynamics_record(toy)
-    return score_formation(prediction, toy.truth.dynamics)
+    record, truth = training_record(toy)
+    return score_dates(prediction, truth, record["steps"])
 
 
 def _comparison_keep(prediction: Similarities, problem) -> np.ndarray:
@@ -424,18 +411,19 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             name="dynamics",
-            description="date the formation of each planted feature of a toy model of superposition trained with "
-            "snapshot_every > 0, from its training record (snapshots of the weights and the loss curve): log-step "
+            description="date the formation of each planted component from a training record (snapshots of the "
+            "weights and the loss curve): each feature of a toy model of superposition trained with snapshot_every "
+            "> 0, or each trained gate's neurons of a planted circuit trained with snapshot_every > 0; log-step "
             "error and Kendall tau of the dates, precision and recall of change points within a window",
-            truth_type=FeatureTruth,
+            truth_type=(FeatureTruth, CircuitTruth),
             prediction_type=Formation,
             artifact=_dynamics_artifact,
             score=_dynamics_metrics,
             headline="event_f1",
             metrics=("event_f1", "event_precision", "event_recall", "lead_time", "log_step_error", "order_tau",
                      "formed_accuracy"),
-            families=("superposition",),
-            accepts=_has_record,
+            families=("superposition", "planted_mlp"),
+            accepts=has_record,
             conflicts=("features",),
             keep=_dynamics_keep,
             figure_data=_figures.dynamics_figure_data,

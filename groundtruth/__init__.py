@@ -21,7 +21,15 @@ from planted.groundtruth._circuits import (
 )
 from planted.groundtruth._comparison import Similarities, correspondence, shared_fraction
 from planted.groundtruth._damage import DAMAGES, DamagePrediction, DamageTruth
-from planted.groundtruth._dynamics import FORMATION_TOLERANCE, Formation, TrainingDynamics, formation_steps
+from planted.groundtruth._dynamics import (
+    FORMATION_TOLERANCE,
+    GATE_ACCURACY,
+    CircuitFormation,
+    Formation,
+    TrainingDynamics,
+    formation_steps,
+    settled_steps,
+)
 from planted.groundtruth._config import ADDED, SCHEMA_VERSION, Config, Problems, nearest, suggest
 from planted.groundtruth._connectome import (
     RECORDING_KINDS,
@@ -65,8 +73,11 @@ from planted.groundtruth._records import (
 
 __all__ = [
     "FORMATION_TOLERANCE",
+    "GATE_ACCURACY",
+    "CircuitFormation",
     "Formation",
     "formation_steps",
+    "settled_steps",
     "ConnectomeLesions",
     "ADDED",
     "DAMAGES",

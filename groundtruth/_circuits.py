@@ -201,6 +201,9 @@ class CircuitTruth:
     modules : (n_nodes,) int64
         The planted module of each node: the task whose circuit holds it when exactly one does,
         -1 otherwise (inputs, shared and distractor neurons, outputs of no task).
+    formation : CircuitFormation or None
+        For a circuit learned by training with snapshots: the training record and each gate's
+        truth table through it (``groundtruth.CircuitFormation``); None otherwise.
     """
 
     graph: ComponentGraph
@@ -214,9 +217,12 @@ class CircuitTruth:
     redundant: np.ndarray
     catalog: dict
     modules: np.ndarray
+    formation: Any = None
 
     def __post_init__(self) -> None:
         n_tasks, n = len(self.task_names), self.graph.n_nodes
+        if self.formation is not None and self.formation.gate_nodes.shape[1] != n:
+            raise ValueError(f"formation must record the graph's {n} nodes, got {self.formation.gate_nodes.shape[1]}")
         if len(self.formulas) != n_tasks:
             raise ValueError(f"formulas must have one entry per task ({n_tasks}), got {len(self.formulas)}")
         for name in ("nodes", "redundant"):

@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from planted.groundtruth._arrays import frozen
+from planted.groundtruth._arrays import check_finite, frozen
 from planted.groundtruth._geometry import GEOMETRY_JUMP, REPRESENTED_NORM, dimensionality
 
 FORMATION_TOLERANCE = 0.1  # a feature has formed once its norm stays within 10% of its final norm
@@ -102,9 +102,90 @@ def formation_steps(dynamics, tolerance: float = FORMATION_TOLERANCE) -> np.ndar
     norms = dynamics.norms
     final = norms[-1]
     settled = np.abs(norms - final) <= tolerance * final
-    staying = np.flip(np.cumprod(np.flip(settled, axis=0), axis=0), axis=0).astype(bool)
-    first = np.argmax(staying, axis=0)
-    return np.where(final > REPRESENTED_NORM, dynamics.steps[first], -1).astype(np.int64)
+    return np.where(final > REPRESENTED_NORM, settled_steps(settled, dynamics.steps), -1).astype(np.int64)
+
+
+GATE_ACCURACY = 0.99  # a gate has formed once its variable is right on this fraction of inputs from then on
+
+
+def settled_steps(ok: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Per column of ``ok`` (n_snapshots, k) bool: the step of the first snapshot from which it
+    stays True to the end of the record, -1 when it is False at the end."""
+    staying = np.flip(np.cumprod(np.flip(ok, axis=0), axis=0), axis=0).astype(bool)
+    return np.where(ok[-1], steps[np.argmax(staying, axis=0)], -1).astype(np.int64)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CircuitFormation:
+    """The training record of a planted circuit learned by training (``planted_mlp(trained=True,
+    snapshot_every=k)``): snapshots of the trained neurons' parameters and of each gate's truth
+    table through the first fit.
+
+    Attributes
+    ----------
+    steps : (n_snapshots,) int64
+        The optimiser steps of the snapshots, increasing from 0 (the initialisation).
+    losses : (n_snapshots,) float32
+        The training loss (mean squared error of the outputs) at each snapshot.
+    parameters : (n_snapshots, n_parameters, n_nodes) float32
+        Each node's trainable parameters at each snapshot (a neuron's read coefficients, its
+        bias and its write gain; zeros for the nodes training does not touch: inputs,
+        distractors, outputs).
+    gates : tuple[str, ...]
+        Each trained gate's formula (its subformula of a task's formula).
+    gate_accuracy : (n_snapshots, n_gates) float64
+        The fraction of the training inputs on which the gate's variable (what its neurons write
+        into its residual direction) is right when read with its final code: the polarity and
+        threshold that separate its true and false inputs at the last snapshot (a trained gate
+        may carry its truth table either way round, at any scale; what forms is that code).
+    gate_nodes : (n_gates, n_nodes) bool
+        The neurons computing each gate.
+
+    ``gate_steps()`` and ``node_steps()`` read the formation of each gate and node off the record.
+    """
+
+    steps: np.ndarray
+    losses: np.ndarray
+    parameters: np.ndarray
+    gates: tuple[str, ...]
+    gate_accuracy: np.ndarray
+    gate_nodes: np.ndarray
+
+    def __post_init__(self) -> None:
+        steps = np.asarray(self.steps)
+        if steps.ndim != 1 or steps.size < 2 or not np.issubdtype(steps.dtype, np.integer) or steps[0] != 0 \
+                or (np.diff(steps) <= 0).any():
+            raise ValueError(f"CircuitFormation.steps must be increasing integer steps from 0, got {steps.dtype} {steps.shape}")
+        n, g = steps.size, len(self.gates)
+        parameters = np.asarray(self.parameters, np.float32)
+        if parameters.ndim != 3 or parameters.shape[0] != n:
+            raise ValueError(f"CircuitFormation.parameters must be ({n}, n_parameters, n_nodes), got {parameters.shape}")
+        nodes = np.asarray(self.gate_nodes)
+        if nodes.dtype != bool or nodes.shape != (g, parameters.shape[2]):
+            raise ValueError(f"CircuitFormation.gate_nodes must be bool ({g}, {parameters.shape[2]}), got {nodes.dtype} {nodes.shape}")
+        accuracy = np.asarray(self.gate_accuracy, np.float64)
+        losses = np.asarray(self.losses, np.float32)
+        if accuracy.shape != (n, g) or losses.shape != (n,):
+            raise ValueError(f"CircuitFormation.gate_accuracy must be ({n}, {g}) and losses ({n},)")
+        for name, value in (("parameters", parameters), ("gate_accuracy", accuracy), ("losses", losses)):
+            check_finite(f"CircuitFormation.{name}", value)
+        for name, value in (("steps", steps.astype(np.int64)), ("losses", losses), ("parameters", parameters),
+                            ("gate_accuracy", accuracy), ("gate_nodes", nodes)):
+            object.__setattr__(self, name, frozen(value))
+        object.__setattr__(self, "gates", tuple(str(x) for x in self.gates))
+
+    def gate_steps(self, threshold: float = GATE_ACCURACY) -> np.ndarray:
+        """(n_gates,) int64: the first snapshot step from which each gate's truth table stays at
+        least ``threshold`` right; -1 when it is not at the end."""
+        return settled_steps(self.gate_accuracy >= threshold, self.steps)
+
+    def node_steps(self, threshold: float = GATE_ACCURACY) -> np.ndarray:
+        """(n_nodes,) int64: each neuron's formation, its gate's (the latest of them, should one
+        neuron serve several); -1 for the nodes of no trained gate."""
+        gate = self.gate_steps(threshold)
+        never = np.where(gate < 0, np.iinfo(np.int64).max, gate)
+        out = np.where(self.gate_nodes, never[:, None], -2).max(axis=0)
+        return np.where((out == np.iinfo(np.int64).max) | (out == -2), -1, out).astype(np.int64)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

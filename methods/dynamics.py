@@ -1,7 +1,9 @@
 """Formation times from a training record: when did each feature form, and when did anything?
 
 A training record is a dict of snapshots: ``steps`` (n_snapshots,), ``losses`` (n_snapshots,),
-``weights`` (n_snapshots, n_hidden, n_features) and ``biases`` (n_snapshots, n_features). Each
+``weights`` (n_snapshots, n_parameters, n_components) and, for a toy model of superposition,
+``biases`` (n_snapshots, n_features). A component is a feature (a column of W, its embedding) or
+a node of a planted circuit (its trained parameters); "a feature" below means either. Each
 method returns a ``groundtruth.Formation``. ``norm_half_final`` dates a feature when its
 embedding first reaches half its final length (a progress measure read off the weights);
 ``norm_growth`` when its length grows fastest; ``loss_change_points`` reads only the loss curve
@@ -35,7 +37,7 @@ def _record(artifact, where: str):
     losses = as_vector("losses", artifact["losses"], length=steps.size, dtype=np.float64)
     weights = np.asarray(artifact["weights"], np.float64)
     if weights.ndim != 3 or weights.shape[0] != steps.size:
-        raise ValueError(f"{where}: weights must be (n_snapshots, n_hidden, n_features), got {weights.shape}")
+        raise ValueError(f"{where}: weights must be (n_snapshots, n_parameters, n_components), got {weights.shape}")
     as_matrix("weights", weights.reshape(steps.size, -1))
     return steps.astype(np.int64), losses, weights
 

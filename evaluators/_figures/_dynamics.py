@@ -12,11 +12,11 @@ from planted.evaluators._figures._common import axes, figure, lowest_seeds, meth
 
 
 def dynamics_figure_data(toy) -> dict[str, np.ndarray]:
-    """The true formation step of each feature and the loss curve of the training record."""
-    from planted.groundtruth import formation_steps
+    """The true formation step of each component and the loss curve of the training record."""
+    from planted.evaluators.dynamics import training_record
 
-    d = toy.truth.dynamics
-    return {"formation": formation_steps(d), "steps": d.steps, "losses": d.losses}
+    record, truth = training_record(toy)
+    return {"formation": truth, "steps": record["steps"], "losses": record["losses"]}
 
 
 def plot_formation(truth: np.ndarray, dates: dict[str, np.ndarray], *, last: int, ax=None, title: str = ""):

@@ -5,6 +5,7 @@ the public generator on top of it."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -78,6 +79,8 @@ def build(config: PlantedMLPConfig) -> PlantedCircuitToy:
             fitted = True
             model = CircuitModel(params=_weights(draft, placed, config, dirs, wrng), graph=_graph(config))
             truth = _circuit_truth(draft, placed, model, tasks, config)
+            if draft.record is not None:
+                truth = dataclasses.replace(truth, formation=draft.record)
             toy = PlantedCircuitToy(config=config, model=model, tasks=tasks, truth=truth, roots=tuple(draft.roots))
             check = toy.verify()
             if check.ok:
@@ -119,6 +122,7 @@ def planted_mlp(
     trained: bool = False,
     n_samples: int = 256,
     weights_seed: int | None = None,
+    snapshot_every: int = 0,
 ) -> PlantedCircuitToy:
     """A residual MLP with ``n_tasks`` boolean formulas compiled into exact ReLU circuits.
 
@@ -159,6 +163,10 @@ def planted_mlp(
         toys of one ``seed`` and different ``weights_seed`` compute the same formulas with the same
         gates in the same blocks, in other frames (trained: with other learned values): layer
         twins, whose corresponding blocks are known.
+    snapshot_every : int
+        With ``trained``, record the first fit every this many steps (0: no record): the trained
+        neurons' parameters, the loss and each gate's truth table at each snapshot, and so the
+        step at which each gate formed (``truth.formation``, a ``groundtruth.CircuitFormation``).
 
     Returns
     -------
@@ -173,7 +181,7 @@ def planted_mlp(
         superposition=as_float(superposition), gates=tuple(gates) if isinstance(gates, (list, tuple)) else gates,
         distractor_fraction=as_float(distractor_fraction), redundancy=redundancy, cancellation=cancellation,
         saturation=saturation, shared=shared, naturalise=naturalise, noise=as_float(noise), trained=trained,
-        n_samples=n_samples, seed=seed, weights_seed=weights_seed,
+        n_samples=n_samples, seed=seed, weights_seed=weights_seed, snapshot_every=snapshot_every,
     ))
 
 

@@ -30,6 +30,7 @@ class _Plan:
     catalog: dict  # mode -> list of _Neuron (or input indices)
     formulas: list
     readout: list = dataclasses.field(default_factory=list)  # per task (gain, bias); (1, 0) unless trained
+    record: object = None  # the trained kind's CircuitFormation, when its config asks for snapshots
 
 
 def _plan(cfg: PlantedMLPConfig, rng) -> _Plan | None:

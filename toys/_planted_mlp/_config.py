@@ -38,6 +38,7 @@ class PlantedMLPConfig(Config):
     n_samples: int = 256
     seed: int = 0
     weights_seed: int | None = dataclasses.field(default=None, metadata=ADDED)
+    snapshot_every: int = dataclasses.field(default=0, metadata=ADDED)
 
     @property
     def weights_stream(self) -> int:
@@ -77,4 +78,7 @@ class PlantedMLPConfig(Config):
         p.integer("seed", self.seed, low=0, high=2**31 - 1)
         if self.weights_seed is not None:
             p.integer("weights_seed", self.weights_seed, low=0, high=2**31 - 1)
+        p.integer("snapshot_every", self.snapshot_every, low=0, high=100_000)
+        if self.snapshot_every and self.trained is not True:
+            p.add(f"snapshot_every={self.snapshot_every} records training: it needs trained=True")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from planted.groundtruth import CircuitTruth, ComponentGraph
+from planted.groundtruth import CircuitFormation, CircuitTruth, ComponentGraph
 from planted.toys._planted_mlp._config import PlantedMLPConfig
 from planted.toys._planted_mlp._formula import parse_formula
 from planted.toys._checks import binary, shape, within
@@ -34,6 +34,11 @@ def _to_arrays(toy: PlantedCircuitToy) -> tuple[dict[str, np.ndarray], dict[str,
     arrays.update({f"truth.catalog.{mode}": mask for mode, mask in truth.catalog.items()})
     extra = {"labels": list(truth.graph.labels), "task_names": list(truth.task_names), "formulas": list(truth.formulas),
              "catalog": sorted(truth.catalog)}
+    if truth.formation is not None:
+        f = truth.formation
+        arrays.update({"formation.steps": f.steps, "formation.losses": f.losses, "formation.parameters": f.parameters,
+                       "formation.gate_accuracy": f.gate_accuracy, "formation.gate_nodes": f.gate_nodes})
+        extra["formation_gates"] = list(f.gates)
     return arrays, extra
 
 
@@ -48,6 +53,10 @@ def _from_arrays(config: PlantedMLPConfig, arrays: dict[str, np.ndarray], extra:
         edge_effects=tuple(arrays[f"truth.edge_effects.{t}"] for t in range(n_tasks)),
         relevant_inputs=arrays["truth.relevant_inputs"], redundant=arrays["truth.redundant"],
         catalog={mode: arrays[f"truth.catalog.{mode}"] for mode in extra["catalog"]}, modules=arrays["truth.modules"],
+        formation=CircuitFormation(
+            steps=arrays["formation.steps"], losses=arrays["formation.losses"], parameters=arrays["formation.parameters"],
+            gates=tuple(extra["formation_gates"]), gate_accuracy=arrays["formation.gate_accuracy"],
+            gate_nodes=arrays["formation.gate_nodes"]) if "formation_gates" in extra else None,
     )
     model = CircuitModel(params={k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}, graph=graph)
     tasks = tuple(
@@ -109,4 +118,12 @@ def _check(toy: PlantedCircuitToy) -> list[str]:
         p.append(f"truth.catalog names unknown failure modes {unknown}")
     for mode, mask in truth.catalog.items():
         shape(p, f"truth.catalog.{mode}", mask, (n,))
+    if (truth.formation is not None) != bool(c.snapshot_every):
+        p.append("a training record is kept exactly when the config has snapshot_every > 0"
+                 f" (snapshot_every={c.snapshot_every}, record {'present' if truth.formation is not None else 'absent'})")
+    elif truth.formation is not None:
+        steps = truth.formation.steps
+        expected = np.unique(np.minimum(np.arange(steps.size) * c.snapshot_every, steps[-1]))
+        if steps.size != expected.size or not np.array_equal(steps, expected):
+            p.append(f"formation.steps are not every {c.snapshot_every} steps from 0")
     return p

@@ -64,10 +64,9 @@ def _masked_net(q, x, alive, structure, n_blocks: int, values=None):
     return r @ (q["gain"][:, None] * answer_dirs).T + q["offset"], acts
 
 
-@functools.partial(jax.jit, static_argnums=(5, 6))
-def _fit(q, x, y, alive, structure, n_blocks: int, steps: int):
-    """``steps`` of full-batch Adam on the squared output error, vmapped over restarts; returns
-    the parameters and each restart's error per task (restarts, n_tasks)."""
+def _adam(x, y, alive, structure, n_blocks: int):
+    """The optimiser and one full-batch Adam step on the squared output error, vmapped over
+    restarts (the step of ``scan``)."""
     import optax
 
     def loss(q1):
@@ -76,12 +75,101 @@ def _fit(q, x, y, alive, structure, n_blocks: int, steps: int):
     opt = optax.adam(_TRAIN_RATE)
 
     def step(carry, _):
-        q, state = carry
-        updates, state = opt.update(jax.vmap(jax.grad(loss))(q), state)
-        return (optax.apply_updates(q, updates), state), None
+        q1, state = carry
+        updates, state = opt.update(jax.vmap(jax.grad(loss))(q1), state)
+        return (optax.apply_updates(q1, updates), state), None
 
+    return opt, step
+
+
+def _errors(q, x, y, alive, structure, n_blocks: int):
+    return jax.vmap(lambda q1: jnp.mean((_masked_net(q1, x, alive, structure, n_blocks)[0] - y) ** 2, axis=0))(q)
+
+
+@functools.partial(jax.jit, static_argnums=(5, 6))
+def _fit(q, x, y, alive, structure, n_blocks: int, steps: int):
+    """``steps`` of full-batch Adam on the squared output error, vmapped over restarts; returns
+    the parameters and each restart's error per task (restarts, n_tasks)."""
+    opt, step = _adam(x, y, alive, structure, n_blocks)
     (q, _), _ = jax.lax.scan(step, (q, opt.init(q)), None, length=steps)
-    return q, jax.vmap(lambda q1: jnp.mean((_masked_net(q1, x, alive, structure, n_blocks)[0] - y) ** 2, axis=0))(q)
+    return q, _errors(q, x, y, alive, structure, n_blocks)
+
+
+@functools.partial(jax.jit, static_argnums=(5, 6, 7))
+def _fit_snapshots(q, x, y, alive, structure, n_blocks: int, steps: int, every: int):
+    """``_fit`` keeping the parameters every ``every`` steps (and after the last step): returns
+    the final parameters, each restart's error per task, and the snapshots (n_snapshots, ...)
+    of every parameter, the first being the initialisation."""
+    opt, step = _adam(x, y, alive, structure, n_blocks)
+
+    def chunk(carry, _):
+        carry, _ = jax.lax.scan(step, carry, None, length=every)
+        return carry, carry[0]
+
+    carry, kept = jax.lax.scan(chunk, (q, opt.init(q)), None, length=steps // every)
+    snapshots = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), q, kept)
+    if steps % every:
+        carry, _ = jax.lax.scan(step, carry, None, length=steps % every)
+        snapshots = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b[None]]), snapshots, carry[0])
+    q = carry[0]
+    return q, _errors(q, x, y, alive, structure, n_blocks), snapshots
+
+
+def _final_code_accuracy(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(n_snapshots,) the fraction of inputs on which a gate's variable (``values``, (n_snapshots,
+    n_inputs)) is right when read with its final code: the polarity and threshold that best
+    separate its true and false inputs at the last snapshot (the midpoint between the classes
+    there, when they separate)."""
+    last, y = values[-1], labels.astype(bool)
+    if y.all() or not y.any():
+        return np.ones(values.shape[0])
+    sign = 1.0 if last[y].mean() >= last[~y].mean() else -1.0
+    low, high = (sign * last)[~y], (sign * last)[y]
+    if high.min() > low.max():
+        threshold = (high.min() + low.max()) / 2
+    else:  # the classes overlap at the end: the threshold that labels the most inputs right
+        candidates = np.unique(sign * last)
+        threshold = max(candidates, key=lambda c: ((sign * last >= c) == y).mean())
+    return ((sign * values >= threshold) == y[None, :]).mean(axis=1)
+
+
+def _record(plan, circuit, snapshots, chosen, x, y, alive, structure, cfg, n_nodes: int):
+    """The ``CircuitFormation`` of the kept restart's trajectory: its loss, each neuron's
+    parameters and each trained gate's truth table (best threshold on what its neurons write)
+    at each snapshot."""
+    from planted.groundtruth import CircuitFormation
+
+    n_snap = next(iter(snapshots.values())).shape[0]
+    k = snapshots["reads"].shape[-1]
+    traj = {key: np.asarray(v)[:, chosen[key], np.arange(v.shape[2])] for key, v in snapshots.items()}
+    gates = {g.var: g for root in plan.roots for g in root.walk()}
+    var_of = [next(iter(n.writes)) for n in circuit]
+    trained_vars = sorted({v for v in var_of if v in gates}, key=lambda v: (gates[v].level, v))
+    names = [f"in{i:02d}" for i in range(cfg.n_inputs)]
+    xs = np.asarray(x)
+    labels = [gates[v].evaluate(xs) for v in trained_vars]
+    values = np.zeros((len(trained_vars), n_snap, xs.shape[0]))
+    losses = np.zeros(n_snap)
+    parameters = np.zeros((n_snap, k + 2, n_nodes), np.float32)
+    idx = np.array([n.index for n in circuit])
+    for s in range(n_snap):
+        q = {key: jnp.asarray(v[s], jnp.float32) for key, v in traj.items()}
+        out, acts = (np.asarray(a) for a in _masked_net(q, x, alive, structure, cfg.n_blocks))
+        losses[s] = float(np.mean((out - np.asarray(y)) ** 2))
+        written = acts[:, : len(circuit)] * traj["writes"][s][: len(circuit)]
+        for j, v in enumerate(trained_vars):
+            values[j, s] = written[:, np.array([w == v for w in var_of])].sum(axis=1)
+        parameters[s, :k, idx] = traj["reads"][s][: len(circuit)]
+        parameters[s, k, idx] = traj["bias"][s][: len(circuit)]
+        parameters[s, k + 1, idx] = traj["writes"][s][: len(circuit)]
+    accuracy = np.stack([_final_code_accuracy(values[j], labels[j]) for j in range(len(trained_vars))], axis=1)
+    gate_nodes = np.zeros((len(trained_vars), n_nodes), bool)
+    for j, v in enumerate(trained_vars):
+        gate_nodes[j, [n.index for n, w in zip(circuit, var_of) if w == v]] = True
+    steps = np.minimum(np.arange(n_snap) * cfg.snapshot_every, _TRAIN_STEPS)
+    return CircuitFormation(steps=steps, losses=losses, parameters=parameters,
+                            gates=tuple(gates[v].text(names) for v in trained_vars), gate_accuracy=accuracy,
+                            gate_nodes=gate_nodes)
 
 
 @functools.partial(jax.jit, static_argnums=5)
@@ -146,7 +234,12 @@ def _train(plan: _Plan, blocks, cfg: PlantedMLPConfig, dirs: np.ndarray, tasks, 
     x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
     alive = np.zeros(c, np.float32)
     alive[: len(circuit)] = 1.0
-    q, losses = _fit(q, x, y, jnp.asarray(alive), structure, cfg.n_blocks, _TRAIN_STEPS)
+    snapshots = None
+    if cfg.snapshot_every:
+        q, losses, snapshots = _fit_snapshots(q, x, y, jnp.asarray(alive), structure, cfg.n_blocks, _TRAIN_STEPS,
+                                              min(cfg.snapshot_every, _TRAIN_STEPS))
+    else:
+        q, losses = _fit(q, x, y, jnp.asarray(alive), structure, cfg.n_blocks, _TRAIN_STEPS)
     member = np.zeros((cfg.n_tasks, c), bool)
     for t, ns in enumerate(plan.circuit_neurons):
         member[t, : len(circuit)] = np.isin([id(n) for n in circuit], [id(n) for n in ns])
@@ -156,6 +249,9 @@ def _train(plan: _Plan, blocks, cfg: PlantedMLPConfig, dirs: np.ndarray, tasks, 
     owner = np.where(member.any(axis=0), member.argmax(axis=0), 0)
     # Per-neuron parameters come from the restart of their task, gains and offsets from each task's.
     chosen = {key: best if key in ("gain", "offset") else best[owner] for key in q}
+    if snapshots is not None:
+        n_nodes = cfg.n_inputs + cfg.n_blocks * cfg.width + cfg.n_tasks
+        plan.record = _record(plan, circuit, snapshots, chosen, x, y, jnp.asarray(alive), structure, cfg, n_nodes)
     q = {key: jnp.asarray(np.asarray(v)[chosen[key], np.arange(v.shape[1])][None]) for key, v in q.items()}
     for _ in range(_TRAIN_ROUNDS):
         one = {key: v[0] for key, v in q.items()}
