@@ -345,7 +345,7 @@ def dynamics_files(toy: Toy) -> tuple[Arrays, dict[str, Any]]:
     superposition's biases)."""
     from planted.evaluators.dynamics import training_record
 
-    arrays, truth = training_record(toy)
+    arrays, truth, _ = training_record(toy)
     n, circuit = truth.size, "biases" not in arrays
     weights = ("each node's trained parameters (its read coefficients, bias and write gain; zeros where "
                "training does not reach: inputs, distractors, outputs), one column per node of the component graph"

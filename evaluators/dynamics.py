@@ -31,8 +31,8 @@ def _log(steps: np.ndarray, after: float) -> np.ndarray:
 
 def has_record(toy) -> bool:
     """Whether a toy keeps a training record a dynamics method can read: a toy model of
-    superposition trained with snapshots (and its loss curve), or a trained planted circuit
-    with snapshots."""
+    superposition trained with snapshots (and its loss curve), or a trained planted circuit or
+    transformer with snapshots."""
     truth = getattr(toy, "truth", None)
     if getattr(truth, "formation", None) is not None:
         return True
@@ -40,19 +40,25 @@ def has_record(toy) -> bool:
     return dynamics is not None and dynamics.losses is not None
 
 
-def training_record(toy) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """What a dynamics method sees of a toy's training, and the true formation step of each
-    component: ``{"steps", "losses", "weights"}`` (and ``"biases"`` for a toy model of
+def training_record(toy) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """What a dynamics method sees of a toy's training, the true formation step of each column of
+    its weights, and which columns have one (a circuit's nodes outside every trained gate or head
+    have none: embeddings, MLPs and outputs of a transformer, inputs and distractors of a planted
+    circuit): ``{"steps", "losses", "weights"}`` (and ``"biases"`` for a toy model of
     superposition), where ``weights`` is (n_snapshots, n_parameters, n_components): W's columns
-    (one per feature) or each node's trained parameters (reads, bias, write; one column per node
-    of a planted circuit, zeros where training does not reach)."""
+    (one per feature), each node's trained parameters (reads, bias, write; one column per node
+    of a planted circuit, zeros where training does not reach) or each transformer component's
+    weight norms (one column per component)."""
     if not has_record(toy):
         raise ValueError("the dynamics task needs a toy trained with snapshot_every > 0 (its snapshots and loss curve)")
     circuit = getattr(toy.truth, "formation", None)
     if circuit is not None:
-        return {"steps": circuit.steps, "losses": circuit.losses, "weights": circuit.parameters}, circuit.node_steps()
+        return ({"steps": circuit.steps, "losses": circuit.losses, "weights": circuit.parameters}, circuit.node_steps(),
+                circuit.gate_nodes.any(axis=0))
     d = toy.truth.dynamics
-    return {"steps": d.steps, "losses": d.losses, "weights": d.weights, "biases": d.biases}, formation_steps(d)
+    truth = formation_steps(d)
+    return ({"steps": d.steps, "losses": d.losses, "weights": d.weights, "biases": d.biases}, truth,
+            np.ones(truth.size, bool))
 
 
 def score_formation(prediction: Formation, dynamics) -> dict[str, float | None]:
@@ -61,9 +67,11 @@ def score_formation(prediction: Formation, dynamics) -> dict[str, float | None]:
     return score_dates(prediction, formation_steps(dynamics), dynamics.steps)
 
 
-def score_dates(prediction: Formation, truth: np.ndarray, snapshots: np.ndarray) -> dict[str, float | None]:
+def score_dates(prediction: Formation, truth: np.ndarray, snapshots: np.ndarray,
+                scored: np.ndarray | None = None) -> dict[str, float | None]:
     """Score a ``Formation`` against the true formation step of each component (``truth``, -1:
-    never) of a record with snapshots at ``snapshots``.
+    never) of a record with snapshots at ``snapshots``; the dates are scored over the components
+    ``scored`` marks (default: all; the others have no formation to date).
 
     ``log_step_error``: mean over the components formed in truth of |log10(1 + predicted) -
     log10(1 + true)|, a predicted "never" counted at twice the last step; ``order_tau``: Kendall
@@ -78,20 +86,24 @@ def score_dates(prediction: Formation, truth: np.ndarray, snapshots: np.ndarray)
     none is found)."""
     truth = np.asarray(truth, np.int64)
     snapshots = np.asarray(snapshots)
+    scored = np.ones(truth.size, bool) if scored is None else np.asarray(scored, bool)
     last = float(snapshots[-1])
     out: dict[str, float | None] = dict.fromkeys(("log_step_error", "order_tau", "formed_accuracy"))
     if prediction.steps is not None:
         if prediction.steps.shape != truth.shape:
             raise ValueError(f"Formation.steps must date every component, shape {truth.shape}, got "
                              f"{prediction.steps.shape}")
-        formed = truth >= 0
+        predicted, true = prediction.steps[scored], truth[scored]
+        formed = true >= 0
         if formed.any():
-            out["log_step_error"] = float(np.abs(_log(prediction.steps, 2 * last) - _log(truth, 2 * last))[formed].mean())
-        both = formed & (prediction.steps >= 0)
-        if both.sum() >= 2 and np.ptp(truth[both]) > 0:
-            tau = kendalltau(prediction.steps[both], truth[both]).statistic
+            out["log_step_error"] = float(np.abs(_log(predicted, 2 * last) - _log(true, 2 * last))[formed].mean())
+        both = formed & (predicted >= 0)
+        if both.sum() >= 2 and np.ptp(true[both]) > 0:
+            tau = kendalltau(predicted[both], true[both]).statistic
             out["order_tau"] = 0.0 if np.isnan(tau) else float(tau)
-        out["formed_accuracy"] = float(np.mean(formed == (prediction.steps >= 0)))
+        if true.size:
+            out["formed_accuracy"] = float(np.mean(formed == (predicted >= 0)))
+    truth = truth[scored]
     events = np.unique(truth[truth > 0])
     found = prediction.event_steps
     near = WINDOW_SNAPSHOTS * float(np.median(np.diff(snapshots)))

@@ -392,14 +392,17 @@ def _dynamics() -> Suite:
     # Toy models of superposition (20 features in 5 dimensions) trained 3,000 steps with a snapshot
     # every 30, at three sparsities: the features form one by one (Elhage et al. 2022). And the
     # circuits suite's trained planted circuit, its first fit (2,000 steps) recorded every 2 steps:
-    # its gates form within the first 150.
+    # its gates form within the first 150. And a transformer trained to be the compiled shift_by
+    # program (3,000 steps, a snapshot every 50): its previous-token head forms within a few hundred.
     specs = tuple(
         ToySpec(f"tms-s{sparsity}", "superposition",
                 dict(n_features=20, n_hidden=5, n_samples=2000, sparsity=sparsity, n_steps=3000, snapshot_every=30),
                 {"sparsity": sparsity})
         for sparsity in (0.7, 0.9, 0.97)
     ) + (ToySpec("mlp-trained", "planted_mlp", dict(n_inputs=12, n_tasks=2, depth=2, n_blocks=3, width=48,
-                                                    trained=True, snapshot_every=2)),)
+                                                    trained=True, snapshot_every=2)),
+          ToySpec("tf-shift_by", "rasp_transformer", dict(program="shift_by", n_samples=16, trained=True,
+                                                          snapshot_every=50)))
     served = methods_for("dynamics")
     return Suite(
         name="dynamics",
@@ -407,7 +410,7 @@ def _dynamics() -> Suite:
         toys=specs,
         methods=served,
         seeds=(0, 1, 2),
-        description=f"training records of toy models of superposition and of a trained planted circuit "
+        description=f"training records of toy models of superposition, a trained planted circuit and a trained transformer "
         f"({', '.join(s.name for s in specs)}) x {len(served)} dynamics methods x 3 seeds; < 2 min",
     )
 

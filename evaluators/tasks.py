@@ -326,8 +326,8 @@ def _dynamics_keep(prediction: Formation, toy) -> np.ndarray | None:
 
 
 def _dynamics_metrics(prediction: Formation, toy) -> dict[str, Any]:
-    record, truth = training_record(toy)
-    return score_dates(prediction, truth, record["steps"])
+    record, truth, scored = training_record(toy)
+    return score_dates(prediction, truth, record["steps"], scored)
 
 
 def _comparison_keep(prediction: Similarities, problem) -> np.ndarray:
@@ -412,9 +412,9 @@ TASKS: dict[str, Task] = {
         Task(
             name="dynamics",
             description="date the formation of each planted component from a training record (snapshots of the "
-            "weights and the loss curve): each feature of a toy model of superposition trained with snapshot_every "
-            "> 0, or each trained gate's neurons of a planted circuit trained with snapshot_every > 0; log-step "
-            "error and Kendall tau of the dates, precision and recall of change points within a window",
+            "weights and the loss curve) of a toy trained with snapshot_every > 0: each feature of a toy model of "
+            "superposition, each trained gate's neurons of a planted circuit, each head of a trained transformer; "
+            "log-step error and Kendall tau of the dates, precision and recall of change points within a window",
             truth_type=(FeatureTruth, CircuitTruth),
             prediction_type=Formation,
             artifact=_dynamics_artifact,
@@ -422,7 +422,7 @@ TASKS: dict[str, Task] = {
             headline="event_f1",
             metrics=("event_f1", "event_precision", "event_recall", "lead_time", "log_step_error", "order_tau",
                      "formed_accuracy"),
-            families=("superposition", "planted_mlp"),
+            families=("superposition", "planted_mlp", "rasp_transformer"),
             accepts=has_record,
             conflicts=("features",),
             keep=_dynamics_keep,

@@ -118,8 +118,9 @@ def settled_steps(ok: np.ndarray, steps: np.ndarray) -> np.ndarray:
 @dataclasses.dataclass(frozen=True, eq=False)
 class CircuitFormation:
     """The training record of a planted circuit learned by training (``planted_mlp(trained=True,
-    snapshot_every=k)``): snapshots of the trained neurons' parameters and of each gate's truth
-    table through the first fit.
+    snapshot_every=k)``, ``rasp_transformer(trained=True, snapshot_every=k)``): snapshots of the
+    trained parameters and of how far each planted component has formed: a gate's truth table
+    (planted MLPs), a head's attention on its intended keys (transformers).
 
     Attributes
     ----------
@@ -130,16 +131,21 @@ class CircuitFormation:
     parameters : (n_snapshots, n_parameters, n_nodes) float32
         Each node's trainable parameters at each snapshot (a neuron's read coefficients, its
         bias and its write gain; zeros for the nodes training does not touch: inputs,
-        distractors, outputs).
+        distractors, outputs), or their norms (a transformer component's: the norms of its
+        query, key, value and output weights, or of an MLP's input and output weights).
     gates : tuple[str, ...]
-        Each trained gate's formula (its subformula of a task's formula).
+        Each trained gate's formula (its subformula of a task's formula), or each head's label.
     gate_accuracy : (n_snapshots, n_gates) float64
         The fraction of the training inputs on which the gate's variable (what its neurons write
         into its residual direction) is right when read with its final code: the polarity and
         threshold that separate its true and false inputs at the last snapshot (a trained gate
-        may carry its truth table either way round, at any scale; what forms is that code).
+        may carry its truth table either way round, at any scale; what forms is that code); for
+        a head, the fraction of its attention on the keys its compiled twin attends to.
     gate_nodes : (n_gates, n_nodes) bool
-        The neurons computing each gate.
+        The neurons computing each gate (the node of each head).
+    threshold : float
+        The level from which a component has formed: ``GATE_ACCURACY`` (0.99) for gates, 0.9
+        for heads.
 
     ``gate_steps()`` and ``node_steps()`` read the formation of each gate and node off the record.
     """
@@ -150,6 +156,7 @@ class CircuitFormation:
     gates: tuple[str, ...]
     gate_accuracy: np.ndarray
     gate_nodes: np.ndarray
+    threshold: float = GATE_ACCURACY
 
     def __post_init__(self) -> None:
         steps = np.asarray(self.steps)
@@ -173,13 +180,31 @@ class CircuitFormation:
                             ("gate_accuracy", accuracy), ("gate_nodes", nodes)):
             object.__setattr__(self, name, frozen(value))
         object.__setattr__(self, "gates", tuple(str(x) for x in self.gates))
+        if not 0 < float(self.threshold) <= 1:
+            raise ValueError(f"CircuitFormation.threshold must be in (0, 1], got {self.threshold!r}")
+        object.__setattr__(self, "threshold", float(self.threshold))
 
-    def gate_steps(self, threshold: float = GATE_ACCURACY) -> np.ndarray:
-        """(n_gates,) int64: the first snapshot step from which each gate's truth table stays at
-        least ``threshold`` right; -1 when it is not at the end."""
-        return settled_steps(self.gate_accuracy >= threshold, self.steps)
+    def gate_steps(self, threshold: float | None = None) -> np.ndarray:
+        """(n_gates,) int64: the first snapshot step from which each component's measure stays at
+        least ``threshold`` (default: the record's); -1 when it is not at the end."""
+        return settled_steps(self.gate_accuracy >= (self.threshold if threshold is None else threshold), self.steps)
 
-    def node_steps(self, threshold: float = GATE_ACCURACY) -> np.ndarray:
+    def to_arrays(self, prefix: str = "formation.") -> tuple[dict[str, np.ndarray], dict]:
+        """The record as named arrays and JSON extras (``from_arrays`` reads them back)."""
+        arrays = {f"{prefix}{name}": getattr(self, name) for name in ("steps", "losses", "parameters", "gate_accuracy",
+                                                                       "gate_nodes")}
+        return arrays, {"formation_gates": list(self.gates), "formation_threshold": self.threshold}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, extra: dict, prefix: str = "formation.") -> CircuitFormation | None:
+        """The record ``to_arrays`` wrote, or None when there is none."""
+        if "formation_gates" not in extra:
+            return None
+        return cls(**{name: arrays[f"{prefix}{name}"] for name in ("steps", "losses", "parameters", "gate_accuracy",
+                                                                    "gate_nodes")},
+                   gates=tuple(extra["formation_gates"]), threshold=extra.get("formation_threshold", GATE_ACCURACY))
+
+    def node_steps(self, threshold: float | None = None) -> np.ndarray:
         """(n_nodes,) int64: each neuron's formation, its gate's (the latest of them, should one
         neuron serve several); -1 for the nodes of no trained gate."""
         gate = self.gate_steps(threshold)

@@ -15,8 +15,8 @@ def dynamics_figure_data(toy) -> dict[str, np.ndarray]:
     """The true formation step of each component and the loss curve of the training record."""
     from planted.evaluators.dynamics import training_record
 
-    record, truth = training_record(toy)
-    return {"formation": truth, "steps": record["steps"], "losses": record["losses"]}
+    record, truth, scored = training_record(toy)
+    return {"formation": np.where(scored, truth, -1), "steps": record["steps"], "losses": record["losses"]}
 
 
 def plot_formation(truth: np.ndarray, dates: dict[str, np.ndarray], *, last: int, ax=None, title: str = ""):

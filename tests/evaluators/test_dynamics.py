@@ -10,7 +10,7 @@ import pytest
 
 from planted import toys
 from planted.evaluators import run
-from planted.evaluators.dynamics import score_formation
+from planted.evaluators.dynamics import score_formation, training_record
 from planted.evaluators.tasks import TASKS
 from planted.groundtruth import FORMATION_TOLERANCE, REPRESENTED_NORM, Formation, formation_steps
 
@@ -127,7 +127,14 @@ def test_the_dynamics_task_refuses_a_toy_without_a_record():
 
 
 def test_the_dynamics_suite_runs():
-    results = run("dynamics", seeds=[0], store=None, progress=False)
+    """Its toy models and its planted circuit (the transformer is tested on its own, below)."""
+    import dataclasses
+
+    from planted.evaluators.suites import SUITES
+
+    suite = SUITES["dynamics"]
+    assert [t.name for t in suite.toys][-1] == "tf-shift_by"
+    results = run(dataclasses.replace(suite, toys=suite.toys[:-1]), seeds=[0], store=None, progress=False)
     assert len(results) == 16 and all(r.status == "ok" for r in results), [r.error for r in results if r.error]
     by = {(r.toy, r.method): r.metrics for r in results}
     assert by[("tms-s0.9", "loss-change-points")]["log_step_error"] is None
@@ -216,8 +223,10 @@ def test_the_circuit_record_scores_its_truth_perfectly_and_survives_storage(tmp_
     toys.save(toy, tmp_path / "t")
     again = toys.load(tmp_path / "t")
     np.testing.assert_array_equal(again.truth.formation.node_steps(), truth)
-    assert again.id == toy.id and not TASKS["dynamics"].applies_to(
-        toys.planted_mlp(12, 2, seed=0, depth=2, n_blocks=3, width=48, trained=True))
+    plain = toys.planted_mlp(12, 2, seed=0, depth=2, n_blocks=3, width=48, trained=True)
+    assert again.id == toy.id != plain.id and not TASKS["dynamics"].applies_to(plain)
+    for name, value in plain.model.params.items():  # recording leaves the training as it was, bit for bit
+        np.testing.assert_array_equal(value, toy.model.params[name])
 
 
 def test_snapshot_every_needs_a_trained_circuit():
@@ -225,3 +234,42 @@ def test_snapshot_every_needs_a_trained_circuit():
         toys.PlantedMLPConfig(snapshot_every=5)
     with pytest.raises(ValueError, match="snapshot_every"):
         toys.PlantedMLPConfig(trained=True, snapshot_every=-1)
+
+
+# --- a trained transformer's heads -----------------------------------------------------------------
+
+
+@functools.cache
+def _transformer():
+    return toys.rasp_transformer("shift_by", 16, seed=0, trained=True, snapshot_every=50)
+
+
+def test_a_heads_formation_is_its_attention_on_the_compiled_keys(tmp_path):
+    """The record's last snapshot is the trained model: each head's attention on the keys its
+    compiled twin attends to, recomputed from both built models' patterns, equals the record's
+    last row; the step is the first snapshot from which it stays at 0.9 or more; only the heads
+    are dated; the record survives storage and leaves the id alone."""
+    toy = _transformer()
+    f = toy.truth.formation
+    assert f.threshold == 0.9 and f.steps[-1] == 3000 and f.gates == ("a0.h0",)
+    compiled = toys.rasp_transformer("shift_by", 16, seed=0)
+    ids = np.concatenate([t.clean for t in toy.tasks])
+    want = compiled.model.run(ids)["patterns"]
+    got = toy.model.run(ids)["patterns"]
+    recomputed = np.where(want >= 1e-3, got, 0.0).sum(axis=-1)[..., 1:].mean(axis=(0, 3)).reshape(-1)
+    np.testing.assert_allclose(recomputed, f.gate_accuracy[-1], atol=0.02)  # other inputs, the same head
+    k = f.steps.size - 1
+    while k > 0 and f.gate_accuracy[k - 1, 0] >= 0.9:
+        k -= 1
+    assert f.gate_steps()[0] == f.steps[k] > 0 and f.gate_accuracy[0, 0] < 0.5
+    record, truth, scored = training_record(toy)
+    assert record["weights"].shape == (f.steps.size, 4, toy.graph.n_nodes)
+    assert scored.tolist() == [label.startswith("a") for label in toy.graph.labels]
+    perfect = TASKS["dynamics"].score(Formation(steps=truth), toy)
+    assert perfect["log_step_error"] == 0.0 and perfect["formed_accuracy"] == 1.0 and perfect["event_f1"] == 1.0
+    toys.save(toy, tmp_path / "t")
+    again = toys.load(tmp_path / "t")
+    assert again.truth.formation.gate_steps().tolist() == f.gate_steps().tolist() and again.truth.formation.threshold == 0.9
+    assert toy.id != toys.RASPTransformerConfig(program="shift_by", n_samples=16, trained=True).id
+    with pytest.raises(ValueError, match="snapshot_every must divide 400"):
+        toys.RASPTransformerConfig(program="shift_by", trained=True, snapshot_every=300)

@@ -35,10 +35,9 @@ def _to_arrays(toy: PlantedCircuitToy) -> tuple[dict[str, np.ndarray], dict[str,
     extra = {"labels": list(truth.graph.labels), "task_names": list(truth.task_names), "formulas": list(truth.formulas),
              "catalog": sorted(truth.catalog)}
     if truth.formation is not None:
-        f = truth.formation
-        arrays.update({"formation.steps": f.steps, "formation.losses": f.losses, "formation.parameters": f.parameters,
-                       "formation.gate_accuracy": f.gate_accuracy, "formation.gate_nodes": f.gate_nodes})
-        extra["formation_gates"] = list(f.gates)
+        record, more = truth.formation.to_arrays()
+        arrays.update(record)
+        extra.update(more)
     return arrays, extra
 
 
@@ -53,10 +52,7 @@ def _from_arrays(config: PlantedMLPConfig, arrays: dict[str, np.ndarray], extra:
         edge_effects=tuple(arrays[f"truth.edge_effects.{t}"] for t in range(n_tasks)),
         relevant_inputs=arrays["truth.relevant_inputs"], redundant=arrays["truth.redundant"],
         catalog={mode: arrays[f"truth.catalog.{mode}"] for mode in extra["catalog"]}, modules=arrays["truth.modules"],
-        formation=CircuitFormation(
-            steps=arrays["formation.steps"], losses=arrays["formation.losses"], parameters=arrays["formation.parameters"],
-            gates=tuple(extra["formation_gates"]), gate_accuracy=arrays["formation.gate_accuracy"],
-            gate_nodes=arrays["formation.gate_nodes"]) if "formation_gates" in extra else None,
+        formation=CircuitFormation.from_arrays(arrays, extra),
     )
     model = CircuitModel(params={k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}, graph=graph)
     tasks = tuple(

@@ -15,11 +15,12 @@ but the inputs and the output has circuit edges in and out.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import numpy as np
 
-from planted.groundtruth import CircuitTruth, Config, Patch, Problems, Toy
+from planted.groundtruth import ADDED, CircuitFormation, CircuitTruth, Config, Patch, Problems, Toy
 from planted.toys._checks import require_memory, shape, within
 from planted.toys._family import Family
 from planted.toys._rasp._circuit import TransformerArtifact, TransformerModel, TransformerTask, component_graph
@@ -38,6 +39,7 @@ from planted.toys._rasp._truth import (
 
 _STREAM_DATA, _STREAM_DISTRACTORS, _STREAM_NATURALISE = 401, 402, 403
 PROGRAM_NAMES = RASP_PROGRAMS
+_PROBE = 400  # the trained kind's restarts train this many steps before the best goes on (_trained.PROBE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +61,7 @@ class RASPTransformerConfig(Config):
     train_steps: int = 3000
     residual_fraction: float = 1.0
     seed: int = 0
+    snapshot_every: int = dataclasses.field(default=0, metadata=ADDED)
 
     def _check(self, p: Problems) -> None:
         p.choice("program", self.program, PROGRAM_NAMES)
@@ -77,6 +80,13 @@ class RASPTransformerConfig(Config):
             p.add(f"trained=True with {', '.join(on)}: the catalog's constructions live in compiled weights; "
                   "use them with trained=False")
         p.integer("seed", self.seed, low=0, high=2**31 - 1)
+        p.integer("snapshot_every", self.snapshot_every, low=0, high=200_000)
+        if self.snapshot_every and not p.messages:
+            if self.trained is not True:
+                p.add(f"snapshot_every={self.snapshot_every} records training: it needs trained=True")
+            elif math.gcd(min(_PROBE, self.train_steps), self.train_steps) % self.snapshot_every:
+                p.add(f"snapshot_every must divide {min(_PROBE, self.train_steps)} (the restarts' probe) and "
+                      f"train_steps ({self.train_steps}), got {self.snapshot_every}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,11 +266,12 @@ def build(config: RASPTransformerConfig) -> RASPTransformerToy:
     if not isinstance(config, RASPTransformerConfig):
         raise ValueError(f"config must be a RASPTransformerConfig, got {type(config).__name__}")
     compiled = _compile(config)
-    training = None
+    training = record = None
     if config.trained:
         from planted.toys._rasp._trained import train
 
-        params, training = train(compiled, config.train_steps, config.seed, config.residual_fraction)
+        params, training, record = train(compiled, config.train_steps, config.seed, config.residual_fraction,
+                                         config.snapshot_every)
     else:
         params = _weights(config, compiled)
     n_layers, n_heads, d_model = params["w_q"].shape[:3]
@@ -271,6 +282,8 @@ def build(config: RASPTransformerConfig) -> RASPTransformerToy:
     model = TransformerModel(params=params, graph=graph, causal=compiled.causal, output_tokens=output_tokens(compiled))
     tasks = (_task(config, compiled),)
     truth = _circuit_truth(compiled, model, tasks, config)
+    if config.trained and record is not None:
+        truth = dataclasses.replace(truth, formation=record)
     toy = RASPTransformerToy(config=config, truth=truth, model=model, tasks=tasks, compiled=compiled, training=training)
     result = toy.verify()
     if not result.ok:
@@ -285,7 +298,7 @@ def build(config: RASPTransformerConfig) -> RASPTransformerToy:
 def rasp_transformer(program: str = "induction", n_samples: int = 64, *, distractors: bool = False, backup: bool = False,
                      cancellation: bool = False, saturation: bool = False, naturalise: bool = False, noise: float = 1e-6,
                      trained: bool = False, train_steps: int = 3000, residual_fraction: float = 1.0,
-                     seed: int) -> RASPTransformerToy:
+                     seed: int, snapshot_every: int = 0) -> RASPTransformerToy:
     """A standard RASP program compiled into a transformer, with its circuit known by construction.
 
     Parameters
@@ -325,6 +338,12 @@ def rasp_transformer(program: str = "induction", n_samples: int = 64, *, distrac
     seed : int
         Draws the task's inputs, the distractors, the naturalising rotation and noise, and the
         trained kind's initialisation and training data.
+    snapshot_every : int
+        With ``trained``, record training every this many steps (0: no record; it must divide 400
+        and ``train_steps``): each component's weight norms, the loss, and each head's attention
+        on the keys its compiled twin attends to, so the step at which each head formed (at least
+        0.9 of its attention there from then on; ``truth.formation``, a
+        ``groundtruth.CircuitFormation``).
 
     The model is exact: its output equals the program's at every position of every input up to
     the maximum length (``rasp.differential``). The truth is a ``CircuitTruth`` over the component
@@ -334,7 +353,8 @@ def rasp_transformer(program: str = "induction", n_samples: int = 64, *, distrac
     return build(RASPTransformerConfig(program=program, n_samples=n_samples, distractors=distractors, backup=backup,
                                        cancellation=cancellation, saturation=saturation, naturalise=naturalise,
                                        noise=noise, trained=trained, train_steps=train_steps,
-                                       residual_fraction=residual_fraction, seed=seed))
+                                       residual_fraction=residual_fraction, seed=seed,
+                                       snapshot_every=snapshot_every))
 
 
 def _to_arrays(toy: RASPTransformerToy) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -351,6 +371,10 @@ def _to_arrays(toy: RASPTransformerToy) -> tuple[dict[str, np.ndarray], dict[str
              "catalog": sorted(truth.catalog)}
     if toy.training is not None:
         extra["training"] = dict(toy.training)
+    if truth.formation is not None:
+        record, more = truth.formation.to_arrays()
+        arrays.update(record)
+        extra.update(more)
     return arrays, extra
 
 
@@ -366,6 +390,7 @@ def _from_arrays(config: RASPTransformerConfig, arrays: dict[str, np.ndarray], e
         graph=graph, task_names=tuple(extra["task_names"]), formulas=tuple(extra["formulas"]), nodes=arrays["truth.nodes"],
         edges=(arrays["truth.edges.0"],), node_effects=arrays["truth.node_effects"], edge_effects=(arrays["truth.edge_effects.0"],),
         relevant_inputs=arrays["truth.relevant_inputs"], redundant=arrays["truth.redundant"], catalog={}, modules=arrays["truth.modules"],
+        formation=CircuitFormation.from_arrays(arrays, extra),
     )
     compiled = _compile(config)
     model = TransformerModel(params=params, graph=graph, causal=bool(extra["causal"]), output_tokens=output_tokens(compiled))

@@ -111,8 +111,8 @@ def _init(key, shapes: dict) -> dict:
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("shapes", "causal", "steps", "n", "n_vocab"))
-def _train(high, key, *, shapes: tuple, causal: bool, steps: int, n: int, n_vocab: int):
+@functools.partial(jax.jit, static_argnames=("shapes", "causal", "steps", "n", "n_vocab", "every"))
+def _train(high, key, *, shapes: tuple, causal: bool, steps: int, n: int, n_vocab: int, every: int = 0):
     import optax
 
     edges = _edges(high)
@@ -130,32 +130,109 @@ def _train(high, key, *, shapes: tuple, causal: bool, steps: int, n: int, n_voca
         updates, state = opt.update(grads, state, q)
         return (optax.apply_updates(q, updates), state), value
 
+    def chunk(carry, ks):  # ``every`` steps, then a snapshot of the parameters
+        carry, values = jax.lax.scan(step, carry, ks)
+        return carry, (carry[0], values)
+
+    def run(carry, ks):
+        """Train on the keys ``ks``; returns the state, the step losses and (with ``every``) the snapshots."""
+        if not every:
+            carry, values = jax.lax.scan(step, carry, ks)
+            return carry, values, None
+        carry, (kept, values) = jax.lax.scan(chunk, carry, ks.reshape(-1, every, *ks.shape[1:]))
+        return carry, values.reshape(-1), kept
+
     # Restarts: RESTARTS initialisations train on the same first PROBE batches; the one with the
     # lowest loss goes on (some initialisations stall on a plateau the others leave).
     data = jax.random.split(data_key, steps)
     inits = jax.vmap(lambda k: _init(k, dict(shapes)))(jax.random.split(init_key, RESTARTS))
     probe = min(PROBE, steps)
-    (ps, ss), probe_losses = jax.vmap(lambda p, s: jax.lax.scan(step, (p, s), data[:probe]))(inits, jax.vmap(opt.init)(inits))
+    (ps, ss), probe_losses, probe_kept = jax.vmap(lambda p, s: run((p, s), data[:probe]))(inits, jax.vmap(opt.init)(inits))
     best = jnp.argmin(probe_losses[:, -probe // 8:].mean(axis=1))
     carry = jax.tree.map(lambda x: x[best], (ps, ss))
-    (params, _), losses = jax.lax.scan(step, carry, data[probe:])
-    return params, jnp.concatenate([probe_losses[best], losses])
+    (params, _), losses, kept = run(carry, data[probe:])
+    losses = jnp.concatenate([probe_losses[best], losses])
+    if not every:
+        return params, losses, None
+    first = jax.tree.map(lambda x: x[best][None], inits)
+    snapshots = jax.tree.map(lambda a, b, c: jnp.concatenate([a, b[best], c]), first, probe_kept, kept)
+    return params, losses, snapshots
 
 
-def train(compiled: Compiled, steps: int, seed: int, residual_fraction: float = 1.0) -> tuple[dict, dict]:
-    """Weights (of ``trained_shapes``) trained to match ``compiled`` under interchange, and a
-    report: ``loss`` (the last 100 steps' mean), ``interchange_accuracy`` on ``HELD_OUT``
-    interchanges, ``steps``, ``d_model`` (the trained residual width)."""
+INTENDED = 1e-3  # a key the compiled head gives at least this much attention is one it intends
+HEAD_FORMED = 0.9  # a head has formed once this much of its attention stays on its intended keys
+
+
+def _norms(params: dict, graph) -> np.ndarray:
+    """(4, n_nodes) the norms of each component's weights: a head's query, key, value and output
+    weights, an MLP's input and output weights, the embeddings' and the unembedding's."""
+    out = np.zeros((4, graph.n_nodes), np.float32)
+    labels = list(graph.labels)
+    out[0, labels.index("embed")] = np.linalg.norm(params["embed_tokens"])
+    out[0, labels.index("pos_embed")] = np.linalg.norm(params["embed_positions"])
+    out[0, labels.index("out")] = np.linalg.norm(params["unembed"])
+    n_layers, n_heads = params["w_q"].shape[:2]
+    for layer in range(n_layers):
+        for h in range(n_heads):
+            node = labels.index(f"a{layer}.h{h}")
+            for row, name in enumerate(("w_q", "w_k", "w_v", "w_o")):
+                out[row, node] = np.linalg.norm(params[name][layer, h])
+        node = labels.index(f"m{layer}")
+        out[0, node], out[1, node] = np.linalg.norm(params["w_in"][layer]), np.linalg.norm(params["w_out"][layer])
+    return out
+
+
+def head_attention(compiled: Compiled, params: dict, ids) -> np.ndarray:
+    """(n_layers, n_heads) the mean fraction of each head's attention, over the inputs ``ids``
+    and every query after BOS, on the keys its compiled twin attends to (at least ``INTENDED``)."""
+    high = _run({k: jnp.asarray(v) for k, v in compiled.params.items()}, ids, Patch(), compiled.causal)["patterns"]
+    low = _run({k: jnp.asarray(v) for k, v in params.items()}, ids, Patch(), compiled.causal)["patterns"]
+    on = np.where(np.asarray(high) >= INTENDED, np.asarray(low), 0.0).sum(axis=-1)  # (batch, L, H, queries)
+    return on[..., 1:].mean(axis=(0, 3))
+
+
+def _record(compiled: Compiled, snapshots: dict, losses: np.ndarray, every: int, seed: int):
+    """The ``CircuitFormation`` of a training run: each head's attention on its intended keys and
+    each component's weight norms at each snapshot, and the mean training loss since the last."""
+    from planted.groundtruth import CircuitFormation
+    from planted.toys._rasp._circuit import component_graph
+
+    n_layers, n_heads = compiled.params["w_q"].shape[:2]
+    graph = component_graph(n_layers, n_heads)
+    ids = _inputs(jax.random.fold_in(jax.random.PRNGKey(seed), 2), 256, compiled.max_seq_len, len(compiled.vocab))
+    n_snap = next(iter(snapshots.values())).shape[0]
+    attention, norms = [], []
+    for s in range(n_snap):
+        params = {k: np.asarray(v[s]) for k, v in snapshots.items()}
+        attention.append(head_attention(compiled, params, ids).reshape(-1))
+        norms.append(_norms(params, graph))
+    labels = [f"a{layer}.h{h}" for layer in range(n_layers) for h in range(n_heads)]
+    nodes = np.zeros((len(labels), graph.n_nodes), bool)
+    nodes[np.arange(len(labels)), [graph.labels.index(label) for label in labels]] = True
+    losses = np.asarray(losses, np.float64)
+    per_snapshot = np.concatenate([losses[:1], losses.reshape(-1, every).mean(axis=1)])
+    return CircuitFormation(steps=np.arange(n_snap) * every, losses=per_snapshot, parameters=np.stack(norms),
+                            gates=tuple(labels), gate_accuracy=np.stack(attention), gate_nodes=nodes,
+                            threshold=HEAD_FORMED)
+
+
+def train(compiled: Compiled, steps: int, seed: int, residual_fraction: float = 1.0,
+          snapshot_every: int = 0) -> tuple[dict, dict, object]:
+    """Weights (of ``trained_shapes``) trained to match ``compiled`` under interchange, a report
+    (``loss``: the last 100 steps' mean, ``interchange_accuracy`` on ``HELD_OUT`` interchanges,
+    ``steps``, ``d_model``: the trained residual width) and, with ``snapshot_every``, the
+    training record (``CircuitFormation``; else None)."""
     high = {k: jnp.asarray(v) for k, v in compiled.params.items()}
     n, n_vocab = compiled.max_seq_len, len(compiled.vocab)
     key = jax.random.PRNGKey(seed)
     shapes = tuple(sorted(trained_shapes(compiled, residual_fraction).items()))
-    params, losses = _train(high, jax.random.fold_in(key, 0), shapes=shapes, causal=compiled.causal, steps=steps, n=n,
-                            n_vocab=n_vocab)
+    params, losses, snapshots = _train(high, jax.random.fold_in(key, 0), shapes=shapes, causal=compiled.causal,
+                                       steps=steps, n=n, n_vocab=n_vocab, every=snapshot_every)
     params = {k: np.asarray(v, np.float32) for k, v in params.items()}
     accuracy = interchange_accuracy(compiled, params, seed)
+    record = None if snapshots is None else _record(compiled, snapshots, np.asarray(losses), snapshot_every, seed)
     return params, {"loss": float(np.mean(np.asarray(losses)[-100:])), "interchange_accuracy": accuracy, "steps": steps,
-                    "d_model": int(params["w_q"].shape[2])}
+                    "d_model": int(params["w_q"].shape[2])}, record
 
 
 def interchange_accuracy(compiled: Compiled, params: dict, seed: int) -> float:
