@@ -347,9 +347,13 @@ def dynamics_files(toy: Toy) -> tuple[Arrays, dict[str, Any]]:
 
     arrays, truth, _ = training_record(toy)
     n, circuit = truth.size, "biases" not in arrays
-    weights = ("each node's trained parameters (its read coefficients, bias and write gain; zeros where "
-               "training does not reach: inputs, distractors, outputs), one column per node of the component graph"
-               if circuit else "W (n_hidden, n_features)")
+    weights = {
+        "planted_mlp": "each node's trained parameters (its read coefficients, bias and write gain; zeros where "
+                       "training does not reach: inputs, distractors, outputs), one column per node of the graph",
+        "rasp_transformer": "the norms of each component's weights (a head's query, key, value and output weights; "
+                            "an MLP's input and output weights; an embedding's or the unembedding's), one column per "
+                            "node of the graph",
+    }.get(getattr(toy, "kind", None), "W (n_hidden, n_features)")
     described = {"steps": f"int64 {arrays['steps'].shape}: the optimiser step of each snapshot (0: the initialisation)",
                  "losses": f"float32 {arrays['losses'].shape}: the training loss at each snapshot",
                  "weights": f"float32 {arrays['weights'].shape}: {weights} at each snapshot"}

@@ -119,6 +119,7 @@ SIMILARITY_METHODS = (
     ("procrustes", {"measure": "procrustes"}),
     ("regression", {"measure": "regression"}),
     ("features-first", {"measure": "features_first", "components": 1.0}),
+    ("features-first-sae", {"measure": "features_first", "dictionary": "sae", "components": 2.0, "k": 8}),
 )
 
 DYNAMICS_METHOD_NAMES = ("gini_change_points", "loss_change_points", "norm_growth", "norm_half_final")

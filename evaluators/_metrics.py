@@ -123,7 +123,8 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
     MetricInfo("event_recall", True, "fraction of the distinct true formation steps within a window of a predicted "
                "event"),
     MetricInfo("lead_time", None, "mean, over the true formation events a predicted event falls near, of log10(1 + "
-               "true step) - log10(1 + nearest predicted step) (positive: ahead of the formation)"),
+               "true step) - log10(1 + the nearest predicted step within the window) (positive: just ahead of the "
+               "formation)"),
     MetricInfo("log_step_error", False, "mean over the features formed in truth of |log10(1 + predicted step) - "
                "log10(1 + true step)| (a predicted never counted at twice the last step)"),
     MetricInfo("order_tau", True, "Kendall tau of the predicted and true formation steps of the features both date",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -78,9 +79,23 @@ def functional_differences(problem: Sequence[FeatureToy]) -> np.ndarray:
     """(k, k) how differently each pair of a problem's representations serves a linear probe: the
     mean over the features of |R^2 difference| (``decodability``); 0 for the same features in
     another frame, and growing with the information a deletion of principal components (or
-    superposition) loses (Ding et al. 2021's functional difference, measured exactly)."""
+    superposition) loses (Ding et al. 2021's functional difference, measured exactly). Kept for
+    the last few problems (every method of a cell is scored against the same one)."""
+    key = tuple(t.id for t in problem)
+    with _LOCK:
+        if key in _FUNCTIONAL:
+            return _FUNCTIONAL[key].copy()
     r2, _ = decodability(problem)
-    return np.abs(r2[:, None, :] - r2[None, :, :]).mean(axis=2)
+    out = np.abs(r2[:, None, :] - r2[None, :, :]).mean(axis=2)
+    with _LOCK:
+        _FUNCTIONAL[key] = out
+        while len(_FUNCTIONAL) > 8:
+            _FUNCTIONAL.pop(next(iter(_FUNCTIONAL)))
+    return out.copy()
+
+
+_FUNCTIONAL: dict[tuple[str, ...], np.ndarray] = {}
+_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +121,7 @@ class ComparisonScores:
         Spearman correlation, over the pairs, of the dissimilarity (minus the similarity) with
         the functional difference (``functional_differences``): Ding et al. 2021's sensitivity,
         with the difference measured exactly (None without a functional difference given, or
-        when every pair's is the same).
+        when the pairs' differences span no more than ``FUNCTIONAL_TOLERANCE``).
     specificity : float or None
         AUROC of the similarity at telling the pairs that do the same (functional difference
         below ``FUNCTIONAL_TOLERANCE``: a change of frame, Ding's seed-only changes) from those

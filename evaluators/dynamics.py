@@ -81,8 +81,9 @@ def score_dates(prediction: Formation, truth: np.ndarray, snapshots: np.ndarray,
     makes no event), an event matching a true step within ``WINDOW_SNAPSHOTS`` snapshot intervals
     or ``WINDOW_LOG`` log10 steps, whichever is wider (a window that scales with the step, so
     early and late formations are held to the same relative precision); ``lead_time``: over the
-    true events found, the mean of log10(1 + true) - log10(1 + nearest event) (positive: the
-    method signals before the component has settled, as a progress measure should; None when
+    true events found, the mean of log10(1 + true) - log10(1 + the nearest event within the
+    window) (positive: the method signals just before the component settles; an event further
+    ahead is not matched, so this measures how a found event sits, not early warning; None when
     none is found)."""
     truth = np.asarray(truth, np.int64)
     snapshots = np.asarray(snapshots)
@@ -124,10 +125,11 @@ def score_dates(prediction: Formation, truth: np.ndarray, snapshots: np.ndarray,
     out["lead_time"] = None
     if events.size and found.size:
         gap = np.log10(1.0 + events[:, None]) - np.log10(1.0 + found[None, :])  # > 0: the event came first
-        nearest = np.abs(gap).argmin(axis=1)
-        hit = matched(events, found)[np.arange(events.size), nearest]
-        if hit.any():
-            out["lead_time"] = float(gap[np.arange(events.size), nearest][hit].mean())
+        hits = matched(events, found)
+        found_any = hits.any(axis=1)
+        if found_any.any():
+            nearest = np.where(hits, np.abs(gap), np.inf).argmin(axis=1)  # the nearest event within the window
+            out["lead_time"] = float(gap[np.arange(events.size), nearest][found_any].mean())
     out["event_f1"] = (None if precision is None or recall is None else
                        0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall))
     return out

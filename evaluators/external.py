@@ -112,6 +112,8 @@ def make(preset: str, out: str | Path, *, seed: int = 0, secret: str | bytes | P
     toy = built if spec is not None else built[0]
     served = exportable(toy)
     if tasks is not None:
+        if isinstance(tasks, str):
+            raise ValueError(f"tasks must be a list of task names, got the string {tasks!r}")
         tasks = tuple(tasks)
         unknown = [t for t in tasks if t not in served]
         if unknown or not tasks:
@@ -176,6 +178,7 @@ def _seal(built: tuple, truth_folder: Path, *, several: bool) -> Path:
     """Save the truth: one toy in ``truth_folder``, or each toy of a problem in a numbered
     folder under it with ``problem.json`` listing them (and each one's manifest hash). Returns
     the file whose hash ``artifact.json`` records."""
+    _clear_truth(truth_folder)
     if not several:
         toys.save(built[0], truth_folder)
         return truth_folder / "manifest.json"
@@ -189,6 +192,22 @@ def _seal(built: tuple, truth_folder: Path, *, several: bool) -> Path:
     return truth_folder / PROBLEM
 
 
+def _clear_truth(truth_folder: Path) -> None:
+    """Remove a truth sealed earlier in ``truth_folder`` (either layout), so a folder made again
+    holds only the new one: its manifest and arrays, its problem listing and numbered members."""
+    import shutil
+
+    if not truth_folder.is_dir():
+        return
+    for name in ("manifest.json", "arrays.npz", PROBLEM, SEALED_FOR):
+        if (truth_folder / name).is_file():
+            (truth_folder / name).unlink()
+    for child in truth_folder.iterdir():
+        if child.is_dir() and not child.is_symlink() and child.name.isascii() and child.name.isdigit() \
+                and (child / "manifest.json").is_file():
+            shutil.rmtree(child)
+
+
 def _unseal(truth_folder: Path):
     """The toy, or the tuple of a problem's toys, sealed in ``truth_folder``."""
     problem = truth_folder / PROBLEM
@@ -197,11 +216,14 @@ def _unseal(truth_folder: Path):
     listing = read_json(problem, max_bytes=1 << 20)
     members = listing.get("members") if isinstance(listing, dict) else None
     if not isinstance(members, list) or len(members) < 2 or len(members) > 64 or not all(
-            isinstance(m, dict) and isinstance(m.get("folder"), str) and m["folder"].isdigit() for m in members):
-        raise ValueError(f"{problem}: not a problem listing written by `planted make` (members: numbered folders)")
+            isinstance(m, dict) and m.get("folder") == str(i) for i, m in enumerate(members)):
+        raise ValueError(f"{problem}: not a problem listing written by `planted make` (members: folders 0, 1, ...)")
+    root = truth_folder.resolve()
     loaded = []
     for m in members:
         sub = truth_folder / m["folder"]
+        if sub.is_symlink() or not sub.resolve().is_relative_to(root):
+            raise ValueError(f"{sub}: a member of the truth must be a folder of {truth_folder} itself")
         if _file_sha256(sub / "manifest.json") != m.get("manifest_sha256"):
             raise ValueError(f"{sub}: its manifest does not match {problem}")
         toy = toys.load(sub)

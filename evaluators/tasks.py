@@ -137,8 +137,9 @@ class Task:
         default: nothing more.
     conflicts : tuple[str, ...]
         Tasks whose truth this task's artifact reveals (a toy model of superposition's training
-        record holds its final weights, whose columns are the features): ``planted make`` leaves
-        this task out of a folder that serves any of them.
+        record holds its final weights, whose columns are the features; a trained circuit's record
+        moves only its circuit's neurons): ``planted make`` leaves this task out of a folder that
+        serves any of them.
     several : bool
         Whether a cell of this task holds a problem of several toys (a tuple, as a suite's
         ``ToySpec.members`` make it): every callable above then receives that tuple where it
@@ -424,7 +425,9 @@ TASKS: dict[str, Task] = {
                      "formed_accuracy"),
             families=("superposition", "planted_mlp", "rasp_transformer"),
             accepts=has_record,
-            conflicts=("features",),
+            # the record shows which weights training moved: W's columns are the features, a circuit's
+            # trained neurons are its circuit
+            conflicts=("features", "circuits", "lesions", "transformer_circuits"),
             keep=_dynamics_keep,
             figure_data=_figures.dynamics_figure_data,
             figures=_figures.dynamics_figures,

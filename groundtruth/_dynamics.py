@@ -127,7 +127,9 @@ class CircuitFormation:
     steps : (n_snapshots,) int64
         The optimiser steps of the snapshots, increasing from 0 (the initialisation).
     losses : (n_snapshots,) float32
-        The training loss (mean squared error of the outputs) at each snapshot.
+        The training loss at each snapshot: a planted circuit's mean squared output error there; a
+        transformer's interchange loss, the first step's and then the mean over the steps since
+        the previous snapshot.
     parameters : (n_snapshots, n_parameters, n_nodes) float32
         Each node's trainable parameters at each snapshot (a neuron's read coefficients, its
         bias and its write gain; zeros for the nodes training does not touch: inputs,
@@ -142,7 +144,8 @@ class CircuitFormation:
         may carry its truth table either way round, at any scale; what forms is that code); for
         a head, the fraction of its attention on the keys its compiled twin attends to.
     gate_nodes : (n_gates, n_nodes) bool
-        The neurons computing each gate (the node of each head).
+        The neurons computing each gate in the built toy (neurons pruned after the first fit are
+        left out), or the node of each head.
     threshold : float
         The level from which a component has formed: ``GATE_ACCURACY`` (0.99) for gates, 0.9
         for heads.

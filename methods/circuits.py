@@ -217,6 +217,7 @@ def magnitude_pruning(artifact, task: int, *, fraction: float = 0.2, tolerance: 
     p.integer("steps", steps, low=0, high=100_000)
     p.number("learning_rate", learning_rate, low=0, low_open=True)
     p.choice("control", control, PRUNING_CONTROLS)
+    p.integer("seed", seed, low=0, high=2**63 - 1)
     t = _check("magnitude_pruning", artifact, task, p)
     model, graph = artifact.model, artifact.graph
     layers = graph.layers

@@ -183,16 +183,34 @@ def regression(x, y) -> float:
     return float((fitted * fitted).sum() / total)
 
 
-def _codes(x: np.ndarray, components: float = 1.0, seed: int = 0) -> np.ndarray:
-    """(n_samples, k) standardised codes of an ICA dictionary of ``x`` with ``components`` times
-    its width sources (at most its width: ICA finds no more sources than dimensions)."""
+DICTIONARIES = ("ica", "sae")
+
+
+def _codes(x: np.ndarray, components: float = 1.0, seed: int = 0, dictionary: str = "ica", k: int = 8,
+           n_steps: int = 800) -> np.ndarray:
+    """(n_samples, n) standardised codes of a dictionary of ``x`` with ``components`` times its
+    width features: ICA sources (at most its width: ICA finds no more sources than dimensions),
+    or the latents of a TopK sparse autoencoder (``k`` active, ``n_steps`` steps; it may be
+    overcomplete). A latent that never varies has codes 0."""
     from planted.methods._decomposition import ica
+    from planted.methods._sae import sae
 
     if isinstance(components, bool) or not isinstance(components, (int, float)) or not components > 0 \
             or not np.isfinite(components):
-        raise ValueError(f"components must be a positive number (sources per dimension), got {components!r}")
-    k = max(1, min(int(round(components * x.shape[1])), *x.shape))
-    codes = np.asarray(ica(x.astype(np.float32), k, seed=seed).codes, np.float64)
+        raise ValueError(f"components must be a positive number (features per dimension), got {components!r}")
+    if dictionary not in DICTIONARIES:
+        raise ValueError(f"dictionary must be one of {DICTIONARIES}, got {dictionary!r}")
+    if dictionary == "ica":
+        n = max(1, min(int(round(components * x.shape[1])), *x.shape))
+        codes = np.asarray(ica(x.astype(np.float32), n, seed=seed).codes, np.float64)
+    else:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer (active latents per sample), got {k!r}")
+        n = max(1, int(round(components * x.shape[1])))
+        fitted = sae(x.astype(np.float32), n, kind="topk", k=min(int(k), n), seed=seed, n_steps=n_steps,
+                     batch_size=min(512, x.shape[0]), progress=False)
+        codes = fitted.codes.toarray() if hasattr(fitted.codes, "toarray") else np.asarray(fitted.codes)
+        codes = codes.astype(np.float64)
     codes = codes - codes.mean(axis=0)
     scale = codes.std(axis=0)
     return codes / np.where(scale > 0, scale, np.inf)
@@ -208,14 +226,19 @@ def _match_codes(a: np.ndarray, b: np.ndarray) -> float:
     return float(corr[rows, cols].mean())
 
 
-def features_first(x, y, *, components: float = 1.0, seed: int = 0) -> float:
+def features_first(x, y, *, components: float = 1.0, seed: int = 0, dictionary: str = "ica", k: int = 8,
+                   n_steps: int = 800) -> float:
     """"Features first": a dictionary on each side, then their features matched across sides. Each
     side gets an ICA dictionary (FastICA, Hyvarinen & Oja 2000: ``methods.ica``, ``components``
-    times its width sources); the sources are matched one to one across sides by the absolute
-    correlation of their codes on the shared samples (Hungarian), and the similarity is the mean
-    matched correlation. Not symmetric in its sampling noise; 1 for the same sources in any frame."""
+    times its width sources) or, with ``dictionary="sae"``, a TopK sparse autoencoder
+    (``components`` times its width latents, ``k`` active, ``n_steps`` steps: overcomplete where
+    ICA cannot be); the features are matched one to one across sides by the absolute
+    correlation of their codes on the shared samples (Hungarian; the two sides' decoder
+    directions live in different frames, so codes are what can be compared), and the similarity
+    is the mean matched correlation. 1 for the same sources in any frame."""
     x, y = _pair(x, y)
-    return _match_codes(_codes(x, components, seed), _codes(y, components, seed))
+    params = dict(components=components, seed=seed, dictionary=dictionary, k=k, n_steps=n_steps)
+    return _match_codes(_codes(x, **params), _codes(y, **params))
 
 
 MEASURES: dict[str, Callable[..., float]] = {

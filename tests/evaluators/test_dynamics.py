@@ -98,6 +98,18 @@ def test_lead_time_by_hand():
     assert score_formation(Formation(events=np.array([events.max() * 2 + 1000])), dynamics)["lead_time"] is None
 
 
+def test_lead_time_takes_the_nearest_event_that_matches():
+    """A farther event never hides one within the window (snapshots every 3 steps, a formation
+    at step 10: an event at 5 is 5 steps ahead, within the two snapshots (6 steps) of the window)."""
+    from planted.evaluators.dynamics import score_dates
+
+    snapshots = np.arange(0, 31, 3)
+    alone = score_dates(Formation(events=np.array([5])), np.array([10]), snapshots)
+    both = score_dates(Formation(events=np.array([5, 17])), np.array([10]), snapshots)
+    assert alone["lead_time"] == both["lead_time"] == pytest.approx(np.log10(11) - np.log10(6))
+    assert both["event_recall"] == 1.0 and both["event_precision"] == 0.5
+
+
 def test_gini_against_its_mean_difference_form():
     from planted.methods.dynamics import gini
 

@@ -503,3 +503,37 @@ def test_the_dynamics_task_alone_exports_the_training_record(tmp_path):
     toy = toys.load(out / "truth.sealed")
     np.savez(tmp_path / "oracle.npz", formation_steps=formation_steps(toy.truth.dynamics))
     assert external.score(out, tmp_path / "oracle.npz")["dynamics"]["log_step_error"] == 0.0
+
+
+def test_a_trained_circuits_record_is_never_exported_beside_its_circuit(tmp_path):
+    """The record moves only the circuit's neurons: the circuits and lesions tasks leave it out."""
+    fields = dict(n_inputs=8, n_tasks=2, depth=2, n_blocks=3, width=24, n_samples=32, trained=True, snapshot_every=20)
+    out = external.make("planted_mlp", tmp_path / "c", **fields)
+    info = json.loads((out / "artifact.json").read_text())
+    assert info["tasks"] == ["circuits", "lesions"] and "weights" not in info["artifact"]["arrays"]
+    alone = external.make("planted_mlp", tmp_path / "d", tasks=["dynamics"], **fields)
+    assert json.loads((alone / "artifact.json").read_text())["tasks"] == ["dynamics"]
+    with pytest.raises(ValueError, match="list of task names"):
+        external.make("planted_mlp", tmp_path / "e", tasks="dynamics", **fields)
+
+
+def test_making_again_into_a_folder_replaces_the_truth_of_either_layout(tmp_path):
+    out = tmp_path / "x"
+    external.make("damage:noise", out)
+    external.make("planted_mlp", out, n_inputs=8, n_samples=32)
+    assert not (out / "truth.sealed" / "problem.json").exists() and not (out / "truth.sealed" / "0").exists()
+    truth = toys.load(out / "truth.sealed").truth
+    np.savez(tmp_path / "p.npz", **{f"nodes.{t}": truth.nodes[t].astype(float) for t in range(truth.n_tasks)})
+    assert external.score(out, tmp_path / "p.npz")["circuits"]["node_auroc"] == 1.0
+    external.make("damage:noise", out)
+    assert not (out / "truth.sealed" / "manifest.json").exists() and (out / "truth.sealed" / "problem.json").exists()
+
+
+def test_a_member_of_a_sealed_problem_must_be_its_own_folder(tmp_path):
+    out = external.make("damage:noise", tmp_path / "pair")
+    elsewhere = tmp_path / "elsewhere"
+    (out / "truth.sealed" / "1").rename(elsewhere)
+    (out / "truth.sealed" / "1").symlink_to(elsewhere, target_is_directory=True)
+    np.savez(tmp_path / "p.npz", damage=np.zeros(toys.load(elsewhere).graph.n_nodes))
+    with pytest.raises(ValueError, match="must be a folder of"):
+        external.score(out, tmp_path / "p.npz")

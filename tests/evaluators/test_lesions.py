@@ -115,7 +115,8 @@ def test_pruning_beats_its_random_ticket_at_the_same_per_layer_densities():
 def test_pruning_names_its_bad_parameters():
     artifact = TASKS["lesions"].artifact(_toy(redundancy=False))
     for params, name in (({"fraction": 1.0}, "fraction"), ({"control": "lucky"}, "control"),
-                         ({"steps": -1}, "steps"), ({"tolerance": 2.0}, "tolerance")):
+                         ({"steps": -1}, "steps"), ({"tolerance": 2.0}, "tolerance"),
+                         ({"control": "random", "seed": -1}, "seed")):
         with pytest.raises(ValueError, match=name):
             circuits.magnitude_pruning(artifact, 0, **params)
 

@@ -7,6 +7,7 @@ alone, and neurons whose mean ablation barely moves their task are pruned.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import TYPE_CHECKING
@@ -274,6 +275,10 @@ def _train(plan: _Plan, blocks, cfg: PlantedMLPConfig, dirs: np.ndarray, tasks, 
         n.reads = {v: float(one["reads"][i, j]) for j, v in enumerate(read_vars[i])}
         n.bias = float(one["bias"][i])
         n.writes = {next(iter(n.writes)): float(one["writes"][i])}
+    if plan.record is not None:  # neurons pruned after the first fit are not in the toy: no date for them
+        gone = np.zeros(plan.record.gate_nodes.shape[1], bool)
+        gone[[n.index for n in circuit if id(n) in pruned]] = True
+        plan.record = dataclasses.replace(plan.record, gate_nodes=plan.record.gate_nodes & ~gone[None, :])
     plan.neurons = [n for n in plan.neurons if id(n) not in pruned]
     plan.circuit_neurons = [[n for n in ns if id(n) not in pruned] for ns in plan.circuit_neurons]
     plan.catalog = {mode: [n for n in items if id(n) not in pruned] for mode, items in plan.catalog.items()}

@@ -39,7 +39,6 @@ from planted.toys._rasp._truth import (
 
 _STREAM_DATA, _STREAM_DISTRACTORS, _STREAM_NATURALISE = 401, 402, 403
 PROGRAM_NAMES = RASP_PROGRAMS
-_PROBE = 400  # the trained kind's restarts train this many steps before the best goes on (_trained.PROBE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,11 +80,14 @@ class RASPTransformerConfig(Config):
                   "use them with trained=False")
         p.integer("seed", self.seed, low=0, high=2**31 - 1)
         p.integer("snapshot_every", self.snapshot_every, low=0, high=200_000)
-        if self.snapshot_every and not p.messages:
+        if isinstance(self.snapshot_every, int) and self.snapshot_every > 0:
+            from planted.toys._rasp._trained import PROBE
+
             if self.trained is not True:
                 p.add(f"snapshot_every={self.snapshot_every} records training: it needs trained=True")
-            elif math.gcd(min(_PROBE, self.train_steps), self.train_steps) % self.snapshot_every:
-                p.add(f"snapshot_every must divide {min(_PROBE, self.train_steps)} (the restarts' probe) and "
+            elif isinstance(self.train_steps, int) and self.train_steps > 0 and \
+                    math.gcd(min(PROBE, self.train_steps), self.train_steps) % self.snapshot_every:
+                p.add(f"snapshot_every must divide {min(PROBE, self.train_steps)} (the restarts' probe) and "
                       f"train_steps ({self.train_steps}), got {self.snapshot_every}")
 
 
