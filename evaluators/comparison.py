@@ -226,11 +226,13 @@ def layer_twins(problem) -> tuple:
     """The two toys of a layer-matching problem, checked to compute the same formulas in the same
     number of blocks (so block h of one corresponds to block h of the other)."""
     if len(problem) != 2:
-        raise ValueError(f"a layer-matching problem is two planted circuit toys, got {len(problem)} toys")
+        raise ValueError(f"a layer-matching problem is two circuit toys, got {len(problem)} toys")
     a, b = problem
-    if a.truth.formulas != b.truth.formulas or a.truth.graph.layers.max() != b.truth.graph.layers.max():
+    if a.kind != b.kind or a.truth.formulas != b.truth.formulas or \
+            a.truth.graph.layers.max() != b.truth.graph.layers.max():
         raise ValueError("the two toys of a layer-matching problem must compute the same formulas in as many blocks "
-                         "(planted_mlp twins: one seed, other weights_seed)")
+                         "(planted_mlp twins: one seed, other weights_seed; rasp_transformer twins: one program, "
+                         "other frames)")
     return a, b
 
 
@@ -244,9 +246,9 @@ def layer_orders(problem) -> tuple[np.ndarray, np.ndarray]:
 
 
 def layer_representations(problem) -> tuple[np.ndarray, ...]:
-    """What a layer-matching method sees: the residual stream after each block of the first twin,
-    in its shown order, then the second's, on every task's inputs of the first (float32 arrays
-    (n_inputs, d_model))."""
+    """What a layer-matching method sees: the residual stream after each block (a transformer's:
+    each sublayer, every position a row) of the first twin, in its shown order, then the
+    second's, on every task's inputs of the first (float32 arrays (n_rows, d_model))."""
     a, b = layer_twins(problem)
     order_a, order_b = layer_orders(problem)
     x = np.concatenate([t.clean for t in a.tasks])

@@ -363,6 +363,16 @@ def weights_twin(seed: int, before: tuple[Config, ...], *, offset: int, **fields
     return toys.family("planted_mlp").config(**fields, seed=seed, weights_seed=weights_seed)
 
 
+def frame_twin(seed: int, before: tuple[Config, ...], *, offset: int, **fields: Any) -> Config:
+    """A member of a layer-matching problem of compiled transformers: the program in a residual
+    frame of its own (``naturalise`` with no noise: a random rotation drawn from ``seed + offset``),
+    the first member's fields (``fields`` when it is the first)."""
+    twin_seed = (seed + offset) % (2**31 - 1)
+    if before:
+        return before[0].replace(seed=twin_seed)
+    return toys.family("rasp_transformer").config(**fields, seed=twin_seed)
+
+
 def _layers() -> Suite:
     # Four-block planted circuits of depth 3 and their twins: the same formulas in other frames
     # (compiled, naturalised: noise and rescaled neurons, or trained under the same masks).
@@ -375,6 +385,12 @@ def _layers() -> Suite:
         ToySpec("compiled", "planted_mlp", base, {"trained": 0.0}, members=twins()),
         ToySpec("naturalised", "planted_mlp", base, {"trained": 0.0}, members=twins(naturalise=True)),
         ToySpec("trained", "planted_mlp", base, {"trained": 1.0}, members=twins(trained=True)),
+        # A compiled transformer (reverse: three attention layers) and its twin in another frame:
+        # sublayers that write nothing leave the stream as it was, so some layers are equal.
+        ToySpec("tf-reverse", "rasp_transformer", dict(program="reverse", n_samples=16, naturalise=True, noise=0.0),
+                {"trained": 0.0},
+                members=(functools.partial(frame_twin, offset=0, program="reverse", n_samples=16, naturalise=True,
+                                           noise=0.0), functools.partial(frame_twin, offset=10_000))),
     )
     served = methods_for("layers")
     return Suite(
@@ -442,4 +458,5 @@ SUITES: dict[str, Suite] = {
               _connectome("modules"), _connectome("hubs"), _comparison(), _layers(), _damage(), _dynamics())
 }
 
-__all__ = ["METHODS", "SUITES", "MethodSpec", "Suite", "ToySpec", "damaged_twin", "methods_for", "weights_twin"]
+__all__ = ["METHODS", "SUITES", "MethodSpec", "Suite", "ToySpec", "damaged_twin", "frame_twin", "methods_for",
+           "weights_twin"]

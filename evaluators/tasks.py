@@ -394,10 +394,10 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             name="layers",
-            description="match the layers of two planted circuit toys that compute the same formulas in other "
-            "frames (layer twins): a similarity for every pair of their residual streams after each block, shown in "
-            "a shuffled order; scored by the fraction of layers whose most similar layer of the other twin is its "
-            "counterpart (Kornblith et al. 2019)",
+            description="match the layers of two planted circuit toys (or compiled transformers) that compute the "
+            "same formulas in other frames (layer twins): a similarity for every pair of their residual streams "
+            "after each block (sublayer), shown in a shuffled order; scored by the fraction of layers whose most "
+            "similar layer of the other twin is its counterpart (Kornblith et al. 2019)",
             truth_type=CircuitTruth,
             prediction_type=Similarities,
             artifact=_layer_artifact,
@@ -405,7 +405,7 @@ TASKS: dict[str, Task] = {
             headline="layer_accuracy",
             metrics=("layer_accuracy", "layer_auroc"),
             keep=_comparison_keep,
-            families=("planted_mlp",),
+            families=("planted_mlp", "rasp_transformer"),
             several=True,
             files=_exchange.layer_files,
             read=_exchange.layer_read,

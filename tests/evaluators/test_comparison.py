@@ -312,3 +312,31 @@ def test_a_layer_problem_refuses_toys_of_other_formulas():
     other = toys.planted_mlp(seed=5, n_blocks=4, depth=3)
     with pytest.raises(ValueError, match="must compute the same formulas"):
         TASKS["layers"].score(Similarities(np.eye(8)), (a, other))
+
+
+def test_transformer_twins_are_one_program_in_two_frames():
+    """Compiled transformer twins: the same program and circuit in residual frames of their own;
+    each layer's residual stream is the sum of what the components up to it write; the oracle
+    scores 1; an attention layer is told apart from the others by CKA, but a sublayer that
+    writes nothing leaves the stream as it was (a tie of two equal layers)."""
+    a, b = _layer_twins("tf-reverse")
+    assert a.truth.formulas == b.truth.formulas and np.array_equal(a.truth.nodes, b.truth.nodes)
+    assert not np.allclose(a.model.params["embed_tokens"], b.model.params["embed_tokens"])
+    x = np.concatenate([t.clean for t in a.tasks])
+    writes = a.model.run(x)["activations"]
+    residuals = a.model.residuals(x)
+    n_layers = int(a.graph.layers.max())
+    assert residuals.shape == (n_layers, x.size, writes.shape[-1])
+    after_first = writes[:, a.graph.layers <= 1].sum(axis=1).reshape(-1, writes.shape[-1])
+    np.testing.assert_allclose(residuals[1], after_first, atol=1e-5)
+    order_a, order_b = __import__("planted.evaluators.comparison", fromlist=["layer_orders"]).layer_orders((a, b))
+    n = order_a.size
+    oracle = np.zeros((2 * n, 2 * n))
+    oracle[:n, n:] = order_a[:, None] == order_b[None, :]
+    assert TASKS["layers"].score(Similarities(oracle + oracle.T), (a, b)) == {"layer_accuracy": 1.0, "layer_auroc": 1.0}
+    from planted.methods import similarity
+
+    cka = TASKS["layers"].score(similarity.similarities(TASKS["layers"].artifact((a, b)), "linear_cka"), (a, b))
+    assert 0.5 <= cka["layer_accuracy"] < 1.0 and cka["layer_auroc"] > 0.9
+    with pytest.raises(ValueError, match="must compute the same formulas"):
+        TASKS["layers"].score(Similarities(np.eye(2 * n)), (a, _layer_twins()[0]))

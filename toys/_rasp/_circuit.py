@@ -182,6 +182,16 @@ class TransformerModel:
         """The parameters as a flat dict of NumPy arrays (copies)."""
         return {k: v.copy() for k, v in self.params.items()}
 
+    def residuals(self, ids) -> np.ndarray:
+        """(n_layers * 2 + 1, batch * n, d_model) float32: the residual stream on ``ids`` after the
+        embeddings and after each attention and each MLP sublayer, every position a row (what
+        each layer of the component graph writes into; the layers a layer-matching method
+        compares)."""
+        writes = self.run(ids)["activations"]  # (batch, n_nodes, n, d)
+        layers = self.graph.layers
+        out = [writes[:, layers <= layer].sum(axis=1) for layer in range(int(layers.max()))]
+        return np.stack([r.reshape(-1, r.shape[-1]) for r in out]).astype(np.float32)
+
     def patch_nodes(self, ids, nodes, values, *, chunk: int = 8) -> np.ndarray:
         """Outputs (len(nodes), batch, n, n_outputs) with each node in ``nodes`` alone taking
         ``values`` (batch, n_nodes, n, d_model) at every position: one ``run`` per node with
