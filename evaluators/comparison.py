@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import threading
 from collections.abc import Sequence
 
 import numpy as np
 from scipy.stats import spearmanr
 
+from planted.evaluators._memo import Memo
 from planted.evaluators.circuits import auroc, average_precision, precision_at_k
 from planted.groundtruth import DamagePrediction, DamageTruth, FeatureToy, Similarities, shared_fraction
 
@@ -81,21 +81,14 @@ def functional_differences(problem: Sequence[FeatureToy]) -> np.ndarray:
     another frame, and growing with the information a deletion of principal components (or
     superposition) loses (Ding et al. 2021's functional difference, measured exactly). Kept for
     the last few problems (every method of a cell is scored against the same one)."""
-    key = tuple(t.id for t in problem)
-    with _LOCK:
-        if key in _FUNCTIONAL:
-            return _FUNCTIONAL[key].copy()
-    r2, _ = decodability(problem)
-    out = np.abs(r2[:, None, :] - r2[None, :, :]).mean(axis=2)
-    with _LOCK:
-        _FUNCTIONAL[key] = out
-        while len(_FUNCTIONAL) > 8:
-            _FUNCTIONAL.pop(next(iter(_FUNCTIONAL)))
-    return out.copy()
+    def compute() -> np.ndarray:
+        r2, _ = decodability(problem)
+        return np.abs(r2[:, None, :] - r2[None, :, :]).mean(axis=2)
+
+    return _FUNCTIONAL.get(tuple(t.id for t in problem), compute).copy()
 
 
-_FUNCTIONAL: dict[tuple[str, ...], np.ndarray] = {}
-_LOCK = threading.Lock()
+_FUNCTIONAL = Memo()
 
 
 @dataclasses.dataclass(frozen=True)

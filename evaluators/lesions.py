@@ -15,18 +15,14 @@ Jonas & Kording (2017), "Could a neuroscientist understand a microprocessor?". K
 
 from __future__ import annotations
 
-import collections
-import threading
-
 import numpy as np
 from scipy.stats import spearmanr
 
+from planted.evaluators._memo import Memo
 from planted.evaluators.circuits import auroc
 from planted.groundtruth import SILENT_DEFICIT, CircuitPrediction, LesionCensus
 
-_CACHE: collections.OrderedDict[str, LesionCensus] = collections.OrderedDict()
-_CACHE_SIZE = 8
-_LOCK = threading.Lock()
+_CENSUSES = Memo()
 
 
 def census_of(toy) -> LesionCensus:
@@ -34,16 +30,8 @@ def census_of(toy) -> LesionCensus:
     the last few toys scored (every method of a cell is scored against the same census)."""
     from planted import toys
 
-    with _LOCK:
-        if toy.id in _CACHE:
-            _CACHE.move_to_end(toy.id)
-            return _CACHE[toy.id]
-    census = toys.lesion_census(toy, kinds=("zero",), label_kind="zero", edges=False, pairs=True)
-    with _LOCK:
-        _CACHE[toy.id] = census
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return census
+    return _CENSUSES.get(toy.id, lambda: toys.lesion_census(toy, kinds=("zero",), label_kind="zero", edges=False,
+                                                            pairs=True))
 
 
 def _importance(scores, n_nodes: int, nodes: np.ndarray) -> np.ndarray:

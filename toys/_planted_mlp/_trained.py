@@ -149,20 +149,17 @@ def _record(plan, circuit, snapshots, chosen, x, y, alive, structure, cfg, n_nod
     names = [f"in{i:02d}" for i in range(cfg.n_inputs)]
     xs = np.asarray(x)
     labels = [gates[v].evaluate(xs) for v in trained_vars]
-    values = np.zeros((len(trained_vars), n_snap, xs.shape[0]))
-    losses = np.zeros(n_snap)
-    parameters = np.zeros((n_snap, k + 2, n_nodes), np.float32)
+    c = len(circuit)
+    out, acts = (np.asarray(a) for a in jax.vmap(lambda q: _masked_net(q, x, alive, structure, cfg.n_blocks))(
+        {key: jnp.asarray(v, jnp.float32) for key, v in traj.items()}))  # every snapshot at once
+    losses = np.mean((out - np.asarray(y)) ** 2, axis=(1, 2))
+    written = acts[:, :, :c] * traj["writes"][:, None, :c]  # (n_snap, inputs, neurons)
+    values = np.stack([written[:, :, np.array([w == v for w in var_of])].sum(axis=2) for v in trained_vars])
     idx = np.array([n.index for n in circuit])
-    for s in range(n_snap):
-        q = {key: jnp.asarray(v[s], jnp.float32) for key, v in traj.items()}
-        out, acts = (np.asarray(a) for a in _masked_net(q, x, alive, structure, cfg.n_blocks))
-        losses[s] = float(np.mean((out - np.asarray(y)) ** 2))
-        written = acts[:, : len(circuit)] * traj["writes"][s][: len(circuit)]
-        for j, v in enumerate(trained_vars):
-            values[j, s] = written[:, np.array([w == v for w in var_of])].sum(axis=1)
-        parameters[s, :k, idx] = traj["reads"][s][: len(circuit)]
-        parameters[s, k, idx] = traj["bias"][s][: len(circuit)]
-        parameters[s, k + 1, idx] = traj["writes"][s][: len(circuit)]
+    parameters = np.zeros((n_snap, k + 2, n_nodes), np.float32)
+    parameters[:, :k, idx] = traj["reads"][:, :c].transpose(0, 2, 1)
+    parameters[:, k, idx] = traj["bias"][:, :c]
+    parameters[:, k + 1, idx] = traj["writes"][:, :c]
     accuracy = np.stack([_final_code_accuracy(values[j], labels[j]) for j in range(len(trained_vars))], axis=1)
     gate_nodes = np.zeros((len(trained_vars), n_nodes), bool)
     for j, v in enumerate(trained_vars):

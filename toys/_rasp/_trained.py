@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from planted.groundtruth import Patch
-from planted.toys._rasp._circuit import _run
+from planted.toys._rasp._circuit import _run, _run_jit
 from planted.toys._rasp._compiler import Compiled
 from planted.toys._rasp._language import NUMERICAL
 
@@ -182,12 +182,15 @@ def _norms(params: dict, graph) -> np.ndarray:
     return out
 
 
-def head_attention(compiled: Compiled, params: dict, ids) -> np.ndarray:
+def _patterns(params: dict, ids, causal: bool) -> np.ndarray:
+    return np.asarray(_run_jit({k: jnp.asarray(v) for k, v in params.items()}, ids, Patch(), causal, jnp)["patterns"])
+
+
+def head_attention(intended: np.ndarray, params: dict, ids, causal: bool) -> np.ndarray:
     """(n_layers, n_heads) the mean fraction of each head's attention, over the inputs ``ids``
-    and every query after BOS, on the keys its compiled twin attends to (at least ``INTENDED``)."""
-    high = _run({k: jnp.asarray(v) for k, v in compiled.params.items()}, ids, Patch(), compiled.causal)["patterns"]
-    low = _run({k: jnp.asarray(v) for k, v in params.items()}, ids, Patch(), compiled.causal)["patterns"]
-    on = np.where(np.asarray(high) >= INTENDED, np.asarray(low), 0.0).sum(axis=-1)  # (batch, L, H, queries)
+    and every query after BOS, on the ``intended`` keys (the compiled twin's patterns at least
+    ``INTENDED``, (batch, n_layers, n_heads, n, n) bool)."""
+    on = np.where(intended, _patterns(params, ids, causal), 0.0).sum(axis=-1)  # (batch, L, H, queries)
     return on[..., 1:].mean(axis=(0, 3))
 
 
@@ -201,10 +204,11 @@ def _record(compiled: Compiled, snapshots: dict, losses: np.ndarray, every: int,
     graph = component_graph(n_layers, n_heads)
     ids = _inputs(jax.random.fold_in(jax.random.PRNGKey(seed), 2), 256, compiled.max_seq_len, len(compiled.vocab))
     n_snap = next(iter(snapshots.values())).shape[0]
+    intended = _patterns(compiled.params, ids, compiled.causal) >= INTENDED
     attention, norms = [], []
     for s in range(n_snap):
         params = {k: np.asarray(v[s]) for k, v in snapshots.items()}
-        attention.append(head_attention(compiled, params, ids).reshape(-1))
+        attention.append(head_attention(intended, params, ids, compiled.causal).reshape(-1))
         norms.append(_norms(params, graph))
     labels = [f"a{layer}.h{h}" for layer in range(n_layers) for h in range(n_heads)]
     nodes = np.zeros((len(labels), graph.n_nodes), bool)
