@@ -313,11 +313,13 @@ def _similarities(arrays: Arrays, k: int) -> Similarities | None:
 
 
 def damage_files(problem: tuple[Toy, ...]) -> tuple[Arrays, dict[str, Any]]:
-    """Both networks of a damage problem as circuit files, ``normal.*`` and ``damaged.*``."""
+    """Both networks of a damage problem as circuit (or transformer circuit) files, ``normal.*``
+    and ``damaged.*``."""
     arrays: Arrays = {}
     about: dict[str, Any] = {}
+    files = transformer_circuit_files if problem[0].kind == "rasp_transformer" else circuit_files
     for name, toy in zip(("normal", "damaged"), problem):
-        part, description = circuit_files(toy)
+        part, description = files(toy)
         arrays.update({f"{name}.{k}": v for k, v in part.items()})
         about[name] = {k: v for k, v in description.items() if k != "predictions"}
     graph = problem[0].graph

@@ -28,7 +28,7 @@ from scipy.stats import spearmanr
 
 from planted.evaluators._memo import Memo
 from planted.evaluators.circuits import auroc, average_precision, precision_at_k
-from planted.groundtruth import DamagePrediction, DamageTruth, FeatureToy, Similarities, shared_fraction
+from planted.groundtruth import DamagePrediction, DamageTruth, FeatureToy, Similarities, damage_candidates, shared_fraction
 
 INVERSION_SHARED = 0.5  # an identical pair below a pair sharing this fraction or less is an inversion
 FUNCTIONAL_TOLERANCE = 0.01  # pairs whose decodability differs by less than this do the same (Ding's specificity)
@@ -172,12 +172,6 @@ def score_similarities(prediction: Similarities, shared: np.ndarray,
     return ComparisonScores(rank, auprc, violations, inverted, int(i.size), sensitivity, specificity)
 
 
-def damage_candidates(graph) -> np.ndarray:
-    """(n_nodes,) bool: the nodes a damaged twin can have damaged (the neurons of the blocks, not
-    the inputs or the outputs), over which localisation is scored."""
-    return (graph.layers > 0) & (graph.layers < graph.layers.max())
-
-
 def check_twins(problem) -> tuple:
     """The (normal, damaged) toys of a damage problem, checked to be twins."""
     if len(problem) != 2:
@@ -189,13 +183,16 @@ def check_twins(problem) -> tuple:
     return normal, damaged
 
 
-def score_damage(prediction: DamagePrediction, truth: DamageTruth, graph) -> dict[str, float | None]:
-    """Score a ``DamagePrediction`` against a damaged twin's truth: localisation over the blocks'
-    neurons (``damage_auroc``, ``damage_auprc``, ``damage_precision``: expected precision of as
-    many top-scored neurons as were damaged, ties broken at random) and, when predicted, the deficits (``deficit_spearman``
+def score_damage(prediction: DamagePrediction, truth: DamageTruth, model) -> dict[str, float | None]:
+    """Score a ``DamagePrediction`` against a damaged twin's truth, given the normal twin's
+    ``model``: localisation over the nodes that could be damaged (``groundtruth.damage_candidates``:
+    the blocks' neurons, a transformer's live heads and MLPs; ``damage_auroc``, ``damage_auprc``,
+    ``damage_precision``: expected precision of as many top-scored nodes as were damaged, ties
+    broken at random) and, when predicted, the deficits (``deficit_spearman``
     over the tasks, None when the true deficits are all equal; ``deficit_error``, the mean
     absolute error)."""
-    candidates = damage_candidates(graph)
+    graph = model.graph
+    candidates = damage_candidates(model)
     if prediction.nodes.shape != (graph.n_nodes,):
         raise ValueError(f"a damage prediction needs one score per node, ({graph.n_nodes},), got {prediction.nodes.shape}")
     scores, damaged = prediction.nodes[candidates], truth.damaged[candidates]
@@ -272,7 +269,6 @@ __all__ = [
     "INVERSION_SHARED",
     "ComparisonScores",
     "check_twins",
-    "damage_candidates",
     "decodability",
     "functional_differences",
     "layer_orders",

@@ -433,12 +433,19 @@ def _dynamics() -> Suite:
 
 def _damage() -> Suite:
     # Four-task planted circuits (12 inputs, depth 2, three blocks of 32); a fifth of the planted
-    # circuits' neurons damaged five ways.
+    # circuits' neurons damaged five ways. Compiled IOI-style transformers with distractor heads
+    # (six layers of two heads and an MLP, 11 live components): a fifth of the live heads and MLPs,
+    # in the circuit or not, removed, noised or pruned.
     base = dict(n_tasks=4, n_samples=256)
     specs = tuple(
         ToySpec(damage, "planted_mlp", base, {"fraction": 0.2},
                 members=({}, functools.partial(damaged_twin, damage=damage, fraction=0.2, strength=strength)))
         for damage, strength in (("ablate", 0.5), ("scale", 0.3), ("noise", 1.0), ("rewire", 0.5), ("prune", 0.5))
+    )
+    specs += tuple(
+        ToySpec(f"tf-{damage}", "rasp_transformer", {"program": "ioi", "distractors": True}, {"fraction": 0.2},
+                members=({}, functools.partial(damaged_twin, damage=damage, fraction=0.2, strength=strength, target="any")))
+        for damage, strength in (("ablate", 0.5), ("noise", 1.0), ("prune", 0.5))
     )
     served = methods_for("damage")
     return Suite(
@@ -447,8 +454,8 @@ def _damage() -> Suite:
         toys=specs,
         methods=served,
         seeds=(0, 1, 2),
-        description=f"planted circuits and a damaged copy ({', '.join(s.name for s in specs)}) x {len(served)} "
-        "damage methods x 3 seeds; < 2 min",
+        description=f"planted circuits and compiled transformers, each with a damaged copy ({', '.join(s.name for s in specs)}) "
+        f"x {len(served)} damage methods x 3 seeds; < 2 min",
     )
 
 

@@ -311,7 +311,7 @@ def _comparison_metrics(prediction: Similarities, problem) -> dict[str, Any]:
 
 def _damage_metrics(prediction: DamagePrediction, problem) -> dict[str, Any]:
     normal, damaged = check_twins(problem)
-    return score_damage(prediction, damaged.truth, normal.graph)
+    return score_damage(prediction, damaged.truth, normal.model)
 
 
 def _layer_artifact(problem) -> tuple[np.ndarray, ...]:
@@ -436,8 +436,9 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             name="damage",
-            description="localise the damage in a damaged copy of a planted circuit toy from the normal network and "
-            "the copy (both models, graphs and tasks): a damage score per node (AUROC over the blocks' neurons) and, "
+            description="localise the damage in a damaged copy of a planted circuit toy or a transformer from the normal "
+            "network and the copy (both models, graphs and tasks): a damage score per node (AUROC over the blocks' "
+            "neurons, or the transformer's live heads and MLPs) and, "
             "optionally, each task's accuracy drop (Spearman; measurable from the artifacts, whose tasks carry "
             "labels, so it tells apart only methods that do not run both networks on them)",
             truth_type=(CircuitTruth, DamageTruth),
@@ -445,7 +446,7 @@ TASKS: dict[str, Task] = {
             score=_damage_metrics,
             headline="damage_auroc",
             metrics=("damage_auroc", "damage_auprc", "damage_precision", "deficit_spearman", "deficit_error"),
-            families=("planted_mlp", "damaged"),
+            families=("planted_mlp", "rasp_transformer", "damaged"),
             several=True,
             files=_exchange.damage_files,
             read=_exchange.damage_read,

@@ -13,14 +13,16 @@ validation helpers every package shares. This package imports nothing from the r
 
 from planted.groundtruth._arrays import as_matrix, as_vector
 from planted.groundtruth._circuits import (
+    ABLATIONS,
     CircuitPrediction,
     CircuitTruth,
     ComponentGraph,
     ComponentScores,
+    NodeParameters,
     Patch,
 )
 from planted.groundtruth._comparison import Similarities, correspondence, shared_fraction
-from planted.groundtruth._damage import DAMAGES, DamagePrediction, DamageTruth
+from planted.groundtruth._damage import DAMAGES, DamagePrediction, DamageTruth, damage_candidates
 from planted.groundtruth._dynamics import (
     FORMATION_TOLERANCE,
     GATE_ACCURACY,
@@ -72,10 +74,12 @@ from planted.groundtruth._records import (
 )
 
 __all__ = [
+    "ABLATIONS",
     "FORMATION_TOLERANCE",
     "GATE_ACCURACY",
     "CircuitFormation",
     "Formation",
+    "damage_candidates",
     "formation_steps",
     "settled_steps",
     "ConnectomeLesions",
@@ -106,6 +110,7 @@ __all__ = [
     "EdgeScores",
     "NodeScores",
     "Partition",
+    "NodeParameters",
     "Patch",
     "REPRESENTED_NORM",
     "SCHEMA_VERSION",

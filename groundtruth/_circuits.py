@@ -129,6 +129,34 @@ class Patch(NamedTuple):
     resid_values: Any = None
 
 
+ABLATIONS = ("zero", "mean", "resample")
+"""What a lesion sets a component to: 0, its mean over the inputs, or its value on another input
+(a circuit model's ``ablated``)."""
+
+
+class NodeParameters(NamedTuple):
+    """The parameters of one node of a circuit model, each ``(name, index)``: ``params[name][index]``.
+
+    inputs : the weights it reads the residual stream with (the residual dimension first)
+    bias : its biases
+    out : the weights it writes with (the residual dimension last)
+
+    A circuit model's ``node_parameters()`` maps each node to them: what damage to the node
+    changes, and what a comparison of two networks' weights reads per node.
+    """
+
+    inputs: tuple = ()
+    bias: tuple = ()
+    out: tuple = ()
+
+    def live(self, params: dict) -> bool:
+        """Whether the node exists in ``params``: some input weight nonzero (where it has input
+        weights) and some output weight nonzero (where it has output weights). A compiled
+        transformer's unused heads and empty MLPs are not live."""
+        return all(not names or any(np.any(params[name][index]) for name, index in names)
+                   for names in (self.inputs, self.out))
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class ComponentScores:
     """A circuit method's prediction: a score per node and/or per edge (higher: more important).

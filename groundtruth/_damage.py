@@ -73,3 +73,15 @@ class DamagePrediction:
         if self.deficits is not None:
             deficits = as_vector("DamagePrediction.deficits", self.deficits, dtype=np.float64)
             object.__setattr__(self, "deficits", frozen(deficits))
+
+
+def damage_candidates(model) -> np.ndarray:
+    """(n_nodes,) bool: the nodes of a circuit model (a planted circuit's or a transformer's) that
+    a damaged twin may damage and over which localisation is scored: the live nodes (see
+    ``NodeParameters.live``) between the inputs and the outputs (a block's neurons; a
+    transformer's heads and MLPs)."""
+    layers = model.graph.layers
+    live = np.zeros(layers.size, bool)
+    for node, parts in model.node_parameters().items():
+        live[node] = parts.live(model.params)
+    return live & (layers > 0) & (layers < layers.max())

@@ -29,11 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from planted.groundtruth import ComponentScores, Patch, Problems, as_matrix
+from planted.groundtruth import ABLATIONS, ComponentScores, Patch, Problems, as_matrix
 from planted.methods import graphs
 
 AGGREGATES = ("abs", "mean")
-ABLATIONS = ("zero", "mean", "resample")
 
 
 def _check(where: str, artifact, task: int, p: Problems | None = None, *, aggregate: str = "abs"):

@@ -1,9 +1,10 @@
-"""Damage localisation: given a normal network and its damaged copy (two circuit artifacts with the
-same component graph and tasks), which nodes were damaged, and what does it cost each task?
+"""Damage localisation: given a normal network and its damaged copy (two circuit artifacts, of a
+planted circuit or of a transformer, with the same component graph and tasks), which nodes were
+damaged, and what does it cost each task?
 
 Each method returns a ``groundtruth.DamagePrediction``: a damage score per node and, where it
-predicts them, each task's accuracy drop. ``weight_difference`` compares the parameters (exact
-for damage that changes a neuron's own weights); ``activation_difference`` compares activity on
+predicts them, each task's accuracy drop. ``weight_difference`` compares the parameters of each
+node (its model's ``node_parameters()``; exact for damage that changes a node's own weights); ``activation_difference`` compares activity on
 the tasks' inputs (as a recording of a patient and a control would; the damage shows in the
 damaged neurons' activity and in everything downstream); ``lesion_explanation`` measures the
 damaged copy's deficits on the tasks and ranks the normal network's nodes by how well lesioning
@@ -51,26 +52,29 @@ def _accuracy(artifact) -> np.ndarray:
 
 
 def weight_difference(artifacts, *, seed: int = 0) -> DamagePrediction:
-    """Each neuron's score: the norm of the change of its input weights, bias and output weights
-    (inputs and outputs: of their embedding and readout rows)."""
+    """Each node's score: the sum over its parameters (input weights, biases, output weights; of a
+    head: its query, key, value and output weights) of the Frobenius norm of their change."""
     normal, damaged = _pair(artifacts, "weight_difference")
     a, b = normal.model.params, damaged.model.params
-    change = {k: np.asarray(b[k], np.float64) - np.asarray(a[k], np.float64) for k in a}
-    neurons = (np.linalg.norm(change["w_in"], axis=-1) + np.abs(change["b_in"]) + np.linalg.norm(change["w_out"], axis=-1))
-    readout = np.linalg.norm(change["readout"], axis=-1) + np.abs(change["readout_bias"])
-    scores = np.concatenate([np.linalg.norm(change["embed"], axis=-1), neurons.reshape(-1), readout])
+    scores = np.zeros(normal.graph.n_nodes)
+    for node, parts in normal.model.node_parameters().items():
+        for name, index in parts.inputs + parts.bias + parts.out:
+            change = np.asarray(b[name][index], np.float64) - np.asarray(a[name][index], np.float64)
+            scores[node] += np.linalg.norm(change.reshape(-1))
     return DamagePrediction(nodes=scores)
 
 
 def activation_difference(artifacts, *, seed: int = 0) -> DamagePrediction:
-    """Each node's score: the mean absolute change of its activation over every task's inputs; each
-    task's predicted deficit: the mean absolute change of its output (no labels used)."""
+    """Each node's score: the mean absolute change of its activation (a transformer component's: of
+    its write, over positions and dimensions) over every task's inputs; each task's predicted
+    deficit: the mean absolute change of the output it reads (no labels used)."""
     normal, damaged = _pair(artifacts, "activation_difference")
     x = _inputs(normal)
     before, after = normal.model.run(x), damaged.model.run(x)
-    nodes = np.abs(after["activations"] - before["activations"]).mean(axis=0)
-    outputs = np.abs(after["outputs"] - before["outputs"]).mean(axis=0)
-    return DamagePrediction(nodes=nodes, deficits=outputs[[t.index for t in normal.tasks]])
+    change = np.abs(after["activations"] - before["activations"])
+    nodes = change.mean(axis=tuple(a for a in range(change.ndim) if a != 1))
+    deficits = [np.abs(t.readout(after["outputs"]) - t.readout(before["outputs"])).mean() for t in normal.tasks]
+    return DamagePrediction(nodes=nodes, deficits=np.array(deficits))
 
 
 def lesion_explanation(artifacts, *, kind: str = "zero", seed: int = 0) -> DamagePrediction:

@@ -28,11 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from planted.groundtruth import ComponentScores, Patch, Problems
+from planted.groundtruth import ABLATIONS, ComponentScores, Patch, Problems
 from planted.methods.circuits import acdc_prune
 
 AGGREGATES = ("abs", "mean")
-ABLATIONS = ("zero", "mean", "resample")
 SOURCES = ("corrupted", "zero", "mean")
 HEURISTICS = ("previous_token", "prefix_matching", "copying")
 
@@ -98,15 +97,7 @@ def ablation(artifact, task: int, *, kind: str = "mean", aggregate: str = "abs",
     p.choice("kind", kind, ABLATIONS)
     p.raise_if_any("ablation")
 
-    def values(model, t, clean):
-        acts = clean["activations"]
-        if kind == "zero":
-            return np.zeros(acts.shape[1:], np.float32)
-        if kind == "mean":
-            return acts.mean(axis=0)
-        return acts[np.random.default_rng([seed, 17]).permutation(acts.shape[0])]
-
-    return _intervene("ablation", artifact, task, values, aggregate)
+    return _intervene("ablation", artifact, task, lambda m, t, clean: m.ablated(t.clean, kind, seed=seed), aggregate)
 
 
 @functools.partial(jax.jit, static_argnames=("run_fn", "wrt", "position", "numerical"))

@@ -1,13 +1,15 @@
-"""Damaged twins ("disease vs normal"): a copy of a planted circuit toy with some neurons damaged,
-and exactly which ones and what it costs each task.
+"""Damaged twins ("disease vs normal"): a copy of a planted circuit toy or of a compiled (or
+trained) transformer with some components damaged, and exactly which ones and what it costs each
+task.
 
 The config names its normal twin by that toy's canonical config JSON (``base``), so the pair is
-two ordinary toys: a comparison cell holds both. The damage changes the weights of the chosen
-neurons only: their output weights zeroed (``ablate``: the neuron removed) or scaled
-(``scale``), Gaussian noise added to their input weights and bias (``noise``), or their input
-weights permuted over the residual dimensions (``rewire``: the same weights, other connections), or
-the smallest of their nonzero input and output weights zeroed (``prune``: magnitude pruning of a
-fraction ``strength`` of each chosen neuron's weights).
+two ordinary toys: a comparison cell holds both. The damage changes the parameters of the chosen
+components only (a neuron of a planted circuit's blocks; a head or an MLP of a transformer; what
+belongs to each is its model's ``node_parameters()``): their output weights zeroed (``ablate``:
+the neuron or head removed) or scaled (``scale``), Gaussian noise added to their input weights and
+biases (``noise``), their input weights permuted over the residual dimensions (``rewire``: the
+same weights, other connections), or the smallest of their nonzero input and output weights
+zeroed (``prune``: magnitude pruning of a fraction ``strength`` of each weight array).
 The deficit of each task is measured by running both networks on its inputs.
 
 References
@@ -24,12 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from planted.groundtruth import DAMAGES, ComponentGraph, Config, DamageTruth, Problems, Toy
+from planted.groundtruth import DAMAGES, ComponentGraph, Config, DamageTruth, NodeParameters, Problems, Toy, damage_candidates
 from planted.toys._checks import as_float, binary, shape
 from planted.toys._family import Family, config_from_json, from_config
-from planted.toys._planted_mlp._model import CircuitModel, CircuitParts, CircuitTask
+from planted.toys._planted_mlp._model import CircuitArtifact, CircuitModel, CircuitParts, CircuitTask
+from planted.toys._rasp._circuit import TransformerArtifact, TransformerModel, TransformerTask, component_graph
 
 TARGETS = ("circuit", "any")
+BASES = ("planted_mlp", "rasp_transformer")  # the families a damaged twin copies
 _STREAM_DAMAGE = 505
 
 
@@ -55,10 +59,10 @@ class DamagedConfig(Config):
         try:
             base = self.base_config()
         except (ValueError, TypeError) as exc:
-            p.add(f"base must be the canonical JSON of a planted_mlp config: {exc}")
+            p.add(f"base must be the canonical JSON of a {' or '.join(BASES)} config: {exc}")
         else:
-            if base.kind != "planted_mlp":
-                p.add(f"base must be a planted_mlp config, got a {base.kind!r} one")
+            if base.kind not in BASES:
+                p.add(f"base must be a {' or '.join(BASES)} config, got a {base.kind!r} one")
         p.choice("damage", self.damage, DAMAGES)
         p.number("fraction", self.fraction, low=0, high=1, low_open=True)
         p.choice("target", self.target, TARGETS)
@@ -81,36 +85,44 @@ class DamagedConfig(Config):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class DamagedToy(CircuitParts, Toy):
-    """A damaged copy of a circuit toy: the same component graph and tasks, other weights at the
-    damaged neurons; ``truth`` is a ``DamageTruth``."""
+    """A damaged copy of a circuit toy or a transformer: the same component graph and tasks, other
+    weights at the damaged components; ``truth`` is a ``DamageTruth``. The artifact is the twin's
+    kind (a ``CircuitArtifact`` or a ``TransformerArtifact``)."""
 
-    model: CircuitModel = dataclasses.field(default=None, repr=False)
-    tasks: tuple[CircuitTask, ...] = dataclasses.field(default=(), repr=False)
+    model: CircuitModel | TransformerModel = dataclasses.field(default=None, repr=False)
+    tasks: tuple[CircuitTask, ...] | tuple[TransformerTask, ...] = dataclasses.field(default=(), repr=False)
 
+    @property
+    def artifact(self) -> CircuitArtifact | TransformerArtifact:
+        kind = TransformerArtifact if isinstance(self.model, TransformerModel) else CircuitArtifact
+        return kind(model=self.model, graph=self.graph, tasks=self.tasks)
 
 
 def damaged(base: Config | str, *, damage: str = "ablate", fraction: float = 0.1, strength: float = 0.5,
             target: str = "circuit", seed: int) -> DamagedToy:
-    """A damaged copy of the planted circuit toy ``base`` (its config, or that config's JSON).
+    """A damaged copy of the planted circuit toy or transformer ``base`` (its config, or that
+    config's JSON).
 
     Parameters
     ----------
-    base : PlantedMLPConfig or str
+    base : PlantedMLPConfig or RASPTransformerConfig or str
         The normal twin (``toys.from_config(base)`` builds it).
     damage : {"ablate", "scale", "noise", "rewire", "prune"}
-        What is done to each chosen neuron: its output weights zeroed, multiplied by ``strength``
-        (in [0, 1)), its input weights and bias given Gaussian noise of ``strength`` times their
-        root mean square (> 0), its input weights permuted over the residual dimensions, or the
-        fraction ``strength`` (in (0, 1]; at least one) of its nonzero input and of its nonzero
-        output weights smallest in magnitude zeroed.
+        What is done to each chosen component (a neuron; a head or an MLP): its output weights
+        zeroed, multiplied by ``strength`` (in [0, 1)), its input weights and biases given Gaussian
+        noise of ``strength`` times their root mean square (> 0), its input weights permuted over
+        the residual dimensions (one permutation for a head's queries, keys and values), or the
+        fraction ``strength`` (in (0, 1]; at least one) of the nonzero entries of each of its input
+        and output weight arrays smallest in magnitude zeroed.
     fraction : float
-        The fraction of the candidate neurons damaged (at least one), in (0, 1].
+        The fraction of the candidate components damaged (at least one), in (0, 1].
     strength : float
         The scale, the noise level or the pruned fraction (unused by ``ablate`` and ``rewire``).
     target : {"circuit", "any"}
-        Candidates: the neurons of the planted circuits, or every neuron (distractors included).
+        Candidates: the components of the planted circuits, or every neuron (every head and MLP;
+        distractors included).
     seed : int
-        Which neurons, and the noise or permutation.
+        Which components, and the noise or permutation.
 
     Returns
     -------
@@ -124,41 +136,58 @@ def damaged(base: Config | str, *, damage: str = "ablate", fraction: float = 0.1
                                seed=seed))
 
 
-def _accuracy(model: CircuitModel, tasks) -> np.ndarray:
+def _accuracy(model, tasks) -> np.ndarray:
     return np.array([t.accuracy(model.run(t.clean)["outputs"]) for t in tasks])
 
 
+def _damage(params: dict[str, np.ndarray], parts: NodeParameters, config: DamagedConfig, rng) -> None:
+    """Damage one component's parameters (``parts`` of ``params``) in place."""
+    if config.damage == "ablate":
+        for name, index in parts.out:
+            params[name][index] = 0.0
+    elif config.damage == "scale":
+        for name, index in parts.out:
+            params[name][index] *= config.strength
+    elif config.damage == "noise":
+        weights = np.concatenate([params[name][index].astype(np.float64).ravel() for name, index in parts.inputs])
+        rms = float(np.sqrt(np.mean(weights ** 2))) or 1.0
+        for name, index in parts.inputs:
+            params[name][index] += (config.strength * rms * rng.standard_normal(params[name][index].shape)).astype(np.float32)
+        for name, index in parts.bias:
+            params[name][index] += np.float32(config.strength * rms * rng.standard_normal())
+    elif config.damage == "prune":
+        for name, index in parts.inputs + parts.out:
+            weights = params[name][index].copy()
+            flat = weights.reshape(-1)
+            nonzero = np.flatnonzero(flat)
+            cut = max(1, int(round(config.strength * nonzero.size)))
+            flat[nonzero[np.argsort(np.abs(flat[nonzero]), kind="stable")[:cut]]] = 0.0
+            params[name][index] = weights
+    else:  # rewire: one permutation of the residual dimensions for every input weight of the component
+        first_name, first_index = parts.inputs[0]
+        order = rng.permutation(params[first_name][first_index].shape[0])
+        for name, index in parts.inputs:
+            params[name][index] = params[name][index][order]
+
+
 def build(config: DamagedConfig) -> DamagedToy:
-    """Build the normal twin, damage its chosen neurons and measure each task's deficit."""
+    """Build the normal twin, damage its chosen components and measure each task's deficit."""
     if not isinstance(config, DamagedConfig):
         raise ValueError(f"config must be a DamagedConfig, got {type(config).__name__}")
     base = from_config(config.base_config())
     graph, params = base.graph, base.model.export()
-    n_in, (n_blocks, width, _) = params["embed"].shape[0], params["w_in"].shape
-    neurons = np.flatnonzero((graph.layers >= 1) & (graph.layers <= n_blocks))
+    parts = base.model.node_parameters()
+    candidates = np.flatnonzero(damage_candidates(base.model))
     if config.target == "circuit":
-        neurons = neurons[base.truth.nodes[:, neurons].any(axis=0)]
+        candidates = candidates[base.truth.nodes[:, candidates].any(axis=0)]
     rng = np.random.default_rng([config.seed, _STREAM_DAMAGE])
-    chosen = np.sort(rng.choice(neurons, max(1, int(round(config.fraction * neurons.size))), replace=False))
+    chosen = np.sort(rng.choice(candidates, max(1, int(round(config.fraction * candidates.size))), replace=False))
     for node in chosen:
-        b, s = divmod(int(node) - n_in, width)
-        if config.damage == "ablate":
-            params["w_out"][b, s] = 0.0
-        elif config.damage == "scale":
-            params["w_out"][b, s] *= config.strength
-        elif config.damage == "noise":
-            rms = float(np.sqrt(np.mean(params["w_in"][b, s].astype(np.float64) ** 2))) or 1.0
-            params["w_in"][b, s] += (config.strength * rms * rng.standard_normal(params["w_in"].shape[-1])).astype(np.float32)
-            params["b_in"][b, s] += np.float32(config.strength * rms * rng.standard_normal())
-        elif config.damage == "prune":
-            for name in ("w_in", "w_out"):
-                row = params[name][b, s]
-                nonzero = np.flatnonzero(row)
-                cut = max(1, int(round(config.strength * nonzero.size)))
-                row[nonzero[np.argsort(np.abs(row[nonzero]), kind="stable")[:cut]]] = 0.0
-        else:
-            params["w_in"][b, s] = params["w_in"][b, s][rng.permutation(params["w_in"].shape[-1])]
-    model = CircuitModel(params=params, graph=graph)
+        _damage(params, parts[int(node)], config, rng)
+    if isinstance(base.model, TransformerModel):
+        model = TransformerModel(params=params, graph=graph, causal=base.model.causal, output_tokens=base.model.output_tokens)
+    else:
+        model = CircuitModel(params=params, graph=graph)
     mask = np.zeros(graph.n_nodes, bool)
     mask[chosen] = True
     intact = _accuracy(base.model, base.tasks)
@@ -167,30 +196,97 @@ def build(config: DamagedConfig) -> DamagedToy:
     return DamagedToy(config=config, truth=truth, model=model, tasks=base.tasks)
 
 
+_TASK_ARRAYS = {"planted_mlp": ("clean", "corrupted", "labels"),
+                "rasp_transformer": ("clean", "corrupted", "clean_answer", "corrupted_answer")}
+
+
 def _to_arrays(toy: DamagedToy) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     arrays = {f"model.{k}": v for k, v in toy.model.params.items()}
+    fields = _TASK_ARRAYS[toy.config.base_config().kind]
     for task in toy.tasks:
-        arrays.update({f"task{task.index}.{name}": getattr(task, name) for name in ("clean", "corrupted", "labels")})
+        arrays.update({f"task{task.index}.{name}": getattr(task, name) for name in fields})
     arrays.update({"graph.layers": toy.graph.layers, "truth.damaged": toy.truth.damaged,
                    "truth.intact": toy.truth.intact, "truth.deficits": toy.truth.deficits})
     extra = {"labels": list(toy.graph.labels), "task_names": [t.name for t in toy.tasks], "base_id": toy.truth.base_id}
+    if isinstance(toy.model, TransformerModel):
+        arrays["model_output_tokens"] = toy.model.output_tokens
+        extra.update(causal=toy.model.causal, positions=[t.position for t in toy.tasks],
+                     numerical=[t.numerical for t in toy.tasks])
     return arrays, extra
 
 
 def _from_arrays(config: DamagedConfig, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -> DamagedToy:
+    params = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
     graph = ComponentGraph(labels=tuple(extra["labels"]), layers=arrays["graph.layers"])
-    model = CircuitModel(params={k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}, graph=graph)
-    tasks = tuple(CircuitTask(name=name, index=t, clean=arrays[f"task{t}.clean"], corrupted=arrays[f"task{t}.corrupted"],
-                              labels=arrays[f"task{t}.labels"]) for t, name in enumerate(extra["task_names"]))
+    names = extra["task_names"]
+    if config.base_config().kind == "rasp_transformer":
+        w_q = params.get("w_q")
+        if w_q is None or w_q.ndim != 4 or component_graph(w_q.shape[0], w_q.shape[1]).labels != graph.labels:
+            raise ValueError("the stored component graph is not the one the transformer's shape makes")
+        model = TransformerModel(params=params, graph=graph, causal=bool(extra["causal"]),
+                                 output_tokens=arrays.get("model_output_tokens"))
+        tasks = tuple(TransformerTask(name=name, index=t, clean=arrays[f"task{t}.clean"], corrupted=arrays[f"task{t}.corrupted"],
+                                      position=int(extra["positions"][t]), clean_answer=arrays[f"task{t}.clean_answer"],
+                                      corrupted_answer=arrays[f"task{t}.corrupted_answer"], numerical=bool(extra["numerical"][t]))
+                      for t, name in enumerate(names))
+    else:
+        model = CircuitModel(params=params, graph=graph)
+        tasks = tuple(CircuitTask(name=name, index=t, clean=arrays[f"task{t}.clean"], corrupted=arrays[f"task{t}.corrupted"],
+                                  labels=arrays[f"task{t}.labels"]) for t, name in enumerate(names))
     truth = DamageTruth(base_id=str(extra["base_id"]), damage=config.damage, damaged=arrays["truth.damaged"],
                         intact=arrays["truth.intact"], deficits=arrays["truth.deficits"])
     return DamagedToy(config=config, truth=truth, model=model, tasks=tasks)
+
+
+def _check_transformer(toy: DamagedToy, base) -> list[str]:
+    """A loaded damaged transformer against its base config: the weights' shapes, the task (drawn
+    again from the config) and the output tokens."""
+    from planted.toys._rasp._toy import expected_parts
+    from planted.toys._rasp._truth import output_tokens
+
+    shapes, task, compiled = expected_parts(base)
+    p: list[str] = []
+    if sorted(toy.model.params) != sorted(shapes):
+        return [f"model parameters {sorted(toy.model.params)}, the base config makes {sorted(shapes)}"]
+    for name, size in shapes.items():
+        shape(p, f"model.{name}", toy.model.params[name], size)
+    if toy.model.causal != compiled.causal:
+        p.append(f"the model's causal flag is {toy.model.causal}, the base program's is {compiled.causal}")
+    if not np.array_equal(toy.model.output_tokens, output_tokens(compiled)):
+        p.append("model_output_tokens are not the base program's")
+    if len(toy.tasks) != 1:
+        return p + [f"{len(toy.tasks)} tasks, the base config makes 1"]
+    got = toy.tasks[0]
+    for name in ("clean", "corrupted", "clean_answer", "corrupted_answer"):
+        if not np.array_equal(getattr(got, name), getattr(task, name)):
+            p.append(f"task0.{name} is not the base config's task")
+    if (got.position, got.numerical) != (task.position, task.numerical):
+        p.append("the task's position or encoding is not the base config's")
+    return p
 
 
 def _check(toy: DamagedToy) -> list[str]:
     """A loaded damaged toy against its config: the base's graph, parameter and task sizes, and
     the truth's; the twin's id is the base config's."""
     base, p = toy.config.base_config(), []
+    if base.kind == "rasp_transformer":
+        p = _check_transformer(toy, base)
+        n_nodes, n_tasks = toy.graph.n_nodes, 1
+    else:
+        p = _check_circuit(toy, base)
+        n_nodes, n_tasks = base.n_inputs + base.n_blocks * base.width + base.n_tasks, base.n_tasks
+    if p:
+        return p
+    shape(p, "truth.damaged", toy.truth.damaged, (n_nodes,))
+    shape(p, "truth.deficits", toy.truth.deficits, (n_tasks,))
+    if toy.truth.base_id != base.id:
+        p.append(f"truth.base_id {toy.truth.base_id[:12]} is not the base config's id {base.id[:12]}")
+    return p
+
+
+def _check_circuit(toy: DamagedToy, base) -> list[str]:
+    """A loaded damaged circuit toy against its base config: the graph, parameter and task sizes."""
+    p: list[str] = []
     n_nodes = base.n_inputs + base.n_blocks * base.width + base.n_tasks
     if toy.graph.n_nodes != n_nodes:
         p.append(f"the component graph has {toy.graph.n_nodes} nodes, the base config makes {n_nodes}")
@@ -210,10 +306,6 @@ def _check(toy: DamagedToy) -> list[str]:
                            ("labels", (base.n_samples,))):
             shape(p, f"task{t}.{name}", getattr(task, name), size)
             binary(p, f"task{t}.{name}", getattr(task, name))
-    shape(p, "truth.damaged", toy.truth.damaged, (n_nodes,))
-    shape(p, "truth.deficits", toy.truth.deficits, (base.n_tasks,))
-    if toy.truth.base_id != base.id:
-        p.append(f"truth.base_id {toy.truth.base_id[:12]} is not the base config's id {base.id[:12]}")
     return p
 
 

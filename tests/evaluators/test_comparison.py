@@ -231,13 +231,13 @@ def test_the_damage_truth_scores_perfectly_and_its_reverse_worst(name):
 def test_damage_scores_against_sklearn_and_the_pair_is_checked():
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from planted.evaluators.comparison import damage_candidates
+    from planted.groundtruth import damage_candidates
     from planted.groundtruth import DamagePrediction
 
     normal, damaged = _twins("rewire")
     scores = np.random.default_rng(0).random(normal.graph.n_nodes)
     got = TASKS["damage"].score(DamagePrediction(scores), (normal, damaged))
-    keep = damage_candidates(normal.graph)
+    keep = damage_candidates(normal.model)
     assert keep.sum() == 96 and not damaged.truth.damaged[~keep].any()
     assert got["damage_auroc"] == pytest.approx(roc_auc_score(damaged.truth.damaged[keep], scores[keep]), abs=1e-12)
     assert got["damage_auprc"] == pytest.approx(average_precision_score(damaged.truth.damaged[keep], scores[keep]), abs=1e-12)
@@ -248,9 +248,10 @@ def test_damage_scores_against_sklearn_and_the_pair_is_checked():
 
 def test_the_damage_suite_runs_through_the_store(tmp_path):
     results = run("damage", seeds=[0], store=tmp_path / "s.sqlite", progress=False)
-    assert len(results) == 15 and all(r.status == "ok" for r in results), [r.error for r in results if r.error]
+    assert len(results) == 24 and all(r.status == "ok" for r in results), [r.error for r in results if r.error]
     by = {(r.toy, r.method): r.metrics for r in results}
-    assert all(by[(d, "weight-difference")]["damage_auroc"] == 1.0 for d in ("ablate", "scale", "noise", "rewire", "prune"))
+    assert all(by[(d, "weight-difference")]["damage_auroc"] == 1.0
+               for d in ("ablate", "scale", "noise", "rewire", "prune", "tf-ablate", "tf-noise", "tf-prune"))
     # ablation leaves a neuron's own activity as it was: activity alone cannot find it
     assert by[("ablate", "activation-difference")]["damage_auroc"] < 0.7 < by[("noise", "activation-difference")]["damage_auroc"]
     assert all(len(r.toy_ids) == 2 for r in results)

@@ -1,5 +1,6 @@
-"""Damaged twins: the damage is exactly where the truth says (verified by intervention), the
-deficits are the measured ones, and the config says what is wrong with bad input."""
+"""Damaged twins of planted circuits and of compiled transformers: the damage is exactly where the
+truth says (verified by intervention), the deficits are the measured ones, and the config says what
+is wrong with bad input."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from planted import toys
-from planted.groundtruth import DAMAGES, Patch
+from planted.groundtruth import DAMAGES, Patch, damage_candidates
 
 BASE = toys.PlantedMLPConfig(n_tasks=4, seed=0)
 
@@ -84,8 +85,9 @@ def test_any_target_reaches_distractors_and_is_often_silent():
 
 
 @pytest.mark.parametrize("fields, match", [
-    (dict(base="{}"), "base must be the canonical JSON of a planted_mlp config"),
-    (dict(base=toys.FeatureViewConfig(n_pool=8, n_features=2, d_model=2).to_json()), "base must be a planted_mlp config"),
+    (dict(base="{}"), "base must be the canonical JSON of a planted_mlp or rasp_transformer config"),
+    (dict(base=toys.FeatureViewConfig(n_pool=8, n_features=2, d_model=2).to_json()),
+     "base must be a planted_mlp or rasp_transformer config, got a 'feature_view' one"),
     (dict(base=BASE.to_json(), damage="melt"), "damage must be one of 'ablate'"),
     (dict(base=BASE.to_json(), damage="scale", strength=1.0), "strength must be in \\[0, 1\\), got 1.0"),
     (dict(base=BASE.to_json(), fraction=0.0), "fraction must be in \\(0, 1\\], got 0.0"),
@@ -93,3 +95,94 @@ def test_any_target_reaches_distractors_and_is_often_silent():
 def test_bad_configs_name_the_parameter(fields, match):
     with pytest.raises(ValueError, match=match):
         toys.DamagedConfig(**fields)
+
+
+# --- transformers: heads and MLPs damaged ----------------------------------------------------------
+
+TF_BASE = toys.RASPTransformerConfig(program="ioi", distractors=True, n_samples=32, seed=0)
+
+
+@functools.cache
+def _tf_normal():
+    return toys.from_config(TF_BASE)
+
+
+@functools.cache
+def _tf_damaged(damage: str, seed: int = 1):
+    return toys.damaged(TF_BASE, damage=damage, fraction=0.3, strength={"scale": 0.3, "noise": 1.0}.get(damage, 0.5),
+                        target="any", seed=seed)
+
+
+def _owner(model):
+    """{(parameter name, index into it): node} for every entry a node owns."""
+    owner = {}
+    for node, parts in model.node_parameters().items():
+        for name, index in parts.inputs + parts.bias + parts.out:
+            block = np.zeros(model.params[name].shape, bool)
+            block[index] = True
+            for entry in zip(*np.nonzero(block)):
+                owner[(name, entry)] = node
+    return owner
+
+
+def test_node_parameters_partition_every_parameter():
+    for model in (_tf_normal().model, _normal().model):
+        owner = _owner(model)
+        assert len(owner) == sum(v.size for v in model.params.values())  # every entry owned, by one node
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_only_the_damaged_components_change_and_restoring_them_restores_the_transformer(damage):
+    normal, twin = _tf_normal(), _tf_damaged(damage)
+    assert twin.truth.base_id == normal.id and twin.artifact.model is twin.model
+    assert type(twin.artifact).__name__ == "TransformerArtifact"
+    chosen = set(np.flatnonzero(twin.truth.damaged).tolist())
+    live = damage_candidates(normal.model)
+    assert chosen and all(live[n] for n in chosen)  # a compiled model's empty heads and MLPs are never damaged
+    owner = _owner(normal.model)
+    a, b = normal.model.params, twin.model.params
+    changed = {owner[(name, entry)] for name in a for entry in zip(*np.nonzero(a[name] != b[name]))}
+    assert changed == chosen
+    restored = {k: v.copy() for k, v in b.items()}
+    for (name, entry), node in owner.items():
+        if node in chosen:
+            restored[name][entry] = a[name][entry]
+    again = type(normal.model)(params=restored, graph=normal.graph, causal=normal.model.causal)
+    ids = normal.tasks[0].clean
+    np.testing.assert_array_equal(again.run(ids)["outputs"], normal.model.run(ids)["outputs"])
+
+
+def test_removing_a_head_is_zeroing_its_write():
+    """The ablate damage removes components: the normal transformer with their writes patched to 0
+    (at every position) computes the damaged copy's outputs, and the deficit is the accuracy lost
+    (a categorical answer's logit no longer the largest), counted here independently."""
+    normal, twin = _tf_normal(), _tf_damaged("ablate")
+    task = normal.tasks[0]
+    mask = twin.truth.damaged.astype(np.float32)
+    patched = normal.model.run_exact(task.clean, Patch(node_mask=mask, node_values=np.zeros((1,) * 4)))["outputs"]
+    np.testing.assert_allclose(patched, twin.model.run_exact(task.clean)["outputs"], atol=1e-6)
+    right = [int(np.argmax(row[task.position]) == answer) for row, answer in zip(patched, task.clean_answer)]
+    assert twin.truth.intact[0] == 1.0 and twin.truth.deficits[0] == 1.0 - sum(right) / len(right)
+
+
+def test_transformer_deficits_across_seeds_are_measured_and_varied():
+    deficits = {float(_tf_damaged(d, seed).truth.deficits[0]) for d in ("ablate", "noise") for seed in (0, 1, 2)}
+    assert len(deficits) >= 2 and max(deficits) > 0  # some damage costs the task, not all equally
+
+
+def test_a_damaged_transformer_round_trips_and_a_swapped_task_is_rejected(tmp_path):
+    twin = _tf_damaged("prune")
+    path = toys.save(twin, tmp_path / "twin")
+    loaded = toys.load(path)
+    assert loaded.id == twin.id and type(loaded.artifact).__name__ == "TransformerArtifact"
+    for k, v in twin.model.params.items():
+        np.testing.assert_array_equal(loaded.model.params[k], v)
+    np.testing.assert_array_equal(loaded.truth.damaged, twin.truth.damaged)
+    ids = twin.tasks[0].clean
+    np.testing.assert_array_equal(loaded.model.run(ids)["outputs"], twin.model.run(ids)["outputs"])
+    other = toys.damaged(toys.RASPTransformerConfig(program="ioi", distractors=True, n_samples=32, seed=1), damage="prune",
+                         fraction=0.3, target="any", seed=1)
+    from planted.toys._damaged import _check
+
+    swapped = type(twin)(config=twin.config, truth=twin.truth, model=twin.model, tasks=other.tasks)
+    assert any("is not the base config's task" in p for p in _check(swapped))

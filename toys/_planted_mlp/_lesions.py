@@ -17,8 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from planted.groundtruth import LesionCensus, Problems, lesion_labels
-from planted.toys._planted_mlp._model import ABLATIONS
+from planted.groundtruth import ABLATIONS, LesionCensus, Problems, lesion_labels
 MAX_EXACT_PLAYERS = 16  # 2^16 coalitions, each one run of the model
 
 

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from planted.groundtruth import ComponentGraph, Patch
+from planted.groundtruth import ABLATIONS, ComponentGraph, NodeParameters, Patch
 
 if TYPE_CHECKING:
     from planted.toys._planted_mlp._config import PlantedMLPConfig
@@ -124,7 +124,6 @@ def _patch_edges_jit(params, x, src, dst, source, n_nodes):
     return jax.vmap(one)(src, dst)
 
 
-ABLATIONS = ("zero", "mean", "resample")  # what a lesion sets a node to (``CircuitModel.ablated``)
 
 
 @jax.jit
@@ -174,6 +173,20 @@ class CircuitModel:
     def export(self) -> dict[str, np.ndarray]:
         """The parameters as a flat dict of NumPy arrays (copies)."""
         return {k: v.copy() for k, v in self.params.items()}
+
+    def node_parameters(self) -> dict[int, NodeParameters]:
+        """Which parameters belong to each node: an input its embedding row (``out``), a neuron its
+        input weights (``in``), bias and output weights, an output its readout row and bias. What
+        damage to a node changes, and what a weight comparison reads."""
+        n_in, (n_blocks, width, _) = self.params["embed"].shape[0], self.params["w_in"].shape
+        nodes = {i: NodeParameters(out=(("embed", (i,)),)) for i in range(n_in)}
+        for b in range(n_blocks):
+            for s in range(width):
+                nodes[n_in + b * width + s] = NodeParameters(inputs=(("w_in", (b, s)),), bias=(("b_in", (b, s)),),
+                                                             out=(("w_out", (b, s)),))
+        for t in range(self.params["readout"].shape[0]):
+            nodes[n_in + n_blocks * width + t] = NodeParameters(inputs=(("readout", (t,)),), bias=(("readout_bias", (t,)),))
+        return nodes
 
     def patch_nodes(self, x, nodes, values, *, chunk: int = 64) -> np.ndarray:
         """Outputs (len(nodes), batch, n_tasks) with each node in ``nodes`` alone set to ``values``
@@ -287,6 +300,10 @@ class CircuitTask:
         """The fraction of the clean inputs answered right (output above 1/2 where the label is 1)
         by model outputs (..., batch, n_tasks): what a lesion or a damage costs."""
         return ((np.asarray(outputs)[..., self.index] > 0.5) == self.labels.astype(bool)).mean(axis=-1)
+
+    def readout(self, outputs) -> np.ndarray:
+        """What the task reads of model outputs (..., batch, n_tasks): its own column (..., batch)."""
+        return np.asarray(outputs)[..., self.index]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

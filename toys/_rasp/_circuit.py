@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from planted.groundtruth import ComponentGraph, Patch
+from planted.groundtruth import ABLATIONS, ComponentGraph, NodeParameters, Patch
 
 
 def component_graph(n_layers: int, n_heads: int) -> ComponentGraph:
@@ -182,6 +182,37 @@ class TransformerModel:
         """The parameters as a flat dict of NumPy arrays (copies)."""
         return {k: v.copy() for k, v in self.params.items()}
 
+    def node_parameters(self) -> dict[int, NodeParameters]:
+        """Which parameters belong to each component: an embedding its table (``out``), a head its
+        query, key and value weights (``inputs``) and output weights, an MLP its two weight
+        matrices, the output the unembedding (``inputs``). What damage to a component changes,
+        and what a comparison of two networks' weights reads per component."""
+        n_layers, n_heads = self.params["w_q"].shape[:2]
+        nodes = {0: NodeParameters(out=(("embed_tokens", ()),)), 1: NodeParameters(out=(("embed_positions", ()),))}
+        node = 2
+        for layer in range(n_layers):
+            for h in range(n_heads):
+                nodes[node] = NodeParameters(inputs=tuple((name, (layer, h)) for name in ("w_q", "w_k", "w_v")),
+                                             out=(("w_o", (layer, h)),))
+                node += 1
+            nodes[node] = NodeParameters(inputs=(("w_in", (layer,)),), out=(("w_out", (layer,)),))
+            node += 1
+        nodes[node] = NodeParameters(inputs=(("unembed", ()),))
+        return nodes
+
+    def ablated(self, ids, kind: str, *, seed: int = 0) -> np.ndarray:
+        """What an ablation sets each component's write to on ``ids``: 0 (``zero``; (n_nodes, n, d_model)),
+        its mean over the inputs at each position (``mean``; the same shape), or its write on another
+        input (``resample``: a permutation drawn from ``seed``; (batch, n_nodes, n, d_model))."""
+        if kind not in ABLATIONS:
+            raise ValueError(f"kind must be one of {', '.join(repr(k) for k in ABLATIONS)}, got {kind!r}")
+        acts = self.run(ids)["activations"]
+        if kind == "zero":
+            return np.zeros(acts.shape[1:], np.float32)
+        if kind == "mean":
+            return acts.mean(axis=0)
+        return acts[np.random.default_rng([seed, 17]).permutation(acts.shape[0])]
+
     def residuals(self, ids) -> np.ndarray:
         """(n_layers * 2 + 1, batch * n, d_model) float32: the residual stream on ``ids`` after the
         embeddings and after each attention and each MLP sublayer, every position a row (what
@@ -237,6 +268,20 @@ class TransformerTask:
     def metric(self, outputs):
         """The task metric of model outputs (batch, n, n_outputs): the mean of ``per_input``."""
         return self.per_input(outputs).mean(axis=-1)
+
+    def accuracy(self, outputs) -> np.ndarray:
+        """The fraction of the clean inputs answered right by model outputs (..., batch, n,
+        n_outputs): a categorical answer's logit the largest, a numerical value nearer the clean
+        answer than the corrupted one. What a lesion or a damage costs."""
+        at = np.asarray(outputs)[..., self.position, :]
+        if self.numerical:
+            return (np.abs(at[..., 0] - self.clean_answer) < np.abs(at[..., 0] - self.corrupted_answer)).mean(axis=-1)
+        return (at.argmax(axis=-1) == self.clean_answer).mean(axis=-1)
+
+    def readout(self, outputs) -> np.ndarray:
+        """What the task reads of model outputs (..., batch, n, n_outputs): the logits at its
+        position (..., batch, n_outputs)."""
+        return np.asarray(outputs)[..., self.position, :]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -466,6 +466,19 @@ def _check(toy: RASPTransformerToy) -> list[str]:
     return p
 
 
+def expected_parts(config: RASPTransformerConfig) -> tuple[dict[str, tuple[int, ...]], TransformerTask, Compiled]:
+    """What a toy of ``config`` must hold, without training it: its weights' shapes, its task and
+    the compiled program (for checking a loaded copy of it, such as a damaged twin)."""
+    compiled = _compile(config)
+    if config.trained:
+        from planted.toys._rasp._trained import trained_shapes
+
+        shapes = dict(trained_shapes(compiled, config.residual_fraction))
+    else:
+        shapes = {k: tuple(v.shape) for k, v in _weights(config, compiled).items()}
+    return shapes, _task(config, compiled), compiled
+
+
 def _answers_of(compiled: Compiled, ids: np.ndarray) -> np.ndarray:
     seqs = [[compiled.vocab[i - 1] for i in row[1:]] for row in ids]
     values = [_answer(compiled.program, s, compiled.causal) for s in seqs]
