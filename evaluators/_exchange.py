@@ -339,6 +339,27 @@ def damage_read(arrays: Arrays, problem: tuple[Toy, ...]) -> DamagePrediction | 
     return DamagePrediction(nodes=_floats(arrays, "damage", (n_nodes,)), deficits=deficits)
 
 
+def connectome_damage_files(problem: tuple[Toy, ...]) -> tuple[Arrays, dict[str, Any]]:
+    """Both recordings of a connectome damage problem, ``normal.*`` and ``damaged.*``."""
+    arrays: Arrays = {}
+    about: dict[str, Any] = {}
+    for name, toy in zip(("normal", "damaged"), problem):
+        part, description = recording_files(toy)
+        arrays.update({f"{name}.{k}": v for k, v in part.items()})
+        about[name] = {k: v for k, v in description.items() if k != "predictions"}
+    m = problem[0].artifact.traces.shape[1]
+    about["predictions"] = {"damage": f"required: float array ({m},), how likely each recorded neuron's synapses were "
+                                      "damaged (higher: more)"}
+    return arrays, about
+
+
+def connectome_damage_read(arrays: Arrays, problem: tuple[Toy, ...]) -> DamagePrediction | None:
+    """The ``DamagePrediction`` of a predictions file (None when it has no ``damage``)."""
+    if "damage" not in arrays:
+        return None
+    return DamagePrediction(nodes=_floats(arrays, "damage", (problem[0].artifact.traces.shape[1],)))
+
+
 # --- dynamics --------------------------------------------------------------------------------------
 
 

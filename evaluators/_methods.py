@@ -8,6 +8,7 @@ A method is called as ``fn(artifact, *, seed, **params)`` and returns its task's
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib
 import inspect
@@ -16,6 +17,7 @@ import marshal
 import os
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -85,7 +87,27 @@ CIRCUIT_METHODS = (
 
 TRANSFORMER_METHOD_NAMES = (
     "ablation", "acdc", "activation_patching", "attention_heuristic", "attribution_patching", "eap_ig",
-    "edge_activation_patching", "edge_attribution_patching",
+    "edge_activation_patching", "edge_attribution_patching", "msa",
+)
+
+# The transformer circuit methods, each declared once: (name, parameters, whether it scores every
+# node). Each serves the transformer_circuits task as tf-<name>; those scoring every node also serve
+# the transformer_lesions task as tf-lesion-<name>.
+TRANSFORMER_CIRCUIT_METHODS = (
+    ("activation-patching", {"method": "activation_patching"}, True),
+    ("zero-ablation", {"method": "ablation", "kind": "zero"}, True),
+    ("mean-ablation", {"method": "ablation", "kind": "mean"}, True),
+    ("resample-ablation", {"method": "ablation", "kind": "resample"}, True),
+    ("msa", {"method": "msa", "kind": "zero", "n_permutations": 32}, True),
+    ("attribution-patching", {"method": "attribution_patching"}, True),
+    ("path-patching", {"method": "edge_activation_patching"}, False),
+    ("eap", {"method": "edge_attribution_patching"}, False),
+    ("eap-ig", {"method": "eap_ig", "steps": 5}, False),
+    ("acdc", {"method": "acdc", "threshold": 0.01}, False),
+    ("acdc-zero", {"method": "acdc", "threshold": 0.01, "source": "zero"}, False),
+    ("previous-token", {"method": "attention_heuristic", "kind": "previous_token"}, False),  # heads only
+    ("prefix-matching", {"method": "attention_heuristic", "kind": "prefix_matching"}, False),
+    ("copying", {"method": "attention_heuristic", "kind": "copying"}, False),
 )
 
 
@@ -96,7 +118,7 @@ def transformer_circuit_method(artifact, *, seed: int, method: str, **params: An
     if method not in TRANSFORMER_METHOD_NAMES:
         raise nearest(method, TRANSFORMER_METHOD_NAMES, "transformer circuit method")
     fn = getattr(transformers, method)
-    extra = {"seed": seed} if method == "attention_heuristic" or (method == "ablation" and params.get("kind") == "resample") else {}
+    extra = {"seed": seed} if "seed" in inspect.signature(fn).parameters else {}
     return CircuitPrediction(tuple(fn(artifact, t, **params, **extra) for t in range(len(artifact.tasks))))
 
 
@@ -134,11 +156,13 @@ def dynamics_method(artifact, *, seed: int, method: str, **params: Any) -> Forma
     return getattr(dynamics, method)(artifact, seed=seed, **params)
 
 
-DAMAGE_METHOD_NAMES = ("activation_difference", "lesion_explanation", "weight_difference")
+DAMAGE_METHOD_NAMES = ("activation_difference", "connectivity_difference", "lesion_explanation", "trace_difference",
+                       "weight_difference")
 
 
 def damage_method(artifact, *, seed: int, method: str, **params: Any) -> DamagePrediction:
-    """A ``methods.damage`` method (by name) on a (normal, damaged) pair of circuit artifacts."""
+    """A ``methods.damage`` method (by name) on a (normal, damaged) pair of circuit artifacts or of
+    recordings."""
     from planted.methods import damage
 
     if method not in DAMAGE_METHOD_NAMES:
@@ -207,16 +231,20 @@ class MethodSpec:
 
     @property
     def fingerprint(self) -> str:
-        """What a stored result of this method was computed by: ``planted <version>`` for planted's
-        own methods; for any other, 16 hex digits of the sha256 of the function's source and of
-        its module's whole file (the code object where there is no source), so editing the
-        method or a helper beside it makes its stored cells stale."""
+        """What a stored result of this method was computed by: the method's code and planted's
+        own (``planted <version> <source digest>``: the toy builders, the scores and the built-in
+        methods). For a method that is not planted's own, its part is 16 hex digits of the sha256
+        of the function's source and of its module's whole file (the code object where there is
+        no source). Editing the method, a helper beside it, a toy's builder or a score makes the
+        stored cells stale, and they are run again."""
         own = getattr(self.function, "fingerprint", None)
         if isinstance(own, str):  # a configured callable says what it computes (``methods.sklearn_method``)
-            return own
-        if self.builtin:
-            return f"planted {__version__}"
-        return code_fingerprint(self.resolve())
+            method = own
+        elif self.builtin:
+            method = ""
+        else:
+            method = code_fingerprint(self.resolve())
+        return f"{method} planted {__version__} {source_digest()}".strip()
 
     @property
     def builtin(self) -> bool:
@@ -227,6 +255,21 @@ class MethodSpec:
     def with_params(self, **params: Any) -> MethodSpec:
         """A copy with some hyperparameters changed."""
         return dataclasses.replace(self, params={**self.params, **params})
+
+
+@functools.cache
+def source_digest() -> str:
+    """16 hex digits of the sha256 of planted's own source: every ``.py`` file of its packages,
+    by path. What the toys were built, the built-in methods run and the cells scored with."""
+    h = hashlib.sha256()
+    for name in ("planted", "planted.groundtruth", "planted.toys", "planted.methods", "planted.evaluators"):
+        for folder in importlib.import_module(name).__path__:
+            root = Path(folder)
+            files = sorted(root.glob("*.py")) if name == "planted" else sorted(root.rglob("*.py"))
+            for path in files:
+                h.update(f"{name}/{path.relative_to(root).as_posix()}\0".encode())
+                h.update(path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def code_fingerprint(fn: Callable[..., Any]) -> str:
@@ -286,29 +329,10 @@ METHODS: dict[str, MethodSpec] = {
         *(MethodSpec(name, circuit_method, params, task="circuits") for name, params, _ in CIRCUIT_METHODS),
         *(MethodSpec(f"lesion-{name}", circuit_method, params, task="lesions")
           for name, params, nodes in CIRCUIT_METHODS if nodes),
-        MethodSpec("tf-activation-patching", transformer_circuit_method, {"method": "activation_patching"},
-                   task="transformer_circuits"),
-        MethodSpec("tf-zero-ablation", transformer_circuit_method, {"method": "ablation", "kind": "zero"},
-                   task="transformer_circuits"),
-        MethodSpec("tf-mean-ablation", transformer_circuit_method, {"method": "ablation", "kind": "mean"},
-                   task="transformer_circuits"),
-        MethodSpec("tf-resample-ablation", transformer_circuit_method, {"method": "ablation", "kind": "resample"},
-                   task="transformer_circuits"),
-        MethodSpec("tf-attribution-patching", transformer_circuit_method, {"method": "attribution_patching"},
-                   task="transformer_circuits"),
-        MethodSpec("tf-path-patching", transformer_circuit_method, {"method": "edge_activation_patching"},
-                   task="transformer_circuits"),
-        MethodSpec("tf-eap", transformer_circuit_method, {"method": "edge_attribution_patching"}, task="transformer_circuits"),
-        MethodSpec("tf-eap-ig", transformer_circuit_method, {"method": "eap_ig", "steps": 5}, task="transformer_circuits"),
-        MethodSpec("tf-acdc", transformer_circuit_method, {"method": "acdc", "threshold": 0.01}, task="transformer_circuits"),
-        MethodSpec("tf-acdc-zero", transformer_circuit_method, {"method": "acdc", "threshold": 0.01, "source": "zero"},
-                   task="transformer_circuits"),
-        MethodSpec("tf-previous-token", transformer_circuit_method, {"method": "attention_heuristic", "kind": "previous_token"},
-                   task="transformer_circuits"),
-        MethodSpec("tf-prefix-matching", transformer_circuit_method,
-                   {"method": "attention_heuristic", "kind": "prefix_matching"}, task="transformer_circuits"),
-        MethodSpec("tf-copying", transformer_circuit_method, {"method": "attention_heuristic", "kind": "copying"},
-                   task="transformer_circuits"),
+        *(MethodSpec(f"tf-{name}", transformer_circuit_method, params, task="transformer_circuits")
+          for name, params, _ in TRANSFORMER_CIRCUIT_METHODS),
+        *(MethodSpec(f"tf-lesion-{name}", transformer_circuit_method, params, task="transformer_lesions")
+          for name, params, nodes in TRANSFORMER_CIRCUIT_METHODS if nodes),
         *(MethodSpec(name, similarity_method, params, task="comparison") for name, params in SIMILARITY_METHODS),
         *(MethodSpec(f"layers-{name}", similarity_method, params, task="layers") for name, params in SIMILARITY_METHODS),
         MethodSpec("norm-half-final", dynamics_method, {"method": "norm_half_final", "fraction": 0.5}, task="dynamics"),
@@ -320,6 +344,11 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("weight-difference", damage_method, {"method": "weight_difference"}, task="damage"),
         MethodSpec("activation-difference", damage_method, {"method": "activation_difference"}, task="damage"),
         MethodSpec("lesion-explanation", damage_method, {"method": "lesion_explanation", "kind": "zero"}, task="damage"),
+        MethodSpec("trace-difference", damage_method, {"method": "trace_difference"}, task="connectome_damage"),
+        MethodSpec("correlation-difference", damage_method, {"method": "connectivity_difference", "measure": "correlation"},
+                   task="connectome_damage"),
+        MethodSpec("partial-correlation-difference", damage_method,
+                   {"method": "connectivity_difference", "measure": "partial_correlation"}, task="connectome_damage"),
         MethodSpec("correlation-raw", connectivity_method, {"method": "correlation", "preprocess": "raw"},
                    task="connectivity"),
         MethodSpec("correlation-filtered", connectivity_method, {"method": "correlation", "preprocess": "filtered"},

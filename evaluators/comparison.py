@@ -183,6 +183,29 @@ def check_twins(problem) -> tuple:
     return normal, damaged
 
 
+def _localisation(scores: np.ndarray, damaged: np.ndarray) -> dict[str, float | None]:
+    """AUROC, AUPRC and expected precision at the number damaged of ``scores`` at telling the
+    ``damaged`` candidates (None when every candidate or none was damaged)."""
+    out: dict[str, float | None] = {"damage_auroc": None, "damage_auprc": None, "damage_precision": None}
+    if damaged.any() and (~damaged).any():
+        out["damage_auroc"] = auroc(scores, damaged)
+        out["damage_auprc"] = average_precision(scores, damaged)
+        out["damage_precision"] = precision_at_k(scores, damaged, int(damaged.sum()))
+    return out
+
+
+def score_recorded_damage(prediction: DamagePrediction, truth: DamageTruth, observed: np.ndarray) -> dict[str, float | None]:
+    """Score a ``DamagePrediction`` of a damaged connectome (one score per recorded neuron,
+    ``observed`` their indices) against its truth: ``damage_auroc``, ``damage_auprc`` and
+    ``damage_precision`` over the recorded neurons (a damaged neuron nobody recorded cannot be
+    found, and is not counted)."""
+    observed = np.asarray(observed, np.int64)
+    if prediction.nodes.shape != observed.shape:
+        raise ValueError(f"a connectome damage prediction needs one score per recorded neuron, {observed.shape}, got "
+                         f"{prediction.nodes.shape}")
+    return _localisation(prediction.nodes, truth.damaged[observed])
+
+
 def score_damage(prediction: DamagePrediction, truth: DamageTruth, model) -> dict[str, float | None]:
     """Score a ``DamagePrediction`` against a damaged twin's truth, given the normal twin's
     ``model``: localisation over the nodes that could be damaged (``groundtruth.damage_candidates``:
@@ -195,12 +218,7 @@ def score_damage(prediction: DamagePrediction, truth: DamageTruth, model) -> dic
     candidates = damage_candidates(model)
     if prediction.nodes.shape != (graph.n_nodes,):
         raise ValueError(f"a damage prediction needs one score per node, ({graph.n_nodes},), got {prediction.nodes.shape}")
-    scores, damaged = prediction.nodes[candidates], truth.damaged[candidates]
-    out: dict[str, float | None] = {"damage_auroc": None, "damage_auprc": None, "damage_precision": None}
-    if damaged.any() and (~damaged).any():
-        out["damage_auroc"] = auroc(scores, damaged)
-        out["damage_auprc"] = average_precision(scores, damaged)
-        out["damage_precision"] = precision_at_k(scores, damaged, int(damaged.sum()))
+    out = _localisation(prediction.nodes[candidates], truth.damaged[candidates])
     out["deficit_spearman"] = out["deficit_error"] = None
     if prediction.deficits is not None:
         if prediction.deficits.shape != truth.deficits.shape:
@@ -275,6 +293,7 @@ __all__ = [
     "layer_representations",
     "layer_twins",
     "score_damage",
+    "score_recorded_damage",
     "score_layer_matching",
     "score_similarities",
     "shared_fractions",

@@ -26,8 +26,9 @@ _CENSUSES = Memo()
 
 
 def census_of(toy) -> LesionCensus:
-    """The zero-lesion census (single nodes and pairs, no edges) of a planted_mlp toy, kept for
-    the last few toys scored (every method of a cell is scored against the same census)."""
+    """The zero-lesion census (single nodes and pairs, no edges) of a planted_mlp toy or a
+    rasp_transformer, kept for the last few toys scored (every method of a cell is scored against
+    the same census)."""
     from planted import toys
 
     return _CENSUSES.get(toy.id, lambda: toys.lesion_census(toy, kinds=("zero",), label_kind="zero", edges=False,

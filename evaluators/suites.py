@@ -288,6 +288,27 @@ def _transformer_circuits() -> Suite:
     )
 
 
+def _transformer_lesions() -> Suite:
+    # Compiled transformers, plain, with a backup head (silent alone, lethal with its original: the
+    # census finds the pair), and with distractor heads (silent by construction).
+    specs = tuple(ToySpec(program, "rasp_transformer", {"program": program, "n_samples": 32})
+                  for program in ("induction", "ioi", "reverse", "detect_pattern"))
+    specs += tuple(ToySpec(f"{program}+backup", "rasp_transformer", {"program": program, "n_samples": 32, "backup": True})
+                   for program in ("induction", "ioi", "reverse", "tracr_issue_25"))
+    specs += (ToySpec("ioi+distractors", "rasp_transformer", {"program": "ioi", "n_samples": 32, "distractors": True}),)
+    served = methods_for("transformer_lesions")
+    return Suite(
+        name="transformer-lesions",
+        task="transformer_lesions",
+        toys=specs,
+        methods=served,
+        seeds=(0, 1, 2),
+        description=f"lesion censuses of compiled transformers (plain, with a backup head, with distractor heads) x "
+        f"{len(served)} component methods (patching, ablations, attribution, Shapley sampling) x 3 seeds; the report "
+        "draws each toy's census histogram",
+    )
+
+
 def _connectome(task: str) -> Suite:
     # Excitatory and depressing, like the ChaLearn networks: synapses strong enough that a spike is
     # seen downstream, at rates (~1 Hz) where calcium resolves single spikes.
@@ -459,10 +480,36 @@ def _damage() -> Suite:
     )
 
 
+def _connectome_damage() -> Suite:
+    # 300 excitatory, depressing neurons in 3 modules with 15 hubs, 60 s of calcium imaging; the
+    # outgoing synapses of a third of the hubs removed or scaled, or the synapses of 5% of all
+    # neurons damaged each way.
+    base = dict(n_neurons=300, n_modules=3, density=0.03, mixing=0.1, hub_fraction=0.05, hub_boost=4.0, exc_fraction=1.0,
+                weight=24.0, depression=True, background_weight=2.8, duration=60.0)
+    kinds = (("hubs", "ablate", 0.5, 0.3), ("hubs", "scale", 0.3, 0.3), ("any", "ablate", 0.5, 0.05),
+             ("any", "noise", 1.0, 0.05), ("any", "rewire", 0.5, 0.05), ("any", "prune", 0.5, 0.05))
+    specs = tuple(
+        ToySpec(f"{target}-{damage}", "connectome", base, {"fraction": fraction},
+                members=({}, functools.partial(damaged_twin, damage=damage, fraction=fraction, strength=strength,
+                                               target=target)))
+        for target, damage, strength, fraction in kinds
+    )
+    served = methods_for("connectome_damage")
+    return Suite(
+        name="connectome-damage",
+        task="connectome_damage",
+        toys=specs,
+        methods=served,
+        seeds=(0, 1, 2),
+        description=f"synthetic connectomes and a copy with damaged synapses ({', '.join(s.name for s in specs)}), both "
+        f"recorded under one stimulus x {len(served)} damage methods x 3 seeds",
+    )
+
+
 SUITES: dict[str, Suite] = {
     s.name: s
-    for s in (_quick(), _standard(), _features_sweep(), _tms(), _circuits(), _lesions(), _transformer_circuits(), _connectome("connectivity"),
-              _connectome("modules"), _connectome("hubs"), _comparison(), _layers(), _damage(), _dynamics())
+    for s in (_quick(), _standard(), _features_sweep(), _tms(), _circuits(), _lesions(), _transformer_circuits(), _transformer_lesions(), _connectome("connectivity"),
+              _connectome("modules"), _connectome("hubs"), _comparison(), _layers(), _damage(), _connectome_damage(), _dynamics())
 }
 
 __all__ = ["METHODS", "SUITES", "MethodSpec", "Suite", "ToySpec", "damaged_twin", "frame_twin", "methods_for",

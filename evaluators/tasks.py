@@ -23,6 +23,7 @@ from planted.evaluators.comparison import (
     functional_differences,
     layer_representations,
     score_damage,
+    score_recorded_damage,
     score_layer_matching,
     score_similarities,
     shared_fractions,
@@ -303,6 +304,20 @@ def _lesion_metrics(prediction: CircuitPrediction, toy) -> dict[str, Any]:
     return score_lesions(prediction, census_of(toy), toy.graph.n_nodes)
 
 
+def _lesion_task(name: str, description: str, families: tuple[str, ...], files) -> Task:
+    """A lesion task: a circuit method's node scores ranked against the toy's exact lesion census;
+    ``families`` and ``files`` differ by the model interface."""
+    return Task(
+        name=name,
+        description=f"{description}: node scores ranked against the exact lesion census (every node zeroed alone, "
+        "every pair together): AUROC of the costly nodes, Spearman with the deficits, and AUROC of the backups, "
+        "silent alone but lethal in a pair",
+        truth_type=CircuitTruth, prediction_type=CircuitPrediction, score=_lesion_metrics, headline="lesion_auroc",
+        metrics=("lesion_auroc", "lesion_spearman", "backup_auroc"), figure_data=_figures.lesions_figure_data,
+        figures=_figures.lesions_figures, families=families, files=files, read=_exchange.circuit_read,
+    )
+
+
 def _comparison_metrics(prediction: Similarities, problem) -> dict[str, Any]:
     scores = score_similarities(prediction, shared_fractions(problem), functional_differences(problem)).to_dict()
     scores.pop("n_pairs")
@@ -312,6 +327,11 @@ def _comparison_metrics(prediction: Similarities, problem) -> dict[str, Any]:
 def _damage_metrics(prediction: DamagePrediction, problem) -> dict[str, Any]:
     normal, damaged = check_twins(problem)
     return score_damage(prediction, damaged.truth, normal.model)
+
+
+def _connectome_damage_metrics(prediction: DamagePrediction, problem) -> dict[str, Any]:
+    normal, damaged = check_twins(problem)
+    return score_recorded_damage(prediction, damaged.truth, normal.truth.observed)
 
 
 def _layer_artifact(problem) -> tuple[np.ndarray, ...]:
@@ -357,23 +377,11 @@ TASKS: dict[str, Task] = {
         _circuit_task("transformer_circuits", "find the attention-head circuit of a compiled transformer (embeddings, "
                       "heads, MLPs and the edges between them), through its intervention interface over components, "
                       "positions and edges", ("rasp_transformer",), _exchange.transformer_circuit_files),
-        Task(
-            name="lesions",
-            description="say what lesioning each input and neuron of a planted circuit toy costs each task (the "
-            "same interface and predictions as circuits): node scores ranked against the exact lesion census "
-            "(every node zeroed alone, every pair together): AUROC of the costly nodes, Spearman with the deficits, "
-            "and AUROC of the backups, silent alone but lethal in a pair",
-            truth_type=CircuitTruth,
-            prediction_type=CircuitPrediction,
-            score=_lesion_metrics,
-            headline="lesion_auroc",
-            metrics=("lesion_auroc", "lesion_spearman", "backup_auroc"),
-            figure_data=_figures.lesions_figure_data,
-            figures=_figures.lesions_figures,
-            families=("planted_mlp",),
-            files=_exchange.circuit_files,
-            read=_exchange.circuit_read,
-        ),
+        _lesion_task("lesions", "say what lesioning each input and neuron of a planted circuit toy costs each task (the "
+                     "same interface and predictions as circuits)", ("planted_mlp",), _exchange.circuit_files),
+        _lesion_task("transformer_lesions", "say what lesioning each embedding, head and MLP of a transformer costs its "
+                     "task (the same interface and predictions as transformer_circuits)", ("rasp_transformer",),
+                     _exchange.transformer_circuit_files),
         Task(
             name="comparison",
             description="compare representations of the same inputs (feature views of one code stream, each in a "
@@ -427,7 +435,7 @@ TASKS: dict[str, Task] = {
             accepts=has_record,
             # the record shows which weights training moved: W's columns are the features, a circuit's
             # trained neurons are its circuit
-            conflicts=("features", "circuits", "lesions", "transformer_circuits"),
+            conflicts=("features", "circuits", "lesions", "transformer_circuits", "transformer_lesions"),
             keep=_dynamics_keep,
             figure_data=_figures.dynamics_figure_data,
             figures=_figures.dynamics_figures,
@@ -450,6 +458,22 @@ TASKS: dict[str, Task] = {
             several=True,
             files=_exchange.damage_files,
             read=_exchange.damage_read,
+        ),
+        Task(
+            name="connectome_damage",
+            description="localise the damage in a damaged copy of a synthetic connectome (synapses of hubs or of any "
+            "neurons removed, scaled, noised, rewired or pruned) from two recordings of the same neurons under the "
+            "same stimulus, the normal network's and the damaged one's: a damage score per recorded neuron, scored "
+            "by AUROC over the recorded neurons",
+            truth_type=(ConnectomeTruth, DamageTruth),
+            prediction_type=DamagePrediction,
+            score=_connectome_damage_metrics,
+            headline="damage_auroc",
+            metrics=("damage_auroc", "damage_auprc", "damage_precision"),
+            families=("connectome", "damaged"),
+            several=True,
+            files=_exchange.connectome_damage_files,
+            read=_exchange.connectome_damage_read,
         ),
         Task(
             name="connectivity",

@@ -11,9 +11,16 @@ damaged copy's deficits on the tasks and ranks the normal network's nodes by how
 each alone explains them (lesion-effect ranking, as a lesion study of the normal network would
 be used to read a patient's deficits).
 
+On a synthetic connectome the twins are two ``Recording`` s of the same neurons under the same
+stimulus (a patient's and a control's, as it were), and a method scores each recorded neuron:
+``trace_difference`` compares activity, ``connectivity_difference`` the functional connectivity
+each neuron takes part in (a lesion of a neuron's synapses changes its partners' correlations with
+it, even where its own activity barely changes).
+
 References
 ----------
-Jonas & Kording (2017), "Could a neuroscientist understand a microprocessor?". Keinan et al.
+Alstott, Breakspear, Hagmann, Cammoun & Sporns (2009), "Modeling the impact of lesions in the human
+brain". Jonas & Kording (2017), "Could a neuroscientist understand a microprocessor?". Keinan et al.
 (2004), "Fair attribution of functional contribution in artificial and biological networks".
 """
 
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planted.groundtruth import DamagePrediction, as_matrix
+from planted.groundtruth import DamagePrediction, Problems, Recording, as_matrix
 
 
 def _pair(artifacts, where: str):
@@ -100,4 +107,47 @@ def lesion_explanation(artifacts, *, kind: str = "zero", seed: int = 0) -> Damag
     return DamagePrediction(nodes=scores, deficits=observed)
 
 
-__all__ = ["activation_difference", "lesion_explanation", "weight_difference"]
+def _recordings(recordings, where: str) -> tuple[Recording, Recording]:
+    """The (normal, damaged) recordings of a connectome damage problem, checked to match."""
+    if not isinstance(recordings, tuple) or len(recordings) != 2 or \
+            not all(isinstance(r, Recording) for r in recordings):
+        raise ValueError(f"{where}: needs (normal, damaged) recordings, got {type(recordings).__name__}")
+    normal, damaged = recordings
+    for name, r in (("normal", normal), ("damaged", damaged)):
+        if not np.isfinite(r.traces).all():
+            raise ValueError(f"{where}: the {name} recording's traces contain NaN or inf values")
+    if normal.traces.shape != damaged.traces.shape or normal.kind != damaged.kind or normal.frame_rate != damaged.frame_rate:
+        raise ValueError(f"{where}: the two recordings must be of the same neurons, frames, rate and kind, got "
+                         f"{normal.traces.shape} {normal.kind} and {damaged.traces.shape} {damaged.kind}")
+    return normal, damaged
+
+
+def trace_difference(recordings, *, seed: int = 0) -> DamagePrediction:
+    """Each recorded neuron's score: the mean absolute change of its trace, frame by frame (the
+    same stimulus and noise drive both networks)."""
+    normal, damaged = _recordings(recordings, "trace_difference")
+    change = np.abs(damaged.traces.astype(np.float64) - normal.traces.astype(np.float64))
+    return DamagePrediction(nodes=change.mean(axis=0))
+
+
+CONNECTIVITY_MEASURES = ("correlation", "partial_correlation")
+
+
+def connectivity_difference(recordings, *, measure: str = "correlation", preprocess: str = "filtered",
+                            seed: int = 0) -> DamagePrediction:
+    """Each recorded neuron's score: the summed absolute change of its functional connectivity
+    with every other neuron (``measure``, a ``methods.connectivity`` method, on ``preprocess``ed
+    traces), incoming and outgoing."""
+    from planted.methods import connectivity
+
+    p = Problems()
+    p.choice("measure", measure, CONNECTIVITY_MEASURES)
+    p.raise_if_any("connectivity_difference")
+    normal, damaged = _recordings(recordings, "connectivity_difference")
+    before, after = (getattr(connectivity, measure)(r, preprocess=preprocess) for r in (normal, damaged))
+    change = np.abs(np.asarray(after, np.float64) - np.asarray(before, np.float64))
+    return DamagePrediction(nodes=change.sum(axis=0) + change.sum(axis=1))
+
+
+__all__ = ["CONNECTIVITY_MEASURES", "activation_difference", "connectivity_difference", "lesion_explanation",
+           "trace_difference", "weight_difference"]

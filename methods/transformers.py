@@ -18,6 +18,8 @@ Syed, Rager & Conmy (2023), "Attribution patching outperforms automated circuit 
 Hanna, Pezzelle & Belinkov (2024), "Have faith in faithfulness" (EAP-IG).
 Conmy et al. (2023), "Towards automated circuit discovery for mechanistic interpretability" (ACDC).
 Olsson et al. (2022), "In-context learning and induction heads" (previous-token and prefix-matching scores).
+Keinan, Sandbank, Hilgetag, Meilijson & Ruppin (2004), "Fair attribution of functional contribution in
+    artificial and biological networks" (multi-perturbation Shapley analysis).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from planted.groundtruth import ABLATIONS, ComponentScores, Patch, Problems
-from planted.methods.circuits import acdc_prune
+from planted.methods import circuits
 
 AGGREGATES = ("abs", "mean")
 SOURCES = ("corrupted", "zero", "mean")
@@ -98,6 +100,15 @@ def ablation(artifact, task: int, *, kind: str = "mean", aggregate: str = "abs",
     p.raise_if_any("ablation")
 
     return _intervene("ablation", artifact, task, lambda m, t, clean: m.ablated(t.clean, kind, seed=seed), aggregate)
+
+
+def msa(artifact, task: int, *, kind: str = "zero", n_permutations: int = 64, players=None, seed: int = 0) -> ComponentScores:
+    """Multi-perturbation Shapley analysis (Keinan et al. 2004) over the components (embeddings,
+    heads, MLPs; each lesioned at every position): each one's Shapley contribution to the task's
+    accuracy, sampled over ``n_permutations`` random orders (``methods.circuits.msa``, which
+    works on any circuit model; checked against ``toys.exact_shapley``)."""
+    _check("msa", artifact, task)
+    return circuits.msa(artifact, task, kind=kind, n_permutations=n_permutations, players=players, seed=seed)
 
 
 @functools.partial(jax.jit, static_argnames=("run_fn", "wrt", "position", "numerical"))
@@ -225,7 +236,7 @@ def acdc(artifact, task: int, *, threshold: float = 0.01, source: str = "corrupt
     values = _edge_source(model, t, clean, source)
     clean_metric = float(t.metric(clean["outputs"]))
     gap = clean_metric - float(t.metric(model.run(t.corrupted)["outputs"]))
-    change = acdc_prune(graph, lambda mask: float(t.metric(model.run(t.clean, Patch(edge_mask=mask, edge_source=values))["outputs"])),
+    change = circuits.acdc_prune(graph, lambda mask: float(t.metric(model.run(t.clean, Patch(edge_mask=mask, edge_source=values))["outputs"])),
                         clean_metric, gap, threshold)
     s, d = graph.edges()
     return ComponentScores(edges=change[s, d])
@@ -306,5 +317,5 @@ def _copying_scores(model) -> np.ndarray:
 
 __all__ = [
     "ABLATIONS", "AGGREGATES", "HEURISTICS", "SOURCES", "ablation", "acdc", "activation_patching", "attention_heuristic",
-    "attribution_patching", "eap_ig", "edge_activation_patching", "edge_attribution_patching",
+    "attribution_patching", "eap_ig", "edge_activation_patching", "edge_attribution_patching", "msa",
 ]

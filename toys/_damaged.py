@@ -1,6 +1,6 @@
-"""Damaged twins ("disease vs normal"): a copy of a planted circuit toy or of a compiled (or
-trained) transformer with some components damaged, and exactly which ones and what it costs each
-task.
+"""Damaged twins ("disease vs normal"): a copy of a planted circuit toy, of a compiled (or trained)
+transformer or of a synthetic connectome with some components damaged, and exactly which ones and
+what it costs.
 
 The config names its normal twin by that toy's canonical config JSON (``base``), so the pair is
 two ordinary toys: a comparison cell holds both. The damage changes the parameters of the chosen
@@ -10,7 +10,9 @@ the neuron or head removed) or scaled (``scale``), Gaussian noise added to their
 biases (``noise``), their input weights permuted over the residual dimensions (``rewire``: the
 same weights, other connections), or the smallest of their nonzero input and output weights
 zeroed (``prune``: magnitude pruning of a fraction ``strength`` of each weight array).
-The deficit of each task is measured by running both networks on its inputs.
+The deficit of each task is measured by running both networks on its inputs. A connectome's
+damage changes the synapses of the chosen neurons (planted hubs, or any), and the damaged network
+is simulated and recorded again with the twin's stimulus and noise (see ``_damage_synapses``).
 
 References
 ----------
@@ -25,15 +27,29 @@ import json
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
-from planted.groundtruth import DAMAGES, ComponentGraph, Config, DamageTruth, NodeParameters, Problems, Toy, damage_candidates
+from planted.groundtruth import (
+    DAMAGES,
+    ComponentGraph,
+    Config,
+    DamageTruth,
+    NodeParameters,
+    Problems,
+    Recording,
+    Toy,
+    damage_candidates,
+)
 from planted.toys._checks import as_float, binary, shape
 from planted.toys._family import Family, config_from_json, from_config
 from planted.toys._planted_mlp._model import CircuitArtifact, CircuitModel, CircuitParts, CircuitTask
 from planted.toys._rasp._circuit import TransformerArtifact, TransformerModel, TransformerTask, component_graph
+from planted.toys._storage import csr
 
-TARGETS = ("circuit", "any")
-BASES = ("planted_mlp", "rasp_transformer")  # the families a damaged twin copies
+TARGETS = ("circuit", "any", "hubs")
+BASES = ("planted_mlp", "rasp_transformer", "connectome")  # the families a damaged twin copies
+_CIRCUIT_TARGETS, _CONNECTOME_TARGETS = ("circuit", "any"), ("hubs", "any")
+_BASES_TEXT = f"{', '.join(BASES[:-1])} or {BASES[-1]}"
 _STREAM_DAMAGE = 505
 
 
@@ -59,10 +75,13 @@ class DamagedConfig(Config):
         try:
             base = self.base_config()
         except (ValueError, TypeError) as exc:
-            p.add(f"base must be the canonical JSON of a {' or '.join(BASES)} config: {exc}")
+            p.add(f"base must be the canonical JSON of a {_BASES_TEXT} config: {exc}")
         else:
             if base.kind not in BASES:
-                p.add(f"base must be a {' or '.join(BASES)} config, got a {base.kind!r} one")
+                p.add(f"base must be a {_BASES_TEXT} config, got a {base.kind!r} one")
+            allowed = _CONNECTOME_TARGETS if base.kind == "connectome" else _CIRCUIT_TARGETS
+            if self.target in TARGETS and self.target not in allowed:
+                p.add(f"target must be one of {allowed} for a {base.kind} twin, got {self.target!r}")
         p.choice("damage", self.damage, DAMAGES)
         p.number("fraction", self.fraction, low=0, high=1, low_open=True)
         p.choice("target", self.target, TARGETS)
@@ -85,15 +104,22 @@ class DamagedConfig(Config):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class DamagedToy(CircuitParts, Toy):
-    """A damaged copy of a circuit toy or a transformer: the same component graph and tasks, other
-    weights at the damaged components; ``truth`` is a ``DamageTruth``. The artifact is the twin's
-    kind (a ``CircuitArtifact`` or a ``TransformerArtifact``)."""
+    """A damaged copy of a circuit toy, a transformer or a connectome; ``truth`` is a
+    ``DamageTruth``. A circuit's or a transformer's copy has the same component graph and tasks
+    and other weights at the damaged components, and its artifact is the twin's kind (a
+    ``CircuitArtifact`` or a ``TransformerArtifact``). A connectome's copy has other synapses at
+    the damaged neurons (``weights``, the whole damaged wiring) and its artifact is the
+    ``Recording`` of the damaged network under the twin's stimulus and noise."""
 
-    model: CircuitModel | TransformerModel = dataclasses.field(default=None, repr=False)
+    model: CircuitModel | TransformerModel | None = dataclasses.field(default=None, repr=False)
     tasks: tuple[CircuitTask, ...] | tuple[TransformerTask, ...] = dataclasses.field(default=(), repr=False)
+    recording: Recording | None = dataclasses.field(default=None, repr=False)
+    weights: sp.csr_matrix | None = dataclasses.field(default=None, repr=False)
 
     @property
-    def artifact(self) -> CircuitArtifact | TransformerArtifact:
+    def artifact(self) -> CircuitArtifact | TransformerArtifact | Recording:
+        if self.recording is not None:
+            return self.recording
         kind = TransformerArtifact if isinstance(self.model, TransformerModel) else CircuitArtifact
         return kind(model=self.model, graph=self.graph, tasks=self.tasks)
 
@@ -170,11 +196,77 @@ def _damage(params: dict[str, np.ndarray], parts: NodeParameters, config: Damage
             params[name][index] = params[name][index][order]
 
 
+def _damage_synapses(weights: sp.csr_matrix, cell_types: np.ndarray, chosen: np.ndarray, config: DamagedConfig,
+                     rng) -> sp.csr_matrix:
+    """A connectome's wiring (``weights[pre, post]``) with the chosen neurons' synapses damaged:
+    their outgoing synapses removed (``ablate``) or scaled (``scale``), their incoming ones
+    multiplied by exp(strength x N(0, 1)) (``noise``: the sign, so Dale's law, kept), moved to
+    other presynaptic neurons of the same cell type (``rewire``: the same weights, other
+    partners), or the fraction ``strength`` of their incoming and of their outgoing synapses
+    smallest in magnitude removed (``prune``)."""
+    coo = weights.tocoo()
+    pre, post, w = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(np.float32).copy()
+    n = weights.shape[0]
+    for i in chosen:
+        out, into = np.flatnonzero(pre == i), np.flatnonzero(post == i)
+        if config.damage == "ablate":
+            w[out] = 0.0
+        elif config.damage == "scale":
+            w[out] *= np.float32(config.strength)
+        elif config.damage == "noise":
+            w[into] *= np.exp(config.strength * rng.standard_normal(into.size)).astype(np.float32)
+        elif config.damage == "prune":
+            for group in (into, out):
+                cut = max(1, int(round(config.strength * group.size))) if group.size else 0
+                w[group[np.argsort(np.abs(w[group]), kind="stable")[:cut]]] = 0.0
+        else:  # rewire: each incoming synapse to a presynaptic neuron of its own type not yet wired to i
+            taken = set(pre[into].tolist()) | {int(i)}
+            for e in into:
+                free = np.flatnonzero((cell_types == cell_types[pre[e]]) & ~np.isin(np.arange(n), list(taken)))
+                if free.size:
+                    taken.discard(int(pre[e]))
+                    pre[e] = rng.choice(free)
+                    taken.add(int(pre[e]))
+    damaged = sp.csr_matrix((w, (pre, post)), shape=weights.shape, dtype=np.float32)
+    damaged.eliminate_zeros()
+    damaged.sort_indices()
+    return damaged
+
+
+def _build_connectome(config: DamagedConfig, base) -> DamagedToy:
+    """Damage the chosen neurons' synapses and simulate and record the network again with the
+    twin's stimulus and noise (an undamaged copy reproduces the twin spike for spike)."""
+    from planted.toys._connectome._build import _stimulus
+    from planted.toys._connectome._dynamics import _simulate
+    from planted.toys._connectome._observation import _observe
+
+    truth, cfg = base.truth, base.config
+    candidates = np.flatnonzero(truth.hubs) if config.target == "hubs" else np.arange(truth.n_neurons)
+    if not candidates.size:
+        raise ValueError("target='hubs' needs a connectome with planted hubs (hub_fraction > 0)")
+    rng = np.random.default_rng([config.seed, _STREAM_DAMAGE])
+    chosen = np.sort(rng.choice(candidates, max(1, int(round(config.fraction * candidates.size))), replace=False))
+    weights = _damage_synapses(truth.weights, truth.cell_types, chosen, config, rng)
+    tuning, features = _stimulus(cfg)
+    times, neurons = _simulate(cfg, weights, tuning, features)
+    _, traces = _observe(cfg, times, neurons, truth.positions)
+    recording = Recording(traces=traces, frame_rate=base.recording.frame_rate, kind=base.recording.kind,
+                          positions=base.recording.positions)
+    mask = np.zeros(truth.n_neurons, bool)
+    mask[chosen] = True
+    empty = np.zeros(0)  # a connectome has no tasks: no deficits
+    return DamagedToy(config=config, truth=DamageTruth(base_id=base.id, damage=config.damage, damaged=mask, intact=empty,
+                                                       deficits=empty), recording=recording, weights=weights)
+
+
 def build(config: DamagedConfig) -> DamagedToy:
-    """Build the normal twin, damage its chosen components and measure each task's deficit."""
+    """Build the normal twin, damage its chosen components and measure each task's deficit (a
+    connectome: simulate and record the damaged network)."""
     if not isinstance(config, DamagedConfig):
         raise ValueError(f"config must be a DamagedConfig, got {type(config).__name__}")
     base = from_config(config.base_config())
+    if base.kind == "connectome":
+        return _build_connectome(config, base)
     graph, params = base.graph, base.model.export()
     parts = base.model.node_parameters()
     candidates = np.flatnonzero(damage_candidates(base.model))
@@ -201,6 +293,15 @@ _TASK_ARRAYS = {"planted_mlp": ("clean", "corrupted", "labels"),
 
 
 def _to_arrays(toy: DamagedToy) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    truth = {"truth.damaged": toy.truth.damaged, "truth.intact": toy.truth.intact, "truth.deficits": toy.truth.deficits}
+    if toy.recording is not None:
+        w, recording = toy.weights, toy.recording
+        arrays = {"weights.data": w.data, "weights.indices": w.indices, "weights.indptr": w.indptr,
+                  "recording.traces": recording.traces, **truth}
+        if recording.positions is not None:
+            arrays["recording.positions"] = recording.positions
+        return arrays, {"n_neurons": w.shape[0], "frame_rate": recording.frame_rate, "recording_kind": recording.kind,
+                        "base_id": toy.truth.base_id}
     arrays = {f"model.{k}": v for k, v in toy.model.params.items()}
     fields = _TASK_ARRAYS[toy.config.base_config().kind]
     for task in toy.tasks:
@@ -216,6 +317,13 @@ def _to_arrays(toy: DamagedToy) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 
 
 def _from_arrays(config: DamagedConfig, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -> DamagedToy:
+    truth = DamageTruth(base_id=str(extra["base_id"]), damage=config.damage, damaged=arrays["truth.damaged"],
+                        intact=arrays["truth.intact"], deficits=arrays["truth.deficits"])
+    if config.base_config().kind == "connectome":
+        n = int(extra["n_neurons"])
+        recording = Recording(traces=arrays["recording.traces"], frame_rate=float(extra["frame_rate"]),
+                              kind=extra["recording_kind"], positions=arrays.get("recording.positions"))
+        return DamagedToy(config=config, truth=truth, recording=recording, weights=csr(arrays, "weights", (n, n)))
     params = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
     graph = ComponentGraph(labels=tuple(extra["labels"]), layers=arrays["graph.layers"])
     names = extra["task_names"]
@@ -233,9 +341,25 @@ def _from_arrays(config: DamagedConfig, arrays: dict[str, np.ndarray], extra: di
         model = CircuitModel(params=params, graph=graph)
         tasks = tuple(CircuitTask(name=name, index=t, clean=arrays[f"task{t}.clean"], corrupted=arrays[f"task{t}.corrupted"],
                                   labels=arrays[f"task{t}.labels"]) for t, name in enumerate(names))
-    truth = DamageTruth(base_id=str(extra["base_id"]), damage=config.damage, damaged=arrays["truth.damaged"],
-                        intact=arrays["truth.intact"], deficits=arrays["truth.deficits"])
     return DamagedToy(config=config, truth=truth, model=model, tasks=tasks)
+
+
+def _check_connectome(toy: DamagedToy, base) -> list[str]:
+    """A loaded damaged connectome against its base config: the wiring's size, the recording's
+    frames, neurons, rate and kind."""
+    p: list[str] = []
+    if toy.recording is None or toy.weights is None:
+        return ["a damaged connectome needs its recording and its wiring"]
+    n, recording = base.n_neurons, toy.recording
+    shape(p, "weights", toy.weights, (n, n))
+    observed = max(1, int(round(base.observed_fraction * n)))
+    frames = recording.traces.shape[0]
+    shape(p, "recording.traces", recording.traces, (frames, observed))
+    if recording.frame_rate != base.frame_rate or recording.kind != base.observation:
+        p.append("the recording's frame rate or kind differ from the base config's")
+    if abs(frames - base.duration * base.frame_rate) > 1:
+        p.append(f"the recording has {frames} frames, the base config's duration makes {base.duration * base.frame_rate:.0f}")
+    return p
 
 
 def _check_transformer(toy: DamagedToy, base) -> list[str]:
@@ -269,7 +393,10 @@ def _check(toy: DamagedToy) -> list[str]:
     """A loaded damaged toy against its config: the base's graph, parameter and task sizes, and
     the truth's; the twin's id is the base config's."""
     base, p = toy.config.base_config(), []
-    if base.kind == "rasp_transformer":
+    if base.kind == "connectome":
+        p = _check_connectome(toy, base)
+        n_nodes, n_tasks = base.n_neurons, 0
+    elif base.kind == "rasp_transformer":
         p = _check_transformer(toy, base)
         n_nodes, n_tasks = toy.graph.n_nodes, 1
     else:

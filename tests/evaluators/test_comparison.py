@@ -3,6 +3,7 @@ against independent implementations, and the oracle that scores perfectly on its
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -244,6 +245,23 @@ def test_damage_scores_against_sklearn_and_the_pair_is_checked():
     other = _twins("rewire", seed=1)[0]
     with pytest.raises(ValueError, match="must be a damaged copy of the first"):
         TASKS["damage"].score(DamagePrediction(scores), (other, damaged))
+
+
+@pytest.mark.parametrize("name", ["hubs-ablate", "any-noise"])
+def test_the_connectome_damage_truth_scores_perfectly_over_the_recorded_neurons(name):
+    from planted.groundtruth import DamagePrediction
+
+    spec = next(t for t in SUITES["connectome-damage"].toys if t.name == name)
+    configs = [dataclasses.replace(c, duration=5.0) if c.kind == "connectome" else c for c in spec.configs(0)]
+    configs[1] = dataclasses.replace(spec.configs(0)[1], base=configs[0].to_json())
+    problem = tuple(toys.from_config(c) for c in configs)
+    truth, observed = problem[1].truth, problem[0].truth.observed
+    perfect = TASKS["connectome_damage"].score(DamagePrediction(truth.damaged[observed].astype(float)), problem)
+    assert perfect == {"damage_auroc": 1.0, "damage_auprc": 1.0, "damage_precision": 1.0}
+    worst = TASKS["connectome_damage"].score(DamagePrediction(-truth.damaged[observed].astype(float)), problem)
+    assert worst["damage_auroc"] == 0.0
+    with pytest.raises(ValueError, match="one score per recorded neuron"):
+        TASKS["connectome_damage"].score(DamagePrediction(np.zeros(observed.size + 1)), problem)
 
 
 def test_the_damage_suite_runs_through_the_store(tmp_path):

@@ -308,14 +308,14 @@ def _softmax(x):
 def test_a_compiled_transformer_as_files_runs_from_its_description_and_an_oracle_scores_perfectly(tmp_path, capsys):
     """``planted make rasp_transformer``: the forward pass written in artifact.json, run here in
     NumPy from the arrays alone, gives the task's answers (metric 1 on clean, 0 on corrupted); the
-    truth's edges as predictions score 1.0; the artifact serves only the transformer task."""
+    truth's edges as predictions score 1.0; the artifact serves the transformer tasks only."""
     from planted.evaluators import cli
 
     out = tmp_path / "transformer"
     assert cli.main(["make", "rasp_transformer", "--out", str(out), "--set", "program=ioi", "--n-samples", "16"]) == 0
     capsys.readouterr()
     info = json.loads((out / "artifact.json").read_text())
-    assert info["tasks"] == ["transformer_circuits"]
+    assert info["tasks"] == ["transformer_circuits", "transformer_lesions"]  # one artifact, the circuit and the census
     truth = toys.load(out / "truth.sealed").truth
     with np.load(out / "artifact.npz") as npz:
         a = {k: npz[k] for k in npz.files}

@@ -1,5 +1,6 @@
-"""The lesions task: circuit methods' node scores against the exact lesion census, its oracles,
-the backups only a pair reveals, and pruning with its random-ticket control."""
+"""The lesions tasks: circuit methods' node scores against the exact lesion census (of planted
+circuits and of compiled transformers), its oracles, the backups only a pair reveals, and pruning
+with its random-ticket control."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from planted.evaluators._figures import lesions_figures
 from planted.evaluators.lesions import census_of, score_lesions
 from planted.evaluators.tasks import TASKS
 from planted.groundtruth import CircuitPrediction, ComponentScores
-from planted.methods import circuits
+from planted.methods import circuits, transformers
 
 
 @functools.cache
@@ -41,8 +42,14 @@ def _backup_oracle(census) -> np.ndarray:
     return pairs[:, silent | (np.asarray(census.labels) == "redundant")].max(axis=1)
 
 
-def test_the_census_oracle_scores_perfectly_and_its_negation_worst():
-    toy = _toy()
+@functools.cache
+def _transformer(program: str = "ioi", seed: int = 0):
+    return toys.rasp_transformer(program, 32, seed=seed, backup=True)
+
+
+@pytest.mark.parametrize("which", ["planted_mlp", "rasp_transformer"])
+def test_the_census_oracle_scores_perfectly_and_its_negation_worst(which):
+    toy = _toy() if which == "planted_mlp" else _transformer()
     census = census_of(toy)
     deficits = census.deficit("zero")
     assert census.counts()["redundant"] >= 2  # the toy has backups to find
@@ -57,20 +64,48 @@ def test_the_census_oracle_scores_perfectly_and_its_negation_worst():
     assert found["backup_auroc"] == 1.0
 
 
-def test_the_census_agrees_with_a_plain_run_per_lesion():
-    toy = _toy()
+@pytest.mark.parametrize("which", ["planted_mlp", "rasp_transformer"])
+def test_the_census_agrees_with_a_plain_run_per_lesion(which):
+    toy = _toy() if which == "planted_mlp" else _transformer()
     census = census_of(toy)
     model, tasks = toy.artifact.model, toy.artifact.tasks
     from planted.groundtruth import Patch
 
+    zeros = np.zeros((toy.graph.n_nodes,) if which == "planted_mlp" else (1, 1, 1, 1), np.float32)
     for i in np.random.default_rng(0).choice(census.nodes.size, 6, replace=False):
         node = census.nodes[i]
         mask = np.zeros(toy.graph.n_nodes, np.float32)
         mask[node] = 1.0
         for t, task in enumerate(tasks):
-            out = model.run(task.clean, Patch(node_mask=mask, node_values=np.zeros(toy.graph.n_nodes)))["outputs"]
+            out = model.run(task.clean, Patch(node_mask=mask, node_values=zeros))["outputs"]
             intact = task.accuracy(model.run(task.clean)["outputs"])
             assert census.deficit("zero")[i, t] == pytest.approx(intact - task.accuracy(out))
+
+
+@pytest.mark.parametrize("program", ["induction", "ioi"])
+def test_a_transformers_backup_head_is_redundant_and_shapley_sampling_finds_it(program):
+    """The backup mode plants a copy of a head: each alone is silent (the other covers it), the two
+    together lethal. The census labels the pair redundant from a plain double lesion, and an
+    exact Shapley game over the components splits their contribution equally. (Not on reverse,
+    whose copy is interchangeable only while the rest is intact: there the two heads' Shapley
+    values differ in sign.)"""
+    toy = _transformer(program)
+    census = census_of(toy)
+    labels = np.asarray(census.labels)
+    pair = census.nodes[labels == "redundant"]
+    assert pair.size == 2 and all(toy.graph.labels[n].startswith("a") for n in pair)  # two heads
+    players = census.nodes[toy.graph.layers[census.nodes] > 0]  # every head and MLP
+    exact = toys.exact_shapley(toy, 0, players)
+    a, b = (np.flatnonzero(players == n)[0] for n in pair)
+    assert exact[a] == pytest.approx(exact[b], abs=1e-12) and exact[a] > 0.01  # silent alone, yet it contributes
+    sampled = transformers.msa(toy.artifact, 0, players=players, n_permutations=400, seed=0).nodes[players]
+    np.testing.assert_allclose(sampled, exact, atol=0.06)
+    shapley = np.full(toy.graph.n_nodes, np.nan)
+    shapley[players] = exact
+    scores = CircuitPrediction((ComponentScores(nodes=shapley),))
+    assert score_lesions(scores, census, toy.graph.n_nodes)["backup_auroc"] == 1.0  # above every other silent node
+    zero = CircuitPrediction((transformers.ablation(toy.artifact, 0, kind="zero"),))
+    assert score_lesions(zero, census, toy.graph.n_nodes)["backup_auroc"] == 0.5  # silent alone: tied with the silent
 
 
 def test_shapley_sampling_finds_the_backups_single_lesions_miss():

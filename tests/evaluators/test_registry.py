@@ -25,10 +25,12 @@ TINY = {
     "circuits": lambda: toys.planted_mlp(8, 2, seed=0, depth=2, n_blocks=3, width=32, n_samples=32),
     "lesions": lambda: toys.planted_mlp(8, 2, seed=0, depth=2, n_blocks=3, width=32, n_samples=32, redundancy=True),
     "transformer_circuits": lambda: toys.rasp_transformer("induction", 16, seed=0),
+    "transformer_lesions": lambda: toys.rasp_transformer("induction", 16, seed=0, backup=True),
     "connectivity": lambda: _connectome(),
     "modules": lambda: _connectome(),
     "hubs": lambda: _connectome(),
     "damage": lambda: _twins(),
+    "connectome_damage": lambda: _connectome_twins(),
     "dynamics": lambda: toys.superposition(6, 2, n_samples=64, sparsity=0.8, n_steps=200, snapshot_every=20, seed=0),
     "layers": lambda: (toys.planted_mlp(8, 2, seed=0, depth=2, n_blocks=3, width=32, n_samples=32, weights_seed=0),
                        toys.planted_mlp(8, 2, seed=0, depth=2, n_blocks=3, width=32, n_samples=32, weights_seed=1)),
@@ -48,6 +50,13 @@ def _connectome():
 def _twins():
     normal = toys.PlantedMLPConfig(n_inputs=8, n_tasks=3, depth=2, n_blocks=3, width=32, n_samples=32, seed=0)
     return toys.from_config(normal), toys.damaged(normal, damage="noise", fraction=0.3, strength=1.0, seed=0)
+
+
+@functools.cache
+def _connectome_twins():
+    normal = toys.ConnectomeConfig(n_neurons=40, n_modules=2, density=0.1, hub_fraction=0.1, weight=12.0, duration=2.0,
+                                   seed=0)
+    return toys.from_config(normal), toys.damaged(normal, damage="ablate", fraction=0.5, target="hubs", seed=0)
 
 
 @functools.cache

@@ -85,9 +85,9 @@ def test_any_target_reaches_distractors_and_is_often_silent():
 
 
 @pytest.mark.parametrize("fields, match", [
-    (dict(base="{}"), "base must be the canonical JSON of a planted_mlp or rasp_transformer config"),
+    (dict(base="{}"), "base must be the canonical JSON of a planted_mlp, rasp_transformer or connectome config"),
     (dict(base=toys.FeatureViewConfig(n_pool=8, n_features=2, d_model=2).to_json()),
-     "base must be a planted_mlp or rasp_transformer config, got a 'feature_view' one"),
+     "base must be a planted_mlp, rasp_transformer or connectome config, got a 'feature_view' one"),
     (dict(base=BASE.to_json(), damage="melt"), "damage must be one of 'ablate'"),
     (dict(base=BASE.to_json(), damage="scale", strength=1.0), "strength must be in \\[0, 1\\), got 1.0"),
     (dict(base=BASE.to_json(), fraction=0.0), "fraction must be in \\(0, 1\\], got 0.0"),
@@ -186,3 +186,79 @@ def test_a_damaged_transformer_round_trips_and_a_swapped_task_is_rejected(tmp_pa
 
     swapped = type(twin)(config=twin.config, truth=twin.truth, model=twin.model, tasks=other.tasks)
     assert any("is not the base config's task" in p for p in _check(swapped))
+
+
+# --- connectomes: synapses of hubs or of any neurons damaged ---------------------------------------
+
+CONNECTOME = toys.ConnectomeConfig(n_neurons=120, n_modules=2, density=0.05, hub_fraction=0.1, hub_boost=4.0,
+                                   exc_fraction=0.8, weight=12.0, duration=4.0, seed=0)
+
+
+@functools.cache
+def _c_normal():
+    return toys.from_config(CONNECTOME)
+
+
+@functools.cache
+def _c_damaged(damage: str, target: str = "any"):
+    return toys.damaged(CONNECTOME, damage=damage, fraction=0.5 if target == "hubs" else 0.1,
+                        strength={"scale": 0.3, "noise": 1.0}.get(damage, 0.5), target=target, seed=1)
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_only_the_damaged_neurons_synapses_change_and_restoring_them_restores_the_wiring(damage):
+    normal, twin = _c_normal(), _c_damaged(damage)
+    chosen = np.flatnonzero(twin.truth.damaged)
+    assert twin.truth.base_id == normal.id and chosen.size == 12 and twin.truth.deficits.size == 0
+    a, b = normal.truth.weights.toarray(), twin.weights.toarray()
+    rows, cols = np.nonzero(a != b)
+    outgoing, incoming = np.isin(rows, chosen), np.isin(cols, chosen)
+    assert rows.size and {"ablate": outgoing, "scale": outgoing, "noise": incoming, "rewire": incoming,
+                          "prune": outgoing | incoming}[damage].all()  # nothing else changed
+    restored = b.copy()
+    side = {"ablate": "out", "scale": "out", "noise": "in", "rewire": "in", "prune": "both"}[damage]
+    if side in ("out", "both"):
+        restored[chosen, :] = a[chosen, :]
+    if side in ("in", "both"):
+        restored[:, chosen] = a[:, chosen]
+    np.testing.assert_array_equal(restored, a)
+    excitatory = normal.truth.cell_types == 1
+    assert (b[excitatory] >= 0).all() and (b[~excitatory] <= 0).all()  # Dale's law kept
+    if damage == "rewire":  # the same weights onto each damaged neuron, from other partners of the same types
+        for i in chosen:
+            assert sorted(a[:, i][a[:, i] != 0]) == sorted(b[:, i][b[:, i] != 0])
+
+
+def test_a_damaged_connectome_is_recorded_under_the_twins_stimulus_and_noise():
+    """The damaged recording is the simulation of the damaged wiring under the twin's stimulus and
+    noise: re-simulating the stored wiring reproduces it exactly, and the normal wiring the normal
+    recording, so every difference between the two recordings is the damage's."""
+    from planted.toys._connectome._build import _stimulus
+    from planted.toys._connectome._dynamics import _simulate
+    from planted.toys._connectome._observation import _observe
+
+    normal, twin = _c_normal(), _c_damaged("ablate", "hubs")
+    assert normal.truth.hubs[twin.truth.damaged].all()  # target="hubs"
+    tuning, features = _stimulus(CONNECTOME)
+    for weights, recording in ((twin.weights, twin.recording), (normal.truth.weights, normal.recording)):
+        times, neurons = _simulate(CONNECTOME, weights, tuning, features)
+        np.testing.assert_array_equal(_observe(CONNECTOME, times, neurons, normal.truth.positions)[1], recording.traces)
+    assert not np.array_equal(twin.recording.traces, normal.recording.traces)
+
+
+def test_a_damaged_connectome_round_trips(tmp_path):
+    twin = _c_damaged("prune")
+    loaded = toys.load(toys.save(twin, tmp_path / "twin"))
+    assert loaded.id == twin.id and (loaded.weights != twin.weights).nnz == 0
+    np.testing.assert_array_equal(loaded.artifact.traces, twin.artifact.traces)
+    np.testing.assert_array_equal(loaded.truth.damaged, twin.truth.damaged)
+
+
+def test_connectome_targets_are_checked():
+    with pytest.raises(ValueError, match="target must be one of \\('hubs', 'any'\\) for a connectome twin, got 'circuit'"):
+        toys.DamagedConfig(base=CONNECTOME.to_json())
+    with pytest.raises(ValueError, match="target must be one of \\('circuit', 'any'\\) for a planted_mlp twin"):
+        toys.DamagedConfig(base=BASE.to_json(), target="hubs")
+    no_hubs = toys.ConnectomeConfig(n_neurons=40, duration=1.0, seed=0)
+    with pytest.raises(ValueError, match="target='hubs' needs a connectome with planted hubs"):
+        toys.damaged(no_hubs, target="hubs", seed=0)

@@ -134,10 +134,13 @@ def test_msa_samples_converge_to_the_exact_values():
 def test_census_arguments_are_checked():
     with pytest.raises(ValueError, match="label_kind must be one of 'mean'"):
         toys.lesion_census(_toy(), kinds=("mean",), label_kind="zero")
-    with pytest.raises(ValueError, match="needs a planted_mlp toy"):
+    with pytest.raises(ValueError, match="needs a planted_mlp or rasp_transformer toy, got 'feature_view'"):
         toys.lesion_census(toys.feature_view(8, 4, 4, seed=0))
     with pytest.raises(ValueError, match="players must be 1 to 16 distinct nodes"):
         toys.exact_shapley(_toy(), 0, list(range(17)))
+    outputs = np.flatnonzero(_toy().graph.layers == _toy().graph.layers.max())
+    with pytest.raises(ValueError, match="players must be nodes before the outputs"):
+        toys.exact_shapley(_toy(), 0, [0, int(outputs[0])])
 
 
 # --- connectomes -----------------------------------------------------------------------------------

@@ -345,3 +345,25 @@ def test_a_per_input_edge_mask_patches_each_input_alone(built):
     for b in range(k):
         alone = model.run_exact(task.clean[b:b + 1], Patch(edge_mask=masks[b], edge_source=source[b:b + 1]))["outputs"]
         np.testing.assert_allclose(together[b], alone[0], atol=1e-9)
+
+
+def test_sets_of_components_and_single_edges_patch_as_plain_runs_do():
+    """``patch_node_sets`` and ``patch_edges`` (the lesion census's vmapped runs) equal one plain
+    ``run`` per set or edge; the accuracy is the argmax's."""
+    toy = toys.rasp_transformer("ioi", 16, seed=0, distractors=True)
+    model, task = toy.model, toy.tasks[0]
+    values = model.ablated(task.clean, "mean")
+    masks = np.zeros((5, toy.graph.n_nodes), np.float32)
+    masks[0, [2, 5]] = masks[1, 8] = masks[3, [4, 7, 10]] = 1.0  # row 2 and 4: nothing patched
+    got = model.patch_node_sets(task.clean, masks, values)
+    for row, out in zip(masks, got, strict=True):
+        np.testing.assert_allclose(out, model.run(task.clean, Patch(node_mask=row, node_values=values))["outputs"], atol=1e-5)
+    src, dst = toy.graph.edges()
+    pick = np.random.default_rng(0).choice(src.size, 9, replace=False)
+    got = model.patch_edges(task.clean, src[pick], dst[pick], values)
+    for i, e in enumerate(pick):
+        mask = np.zeros((toy.graph.n_nodes,) * 2, np.float32)
+        mask[src[e], dst[e]] = 1.0
+        np.testing.assert_allclose(got[i], model.run(task.clean, Patch(edge_mask=mask, edge_source=values))["outputs"], atol=1e-5)
+    clean = model.run(task.clean)["outputs"]
+    assert task.accuracy(clean) == 1.0 and task.accuracy(model.run(task.corrupted)["outputs"]) == 0.0

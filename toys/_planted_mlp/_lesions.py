@@ -1,5 +1,7 @@
-"""The lesion census of a planted circuit toy: every node and edge lesioned alone, every pair of
-nodes together, and exact Shapley contributions over small sets of nodes, all by intervention.
+"""The lesion census of a planted circuit toy or a transformer: every node and edge lesioned alone,
+every pair of nodes together, and exact Shapley contributions over small sets of nodes, all by
+intervention (through the model's ``ablated``, ``patch_nodes``, ``patch_node_sets`` and
+``patch_edges``, and the tasks' ``accuracy``).
 
 References
 ----------
@@ -19,20 +21,24 @@ import numpy as np
 
 from planted.groundtruth import ABLATIONS, LesionCensus, Problems, lesion_labels
 MAX_EXACT_PLAYERS = 16  # 2^16 coalitions, each one run of the model
+CENSUS_FAMILIES = ("planted_mlp", "rasp_transformer")  # the toys whose components can be lesioned
 
 
 def _check_toy(toy) -> None:
-    if getattr(toy, "kind", None) != "planted_mlp":
-        raise ValueError(f"a lesion census needs a planted_mlp toy, got {getattr(toy, 'kind', type(toy).__name__)!r}")
+    if getattr(toy, "kind", None) not in CENSUS_FAMILIES:
+        raise ValueError(f"a lesion census needs a {' or '.join(CENSUS_FAMILIES)} toy, got "
+                         f"{getattr(toy, 'kind', type(toy).__name__)!r}")
 
 
 def lesion_census(toy, *, kinds: Sequence[str] = ABLATIONS, label_kind: str = "zero", edges: bool = True,
                   pairs: bool = True, seed: int = 0) -> LesionCensus:
-    """Lesion every node (and edge) of a ``planted_mlp`` toy alone, and every pair of nodes together.
+    """Lesion every node (and edge) of a ``planted_mlp`` toy or a ``rasp_transformer`` alone, and
+    every pair of nodes together (a transformer's nodes are its embeddings, heads and MLPs, each
+    lesioned at every position).
 
     Parameters
     ----------
-    toy : PlantedCircuitToy
+    toy : PlantedCircuitToy or RASPTransformerToy
     kinds : sequence of {"zero", "mean", "resample"}
         The ablations measured for single nodes and edges.
     label_kind : str
@@ -120,8 +126,8 @@ def exact_shapley(toy, task: int, players: Sequence[int], *, kind: str = "zero",
     p.choice("kind", kind, ABLATIONS)
     if not 1 <= players.size <= MAX_EXACT_PLAYERS or np.unique(players).size != players.size:
         p.add(f"players must be 1 to {MAX_EXACT_PLAYERS} distinct nodes, got {players.size}")
-    elif players.min() < 0 or players.max() >= artifact.graph.n_nodes - len(artifact.tasks):
-        p.add(f"players must be nodes before the outputs, in [0, {artifact.graph.n_nodes - len(artifact.tasks)})")
+    elif not np.isin(players, np.flatnonzero(artifact.graph.layers < artifact.graph.layers.max())).all():
+        p.add(f"players must be nodes before the outputs, got {players.tolist()}")
     p.raise_if_any("exact_shapley")
     k = players.size
     coalitions = np.arange(1 << k)

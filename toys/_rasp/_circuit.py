@@ -138,6 +138,12 @@ def _patch_each_jit(params, ids, values, masks, causal):
     return jax.vmap(lambda mask: _run(params, ids, Patch(node_mask=mask, node_values=values), causal)["outputs"])(masks)
 
 
+@functools.partial(jax.jit, static_argnums=4)
+def _patch_edges_jit(params, ids, source, masks, causal):
+    """Outputs (k, batch, n, n_outputs) with each of the k edge ``masks`` carrying ``source``."""
+    return jax.vmap(lambda mask: _run(params, ids, Patch(edge_mask=mask, edge_source=source), causal)["outputs"])(masks)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class TransformerModel:
     """A transformer with a circuit interface: parameters (the flat dict of ``rasp.apply``), its
@@ -228,13 +234,43 @@ class TransformerModel:
         ``values`` (batch, n_nodes, n, d_model) at every position: one ``run`` per node with
         ``Patch(node_mask=one_hot(node), node_values=values)``, vmapped over chunks of nodes."""
         nodes = np.asarray(nodes, np.int64)
+        return self.patch_node_sets(ids, np.eye(self.graph.n_nodes, dtype=np.float32)[nodes], values, chunk=chunk)
+
+    def patch_node_sets(self, ids, masks, values, *, chunk: int = 8) -> np.ndarray:
+        """Outputs (len(masks), batch, n, n_outputs) with, for each row of ``masks`` (n_sets,
+        n_nodes) 0/1, the nodes it marks set together to ``values`` ((batch, n_nodes, n, d_model) or
+        (n_nodes, n, d_model)) at every position, vmapped in chunks. Lesions of several components
+        at once (pairs, coalitions) go through here."""
+        masks = np.asarray(masks, np.float32)
+        if masks.ndim != 2 or masks.shape[1] != self.graph.n_nodes:
+            raise ValueError(f"masks must be (n_sets, {self.graph.n_nodes}), got shape {masks.shape}")
         ids = jnp.asarray(ids, jnp.int32)
         values = jnp.asarray(values, jnp.float32)
-        eye = np.eye(self.graph.n_nodes, dtype=np.float32)
-        padded = np.concatenate([nodes, np.full(-nodes.size % chunk, nodes[0] if nodes.size else 0)]).astype(np.int64)
-        out = [np.asarray(_patch_each_jit(self._device_params, ids, values, jnp.asarray(eye[padded[i:i + chunk]]), self.causal))
-               for i in range(0, padded.size, chunk)]
-        return np.concatenate(out)[: nodes.size] if out else np.zeros((0,), np.float32)
+        if not masks.shape[0]:
+            return np.zeros((0, ids.shape[0], ids.shape[1], self.params["unembed"].shape[1]), np.float32)
+        padded = np.concatenate([masks, np.repeat(masks[:1], -masks.shape[0] % chunk, axis=0)])
+        out = [np.asarray(_patch_each_jit(self._device_params, ids, values, jnp.asarray(padded[i:i + chunk]), self.causal))
+               for i in range(0, padded.shape[0], chunk)]
+        return np.concatenate(out)[: masks.shape[0]]
+
+    def patch_edges(self, ids, src, dst, source, *, chunk: int = 8) -> np.ndarray:
+        """Outputs (len(src), batch, n, n_outputs) with each edge (src[i], dst[i]) alone carrying
+        ``source[src[i]]`` ((batch, n_nodes, n, d_model) or (n_nodes, n, d_model)) instead of src's
+        write."""
+        src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
+        ids = jnp.asarray(ids, jnp.int32)
+        source = jnp.asarray(source, jnp.float32)
+        n = self.graph.n_nodes
+        if not src.size:
+            return np.zeros((0, ids.shape[0], ids.shape[1], self.params["unembed"].shape[1]), np.float32)
+        pad = -src.size % chunk
+        ps, pd = np.concatenate([src, np.repeat(src[:1], pad)]), np.concatenate([dst, np.repeat(dst[:1], pad)])
+        out = []
+        for i in range(0, ps.size, chunk):
+            masks = np.zeros((chunk, n, n), np.float32)
+            masks[np.arange(chunk), ps[i:i + chunk], pd[i:i + chunk]] = 1.0
+            out.append(np.asarray(_patch_edges_jit(self._device_params, ids, source, jnp.asarray(masks), self.causal)))
+        return np.concatenate(out)[: src.size]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
