@@ -42,9 +42,9 @@ def main() -> None:
         firing_probabilities=np.full(n, 0.01),
         labels=tuple(f"f{i}" for i in range(n)),
     )
-    # Half the features recovered with noise, the rest of the latents random.
+    # Half the features (or of the latents, when fewer) recovered with noise, the rest random.
     latents = rng.standard_normal((k, d)).astype(np.float32)
-    half = n // 2
+    half = min(n, k) // 2
     latents[:half] = true[:half] + 0.25 * rng.standard_normal((half, d)).astype(np.float32) / np.sqrt(d)
     latents = latents[rng.permutation(k)]
 

@@ -68,13 +68,16 @@ def test_naturalise_hides_the_weights_zeros_from_binary_degree():
 
 
 def test_shared_neurons_merge_functional_modules():
-    """Measured over seeds 0-4: functional-connectivity communities score NMI 0.52 on the plain
-    toys and 0.36 with a shared gate; the weight graph's communities and per-task patching are
-    unaffected."""
-    seeds = range(5)
-    plain = np.mean([score_modules(mc.functional_communities(_toy(s).artifact), _toy(s).truth.modules).nmi for s in seeds])
-    shared = np.mean([score_modules(mc.functional_communities(_toy(s, shared=True).artifact), _toy(s, shared=True).truth.modules).nmi
-                      for s in seeds])
+    """Measured over seeds 0-4 and Louvain seeds 0-3: functional-connectivity communities score NMI
+    0.52 on the plain toys and 0.38 with a shared gate (networkx's Louvain gives the same within
+    0.01 over seeds 0-7); the weight graph's communities and per-task patching are unaffected."""
+
+    def nmi(toy):
+        return np.mean([score_modules(mc.functional_communities(toy.artifact, seed=k), toy.truth.modules).nmi
+                        for k in range(4)])
+
+    plain = np.mean([nmi(_toy(s)) for s in range(5)])
+    shared = np.mean([nmi(_toy(s, shared=True)) for s in range(5)])
     assert shared < plain - 0.05
     assert _mean(mc.activation_patching, {"shared": True}) >= 0.95
 
@@ -117,7 +120,7 @@ def test_truth_never_reaches_a_method():
     (lambda a: mc.eap_ig(a, 0, steps=-1), r"eap_ig: steps must be in \[0, inf\), got -1"),
     (lambda a: mc.edge_attribution_patching(a, 0, ig_steps=1.5), "ig_steps must be an integer, got 1.5"),
     (lambda a: mc.integrated_gradients(a, 0, baseline="ones"), "baseline"),
-    (lambda a: mc.weight_centrality(a, 0, kind="closeness"), "kind must be one of"),
+    (lambda a: mc.weight_centrality(a, 0, kind="katz"), "kind must be one of"),
     (lambda a: mc.activation_patching(np.zeros(3), 0), "artifact must be a circuit artifact"),
 ])
 def test_bad_arguments_name_the_parameter(call, match):

@@ -1,6 +1,7 @@
-"""Graph methods: Leiden finds planted blocks as well-connected communities at least as good as
-Louvain's, and the rich club's degree-preserving randomisation keeps the degrees of a simple graph
-while rewiring it, so a planted rich club stands out and a random graph's does not."""
+"""Graph methods: the centralities equal networkx's, Louvain and Leiden (igraph's) find planted
+blocks with networkx's modularity or better, Leiden's communities are well connected, and the rich
+club's degree-preserving randomisation keeps the degrees of a simple graph while rewiring it, so a
+planted rich club stands out and a random graph's does not."""
 
 import networkx as nx
 import numpy as np
@@ -9,7 +10,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from sklearn.metrics import normalized_mutual_info_score
 
-from planted.methods.graphs import _swap_edges, communities, rich_club
+from planted.methods.graphs import _swap_edges, centrality, communities, rich_club
 
 
 def _blocks(seed, n_blocks, size, p_in, p_out):
@@ -146,3 +147,76 @@ def test_rich_club_is_deterministic_and_finite_on_small_graphs():
         assert np.isfinite(phi).all() and np.isfinite(normalised).all() and k.shape == phi.shape == normalised.shape
     _, phi, normalised = rich_club(complete, n_random=2, seed=0)
     np.testing.assert_allclose(normalised, 1.0)
+
+
+# --- centralities and communities on python-igraph, cross-checked with networkx --------------------
+
+
+def _weighted(seed: int, n: int, density: float):
+    """A directed graph with log-normal weights of random sign (|w| is what counts)."""
+    rng = np.random.default_rng(seed)
+    m = sp.random(n, n, density=density, random_state=seed, format="csr")
+    m.setdiag(0)
+    m.eliminate_zeros()
+    m.data[:] = rng.lognormal(0, 0.5, m.nnz) * rng.choice([-1, 1], m.nnz)
+    graph = nx.from_scipy_sparse_array(abs(m), create_using=nx.DiGraph)
+    for _, _, d in graph.edges(data=True):
+        d["distance"] = 1.0 / d["weight"]
+    return m, graph
+
+
+def _vector(scores, n):
+    return np.array([scores[i] for i in range(n)])
+
+
+@pytest.mark.parametrize("seed, n, density", [(0, 60, 0.06), (1, 300, 0.02)])
+def test_centralities_equal_networkx(seed, n, density):
+    m, graph = _weighted(seed, n, density)
+    np.testing.assert_allclose(centrality(m, "betweenness"),
+                               _vector(nx.betweenness_centrality(graph, weight="distance"), n), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(centrality(m, "closeness"),
+                               _vector(nx.closeness_centrality(graph, distance="distance"), n), rtol=1e-9, atol=1e-15)
+    pagerank = _vector(nx.pagerank(graph, weight="weight", tol=1e-12), n)
+    np.testing.assert_allclose(centrality(m, "pagerank"), pagerank, atol=1e-9)
+    # the eigenvector of the symmetrised graph, both directions summed (connected by a weak ring:
+    # networkx refuses a disconnected graph, whose leading eigenvector is not unique)
+    ring = sp.csr_matrix((np.full(n, 0.01), (np.arange(n), (np.arange(n) + 1) % n)), shape=(n, n))
+    connected = abs(m) + ring
+    sym = connected + connected.T
+    eigen = np.abs(_vector(nx.eigenvector_centrality_numpy(nx.from_scipy_sparse_array(sym), weight="weight"), n))
+    np.testing.assert_allclose(centrality(connected, "eigenvector"), eigen / eigen.sum(), atol=1e-9)
+    degree = _vector(dict(graph.degree()), n)
+    np.testing.assert_array_equal(centrality(m, "degree"), degree)
+
+
+def test_betweenness_above_the_exact_size_is_a_seeded_estimate(monkeypatch):
+    from scipy.stats import spearmanr
+
+    from planted.methods import graphs
+
+    m, graph = _weighted(2, 400, 0.02)
+    exact = centrality(m, "betweenness")
+    monkeypatch.setattr(graphs, "EXACT_BETWEENNESS", 200)
+    estimate = centrality(m, "betweenness", seed=0)
+    np.testing.assert_array_equal(estimate, centrality(m, "betweenness", seed=0))
+    assert not np.array_equal(estimate, centrality(m, "betweenness", seed=1))
+    assert spearmanr(estimate, exact).statistic > 0.9
+    assert abs(estimate.sum() / exact.sum() - 1) < 0.1  # scaled by n / k: unbiased in total
+
+
+@pytest.mark.parametrize("method", ["louvain", "leiden"])
+def test_communities_match_networkx_louvain_in_modularity_and_recover_the_blocks(method):
+    w, truth = _blocks(5, 5, 60, 0.25, 0.02)
+    labels = communities(w, method=method, seed=0)
+    reference = nx.community.louvain_communities(nx.from_numpy_array(w + w.T), weight="weight", seed=0)
+    nx_labels = np.empty(truth.size, np.int64)
+    for i, members in enumerate(reference):
+        nx_labels[list(members)] = i
+    assert _modularity(w, labels) >= _modularity(w, nx_labels) - 1e-9
+    assert normalized_mutual_info_score(truth, labels) > 0.99
+    np.testing.assert_array_equal(labels, communities(w, method=method, seed=0))  # the seed fixes them
+
+
+def test_communities_name_a_bad_resolution():
+    with pytest.raises(ValueError, match=r"communities: resolution must be in \(0, inf\), got 0"):
+        communities(np.ones((3, 3)), resolution=0)
