@@ -325,7 +325,9 @@ def damage_files(problem: tuple[Toy, ...]) -> tuple[Arrays, dict[str, Any]]:
     graph = problem[0].graph
     about["predictions"] = {
         "damage": f"required: float array ({graph.n_nodes},), how likely each node is damaged (higher: more)",
-        "deficits": f"optional: float array ({len(problem[0].tasks)},), each task's predicted accuracy drop",
+        "deficits": f"optional: float array ({len(problem[0].tasks)},), each task's predicted accuracy drop (a "
+                    "transformer's accuracy: the clean answer's logit strictly above every other, a numerical value "
+                    "nearer the clean answer than the corrupted one)",
     }
     return arrays, about
 

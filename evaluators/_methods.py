@@ -257,18 +257,35 @@ class MethodSpec:
         return dataclasses.replace(self, params={**self.params, **params})
 
 
+# What a cell's numbers depend on besides planted's source (``source_digest``).
+RESULT_DEPENDENCIES = ("jax", "numpy", "scipy", "scikit-learn", "igraph", "optax", "flax")
+_PRESENTATION = ("_figures/", "_html.py", "report.py", "cli.py")  # evaluators' files no number depends on
+
+
 @functools.cache
 def source_digest() -> str:
-    """16 hex digits of the sha256 of planted's own source: every ``.py`` file of its packages,
-    by path. What the toys were built, the built-in methods run and the cells scored with."""
+    """16 hex digits of the sha256 of what computes a cell: every ``.py`` file of planted's packages
+    (by path; the evaluators' figures, HTML, report and command line excepted) and the versions of
+    ``RESULT_DEPENDENCIES``. What the toys were built, the built-in methods run and the cells
+    scored with."""
+    from importlib import metadata
+
     h = hashlib.sha256()
     for name in ("planted", "planted.groundtruth", "planted.toys", "planted.methods", "planted.evaluators"):
         for folder in importlib.import_module(name).__path__:
             root = Path(folder)
             files = sorted(root.glob("*.py")) if name == "planted" else sorted(root.rglob("*.py"))
             for path in files:
-                h.update(f"{name}/{path.relative_to(root).as_posix()}\0".encode())
+                relative = path.relative_to(root).as_posix()
+                if name == "planted.evaluators" and relative.startswith(_PRESENTATION):
+                    continue
+                h.update(f"{name}/{relative}\0".encode())
                 h.update(path.read_bytes())
+    for package in RESULT_DEPENDENCIES:
+        try:
+            h.update(f"{package}=={metadata.version(package)}\0".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{package} absent\0".encode())
     return h.hexdigest()[:16]
 
 

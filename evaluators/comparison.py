@@ -194,16 +194,20 @@ def _localisation(scores: np.ndarray, damaged: np.ndarray) -> dict[str, float | 
     return out
 
 
-def score_recorded_damage(prediction: DamagePrediction, truth: DamageTruth, observed: np.ndarray) -> dict[str, float | None]:
+def score_recorded_damage(prediction: DamagePrediction, truth: DamageTruth, observed: np.ndarray,
+                          candidates: np.ndarray | None = None) -> dict[str, float | None]:
     """Score a ``DamagePrediction`` of a damaged connectome (one score per recorded neuron,
     ``observed`` their indices) against its truth: ``damage_auroc``, ``damage_auprc`` and
-    ``damage_precision`` over the recorded neurons (a damaged neuron nobody recorded cannot be
-    found, and is not counted)."""
+    ``damage_precision`` over the recorded neurons that could have been damaged (``candidates``,
+    (n_neurons,) bool: the hubs of a hub damage, as ``toys._damaged.connectome_candidates`` says;
+    default every neuron), so ranking the hubs first earns nothing on a hub damage. A damaged
+    neuron nobody recorded cannot be found, and is not counted."""
     observed = np.asarray(observed, np.int64)
     if prediction.nodes.shape != observed.shape:
         raise ValueError(f"a connectome damage prediction needs one score per recorded neuron, {observed.shape}, got "
                          f"{prediction.nodes.shape}")
-    return _localisation(prediction.nodes, truth.damaged[observed])
+    keep = np.ones(observed.size, bool) if candidates is None else np.asarray(candidates, bool)[observed]
+    return _localisation(prediction.nodes[keep], truth.damaged[observed][keep])
 
 
 def score_damage(prediction: DamagePrediction, truth: DamageTruth, model) -> dict[str, float | None]:

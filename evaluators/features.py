@@ -27,8 +27,9 @@ from planted.groundtruth import as_matrix
 
 # Cosine entries up to which the matching is solved densely (16,384 x 8,192: 0.5 GiB, and SciPy's
 # float64 copy). Exact assignment beats the candidate matching up to there and loses above (16,384
-# features, d = 768: 1.8 s vs 13 s at 4,096 latents, 4.8 s at 8,192, 23.5 s vs 10 s at 16,384), so
-# the cost of scoring never rises as the latents fall.
+# features, d = 768: linear_sum_assignment 1.8 s against 13 s of candidate matching at 4,096
+# latents, 4.8 s at 8,192, 23.5 s against about 5 s at 16,384), so the cost of scoring never rises
+# as the latents fall (benchmarks/score_memory.py: 2.4, 5.4, 6.3, 7.4 s at 4k, 8k, 16k, 32k).
 EXACT_LIMIT = 1 << 27
 
 

@@ -330,8 +330,11 @@ def _damage_metrics(prediction: DamagePrediction, problem) -> dict[str, Any]:
 
 
 def _connectome_damage_metrics(prediction: DamagePrediction, problem) -> dict[str, Any]:
+    from planted.toys._damaged import connectome_candidates
+
     normal, damaged = check_twins(problem)
-    return score_recorded_damage(prediction, damaged.truth, normal.truth.observed)
+    candidates = connectome_candidates(normal.truth, damaged.config.target, damaged.config.damage)
+    return score_recorded_damage(prediction, damaged.truth, normal.truth.observed, candidates)
 
 
 def _layer_artifact(problem) -> tuple[np.ndarray, ...]:

@@ -109,7 +109,7 @@ def msa(artifact, task: int, *, kind: str = "zero", n_permutations: int = 64, pl
     inner = np.flatnonzero(graph.layers < graph.layers.max())
     players = inner if players is None else np.asarray(players, np.int64)
     if players.ndim != 1 or not players.size or not np.isin(players, inner).all() or np.unique(players).size != players.size:
-        raise ValueError(f"players must be distinct input or neuron indices (in [0, {inner.size})), got {players!r}")
+        raise ValueError(f"players must be distinct nodes before the outputs (in [0, {inner.size})), got {players!r}")
     k = players.size
     rng = np.random.default_rng([seed, 23])
     orders = np.stack([rng.permutation(k) for _ in range(n_permutations)])

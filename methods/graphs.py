@@ -3,8 +3,9 @@
 Shared by the circuit toys (the weight graph of a network, or its functional connectivity) and
 the connectome toys. A connectivity matrix is square, ``weights[i, j]`` the connection from node i
 to node j, dense NumPy or SciPy sparse; signs are dropped (|w|) where a measure needs
-non-negative weights. Built on python-igraph (betweenness, closeness, Louvain, Leiden: the same
-values as networkx's, 17 to 50 times faster; networkx is the cross-check in the tests), on SciPy
+non-negative weights. Built on python-igraph (betweenness and closeness: the same values as
+networkx's; Louvain and Leiden: partitions of the same modularity; 17 to 50 times faster, and
+networkx is the cross-check in the tests), on SciPy
 where a sparse sum, a Lanczos eigenvector or a sparse power iteration does the job (degree,
 strength, eigenvector, PageRank: building an igraph graph from a matrix costs more than PageRank's
 iterations), and on NumPy for the degree-preserving randomisation of the rich club, whose
@@ -63,9 +64,10 @@ def _igraph(m: sp.spmatrix, *, directed: bool) -> tuple[ig.Graph, list[float]]:
 
 @contextlib.contextmanager
 def _seeded(seed: int):
-    """igraph's random numbers drawn from ``random.Random(seed)`` inside the block (igraph has one
-    generator per process; the default, Python's ``random`` module, is put back after)."""
-    ig.set_random_number_generator(random.Random(seed))
+    """igraph's random numbers drawn from ``random.Random(seed)`` inside the block. igraph has one
+    generator per process and no way to read it, so the block is not thread-safe, and after it
+    igraph draws from Python's ``random`` module (its default) whatever it drew from before."""
+    ig.set_random_number_generator(random.Random(int(seed)))
     try:
         yield
     finally:

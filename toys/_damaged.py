@@ -126,13 +126,16 @@ class DamagedToy(CircuitParts, Toy):
 
 def damaged(base: Config | str, *, damage: str = "ablate", fraction: float = 0.1, strength: float = 0.5,
             target: str = "circuit", seed: int) -> DamagedToy:
-    """A damaged copy of the planted circuit toy or transformer ``base`` (its config, or that
-    config's JSON).
+    """A damaged copy of the planted circuit toy, transformer or connectome ``base`` (its config,
+    or that config's JSON).
 
     Parameters
     ----------
-    base : PlantedMLPConfig or RASPTransformerConfig or str
-        The normal twin (``toys.from_config(base)`` builds it).
+    base : PlantedMLPConfig or RASPTransformerConfig or ConnectomeConfig or str
+        The normal twin (``toys.from_config(base)`` builds it). A connectome's damage is to the
+        chosen neurons' synapses (see ``_damage_synapses``: outgoing removed or scaled, incoming
+        given log-normal noise of mean 1 or moved to partners of the same type, or pruned), and
+        its copy is simulated and recorded again under the twin's stimulus and noise.
     damage : {"ablate", "scale", "noise", "rewire", "prune"}
         What is done to each chosen component (a neuron; a head or an MLP): its output weights
         zeroed, multiplied by ``strength`` (in [0, 1)), its input weights and biases given Gaussian
@@ -144,9 +147,10 @@ def damaged(base: Config | str, *, damage: str = "ablate", fraction: float = 0.1
         The fraction of the candidate components damaged (at least one), in (0, 1].
     strength : float
         The scale, the noise level or the pruned fraction (unused by ``ablate`` and ``rewire``).
-    target : {"circuit", "any"}
-        Candidates: the components of the planted circuits, or every neuron (every head and MLP;
-        distractors included).
+    target : {"circuit", "any", "hubs"}
+        Candidates: the components of the planted circuits, or every neuron (every live head and
+        MLP; distractors included); for a connectome (which must say ``"hubs"`` or ``"any"``), the
+        planted hubs or every neuron, with the synapses the damage changes.
     seed : int
         Which components, and the noise or permutation.
 
@@ -200,10 +204,10 @@ def _damage_synapses(weights: sp.csr_matrix, cell_types: np.ndarray, chosen: np.
                      rng) -> sp.csr_matrix:
     """A connectome's wiring (``weights[pre, post]``) with the chosen neurons' synapses damaged:
     their outgoing synapses removed (``ablate``) or scaled (``scale``), their incoming ones
-    multiplied by exp(strength x N(0, 1)) (``noise``: the sign, so Dale's law, kept), moved to
-    other presynaptic neurons of the same cell type (``rewire``: the same weights, other
-    partners), or the fraction ``strength`` of their incoming and of their outgoing synapses
-    smallest in magnitude removed (``prune``)."""
+    multiplied by exp(s z - s^2 / 2), z ~ N(0, 1), s = strength (``noise``: log-normal with mean 1,
+    the sign, so Dale's law, kept), moved to other presynaptic neurons of the same cell type
+    (``rewire``: the same weights, other partners), or the fraction ``strength`` of their
+    remaining incoming and of their outgoing synapses smallest in magnitude removed (``prune``)."""
     coo = weights.tocoo()
     pre, post, w = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(np.float32).copy()
     n = weights.shape[0]
@@ -214,9 +218,11 @@ def _damage_synapses(weights: sp.csr_matrix, cell_types: np.ndarray, chosen: np.
         elif config.damage == "scale":
             w[out] *= np.float32(config.strength)
         elif config.damage == "noise":
-            w[into] *= np.exp(config.strength * rng.standard_normal(into.size)).astype(np.float32)
+            s = config.strength
+            w[into] *= np.exp(s * rng.standard_normal(into.size) - s * s / 2).astype(np.float32)
         elif config.damage == "prune":
             for group in (into, out):
+                group = group[w[group] != 0]  # a synapse an earlier neuron's pruning removed is gone
                 cut = max(1, int(round(config.strength * group.size))) if group.size else 0
                 w[group[np.argsort(np.abs(w[group]), kind="stable")[:cut]]] = 0.0
         else:  # rewire: each incoming synapse to a presynaptic neuron of its own type not yet wired to i
@@ -233,6 +239,18 @@ def _damage_synapses(weights: sp.csr_matrix, cell_types: np.ndarray, chosen: np.
     return damaged
 
 
+def connectome_candidates(truth, target: str, damage: str) -> np.ndarray:
+    """(n_neurons,) bool: the neurons of a connectome that a ``damage`` of ``target`` may choose:
+    the planted hubs (``"hubs"``) or every neuron (``"any"``), with the synapses the damage changes
+    (outgoing for ``ablate`` and ``scale``, incoming for ``noise`` and ``rewire``, either for
+    ``prune``). Localisation is scored over them."""
+    w = truth.weights
+    out_degree, in_degree = np.diff(w.indptr), np.bincount(w.indices, minlength=w.shape[0])
+    has = {"ablate": out_degree > 0, "scale": out_degree > 0, "noise": in_degree > 0, "rewire": in_degree > 0,
+           "prune": (out_degree > 0) | (in_degree > 0)}[damage]
+    return has & (np.asarray(truth.hubs, bool) if target == "hubs" else True)
+
+
 def _build_connectome(config: DamagedConfig, base) -> DamagedToy:
     """Damage the chosen neurons' synapses and simulate and record the network again with the
     twin's stimulus and noise (an undamaged copy reproduces the twin spike for spike)."""
@@ -241,12 +259,25 @@ def _build_connectome(config: DamagedConfig, base) -> DamagedToy:
     from planted.toys._connectome._observation import _observe
 
     truth, cfg = base.truth, base.config
-    candidates = np.flatnonzero(truth.hubs) if config.target == "hubs" else np.arange(truth.n_neurons)
-    if not candidates.size:
+    if config.target == "hubs" and not truth.hubs.any():
         raise ValueError("target='hubs' needs a connectome with planted hubs (hub_fraction > 0)")
+    candidates = connectome_candidates(truth, config.target, config.damage)
+    if not candidates.any():
+        raise ValueError(f"no neuron of the {config.target!r} target has the synapses a {config.damage!r} damage changes")
     rng = np.random.default_rng([config.seed, _STREAM_DAMAGE])
-    chosen = np.sort(rng.choice(candidates, max(1, int(round(config.fraction * candidates.size))), replace=False))
+    pool = np.flatnonzero(candidates)
+    chosen = np.sort(rng.choice(pool, max(1, int(round(config.fraction * pool.size))), replace=False))
     weights = _damage_synapses(truth.weights, truth.cell_types, chosen, config, rng)
+    # the truth is what changed: a neuron whose synapses the damage left as they were is not damaged
+    change = abs(weights - truth.weights).tocoo()
+    moved = change.data > 0
+    rows, cols = change.row[moved], change.col[moved]
+    side = {"ablate": rows, "scale": rows, "noise": cols, "rewire": cols}.get(config.damage, np.concatenate([rows, cols]))
+    changed = np.zeros(truth.n_neurons, bool)
+    changed[side] = True  # each kind changes only the chosen neurons' own side of the wiring
+    chosen = chosen[changed[chosen]]
+    if not chosen.size:
+        raise ValueError(f"the {config.damage!r} damage changed no synapse of the chosen neurons; try another seed")
     tuning, features = _stimulus(cfg)
     times, neurons = _simulate(cfg, weights, tuning, features)
     _, traces = _observe(cfg, times, neurons, truth.positions)
@@ -359,6 +390,9 @@ def _check_connectome(toy: DamagedToy, base) -> list[str]:
         p.append("the recording's frame rate or kind differ from the base config's")
     if abs(frames - base.duration * base.frame_rate) > 1:
         p.append(f"the recording has {frames} frames, the base config's duration makes {base.duration * base.frame_rate:.0f}")
+    if recording.positions is not None:
+        shape(p, "recording.positions", recording.positions, (observed, base.dim))
+    shape(p, "truth.intact", toy.truth.intact, (0,))  # a connectome has no tasks
     return p
 
 

@@ -262,6 +262,10 @@ def test_the_connectome_damage_truth_scores_perfectly_over_the_recorded_neurons(
     assert worst["damage_auroc"] == 0.0
     with pytest.raises(ValueError, match="one score per recorded neuron"):
         TASKS["connectome_damage"].score(DamagePrediction(np.zeros(observed.size + 1)), problem)
+    # Ranking the hubs first, blind to the damage, earns nothing: a hub damage is localised among hubs.
+    if name.startswith("hubs"):
+        hubs_first = problem[0].truth.hubs[observed].astype(float)
+        assert TASKS["connectome_damage"].score(DamagePrediction(hubs_first), problem)["damage_auroc"] == 0.5
 
 
 def test_the_damage_suite_runs_through_the_store(tmp_path):

@@ -127,7 +127,7 @@ def test_msa_samples_converge_to_the_exact_values():
     sampled = mc.msa(toy.artifact, 0, players=players, n_permutations=2000, seed=0).nodes[players]
     assert np.abs(sampled - exact).max() < 0.02
     assert np.isnan(mc.msa(toy.artifact, 0, players=players, n_permutations=4).nodes[toy.truth.graph.n_nodes - 1])
-    with pytest.raises(ValueError, match="players must be distinct input or neuron indices"):
+    with pytest.raises(ValueError, match="players must be distinct nodes before the outputs"):
         mc.msa(toy.artifact, 0, players=[toy.truth.graph.n_nodes - 1])
 
 

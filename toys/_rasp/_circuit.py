@@ -307,12 +307,17 @@ class TransformerTask:
 
     def accuracy(self, outputs) -> np.ndarray:
         """The fraction of the clean inputs answered right by model outputs (..., batch, n,
-        n_outputs): a categorical answer's logit the largest, a numerical value nearer the clean
-        answer than the corrupted one. What a lesion or a damage costs."""
-        at = np.asarray(outputs)[..., self.position, :]
+        n_outputs): a categorical answer's logit strictly above every other logit (a tie, as when
+        a lesion zeroes every logit, is wrong), a numerical value nearer the clean answer than the
+        corrupted one. What a lesion or a damage costs."""
+        at = np.asarray(outputs, np.float64)[..., self.position, :]
         if self.numerical:
             return (np.abs(at[..., 0] - self.clean_answer) < np.abs(at[..., 0] - self.corrupted_answer)).mean(axis=-1)
-        return (at.argmax(axis=-1) == self.clean_answer).mean(axis=-1)
+        rows = np.arange(at.shape[-2])
+        right = at[..., rows, self.clean_answer]
+        others = at.copy()
+        others[..., rows, self.clean_answer] = -np.inf
+        return (right > others.max(axis=-1)).mean(axis=-1)
 
     def readout(self, outputs) -> np.ndarray:
         """What the task reads of model outputs (..., batch, n, n_outputs): the logits at its
