@@ -14,6 +14,7 @@ validation helpers every package shares. This package imports nothing from the r
 from planted.groundtruth._arrays import as_matrix, as_vector
 from planted.groundtruth._circuits import (
     ABLATIONS,
+    ablation_values,
     CircuitPrediction,
     CircuitTruth,
     ComponentGraph,
@@ -79,6 +80,7 @@ __all__ = [
     "GATE_ACCURACY",
     "CircuitFormation",
     "Formation",
+    "ablation_values",
     "damage_candidates",
     "formation_steps",
     "settled_steps",

@@ -134,6 +134,20 @@ ABLATIONS = ("zero", "mean", "resample")
 (a circuit model's ``ablated``)."""
 
 
+def ablation_values(activations: np.ndarray, kind: str, *, seed: int = 0) -> np.ndarray:
+    """What an ablation sets each node to, from the nodes' activations on the inputs (batch first):
+    their mean over the inputs (``mean``; the batch axis dropped) or their values on another input
+    (``resample``: a permutation drawn from ``seed``). A circuit model's ``ablated`` (which gives
+    ``zero`` itself, without a run) and the methods that already hold a clean run share it."""
+    if kind not in ABLATIONS:
+        raise ValueError(f"kind must be one of {', '.join(repr(k) for k in ABLATIONS)}, got {kind!r}")
+    if kind == "zero":
+        return np.zeros(activations.shape[1:], np.float32)
+    if kind == "mean":
+        return activations.mean(axis=0)
+    return activations[np.random.default_rng([seed, 17]).permutation(activations.shape[0])]
+
+
 class NodeParameters(NamedTuple):
     """The parameters of one node of a circuit model, each ``(name, index)``: ``params[name][index]``.
 

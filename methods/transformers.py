@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from planted.groundtruth import ABLATIONS, ComponentScores, Patch, Problems
+from planted.groundtruth import ABLATIONS, ComponentScores, Patch, Problems, ablation_values
 from planted.methods import circuits
 
 AGGREGATES = ("abs", "mean")
@@ -99,7 +99,9 @@ def ablation(artifact, task: int, *, kind: str = "mean", aggregate: str = "abs",
     p.choice("kind", kind, ABLATIONS)
     p.raise_if_any("ablation")
 
-    return _intervene("ablation", artifact, task, lambda m, t, clean: m.ablated(t.clean, kind, seed=seed), aggregate)
+    # the clean run _intervene already made gives the values: no second run
+    return _intervene("ablation", artifact, task,
+                      lambda m, t, clean: ablation_values(clean["activations"], kind, seed=seed), aggregate)
 
 
 def msa(artifact, task: int, *, kind: str = "zero", n_permutations: int = 64, players=None, seed: int = 0) -> ComponentScores:

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from planted.groundtruth import ABLATIONS, ComponentGraph, NodeParameters, Patch
+from planted.groundtruth import ComponentGraph, NodeParameters, Patch, ablation_values
 
 if TYPE_CHECKING:
     from planted.toys._planted_mlp._config import PlantedMLPConfig
@@ -234,14 +234,9 @@ class CircuitModel:
         """What an ablation sets each node to on inputs ``x``: 0 (``zero``), the node's mean over
         them (``mean``; (n_nodes,)), or its value on another of them (``resample``: a
         permutation drawn from ``seed``; (batch, n_nodes))."""
-        if kind not in ABLATIONS:
-            raise ValueError(f"kind must be one of {', '.join(repr(k) for k in ABLATIONS)}, got {kind!r}")
         if kind == "zero":
             return np.zeros(self.graph.n_nodes, np.float32)
-        acts = self.run(x)["activations"]
-        if kind == "mean":
-            return acts.mean(axis=0)
-        return acts[np.random.default_rng([seed, 17]).permutation(acts.shape[0])]
+        return ablation_values(self.run(x)["activations"], kind, seed=seed)
 
     def patch_node_sets(self, x, masks, values, *, chunk: int = 64) -> np.ndarray:
         """Outputs (len(masks), batch, n_tasks) with, for each row of ``masks`` (n_sets,

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from planted.groundtruth import ABLATIONS, ComponentGraph, NodeParameters, Patch
+from planted.groundtruth import ComponentGraph, NodeParameters, Patch, ablation_values
 
 
 def component_graph(n_layers: int, n_heads: int) -> ComponentGraph:
@@ -210,14 +210,9 @@ class TransformerModel:
         """What an ablation sets each component's write to on ``ids``: 0 (``zero``; (n_nodes, n, d_model)),
         its mean over the inputs at each position (``mean``; the same shape), or its write on another
         input (``resample``: a permutation drawn from ``seed``; (batch, n_nodes, n, d_model))."""
-        if kind not in ABLATIONS:
-            raise ValueError(f"kind must be one of {', '.join(repr(k) for k in ABLATIONS)}, got {kind!r}")
-        acts = self.run(ids)["activations"]
         if kind == "zero":
-            return np.zeros(acts.shape[1:], np.float32)
-        if kind == "mean":
-            return acts.mean(axis=0)
-        return acts[np.random.default_rng([seed, 17]).permutation(acts.shape[0])]
+            return np.zeros((self.graph.n_nodes, np.shape(ids)[1], self.params["w_q"].shape[2]), np.float32)
+        return ablation_values(self.run(ids)["activations"], kind, seed=seed)
 
     def residuals(self, ids) -> np.ndarray:
         """(n_layers * 2 + 1, batch * n, d_model) float32: the residual stream on ``ids`` after the
