@@ -7,6 +7,10 @@ Gaussian noise. Every sample is a pure function of the config and its index: sam
 chunks of ``CHUNK_SIZE``, chunk ``c`` from the NumPy streams ``[seed, 202, c, part]``, so a toy's stored
 activations and its unbounded stream agree sample for sample.
 
+Sampling costs work in proportion to the features that fire, not to ``n_features``: features
+without a parent fire as Poisson processes (thinned, under the copula, by a bound that is one
+low-rank product), and a child is drawn only where its parent fired (see ``_fire``).
+
 References
 ----------
 Sharkey, Braun & Millidge (2022), "Taking features out of superposition with sparse autoencoders".
@@ -25,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import ndtri
+from scipy.special import log_ndtr, ndtr, ndtri
+from threadpoolctl import threadpool_limits
 
 from planted.groundtruth import Config, FeatureToy, FeatureTruth, Problems
 from planted.toys._checks import require_memory
@@ -125,15 +130,27 @@ def _is_number(x) -> bool:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class _Plan:
-    """Everything the per-chunk sampler needs, fixed by the config."""
+    """Everything the per-chunk sampler needs, fixed by the config.
+
+    Features without a parent (roots and features outside the trees) are the ``top`` ones; a
+    child is drawn only where its parent fired. With the copula, a feature's latent fires when
+    ``e < c = (threshold - F u) / s``, kept here as ``c = offsets - u @ loadings`` on the scale of the
+    envelope's grid (see ``_fire_top``).
+    """
 
     config: SparseFeaturesConfig
     base_probabilities: np.ndarray  # (n_features,) before hierarchy gating
-    thresholds: np.ndarray | None  # copula thresholds, (n_features,)
-    factors: np.ndarray | None  # (n_features, rank)
-    residual_std: np.ndarray | None  # (n_features,)
+    top: np.ndarray  # (n_top,) int64: features without a parent
     levels: tuple[tuple[int, int, int], ...]  # (first child index, n parents, branching) per level
     decoder: np.ndarray  # (n_features, d_model) = norms * directions
+    # Copula (None without one): c = threshold / s - u @ (F / s).T for every feature.
+    offsets: np.ndarray | None  # (n_features,) float32: threshold / s
+    loadings: np.ndarray | None  # (n_features, rank) float32: F / s
+    bound_loadings: np.ndarray | None  # (rank + 1, n_top) float32: log g(c) <= [u, 1] @ bound_loadings
+    # Independent firing of the top features: a Poisson process with rates -log(1 - p).
+    cumulative_rates: np.ndarray | None  # (n_top features with p < 1,) float64
+    rated: np.ndarray | None  # (same,) int64: which features those rates belong to
+    always: np.ndarray | None  # int64: top features with p = 1
 
 
 def sparse_features(
@@ -266,17 +283,26 @@ def build(config: SparseFeaturesConfig) -> FeatureToy:
     levels = _levels(config)
     if config.compensate_hierarchy:
         base = _compensate(base, levels, config.mutually_exclusive)
-    factors = residual = thresholds = None
+    offsets = loadings = bound_loadings = cumulative = rated = always = None
+    top = np.concatenate([np.arange(config.hierarchy_roots), np.arange(config.hierarchy_nodes, n)]).astype(np.int64)
     if config.correlation_rank > 0 and config.correlation_scale > 0:
         factors = rng.normal(0.0, config.correlation_scale, size=(n, config.correlation_rank))
         row_var = (factors**2).sum(axis=1)
         too_big = row_var > 0.95
         factors[too_big] *= np.sqrt(0.95 / row_var[too_big])[:, None]
-        residual = np.sqrt(1.0 - (factors**2).sum(axis=1)).astype(np.float32)
-        factors = factors.astype(np.float32)
-        thresholds = ndtri(base).astype(np.float32)
+        residual = np.sqrt(1.0 - (factors**2).sum(axis=1))
+        with np.errstate(divide="ignore"):
+            offsets = (ndtri(base) / residual).astype(np.float32)
+        loadings = (factors / residual[:, None]).astype(np.float32)
+        bound_loadings = _rate_bound(offsets[top], loadings[top])
+    else:
+        p = base[top]
+        always = top[p >= 1]
+        rated = top[(p > 0) & (p < 1)]
+        cumulative = np.cumsum(-np.log1p(-base[rated]))
     parents = _parents(config, levels)
-    plan = _Plan(config, base, thresholds, factors, residual, levels, (directions * norms[:, None]).astype(np.float32))
+    plan = _Plan(config, base, top, levels, (directions * norms[:, None]).astype(np.float32), offsets, loadings,
+                 bound_loadings, cumulative, rated, always)
     sampler = functools.partial(_sample_chunk, plan)
     n_chunks = -(-config.n_samples // CHUNK_SIZE)
     acts, codes = zip(*(sampler(c) for c in range(n_chunks)))
@@ -378,16 +404,16 @@ def _levels(config: SparseFeaturesConfig) -> tuple[tuple[int, int, int], ...]:
 def _memory(config: SparseFeaturesConfig) -> tuple[float, str, str]:
     """An estimate of the bytes ``build`` holds at its peak, what makes them, and the parameters
     that set them: the activations (float32) and the codes (float32 values, int64 indices),
-    each chunk's draws (a few float64 per feature), the directions and their orthogonalisation."""
+    each chunk's copula bounds (a float32 slab per part), the directions and their orthogonalisation."""
     n, d, s = config.n_features, config.d_model, config.n_samples
     active = config.mean_active if config.mean_active is not None else config.p_max * n
     activations = 4.0 * s * d
     codes = 12.0 * s * min(active, n)
-    chunk = 8.0 * 3 * min(CHUNK_SIZE, s) * n
+    chunk = 4.0 * _PARTS * min(_SLAB, CHUNK_SIZE // _PARTS * n) if config.correlation_rank else 0.0
     directions = 8.0 * 3 * n * d
     return (activations + codes + chunk + directions,
             f"activations {activations / 2**30:.1f} GiB, codes {codes / 2**30:.1f} GiB, "
-            f"per-chunk draws {chunk / 2**30:.1f} GiB, directions {directions / 2**30:.1f} GiB",
+            f"per-chunk bounds {chunk / 2**30:.1f} GiB, directions {directions / 2**30:.1f} GiB",
             "n_samples" if activations + codes >= chunk + directions else "n_features or d_model")
 
 
@@ -461,9 +487,11 @@ def _sample_chunk(plan: _Plan, chunk: int) -> tuple[np.ndarray, sp.csr_matrix]:
 
     The chunk is cut into ``_PARTS`` fixed parts, part ``j`` drawn from the stream
     ``[seed, 202, chunk, j + 1]``; parts run on a thread pool (NumPy releases the GIL while it
-    draws), and the result does not depend on how many threads there are.
+    draws) with the BLAS on one thread each, and the result does not depend on how many threads
+    there are.
     """
-    parts = list(_pool().map(functools.partial(_sample_part, plan, chunk), range(_PARTS)))
+    with threadpool_limits(limits=1, user_api="blas"):
+        parts = list(_pool().map(functools.partial(_sample_part, plan, chunk), range(_PARTS)))
     codes = sp.vstack([p[0] for p in parts], format="csr")
     acts = np.concatenate([p[1] for p in parts])
     return acts, codes
@@ -484,36 +512,177 @@ def _sample_part(plan: _Plan, chunk: int, part: int) -> tuple[sp.csr_matrix, np.
     config = plan.config
     rng = np.random.default_rng([config.seed, _STREAM_SAMPLES, chunk, part + 1])
     n, f = CHUNK_SIZE // _PARTS, config.n_features
-    if plan.factors is not None:
-        z = rng.standard_normal((n, f), dtype=np.float32)
-        z *= plan.residual_std
-        z += rng.standard_normal((n, plan.factors.shape[1]), dtype=np.float32) @ plan.factors.T
-        fire = z < plan.thresholds
-        del z
-    else:
-        fire = rng.random((n, f)) < plan.base_probabilities  # float64: exact down to p ~ 1e-16
-    parent_first = 0
-    for first, n_parents, b in plan.levels:
-        block = fire[:, first : first + n_parents * b].reshape(n, n_parents, b)
-        block &= fire[:, parent_first : parent_first + n_parents, None]
-        if config.mutually_exclusive and b > 1:
-            # Only groups where two or more siblings fire need a draw: keep one of them uniformly.
-            rows, groups = np.nonzero(block.sum(axis=2) >= 2)
-            if rows.size:
-                clash = block[rows, groups]
-                scores = np.where(clash, rng.random(clash.shape, dtype=np.float32), -1.0)
-                block[rows, groups] = np.arange(b)[None, :] == scores.argmax(axis=1)[:, None]
-        fire[:, first : first + n_parents * b] = block.reshape(n, n_parents * b)
-        parent_first = first
-    counts = fire.sum(axis=1)
-    indices = np.nonzero(fire)[1].astype(np.int32)
-    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    values = _magnitudes(config, rng, indices.size)
-    codes = sp.csr_matrix((values, indices, indptr), shape=(n, f))
+    key = np.sort(np.concatenate([rows * f + feats for rows, feats in _fire(plan, rng, n)]))
+    rows, feats = key // f, key % f
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    values = _magnitudes(config, rng, feats.size)
+    codes = sp.csr_matrix((values, feats.astype(np.int32), indptr), shape=(n, f))
     acts = np.asarray(codes @ plan.decoder, dtype=np.float32)
     if config.noise_std > 0:
         acts += config.noise_std * rng.standard_normal(acts.shape, dtype=np.float32)
     return codes, acts
+
+
+def _fire(plan: _Plan, rng: np.random.Generator, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Which features fire on ``n`` samples: (rows, features) int64 arrays per level, each pair once.
+
+    Work is proportional to the features that fire (plus the copula's low-rank product): the top
+    features are drawn as a whole, then each level's children only under the parents that fired.
+    Given the copula's factor ``u``, features fire independently with probability ``Phi(c)``.
+    """
+    u = None
+    if plan.loadings is not None:
+        u = rng.standard_normal((n, plan.loadings.shape[1]), dtype=np.float32)
+        rows, feats = _fire_top_copula(plan, rng, u)
+    else:
+        rows, feats = _fire_top_independent(plan, rng, n)
+    key = np.sort(rows * plan.config.n_features + feats)
+    key = key[np.concatenate([[True], key[1:] != key[:-1]])]  # a feature hit by two points fires once
+    rows, feats = key // plan.config.n_features, key % plan.config.n_features
+    out = [(rows, feats)]
+    parent_first = 0
+    for first, n_parents, b in plan.levels:
+        fired = (feats >= parent_first) & (feats < parent_first + n_parents)
+        rows, parent = rows[fired], feats[fired] - parent_first
+        children = first + parent[:, None] * b + np.arange(b)  # (fired parents, b)
+        if u is not None:
+            c = plan.offsets[children] - np.einsum("ir,ijr->ij", u[rows], plan.loadings[children])
+            p = ndtr(c.astype(np.float64))
+        else:
+            p = plan.base_probabilities[children]
+        fire = rng.random(children.shape) < p
+        if plan.config.mutually_exclusive and b > 1:
+            # Where two or more siblings fire, keep one of them uniformly.
+            clash = np.nonzero(fire.sum(axis=1) >= 2)[0]
+            if clash.size:
+                scores = np.where(fire[clash], rng.random((clash.size, b)), -1.0)
+                fire[clash] = np.arange(b) == scores.argmax(axis=1)[:, None]
+        i, j = np.nonzero(fire)
+        rows, feats = rows[i], children[i, j]
+        out.append((rows, feats))
+        parent_first = first
+    return out
+
+
+def _fire_top_independent(plan: _Plan, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Independent firing of the top features as a Poisson process over their stacked rates.
+
+    Feature ``i`` owns an interval of length ``-log(1 - p_i)`` on a line of total length
+    ``L``; each sample draws ``Poisson(L)`` uniform points on it and feature ``i`` fires when at least
+    one lands in its interval, which happens with probability ``1 - exp(-rate) = p_i``,
+    independently across features. The cost is the number of points, about the number that fire.
+    """
+    rows = [np.repeat(np.arange(n), plan.always.size)]
+    feats = [np.tile(plan.always, n)]
+    if plan.rated.size:
+        total = plan.cumulative_rates[-1]
+        counts = rng.poisson(total, n)
+        points = rng.random(int(counts.sum())) * total
+        at = np.minimum(np.searchsorted(plan.cumulative_rates, points, side="right"), plan.rated.size - 1)
+        rows.append(np.repeat(np.arange(n, dtype=np.int64), counts))
+        feats.append(plan.rated[at])
+    return np.concatenate(rows), np.concatenate(feats)
+
+
+_BLOCK = 16  # features per block of the copula's thinned Poisson draws
+_EXACT_ABOVE = 8.0 * _BLOCK  # a block whose bound sums above this is drawn feature by feature instead
+_SLAB = 1 << 22  # samples x top features held at once
+_LOG_SLACK = 1e-4  # added to the log bound: covers float32 rounding of the product
+
+
+def _log_rate(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``log g(c)`` and its derivative, ``g(c) = -log(1 - Phi(c))``, accurate for any float64 ``c``.
+
+    ``log g`` is concave (checked in the tests from c = -37 to 37), so its tangent at ``c0`` bounds it
+    from above everywhere: ``g(c) <= exp(log g(c0) + slope(c0) (c - c0))``.
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        tiny = c < -5  # g = Phi + Phi^2 / 2 + ...: log g = log Phi + Phi / 2 to 1e-13
+        log_g = np.where(tiny, log_ndtr(c) + 0.5 * ndtr(c), np.log(-log_ndtr(-c)))
+        slope = np.exp(-0.5 * c**2 - 0.5 * math.log(2 * math.pi) - log_ndtr(-c) - log_g)
+    return log_g, slope
+
+
+def _rate_bound(offsets: np.ndarray, loadings: np.ndarray) -> np.ndarray:
+    """A tangent of ``log g`` for each top feature, as the loadings of ``log g_hat = [u, 1] @ bound``
+    (rank + 1, n_top). Any tangent bounds ``g``; each feature's touches at the point that makes the
+    expected bound over ``u`` smallest, ``log g(a) + slope(a) (c0 - a) + slope(a)^2 var / 2`` where
+    ``c = c0 - u @ loadings`` has variance ``var``. A feature that always fires has constant 1e30 (its
+    block is drawn feature by feature); one that never fires has -1e30 (it draws no points)."""
+    c0 = offsets.astype(np.float64)
+    finite = np.isfinite(c0)
+    var = (loadings.astype(np.float64) ** 2).sum(axis=1)
+    touch = np.where(finite, c0, 0.0)[:, None] + np.linspace(-3.0, 3.0, 121) * np.sqrt(var)[:, None]
+    log_g, slope = _log_rate(touch)
+    expected = log_g + slope * (np.where(finite, c0, 0.0)[:, None] - touch) + 0.5 * slope**2 * var[:, None]
+    best = np.argmin(expected, axis=1)
+    a = touch[np.arange(c0.size), best]
+    log_g, slope = log_g[np.arange(c0.size), best], slope[np.arange(c0.size), best]
+    bound = np.empty((loadings.shape[1] + 1, c0.size), np.float32)
+    bound[:-1] = np.where(finite[:, None], -slope[:, None] * loadings, 0.0).T
+    with np.errstate(invalid="ignore"):
+        bound[-1] = np.where(finite, log_g + slope * (c0 - a) + _LOG_SLACK, np.sign(c0) * 1e30)
+    return bound
+
+
+def _fire_top_copula(plan: _Plan, rng: np.random.Generator, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top features under the copula, given the factor ``u``: fire with probability ``Phi(c)``.
+
+    Thinned Poisson processes. ``g(c) = -log(1 - Phi(c))`` is bounded by ``g_hat``, the exponential of
+    its tangent in log space, which is linear in ``u`` and so one matrix product for all features.
+    Each sample draws ``Poisson(sum of g_hat)`` points, spread over blocks of ``_BLOCK`` features by
+    their sums; a point picks a feature of its block in proportion to ``g_hat`` and is kept with
+    probability ``g(c) / g_hat``. A feature fires when a kept point lands on it: probability
+    ``1 - exp(-g(c)) = Phi(c)``, independently. The work per feature is the product and one
+    exponential; the draws are about as many as the features that fire. A block whose bound is
+    large is drawn with one Bernoulli draw per feature instead.
+    """
+    top = plan.top
+    n, f = u.shape[0], top.size
+    n_blocks = -(-f // _BLOCK)
+    slab = max(1, _SLAB // (n_blocks * _BLOCK))
+    rows, feats = [], []
+    for start in range(0, n, slab):
+        us = u[start : start + slab]
+        m = us.shape[0]
+        rate = np.empty((m, n_blocks * _BLOCK), np.float32)
+        rate[:, f:] = 0.0
+        np.matmul(np.concatenate([us, np.ones((m, 1), np.float32)], axis=1), plan.bound_loadings, out=rate[:, :f])
+        with np.errstate(over="ignore"):
+            np.exp(rate[:, :f], out=rate[:, :f])
+        rate = rate.reshape(m, n_blocks, _BLOCK)
+        totals = (rate.reshape(-1, _BLOCK) @ np.ones(_BLOCK, np.float32)).reshape(m, n_blocks)  # a BLAS sum
+        exact = ~(totals <= _EXACT_ABOVE)
+        totals[exact] = 0.0
+        # One Poisson count per sample, its points spread over the sample's blocks by their totals.
+        cumulative = np.cumsum(totals.ravel(), dtype=np.float64)
+        row_end = cumulative[n_blocks - 1 :: n_blocks]
+        row_start = np.concatenate([[0.0], row_end[:-1]])
+        counts = rng.poisson(row_end - row_start)
+        r = np.repeat(np.arange(m), counts)
+        position = row_start[r] + rng.random(r.size) * (row_end - row_start)[r]
+        blk = np.minimum(np.searchsorted(cumulative, position, side="right") - r * n_blocks, n_blocks - 1)
+        cumulative = np.cumsum(rate[r, blk], axis=1, dtype=np.float64)
+        target = rng.random(r.size) * cumulative[:, -1]
+        j = np.minimum((cumulative <= target[:, None]).sum(axis=1), _BLOCK - 1)
+        points = np.arange(r.size)
+        bound = cumulative[points, j] - np.where(j > 0, cumulative[points, j - 1], 0.0)
+        feat = top[blk * _BLOCK + j]
+        c = plan.offsets[feat] - np.einsum("ir,ir->i", us[r], plan.loadings[feat])
+        keep = rng.random(r.size) * bound < -log_ndtr(-c.astype(np.float64))
+        rows.append(r[keep] + start)
+        feats.append(feat[keep])
+        r, blk = np.nonzero(exact)
+        if r.size:
+            cols = blk[:, None] * _BLOCK + np.arange(_BLOCK)
+            valid = cols < f
+            cols = top[np.minimum(cols, f - 1)]
+            c = plan.offsets[cols] - np.einsum("ir,ijr->ij", us[r], plan.loadings[cols])
+            i, j = np.nonzero((rng.random(cols.shape) < ndtr(c.astype(np.float64))) & valid)
+            rows.append(r[i] + start)
+            feats.append(cols[i, j])
+    return np.concatenate(rows).astype(np.int64), np.concatenate(feats).astype(np.int64)
 
 
 def _magnitudes(config: SparseFeaturesConfig, rng: np.random.Generator, size: int) -> np.ndarray:

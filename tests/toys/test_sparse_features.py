@@ -85,6 +85,79 @@ def test_correlated_firing_keeps_marginals_and_correlates():
     assert off.mean() > 3 * off_ind.mean()
 
 
+def _reference_firing(plan, n: int, seed: int) -> np.ndarray:
+    """The textbook sampler, one normal per feature per sample: fire when ``z = F u + s e < t``
+    (as ``e < (t - F u) / s``), children gated by their parents, one clashing sibling kept."""
+    rng = np.random.default_rng(seed)
+    if plan.loadings is None:
+        fire = rng.random((n, plan.base_probabilities.size)) < plan.base_probabilities
+    else:
+        f, r = plan.loadings.shape
+        u = rng.standard_normal((n, r))
+        fire = rng.standard_normal((n, f)) < plan.offsets - u @ plan.loadings.T
+    parent_first = 0
+    for first, n_parents, b in plan.levels:
+        block = fire[:, first : first + n_parents * b].reshape(n, n_parents, b)
+        block &= fire[:, parent_first : parent_first + n_parents, None]
+        rows, groups = np.nonzero(block.sum(axis=2) >= 2)
+        scores = np.where(block[rows, groups], rng.random((rows.size, b)), -1.0)
+        block[rows, groups] = np.arange(b) == scores.argmax(axis=1)[:, None]
+        fire[:, first : first + n_parents * b] = block.reshape(n, -1)
+        parent_first = first
+    return fire
+
+
+@pytest.mark.parametrize("firing, mean_active, rank", [("exponential", 6.0, 3), ("uniform", 16.0, 3), ("exponential", 6.0, 0)])
+def test_sampler_matches_the_textbook_sampler(firing, mean_active, rank):
+    """The Poisson samplers draw the same distribution as one draw per feature: equal firing rates
+    and equal co-firing of every pair, hierarchy and exclusion included, with and without the
+    copula. The uniform case has features that always fire (p = 1 before gating) and children whose
+    probability is 1."""
+    n = 40_000
+    toy = toys.sparse_features(24, 8, n, firing=firing, decay=0.8, mean_active=mean_active, correlation_rank=rank,
+                               correlation_scale=0.5, hierarchy_roots=2, hierarchy_branching=3, seed=3)
+    plan = toy.sampler.args[0]
+    ours = _active(toy).toarray()
+    reference = _reference_firing(plan, n, seed=11).astype(np.float64)
+    pair_ours, pair_ref = ours.T @ ours / n, reference.T @ reference / n  # diagonal: the firing rates
+    se = np.sqrt((pair_ours * (1 - pair_ours) + pair_ref * (1 - pair_ref)) / n) + 1e-12
+    z = (pair_ours - pair_ref) / se
+    assert np.abs(z).max() < 5, np.abs(z).max()
+    assert np.mean(z[np.triu_indices(24)] ** 2) < 1.5  # about 1 when the laws agree
+    # Marginals are exact where no sibling exclusion meets the correlation (see firing_probabilities).
+    top = toy.truth.parents < 0
+    np.testing.assert_allclose(ours.mean(axis=0)[top], toy.truth.firing_probabilities[top], atol=5 * np.sqrt(0.25 / n))
+
+
+def test_the_copula_rate_bound_lies_above_the_rate():
+    """The thinned sampler is exact only where its bound g_hat >= g(c) = -log(1 - Phi(c)): the
+    tangent of log g, which is concave, at every c0 from -37 to 37 lies above it at every c."""
+    from scipy.special import log_ndtr, ndtr
+
+    from planted.toys._sparse_features import _log_rate
+
+    c = np.linspace(-37, 37, 3001)
+    with np.errstate(divide="ignore"):
+        reference = np.where(c < 0, np.log(-np.log1p(-ndtr(c))), np.log(-log_ndtr(-np.abs(c))))
+    log_g, slope = _log_rate(c)
+    np.testing.assert_allclose(log_g, reference, rtol=1e-10, atol=1e-12)
+    h = 1e-5
+    numeric = (_log_rate(c + h)[0] - _log_rate(c - h)[0]) / (2 * h)
+    np.testing.assert_allclose(slope, numeric, rtol=1e-5)
+    c0 = np.linspace(-37, 37, 297)[:, None]
+    lg0, s0 = _log_rate(c0)
+    assert np.all(lg0 + s0 * (c - c0) >= log_g - 1e-9 * np.abs(log_g))
+    # The sampler's float32 bound holds on the samples it draws, where the rate matters.
+    toy = toys.preset("synth16k", seed=0, n_samples=1)
+    plan = toy.sampler.args[0]
+    u = np.random.default_rng(0).standard_normal((256, plan.loadings.shape[1])).astype(np.float32)
+    bound = np.concatenate([u, np.ones((256, 1), np.float32)], axis=1) @ plan.bound_loadings
+    c = plan.offsets[plan.top] - u @ plan.loadings[plan.top].T
+    exact = _log_rate(c.astype(np.float64))[0]
+    assert np.all(bound >= exact), (exact - bound).max()
+    assert np.exp(bound).sum() < 1.25 * np.exp(exact).sum()  # a tight bound: few points are thinned
+
+
 def test_hierarchy_gates_children_and_siblings_exclude():
     toy = toys.sparse_features(
         60, 16, 20_000, mean_active=10, hierarchy_roots=3, hierarchy_branching=3, hierarchy_depth=2, seed=6
