@@ -166,28 +166,7 @@ def score_features(
     latents = _unit_rows(d.directions)
     n, k = rep.size, latents.shape[0]
 
-    feature_max = np.zeros(n, np.float32)
-    latent_max = np.zeros(k, np.float32)
-    exact = n * k <= EXACT_LIMIT
-    full = np.zeros((n, k), np.float32) if exact else None
-    m = min(candidates, k)
-    cand_val = np.full((n, 0), -1.0, np.float32)
-    cand_idx = np.zeros((n, 0), np.int64)
-    for start in range(0, k, chunk_size):
-        sims = np.abs(true_dirs @ latents[start : start + chunk_size].T)
-        feature_max = np.maximum(feature_max, sims.max(axis=1))
-        latent_max[start : start + sims.shape[1]] = sims.max(axis=0)
-        if exact:
-            full[:, start : start + sims.shape[1]] = sims
-        else:
-            vals = np.concatenate([cand_val, sims], axis=1)
-            idx = np.concatenate([cand_idx, np.broadcast_to(np.arange(start, start + sims.shape[1]), sims.shape)], axis=1)
-            if vals.shape[1] > m:
-                keep = np.argpartition(-vals, m - 1, axis=1)[:, :m]
-                vals, idx = np.take_along_axis(vals, keep, axis=1), np.take_along_axis(idx, keep, axis=1)
-            cand_val, cand_idx = vals, np.ascontiguousarray(idx)
-            del vals, idx
-        del sims
+    feature_max, latent_max, full, cand_val, cand_idx = _similarities(true_dirs, latents, chunk_size, candidates)
     match_latent, match_cos = _match(full, cand_val, cand_idx, n, k)
 
     scores = dict(
@@ -204,6 +183,80 @@ def score_features(
     return FeatureScores(**scores)
 
 
+def _similarities(true_dirs: np.ndarray, latents: np.ndarray, chunk_size: int, candidates: int):
+    """One pass over the latents in chunks of |cosine| with every feature: each feature's and each
+    latent's best, and either the dense matrix (up to ``EXACT_LIMIT`` pairs) or each feature's
+    ``candidates`` best latents, ``(values, indices)`` (n, m) with -1 where fewer exist.
+
+    Each chunk is computed in tiles of ``_TILE_ROWS`` features into one reused buffer, so the
+    passes after the matmul read the cache. After the first chunk only entries above a feature's
+    current m-th best can enter its candidates; those few are merged by one sort per chunk.
+    """
+    n, k = true_dirs.shape[0], latents.shape[0]
+    feature_max = np.zeros(n, np.float32)
+    latent_max = np.zeros(k, np.float32)
+    full = np.zeros((n, k), np.float32) if n * k <= EXACT_LIMIT else None
+    m = min(candidates, k)
+    cand_val = np.full((n, m), -1.0, np.float32)
+    cand_idx = np.zeros((n, m), np.int64)
+    rows_per_tile = min(n, _TILE_ROWS)
+    buffer = np.empty((rows_per_tile, min(chunk_size, k)), np.float32)
+    mask = np.empty(buffer.shape, bool)
+    for start in range(0, k, chunk_size):
+        chunk = latents[start : start + chunk_size].T
+        width = chunk.shape[1]
+        new_rows, new_vals, new_idx = [], [], []
+        for top in range(0, n, rows_per_tile):
+            height = min(rows_per_tile, n - top)
+            sims = np.matmul(true_dirs[top : top + height], chunk, out=buffer[:height, :width])
+            np.abs(sims, out=sims)
+            np.maximum(feature_max[top : top + height], sims.max(axis=1), out=feature_max[top : top + height])
+            np.maximum(latent_max[start : start + width], sims.max(axis=0), out=latent_max[start : start + width])
+            if full is not None:
+                full[top : top + height, start : start + width] = sims
+            elif start == 0:
+                if width > m:
+                    keep = np.argpartition(sims, width - m, axis=1)[:, width - m :]
+                else:
+                    keep = np.broadcast_to(np.arange(width), (height, width))
+                cand_val[top : top + height, : keep.shape[1]] = np.take_along_axis(sims, keep, axis=1)
+                cand_idx[top : top + height, : keep.shape[1]] = keep
+            else:
+                floor = cand_val[top : top + height].min(axis=1)[:, None]
+                above = np.flatnonzero(np.greater(sims, floor, out=mask[:height, :width]))
+                if above.size:
+                    rows, cols = np.divmod(above, width)
+                    new_rows.append(rows + top)
+                    new_vals.append(sims.ravel()[above])
+                    new_idx.append(cols + start)
+        if new_rows:
+            _merge_candidates(cand_val, cand_idx, np.concatenate(new_rows), np.concatenate(new_vals),
+                              np.concatenate(new_idx))
+    return feature_max, latent_max, full, cand_val, cand_idx
+
+
+_TILE_ROWS = 2048
+
+
+def _merge_candidates(cand_val, cand_idx, rows, values, indices) -> None:
+    """Keep, in place, each row's ``m`` best of its candidates and the new ``(rows, values, indices)``."""
+    n, m = cand_val.shape
+    touched = np.unique(rows)
+    all_rows = np.concatenate([np.repeat(touched, m), rows])
+    all_vals = np.concatenate([cand_val[touched].ravel(), values])
+    all_idx = np.concatenate([cand_idx[touched].ravel(), indices])
+    # One int64 key, row then value descending (a non-negative float32's bits order as its value;
+    # an empty slot, -1, goes last).
+    bits = all_vals.astype(np.float32).view(np.uint32).astype(np.int64)
+    order = np.argsort(all_rows << 32 | np.where(all_vals < 0, 0xFFFFFFFF, 0xFFFFFFFF - bits))
+    all_rows, all_vals, all_idx = all_rows[order], all_vals[order], all_idx[order]
+    first = np.searchsorted(all_rows, touched)
+    rank = np.arange(all_rows.size) - np.repeat(first, np.diff(np.append(first, all_rows.size)))
+    best = rank < m
+    cand_val[all_rows[best], rank[best]] = all_vals[best]
+    cand_idx[all_rows[best], rank[best]] = all_idx[best]
+
+
 def _match(full, cand_val, cand_idx, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """One-to-one matching maximising total |cosine|: per feature, its latent (-1) and cosine."""
     match_latent = np.full(n, -1, np.int64)
@@ -216,9 +269,10 @@ def _match(full, cand_val, cand_idx, n: int, k: int) -> tuple[np.ndarray, np.nda
     # Sparse candidates; each feature also gets a private dummy latent of similarity 0, so a full
     # matching always exists. Costs are 2 - |cos| > 0 (explicit zeros would vanish from the graph).
     m = cand_idx.shape[1]
-    rows = np.concatenate([np.repeat(np.arange(n), m), np.arange(n)])
-    cols = np.concatenate([cand_idx.ravel(), k + np.arange(n)])
-    cost = np.concatenate([2.0 - cand_val.ravel().astype(np.float64), np.full(n, 2.0)])
+    real = cand_val.ravel() >= 0  # -1 marks a slot no latent filled
+    rows = np.concatenate([np.repeat(np.arange(n), m)[real], np.arange(n)])
+    cols = np.concatenate([cand_idx.ravel()[real], k + np.arange(n)])
+    cost = np.concatenate([2.0 - cand_val.ravel()[real].astype(np.float64), np.full(n, 2.0)])
     graph = sp.csr_matrix((cost, (rows, cols)), shape=(n, k + n))
     r, c = min_weight_full_bipartite_matching(graph)
     real = c < k

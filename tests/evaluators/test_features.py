@@ -102,6 +102,21 @@ def test_sparse_matching_equals_dense_matching(toy, monkeypatch):
     assert chunked.recovered == exact.recovered and chunked.spurious == exact.spurious
 
 
+@pytest.mark.parametrize("chunk_size", [5, 37, 300])
+def test_candidates_are_each_features_best_latents(monkeypatch, chunk_size):
+    rng = np.random.default_rng(0)
+    true = rng.standard_normal((40, 16)).astype(np.float32)
+    latents = rng.standard_normal((300, 16)).astype(np.float32)
+    full = np.abs(true @ latents.T)
+    monkeypatch.setattr(ef, "EXACT_LIMIT", 10)
+    feature_max, latent_max, dense, values, idx = ef._similarities(true, latents, chunk_size, 8)
+    assert dense is None
+    np.testing.assert_allclose(np.sort(values, axis=1), np.sort(full, axis=1)[:, -8:], rtol=1e-6)
+    np.testing.assert_allclose(np.take_along_axis(full, idx, axis=1), values, rtol=1e-6)
+    np.testing.assert_allclose(feature_max, full.max(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(latent_max, full.max(axis=0), rtol=1e-6)
+
+
 def test_fewer_latents_than_features_leave_features_unmatched(toy):
     s = score_features(toy.truth.directions[:12], toy.truth)
     assert s.mmcs < 1 and s.matched_cosine == pytest.approx(12 / 48)
