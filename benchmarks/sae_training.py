@@ -1,14 +1,19 @@
-"""ReLU-L1 SAE training: planted's JAX loop against a plain PyTorch loop, and against the machine.
+"""SAE training: planted's JAX loop against a plain PyTorch loop, and against the machine.
 
-Both train the same SAE (d_model -> n_latents, ReLU, L1, unit-norm decoder rows, Adam) on the
-same streamed batches of a sparse-feature toy, in one run. Printed: samples/s for each, their
-ratio, and the achieved FLOP/s as a fraction of this machine's float32 matmul peak, measured here
-in the same run. Compile time is reported apart and excluded from the JAX rate.
+Both train the same SAE (d_model -> n_latents, unit-norm decoder rows, Adam) on the same streamed
+batches of a sparse-feature toy, in one run: ReLU with an L1 penalty (``--kind relu``) or TopK
+(``--kind topk --k 32``). The PyTorch loop is the dense one a user would write (for TopK: scatter
+the top k into a dense code matrix and decode with a matmul); planted's TopK touches only the k
+active latents after the encoder's product. Printed: samples/s for each, their ratio, and the
+achieved FLOP/s as a fraction of this machine's float32 matmul peak, measured here in the same run.
+Compile time is reported apart and excluded from the JAX rate.
 
 Model FLOPs per step: 10 * batch * d_model * n_latents (encoder and decoder forward, and the three
-backward matmuls: codes' gradient, decoder and encoder weight gradients).
+backward matmuls: codes' gradient, decoder and encoder weight gradients), the dense count, which
+for TopK is the work the dense loop does.
 
     python benchmarks/sae_training.py [--d-model 256 --n-latents 1024 --batch 1024 --steps 300]
+    python benchmarks/sae_training.py --kind topk --k 32 --n-latents 4096
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from planted import methods
 from planted import toys
 
 
-def torch_sae(batches: np.ndarray, n_latents: int, l1: float, lr: float) -> tuple[float, float]:
+def torch_sae(batches: np.ndarray, n_latents: int, l1: float, lr: float, k: int = 0) -> tuple[float, float]:
     """The loop a user would write in PyTorch; returns (seconds, final mse)."""
     import torch
 
@@ -42,10 +47,15 @@ def torch_sae(batches: np.ndarray, n_latents: int, l1: float, lr: float) -> tupl
     data = torch.from_numpy(batches)
     start = time.perf_counter()
     for x in data:
-        codes = torch.relu((x - params["b_dec"]) @ params["W_enc"] + params["b_enc"])
+        pre = (x - params["b_dec"]) @ params["W_enc"] + params["b_enc"]
+        if k:
+            values, idx = pre.topk(k, dim=1)
+            codes = torch.zeros_like(pre).scatter(1, idx, torch.relu(values))
+        else:
+            codes = torch.relu(pre)
         recon = codes @ params["W_dec"] + params["b_dec"]
         mse = ((recon - x) ** 2).sum(dim=1).mean()
-        loss = mse + l1 * codes.sum(dim=1).mean()
+        loss = mse + l1 * codes.sum(dim=1).mean() if not k else mse
         opt.zero_grad(set_to_none=True)
         loss.backward()
         with torch.no_grad():
@@ -63,8 +73,12 @@ def main() -> None:
     parser.add_argument("--n-latents", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--kind", choices=["relu", "topk"], default="relu")
+    parser.add_argument("--k", type=int, default=32, help="active latents per sample for --kind topk")
     args = parser.parse_args()
     d, k, b, steps = args.d_model, args.n_latents, args.batch, args.steps
+    kind = dict(kind=args.kind, k=args.k if args.kind == "topk" else None)
+    torch_k = args.k if args.kind == "topk" else 0
 
     toy = toys.sparse_features(2 * d, d, 1, mean_active=5, firing="exponential", decay=0.99, seed=0)
     t = time.perf_counter()
@@ -82,23 +96,24 @@ def main() -> None:
 
     # JAX: compile on a warm-up run (same shapes), then time the full run.
     t = time.perf_counter()
-    methods.sae(list(warm), k, kind="relu", seed=0, n_steps=32, batch_size=b, aux_coefficient=0.0, progress=False)
+    methods.sae(list(warm), k, **kind, seed=0, n_steps=32, batch_size=b, aux_coefficient=0.0, progress=False)
     compile_and_warm = time.perf_counter() - t
     t = time.perf_counter()
-    methods.sae(list(timed), k, kind="relu", seed=0, n_steps=steps, batch_size=b, aux_coefficient=0.0, progress=False)
+    methods.sae(list(timed), k, **kind, seed=0, n_steps=steps, batch_size=b, aux_coefficient=0.0, progress=False)
     jax_s = time.perf_counter() - t
     # The timed call compiles again (a new jit per call); subtract a measured compile-only call.
     t = time.perf_counter()
-    methods.sae(list(warm[:1]), k, kind="relu", seed=0, n_steps=1, batch_size=b, aux_coefficient=0.0, progress=False)
+    methods.sae(list(warm[:1]), k, **kind, seed=0, n_steps=1, batch_size=b, aux_coefficient=0.0, progress=False)
     overhead = time.perf_counter() - t
     jax_train = max(jax_s - overhead, 1e-9)
 
-    torch_sae(warm, k, 1.0, 1e-3)
-    torch_s, torch_mse = torch_sae(timed, k, 1.0, 1e-3)
+    torch_sae(warm, k, 1.0, 1e-3, torch_k)
+    torch_s, torch_mse = torch_sae(timed, k, 1.0, 1e-3, torch_k)
 
     flops = 10 * b * d * k * steps
     jax_rate, torch_rate = steps * b / jax_train, steps * b / torch_s
-    print(f"SAE d={d} latents={k} batch={b} steps={steps} (model FLOPs {flops / 1e9:.1f} G)")
+    what = f"TopK k={args.k}" if args.kind == "topk" else "ReLU-L1"
+    print(f"{what} SAE d={d} latents={k} batch={b} steps={steps} (dense model FLOPs {flops / 1e9:.1f} G)")
     print(f"  planted (JAX):  {jax_rate:10.0f} samples/s  {flops / jax_train / 1e9:6.1f} GFLOP/s  "
           f"{flops / jax_train / 1e9 / peak:5.1%} of peak   (compile+warm-up {compile_and_warm:.1f}s, "
           f"per-call overhead {overhead:.1f}s excluded)")

@@ -5,6 +5,8 @@ over steps; the decoder's rows are kept at unit norm (the gradient's radial part
 rows are renormalised after each step); latents that have not fired for ``dead_after`` steps are
 revived by the auxiliary-k loss of Gao et al. (2024) for every kind. Inputs are scaled so their
 mean squared norm is ``d_model`` and the returned dictionary is expressed back in input units.
+TopK and AuxK work from the chosen latents only: one dense product picks them, and their values,
+decoding and gradients touch only those columns and rows.
 
 References
 ----------
@@ -114,10 +116,6 @@ def _encode(params, x, hp: _Hyper):
     if hp.kind == "relu":
         codes = jax.nn.relu(pre)
         return pre, codes, jnp.sum(codes, axis=1).mean()
-    if hp.kind == "topk":
-        values, idx = jax.lax.top_k(pre, hp.k)
-        codes = jnp.zeros_like(pre).at[jnp.arange(pre.shape[0])[:, None], idx].set(jax.nn.relu(values))
-        return pre, codes, jnp.zeros(())
     if hp.kind == "batchtopk":
         relu = jax.nn.relu(pre)
         threshold = jax.lax.stop_gradient(_batch_threshold(relu, hp.k * pre.shape[0]))
@@ -129,23 +127,49 @@ def _encode(params, x, hp: _Hyper):
     return pre, codes, l0
 
 
-def _aux_loss(params, x, err, dead, k_aux: int):
+def _gathered(params, centred, pre, k: int, allowed=None):
+    """The top-``k`` latents of each sample, chosen on ``pre`` without a gradient, and their values
+    recomputed from the gathered encoder columns: ``(values, idx)``, each (batch, k). Gradients then
+    reach only the chosen columns (a scatter), never the dense (batch, n_latents) matrix."""
+    scores = pre if allowed is None else jnp.where(allowed[None, :], pre, -jnp.inf)
+    _, idx = jax.lax.top_k(scores, k)
+    values = jnp.einsum("bd,bkd->bk", centred, params["W_enc"].T[idx]) + params["b_enc"][idx]
+    return values, idx
+
+
+def _decode(w_dec, values, idx):
+    """``sum_j values[:, j] * w_dec[idx[:, j]]``: a decoder from the active latents only."""
+    return jnp.einsum("bk,bkd->bd", values, w_dec[idx])
+
+
+def _aux_loss(params, x, err, dead, pre, k_aux: int):
     """AuxK (Gao et al. 2024): reconstruct the residual from the top-``k_aux`` dead latents.
 
-    Only dead latents are trained by it: the decoder bias and the residual are held fixed.
+    Only dead latents are trained by it: the decoder bias and the residual are held fixed. Works
+    from the active latents only (``pre`` carries no gradient).
     """
-    pre = (x - jax.lax.stop_gradient(params["b_dec"])) @ params["W_enc"] + params["b_enc"]
-    values, idx = jax.lax.top_k(jnp.where(dead[None, :], pre, -jnp.inf), k_aux)
-    rows = jnp.arange(pre.shape[0])[:, None]
-    aux_codes = jnp.zeros_like(pre).at[rows, idx].set(jax.nn.relu(values))
-    aux_codes = jnp.where(dead[None, :], aux_codes, 0.0)
-    aux_err = jax.lax.stop_gradient(err) - aux_codes @ params["W_dec"]
+    centred = x - jax.lax.stop_gradient(params["b_dec"])
+    values, idx = _gathered(params, centred, pre, k_aux, allowed=dead)
+    values = jnp.where(dead[idx], jax.nn.relu(values), 0.0)
+    aux_err = jax.lax.stop_gradient(err) - _decode(params["W_dec"], values, idx)
     return jnp.sum(aux_err**2, axis=1).mean()
 
 
 def _loss(params, x, dead, step, hp: _Hyper):
-    pre, codes, sparsity = _encode(params, x, hp)
-    recon = codes @ params["W_dec"] + params["b_dec"]
+    if hp.kind == "topk":
+        # Sparse all the way: one dense product chooses the latents, everything else touches k of them.
+        centred = x - params["b_dec"]
+        pre = jax.lax.stop_gradient(centred @ params["W_enc"] + params["b_enc"])
+        values, idx = _gathered(params, centred, pre, hp.k)
+        values = jax.nn.relu(values)
+        recon = _decode(params["W_dec"], values, idx) + params["b_dec"]
+        fired = jnp.zeros(hp.n_latents, jnp.int32).at[idx].max((values > 0).astype(jnp.int32)) > 0
+        sparsity = jnp.zeros(())
+    else:
+        pre, codes, sparsity = _encode(params, x, hp)
+        recon = codes @ params["W_dec"] + params["b_dec"]
+        fired = jnp.any(codes > 0, axis=0)
+        pre = jax.lax.stop_gradient(pre)
     err = x - recon
     mse = jnp.sum(err**2, axis=1).mean()
     if hp.kind == "relu":
@@ -157,11 +181,10 @@ def _loss(params, x, dead, step, hp: _Hyper):
         penalty = 0.0
     if hp.aux_coefficient > 0:
         aux_fn = functools.partial(_aux_loss, k_aux=hp.k_aux)
-        aux = jax.lax.cond(jnp.any(dead), aux_fn, lambda *a: jnp.zeros(()), params, x, err, dead)
+        aux = jax.lax.cond(jnp.any(dead), aux_fn, lambda *a: jnp.zeros(()), params, x, err, dead, pre)
         loss = mse + penalty + hp.aux_coefficient * aux
     else:
         loss = mse + penalty
-    fired = jnp.any(codes > 0, axis=0)
     return loss, (mse, fired)
 
 

@@ -67,3 +67,48 @@ def test_relu_sae_recovers_sharkey2022():
     s = score_features(d, toy.truth, activations=toy.activations)
     assert s.mmcs >= 0.95
     assert s.recovered >= 0.95
+
+
+@pytest.mark.parametrize("kind", ["topk", "relu"])
+def test_the_sparse_step_has_the_gradients_of_the_dense_loss(kind):
+    """TopK trains from its k active latents (gathered encoder columns, a decoder of k rows) and the
+    AuxK loss from the dead latents it picks; both give the gradients of the dense formulation,
+    codes scattered into a (batch, n_latents) matrix and decoded by a matmul."""
+    import jax
+    import jax.numpy as jnp
+
+    from planted.methods import _sae
+
+    rng = np.random.default_rng(0)
+    b, d, n, k, k_aux = 32, 16, 64, 4, 8
+    params = {"W_enc": rng.standard_normal((d, n)), "b_enc": 0.1 * rng.standard_normal(n),
+              "W_dec": rng.standard_normal((n, d)), "b_dec": 0.1 * rng.standard_normal(d)}
+    params = {name: jnp.asarray(v, jnp.float32) for name, v in params.items()}
+    x = jnp.asarray(rng.standard_normal((b, d)), jnp.float32)
+    dead = jnp.asarray(rng.random(n) < 0.4)
+    hp = _sae._Hyper(kind=kind, n_latents=n, k=k, l1_coefficient=0.5, sparsity_coefficient=1.0, bandwidth=0.05,
+                     aux_coefficient=1 / 32, k_aux=k_aux, dead_after=10, n_steps=100, batch_size=b, lr=1e-3,
+                     l1_warmup=1, decay_start=80)
+    rows = jnp.arange(b)[:, None]
+
+    def dense(p):
+        pre = (x - p["b_dec"]) @ p["W_enc"] + p["b_enc"]
+        if kind == "topk":
+            values, idx = jax.lax.top_k(pre, k)
+            codes = jnp.zeros_like(pre).at[rows, idx].set(jax.nn.relu(values))
+            penalty = 0.0
+        else:
+            codes = jax.nn.relu(pre)
+            penalty = hp.l1_coefficient * jnp.sum(codes, axis=1).mean()
+        err = x - (codes @ p["W_dec"] + p["b_dec"])
+        pre_aux = (x - jax.lax.stop_gradient(p["b_dec"])) @ p["W_enc"] + p["b_enc"]
+        values, idx = jax.lax.top_k(jnp.where(dead[None, :], pre_aux, -jnp.inf), k_aux)
+        aux_codes = jnp.where(dead[None, :], jnp.zeros_like(pre).at[rows, idx].set(jax.nn.relu(values)), 0.0)
+        aux_err = jax.lax.stop_gradient(err) - aux_codes @ p["W_dec"]
+        return jnp.sum(err**2, axis=1).mean() + penalty + hp.aux_coefficient * jnp.sum(aux_err**2, axis=1).mean()
+
+    want = jax.grad(dense)(params)
+    got = jax.grad(lambda p: _sae._loss(p, x, dead, 0, hp)[0])(params)
+    assert float(dense(params)) == pytest.approx(float(_sae._loss(params, x, dead, 0, hp)[0]), rel=1e-5)
+    for name in params:
+        np.testing.assert_allclose(np.asarray(got[name]), np.asarray(want[name]), rtol=2e-4, atol=2e-5, err_msg=name)
