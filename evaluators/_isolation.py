@@ -15,6 +15,7 @@ read, and reports rows other processes wrote meanwhile (``runner.run``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -27,6 +28,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterable
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import numpy as np
@@ -271,6 +273,31 @@ class MethodFailed(Exception):
         self.traceback = traceback
 
 
+@contextlib.contextmanager
+def _main_script_unless_needed(function: Any):
+    """A spawned process runs the script that started this one again, as ``__mp_main__``, so that
+    functions defined in it can be found. When the method does not come from that script (a
+    reference to a module, or an object whose pickle never names ``__main__``), the script is
+    hidden from the new process for its start: a user's script that calls ``run`` is not re-run
+    from the top for each isolated method."""
+    main = sys.modules.get("__main__")
+    hide = main is not None and getattr(main, "__file__", None) is not None and getattr(main, "__spec__", None) is None
+    if hide and not isinstance(function, str):
+        try:
+            hide = b"__main__" not in ForkingPickler.dumps(function)
+        except Exception:  # noqa: BLE001 - whatever cannot be pickled fails at start as before
+            hide = False
+    if not hide:
+        yield
+        return
+    path = main.__file__
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
 class MethodProcess:
     """A fresh process running one method on the artifacts it is sent."""
 
@@ -284,7 +311,8 @@ class MethodProcess:
         self._conn, child = context.Pipe()
         self._process = context.Process(target=_serve, args=(child, os.getpid(), function, tuple(guarded)),
                                         daemon=True, name="planted-method")
-        self._process.start()
+        with _main_script_unless_needed(function):
+            self._process.start()
         child.close()
 
     def call(self, artifact: Any, seed: int, params: dict[str, Any], allowed: dict[str, type]) -> Any:

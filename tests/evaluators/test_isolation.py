@@ -222,3 +222,24 @@ def test_workers_and_method_processes_die_with_the_driver(cheats, tmp_path):
         os.kill(k, signal.SIGKILL)
     assert orphans == []
     assert not store.exists() or Store(store).results() == []
+
+
+def test_a_script_that_runs_an_isolated_method_is_not_run_again_in_its_process(tmp_path):
+    """Spawning runs the starting script again (so that functions defined there can be found), but
+    an isolated method never lives in the script (the runner refuses those), so the method's
+    process starts without re-running it from the top."""
+    (tmp_path / "script.py").write_text(textwrap.dedent('''
+        import dataclasses
+        from sklearn.decomposition import PCA
+        from planted import evaluators, methods
+
+        with open("runs.txt", "a") as f:
+            f.write("ran\\n")
+        quick = evaluators.SUITES["quick"]
+        small = dataclasses.replace(quick, toys=quick.toys[:1], seeds=(0,))
+        adapter = methods.sklearn_method(PCA(), components=1.0)
+        results = evaluators.run(small, methods={"adapter": adapter}, store=None, isolate=True)
+        assert all(r.status == "ok" for r in results), [r.error for r in results]
+    '''))
+    subprocess.run([sys.executable, "script.py"], cwd=tmp_path, check=True, capture_output=True, timeout=300)
+    assert (tmp_path / "runs.txt").read_text().count("ran") == 1
