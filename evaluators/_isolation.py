@@ -282,9 +282,13 @@ def _main_script_unless_needed(function: Any):
     from the top for each isolated method."""
     main = sys.modules.get("__main__")
     hide = main is not None and getattr(main, "__file__", None) is not None and getattr(main, "__spec__", None) is None
-    if hide and not isinstance(function, str):
+    names = {"__main__", getattr(main, "__name__", "__main__")}  # a spawned worker's script is __mp_main__
+    if hide and isinstance(function, str):
+        hide = function.partition(":")[0] not in names
+    elif hide:
         try:
-            hide = b"__main__" not in ForkingPickler.dumps(function)
+            pickled = ForkingPickler.dumps(function)
+            hide = not any(name.encode() in pickled for name in names)
         except Exception:  # noqa: BLE001 - whatever cannot be pickled fails at start as before
             hide = False
     if not hide:

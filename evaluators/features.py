@@ -246,9 +246,9 @@ def _merge_candidates(cand_val, cand_idx, rows, values, indices) -> None:
     all_vals = np.concatenate([cand_val[touched].ravel(), values])
     all_idx = np.concatenate([cand_idx[touched].ravel(), indices])
     # One int64 key, row then value descending (a non-negative float32's bits order as its value;
-    # an empty slot, -1, goes last).
+    # an empty slot, -1, goes after every value, a cosine of 0 included).
     bits = all_vals.astype(np.float32).view(np.uint32).astype(np.int64)
-    order = np.argsort(all_rows << 32 | np.where(all_vals < 0, 0xFFFFFFFF, 0xFFFFFFFF - bits))
+    order = np.argsort(all_rows << 33 | np.where(all_vals < 0, 1 << 32, 0xFFFFFFFF - bits))
     all_rows, all_vals, all_idx = all_rows[order], all_vals[order], all_idx[order]
     first = np.searchsorted(all_rows, touched)
     rank = np.arange(all_rows.size) - np.repeat(first, np.diff(np.append(first, all_rows.size)))

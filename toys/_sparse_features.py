@@ -299,7 +299,9 @@ def build(config: SparseFeaturesConfig) -> FeatureToy:
         p = base[top]
         always = top[p >= 1]
         rated = top[(p > 0) & (p < 1)]
-        cumulative = np.cumsum(-np.log1p(-base[rated]))
+        rates = -np.log1p(-base[rated])
+        # Raised past the running sum's rounding, so each interval covers its rate; thinned back.
+        cumulative = np.cumsum(rates + 8 * np.finfo(np.float64).eps * rates.sum())
     parents = _parents(config, levels)
     plan = _Plan(config, base, top, levels, (directions * norms[:, None]).astype(np.float32), offsets, loadings,
                  bound_loadings, cumulative, rated, always)
@@ -538,7 +540,7 @@ def _fire(plan: _Plan, rng: np.random.Generator, n: int) -> list[tuple[np.ndarra
     else:
         rows, feats = _fire_top_independent(plan, rng, n)
     key = np.sort(rows * plan.config.n_features + feats)
-    key = key[np.concatenate([[True], key[1:] != key[:-1]])]  # a feature hit by two points fires once
+    key = key[np.concatenate([key[:1] == key[:1], key[1:] != key[:-1]])]  # a feature hit twice fires once
     rows, feats = key // plan.config.n_features, key % plan.config.n_features
     out = [(rows, feats)]
     parent_first = 0
@@ -571,7 +573,9 @@ def _fire_top_independent(plan: _Plan, rng: np.random.Generator, n: int) -> tupl
     Feature ``i`` owns an interval of length ``-log(1 - p_i)`` on a line of total length
     ``L``; each sample draws ``Poisson(L)`` uniform points on it and feature ``i`` fires when at least
     one lands in its interval, which happens with probability ``1 - exp(-rate) = p_i``,
-    independently across features. The cost is the number of points, about the number that fire.
+    independently across features. The intervals are a little longer than the rates, so that
+    rounding never shortens one, and a point is kept with probability ``rate / interval``. The cost
+    is the number of points, about the number that fire.
     """
     rows = [np.repeat(np.arange(n), plan.always.size)]
     feats = [np.tile(plan.always, n)]
@@ -580,8 +584,11 @@ def _fire_top_independent(plan: _Plan, rng: np.random.Generator, n: int) -> tupl
         counts = rng.poisson(total, n)
         points = rng.random(int(counts.sum())) * total
         at = np.minimum(np.searchsorted(plan.cumulative_rates, points, side="right"), plan.rated.size - 1)
-        rows.append(np.repeat(np.arange(n, dtype=np.int64), counts))
-        feats.append(plan.rated[at])
+        interval = plan.cumulative_rates[at] - np.where(at > 0, plan.cumulative_rates[at - 1], 0.0)
+        rate = -np.log1p(-plan.base_probabilities[plan.rated[at]])
+        keep = rng.random(at.size) * interval < rate
+        rows.append(np.repeat(np.arange(n, dtype=np.int64), counts)[keep])
+        feats.append(plan.rated[at[keep]])
     return np.concatenate(rows), np.concatenate(feats)
 
 
@@ -654,15 +661,22 @@ def _fire_top_copula(plan: _Plan, rng: np.random.Generator, u: np.ndarray) -> tu
         rate = rate.reshape(m, n_blocks, _BLOCK)
         totals = (rate.reshape(-1, _BLOCK) @ np.ones(_BLOCK, np.float32)).reshape(m, n_blocks)  # a BLAS sum
         exact = ~(totals <= _EXACT_ABOVE)
+        totals = totals.astype(np.float64)
         totals[exact] = 0.0
         # One Poisson count per sample, its points spread over the sample's blocks by their totals.
-        cumulative = np.cumsum(totals.ravel(), dtype=np.float64)
+        # Each total is raised past the float32 sum's rounding and the float64 running sum's, so a
+        # block's interval on the line always covers its exact sum; the excess is thinned below.
+        totals += (totals * 4e-6 + 8 * np.finfo(np.float64).eps * totals.sum()) * (totals > 0)
+        cumulative = np.cumsum(totals.ravel())
         row_end = cumulative[n_blocks - 1 :: n_blocks]
         row_start = np.concatenate([[0.0], row_end[:-1]])
         counts = rng.poisson(row_end - row_start)
         r = np.repeat(np.arange(m), counts)
         position = row_start[r] + rng.random(r.size) * (row_end - row_start)[r]
-        blk = np.minimum(np.searchsorted(cumulative, position, side="right") - r * n_blocks, n_blocks - 1)
+        position = np.minimum(position, np.nextafter(row_end, -np.inf)[r])  # never past the row
+        at = np.searchsorted(cumulative, position, side="right")
+        interval = cumulative[at] - np.where(at > 0, cumulative[at - 1], 0.0)
+        blk = at - r * n_blocks
         cumulative = np.cumsum(rate[r, blk], axis=1, dtype=np.float64)
         target = rng.random(r.size) * cumulative[:, -1]
         j = np.minimum((cumulative <= target[:, None]).sum(axis=1), _BLOCK - 1)
@@ -670,7 +684,8 @@ def _fire_top_copula(plan: _Plan, rng: np.random.Generator, u: np.ndarray) -> tu
         bound = cumulative[points, j] - np.where(j > 0, cumulative[points, j - 1], 0.0)
         feat = top[blk * _BLOCK + j]
         c = plan.offsets[feat] - np.einsum("ir,ir->i", us[r], plan.loadings[feat])
-        keep = rng.random(r.size) * bound < -log_ndtr(-c.astype(np.float64))
+        # kept at rate interval * (sum / interval) * (g_hat / sum) * (g / g_hat) = g
+        keep = rng.random(r.size) * bound * interval < -log_ndtr(-c.astype(np.float64)) * cumulative[:, -1]
         rows.append(r[keep] + start)
         feats.append(feat[keep])
         r, blk = np.nonzero(exact)

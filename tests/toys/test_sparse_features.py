@@ -129,6 +129,12 @@ def test_sampler_matches_the_textbook_sampler(firing, mean_active, rank):
     np.testing.assert_allclose(ours.mean(axis=0)[top], toy.truth.firing_probabilities[top], atol=5 * np.sqrt(0.25 / n))
 
 
+@pytest.mark.parametrize("rank", [0, 2])
+def test_samples_where_nothing_fires(rank):
+    toy = toys.sparse_features(8, 4, 5000, mean_active=1e-4, correlation_rank=rank, seed=0, orthogonalize_steps=0)
+    assert toy.truth.codes.nnz <= 10 and not toy.activations[toy.truth.codes.getnnz(axis=1) == 0].any()
+
+
 def test_the_copula_rate_bound_lies_above_the_rate():
     """The thinned sampler is exact only where its bound g_hat >= g(c) = -log(1 - Phi(c)): the
     tangent of log g, which is concave, at every c0 from -37 to 37 lies above it at every c."""
