@@ -196,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
     parser.argv = argv
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGINT, signal.SIGTERM)}
+    hook, sys.unraisablehook = sys.unraisablehook, _unraisable(sys.unraisablehook)
     try:
         args = parser.parse_args(argv)
         _logging(args)
@@ -219,11 +220,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"planted: {exc or 'interrupted'}", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sys.unraisablehook = hook
+
+
+def _unraisable(default):
+    """A hook for exceptions Python cannot raise (in a ``__del__``, a garbage-collector callback) that
+    drops the KeyboardInterrupt of Ctrl-C or SIGTERM landing there: the run stops at its next cell
+    anyway (see ``_terminate``), and a traceback would only hide the line saying what was saved."""
+
+    def hook(unraisable) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            default(unraisable)
+
+    return hook
 
 
 def _terminate(signum, frame) -> None:
-    """SIGTERM stops a run as Ctrl-C does: the cells finished so far are already saved."""
+    """Ctrl-C and SIGTERM stop a run: the cells finished so far are already saved. The run is also
+    told to stop, so it stops at the next cell even where the KeyboardInterrupt lands in code that
+    swallows it (a garbage-collector callback of jax, a ``__del__``)."""
+    runner = sys.modules.get("planted.evaluators.runner")  # never import in a handler: only a run needs telling
+    if runner is not None:
+        runner.request_stop()
     raise KeyboardInterrupt
 
 

@@ -17,6 +17,7 @@ import json
 import logging
 import multiprocessing
 import os
+import threading
 import time
 import traceback
 import warnings
@@ -44,6 +45,17 @@ log = logging.getLogger("planted")
 
 class Interrupted(KeyboardInterrupt):
     """A run stopped by Ctrl-C or SIGTERM; the message says how many cells were saved and how to resume."""
+
+
+_STOP = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask the run in progress to stop after the cell it is on. A signal handler calls this before it
+    raises KeyboardInterrupt: where the exception lands in code that swallows it (a garbage-collector
+    callback, a ``__del__``), the run still stops at the next cell instead of running to the end."""
+    _STOP.set()
+
 
 @dataclasses.dataclass(frozen=True)
 class _Cell:
@@ -359,6 +371,7 @@ def run(
         for method_seed in (suite.method_seeds or (None,))
     ]
     db = Store(store) if own_store else store
+    _STOP.clear()
     try:
         done = set()
         if db is not None and not force:
@@ -389,6 +402,8 @@ def run(
                         db.write(result)
                     fresh[result.key] = result
                     bar.update()
+                    if _STOP.is_set():
+                        raise KeyboardInterrupt
             except KeyboardInterrupt:
                 where = f" in {db.path}" if db is not None else " (no store: nothing was kept)"
                 raise Interrupted(f"interrupted; {len(fresh)} cell(s) of this run saved{where}; "

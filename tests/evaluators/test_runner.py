@@ -328,3 +328,38 @@ def test_a_store_from_before_method_seeds_is_migrated_in_place(tmp_path):
         assert s.directions(rows[0].key) is not None
     again = run("quick", methods=["pca"], seeds=[0], store=store)
     assert [r.seconds for r in again] == [r.seconds for r in fresh]
+
+
+def test_a_stop_request_ends_the_run_at_the_next_cell_even_if_the_interrupt_was_swallowed(tmp_path):
+    from planted.evaluators import runner
+
+    calls = []
+
+    def swallowed(x, *, seed):  # a signal whose KeyboardInterrupt landed in a __del__ and was dropped
+        calls.append(seed)
+        try:
+            runner.request_stop()
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            pass
+        return pca_method(x, seed=seed)
+
+    store = tmp_path / "s.sqlite"
+    with pytest.warns(RuntimeWarning, match="runs in the process that holds the truth"):
+        with pytest.raises(runner.Interrupted, match=r"interrupted; 1 cell\(s\) of this run saved in"):
+            run("quick", methods={"swallowed": swallowed}, seeds=[0, 1], store=store)
+    assert len(calls) == 1 and _count(store)[0] == 1
+    assert len(run("quick", methods=["pca"], seeds=[0], store=None)) == 3  # the next run is not stopped
+
+
+def test_the_command_line_drops_only_a_swallowed_interrupt_from_the_unraisable_report():
+    import types
+
+    from planted.evaluators.cli import _unraisable
+
+    seen = []
+    hook = _unraisable(seen.append)
+    hook(types.SimpleNamespace(exc_value=KeyboardInterrupt(), exc_type=KeyboardInterrupt))
+    other = types.SimpleNamespace(exc_value=RuntimeError("in __del__"), exc_type=RuntimeError)
+    hook(other)
+    assert seen == [other]
