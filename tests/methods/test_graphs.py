@@ -169,8 +169,8 @@ def _vector(scores, n):
     return np.array([scores[i] for i in range(n)])
 
 
-@pytest.mark.parametrize("seed, n, density", [(0, 60, 0.06), (1, 300, 0.02)])
-def test_centralities_equal_networkx(seed, n, density):
+@pytest.mark.parametrize("seed, n, density", [(0, 60, 0.06), (1, 300, 0.02), (2, 200, 0.006)])
+def test_centralities_equal_networkx(seed, n, density):  # the last: many strongly connected components
     m, graph = _weighted(seed, n, density)
     np.testing.assert_allclose(centrality(m, "betweenness"),
                                _vector(nx.betweenness_centrality(graph, weight="distance"), n), rtol=1e-9, atol=1e-15)
