@@ -145,7 +145,7 @@ def test_postsynaptic_potential_matches_its_closed_form(synapse):
     recurrent = jnp.zeros((steps, 2), jnp.float32).at[0, 0].set(w)  # arrives at the end of step 0
     vs = []
     for k in range(steps):
-        state, _ = _lif_block(dyn, state, recurrent[k : k + 1], jnp.zeros(2, jnp.float32), jnp.uint32(k), words)
+        state, *_ = _lif_block(dyn, state, recurrent[k : k + 1], jnp.zeros(2, jnp.float32), jnp.uint32(k), words)
         vs.append(float(state[0][0]))
     t = np.arange(1, steps) * cfg.dt  # v after step k is the response k steps after the input
     tm, ts = cfg.tau_m, cfg.tau_syn

@@ -140,12 +140,9 @@ def _lif_steps(dyn: _Dynamics, state, recurrent, drive, first_step, words):
 
     def step(carry, inputs):
         v, current, wait, resources, *rise = carry
-        rec, t = inputs
-        u = rnd.uniform(words, t, (n,))
-        count = sum((u < tail).astype(jnp.float32) for tail in tails)
+        inputs, chance = inputs
         # The exact propagator of (v, I) over a step, then the inputs that arrived in it.
         integrated = v * decay_m + coupling * current + (1 - decay_m) * drive
-        inputs = rec + bg_weight * count
         if is_alpha:
             (r,) = rise
             integrated = integrated + rise_v * r
@@ -157,7 +154,7 @@ def _lif_steps(dyn: _Dynamics, state, recurrent, drive, first_step, words):
         if model == "rate":
             v = integrated
             rate = jnp.clip(rate_base + rate_gain * v, 0.0, rate_max)
-            spike = free & (rnd.uniform(words[::-1], t, (n,)) < rate * dt)
+            spike = free & (chance < rate * dt)
         else:
             v = jnp.where(free, integrated, v)
             spike = free & (v >= threshold)
@@ -171,11 +168,22 @@ def _lif_steps(dyn: _Dynamics, state, recurrent, drive, first_step, words):
             release = spike.astype(jnp.float32)
         return (v, current, wait, resources, *rise), release
 
-    steps = first_step + jnp.arange(recurrent.shape[0], dtype=jnp.uint32)
-    return jax.lax.scan(step, state, (recurrent, steps))
+    # What no spike of this block can change comes before the loop, for every step at once: the
+    # background's Poisson counts (the same uniforms as drawn step by step: each is a function of
+    # its step and neuron) and the inputs they add to the recurrent ones; the rate model's uniforms.
+    steps = (first_step + jnp.arange(recurrent.shape[0], dtype=jnp.uint32))[:, None]
+    u = rnd.uniform(words, steps, (n,))
+    inputs = recurrent + bg_weight * sum((u < tail).astype(jnp.float32) for tail in tails)
+    chance = rnd.uniform(words[::-1], steps, (n,)) if model == "rate" else jnp.zeros((recurrent.shape[0], 0))
+    return jax.lax.scan(step, state, (inputs, chance))
 
 
-_lif_block = jax.jit(_lif_steps, static_argnums=0)
+@functools.partial(jax.jit, static_argnums=0)
+def _lif_block(dyn: _Dynamics, state, recurrent, drive, first_step, words):
+    """``_lif_steps`` compiled for the host loop, with the neurons that spiked in the block (n,):
+    the host then reads the releases of those columns only."""
+    state, release = _lif_steps(dyn, state, recurrent, drive, first_step, words)
+    return state, release, (release > 0).any(axis=0)
 
 
 _DENSE_MAX = 4096  # neurons up to which the JAX path keeps dense weights (BCOO beyond)
@@ -257,13 +265,14 @@ def _simulate(cfg: ConnectomeConfig, weights: sp.csr_matrix, tuning: np.ndarray,
             if b % batch == 0:
                 upcoming = drives(b, min(batch, n_blocks - b))
             drive = upcoming[b % batch]
-            state, release = _lif_block(dyn, state, rec, drive, jnp.uint32(b * k), words)
-            release = np.asarray(release)
-            s, j = np.nonzero(release)
-            if s.size:
+            state, release, fired = _lif_block(dyn, state, rec, drive, jnp.uint32(b * k), words)
+            fired = np.flatnonzero(np.asarray(fired))
+            if fired.size:
+                columns = np.asarray(release)[:, fired]
+                s, i = np.nonzero(columns)  # by step, then neuron, as over the whole block
                 times.append((b * k + s + 1) * cfg.dt)
-                neurons.append(j)
-                rec = jnp.asarray(_csr_rows(weights, s, j, release[s, j], k))
+                neurons.append(fired[i])
+                rec = jnp.asarray(_csr_rows(weights, s, fired[i], columns[s, i], k))
             else:
                 rec = zeros
     times = np.concatenate(times) if times else np.zeros(0)
