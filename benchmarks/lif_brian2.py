@@ -5,13 +5,15 @@ short-term depression, Poisson background input, dt 0.1 ms, 2 ms synaptic delay:
 ``toys.connectome`` dynamics (the compiled JAX path and the host-loop scipy path) against Brian2's
 default runtime target (cython) and, when asked, its C++ standalone mode. Every simulator gets
 the same weights (written to an npz), constants and duration; compilation is timed apart (a
-short warm-up run first). Printed: seconds per run, ratio against Brian2, and mean firing rates
+short warm-up run first; Brian2's C++ binary is timed by Brian2 itself, its compilation apart).
+Each round runs every simulator once, ``--repeats`` rounds. Printed: the best and median seconds of
+each, the ratios of the best times against Brian2's cython and C++ runs, and mean firing rates
 (the models agree in law, not spike for spike: their random background differs).
 
 Brian2 2.9 does not import under NumPy >= 2.4, so it can run in its own environment:
 
     python -m venv b2 && b2/bin/pip install brian2 "numpy<2.4" cython scipy
-    python benchmarks/lif_brian2.py --duration 60 --brian2-python b2/bin/python [--standalone]
+    python benchmarks/lif_brian2.py --duration 60 --brian2-python b2/bin/python [--standalone] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -91,6 +94,7 @@ def main() -> None:
     parser.add_argument("--brian2-python", default=sys.executable)
     parser.add_argument("--standalone", action="store_true", help="also time Brian2's cpp_standalone mode")
     parser.add_argument("--weight", type=float, default=26.5, help="synaptic weight (mV of current jump)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of every simulator, one after the other")
     args = parser.parse_args()
     cfg = ConnectomeConfig(n_neurons=N, n_modules=1, density=SYNAPSES / (N * (N - 1)), exc_fraction=1.0, weight=args.weight,
                            weight_sigma=0.0, depression=True, background_weight=2.8, dim=0, duration=args.duration,
@@ -101,15 +105,14 @@ def main() -> None:
     def features(t):
         return _features(cfg, np.asarray(t), np.random.default_rng(0))
 
-    rows, network = [], None
+    compiled = {}
     for kernel in ("jax", "scipy"):
-        c = dataclasses.replace(cfg, kernel=kernel)
         start = time.perf_counter()
-        _simulate(dataclasses.replace(c, duration=0.01), weights, tuning, features)  # compile
-        compiled = time.perf_counter() - start
-        start = time.perf_counter()
-        times, _ = _simulate(c, weights, tuning, features)
-        rows.append((f"planted ({kernel})", time.perf_counter() - start, compiled, times.size))
+        _simulate(dataclasses.replace(cfg, kernel=kernel, duration=0.01), weights, tuning, features)
+        compiled[f"planted ({kernel})"] = time.perf_counter() - start
+    runs: dict[str, list[float]] = {}
+    spikes: dict[str, int] = {}
+    network: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         coo = weights.tocoo()
         np.savez(Path(tmp) / "w.npz", pre=coo.row, post=coo.col, w=coo.data.astype(np.float64))
@@ -118,27 +121,39 @@ def main() -> None:
                   "refractory": cfg.refractory, "background_rate": cfg.background_rate,
                   "background_weight": cfg.background_weight, "depression_tau": cfg.depression_tau,
                   "depression_u": cfg.depression_u, "delay": cfg.delay}
-        for standalone in (False, True) if args.standalone else (False,):
-            params.update(standalone=standalone, directory=str(Path(tmp) / "standalone"))
-            out = subprocess.run([args.brian2_python, "-c", BRIAN2, json.dumps(params)], capture_output=True, text=True)
-            if out.returncode != 0:
-                print(f"Brian2 ({'cpp_standalone' if standalone else 'cython'}) failed:\n{out.stderr[-2000:]}")
-                continue
-            result = json.loads(out.stdout.strip().splitlines()[-1])
-            name = "Brian2 (cpp_standalone)" if standalone else "Brian2 (cython)"
-            rows.append((name, result["seconds"], result.get("compile"), result["spikes"]))
-            network = result.get("network", network)
-    print(f"LIF network: {N} neurons, {weights.nnz} depressing synapses, dt {cfg.dt * 1e3:.1f} ms, {cfg.duration:g} s")
-    seconds = {r[0]: r[1] for r in rows}
-    references = {"vs Brian2 cython": seconds.get("Brian2 (cython)"), "vs C++ run": seconds.get("Brian2 (cpp_standalone)")}
-    print(f"{'simulator':26s} {'seconds':>8s} {'compile':>8s} {'rate (Hz)':>9s} " + " ".join(f"{k:>17s}" for k in references))
-    for name, secs, compiled, spikes in rows:
-        ratios = " ".join(f"{f'{ref / secs:.2f}x' if ref else '-':>17s}" for ref in references.values())
-        comp = f"{compiled:.1f}" if compiled is not None else "-"
-        print(f"{name:26s} {secs:8.2f} {comp:>8s} {spikes / N / cfg.duration:9.2f} {ratios}")
-    if network is not None:
-        print(f"(Brian2 cpp_standalone: {network:.2f} s of its run in the network's time steps, the rest starting the "
-              "binary and writing its results)")
+        for _ in range(args.repeats):  # every simulator once per round, so drifts of the machine hit all alike
+            for kernel in ("jax", "scipy"):
+                start = time.perf_counter()
+                times, _ = _simulate(dataclasses.replace(cfg, kernel=kernel), weights, tuning, features)
+                runs.setdefault(f"planted ({kernel})", []).append(time.perf_counter() - start)
+                spikes[f"planted ({kernel})"] = times.size
+            for standalone in (False, True) if args.standalone else (False,):
+                name = "Brian2 (cpp_standalone)" if standalone else "Brian2 (cython)"
+                params.update(standalone=standalone, directory=str(Path(tmp) / "standalone"))
+                out = subprocess.run([args.brian2_python, "-c", BRIAN2, json.dumps(params)], capture_output=True, text=True)
+                if out.returncode != 0:
+                    print(f"{name} failed:\n{out.stderr[-2000:]}")
+                    continue
+                result = json.loads(out.stdout.strip().splitlines()[-1])
+                runs.setdefault(name, []).append(result["seconds"])
+                compiled[name], spikes[name] = result.get("compile"), result["spikes"]
+                if "network" in result:
+                    network.append(result["network"])
+    print(f"LIF network: {N} neurons, {weights.nnz} depressing synapses, dt {cfg.dt * 1e3:.1f} ms, {cfg.duration:g} s; "
+          f"best and median of {args.repeats} rounds")
+    best = {name: min(t) for name, t in runs.items()}
+    references = {"vs Brian2 cython": best.get("Brian2 (cython)"), "vs C++ run": best.get("Brian2 (cpp_standalone)")}
+    print(f"{'simulator':26s} {'best s':>8s} {'median s':>9s} {'compile':>8s} {'rate (Hz)':>9s} "
+          + " ".join(f"{k:>17s}" for k in references))
+    for name, times in runs.items():
+        ratios = " ".join(f"{f'{ref / best[name]:.2f}x' if ref else '-':>17s}" for ref in references.values())
+        comp = f"{compiled[name]:.1f}" if compiled.get(name) is not None else "-"
+        print(f"{name:26s} {best[name]:8.2f} {statistics.median(times):9.2f} {comp:>8s} "
+              f"{spikes[name] / N / cfg.duration:9.2f} {ratios}")
+    if network:
+        print(f"(Brian2 cpp_standalone: {min(network):.2f} s of its best run in the network's time steps, the rest "
+              "starting the binary and writing its results)")
+
 
 if __name__ == "__main__":
     main()

@@ -328,3 +328,14 @@ def test_chalearn2014_bursts_and_keeps_the_published_ordering_on_two_minutes():
     filtered = score_connectivity(mc.correlation(toy.artifact, preprocess="filtered"), truth).auroc
     partial = score_connectivity(mc.partial_correlation(toy.artifact), truth).auroc
     assert 0.6 < raw < filtered < partial
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7), (40, 20, 1000), (1, 1, 1), (0, 4, 8)])
+def test_sparse_nonzero_equals_numpy(shape):
+    from planted.toys._connectome._dynamics import _nonzero
+
+    rng = np.random.default_rng(sum(shape))
+    for density in (0.0, 0.001, 0.3, 1.0):
+        flags = rng.random(shape) < density
+        for ours, reference in zip(_nonzero(flags), np.nonzero(flags), strict=True):
+            np.testing.assert_array_equal(ours, reference)
