@@ -8,6 +8,8 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from planted import groundtruth
 from planted import toys
@@ -339,3 +341,16 @@ def test_sparse_nonzero_equals_numpy(shape):
         flags = rng.random(shape) < density
         for ours, reference in zip(_nonzero(flags), np.nonzero(flags), strict=True):
             np.testing.assert_array_equal(ours, reference)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0, 1e6), min_size=1, max_size=300).filter(lambda w: sum(w) > 0), st.integers(0, 2**32 - 1))
+def test_the_guide_table_finds_what_a_binary_search_finds(weights, seed):
+    from planted.toys._connectome._wiring import _locator
+
+    cdf = np.cumsum(weights)
+    cdf /= cdf[-1]
+    rng = np.random.default_rng(seed)
+    u = np.concatenate([rng.random(2000), cdf[:-1], np.nextafter(cdf[:-1], 0), [0.0, np.nextafter(1.0, 0)]])
+    u = u[(u >= 0) & (u < 1)]
+    np.testing.assert_array_equal(_locator(cdf)(u), np.searchsorted(cdf, u, side="right"))

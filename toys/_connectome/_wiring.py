@@ -58,10 +58,33 @@ def _distinct_pairs(rng, count: int, n: int, draw, keep=None) -> np.ndarray:
 
 
 def _sampler(rng, members: np.ndarray, weights: np.ndarray):
-    """Draw ``m`` members with probability proportional to ``weights``."""
+    """Draw ``m`` members with probability proportional to ``weights``: the member whose interval of
+    the cumulative weights holds a uniform draw."""
     cdf = np.cumsum(weights)
     cdf /= cdf[-1]
-    return lambda m: members[np.minimum(np.searchsorted(cdf, rng.random(m), side="right"), members.size - 1)]
+    locate = _locator(cdf)
+    return lambda m: members[np.minimum(locate(rng.random(m)), members.size - 1)]
+
+
+def _locator(cdf: np.ndarray):
+    """``u -> np.searchsorted(cdf, u, side="right")`` for uniforms u in [0, 1), the same indices
+    found through a guide table (Chen & Asau 1974): 2^b equal buckets of [0, 1), each knowing the
+    first index its lower edge maps to, then a step forward per cumulative value passed inside the
+    bucket (a fraction of one on average with 4 buckets per value). Binary searches over a large
+    ``cdf`` cost a cache miss per level; flywire_scale draws 120 million members."""
+    buckets = 1 << max(4, int(np.ceil(np.log2(4 * cdf.size))))  # a power of two: u * buckets is exact
+    guide = np.searchsorted(cdf, np.arange(buckets) / buckets, side="right")
+    padded = np.append(cdf, np.inf)
+
+    def locate(u: np.ndarray) -> np.ndarray:
+        index = guide[(u * buckets).astype(np.int64)]
+        moving = np.flatnonzero(padded[index] <= u)
+        while moving.size:
+            index[moving] += 1
+            moving = moving[padded[index[moving]] <= u[moving]]
+        return index
+
+    return locate
 
 
 def _wiring(cfg: ConnectomeConfig):
