@@ -5,6 +5,7 @@ import dataclasses
 import inspect
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -354,3 +355,18 @@ def test_the_guide_table_finds_what_a_binary_search_finds(weights, seed):
     u = np.concatenate([rng.random(2000), cdf[:-1], np.nextafter(cdf[:-1], 0), [0.0, np.nextafter(1.0, 0)]])
     u = u[(u >= 0) & (u < 1)]
     np.testing.assert_array_equal(_locator(cdf)(u), np.searchsorted(cdf, u, side="right"))
+
+
+@pytest.mark.parametrize("spiking", [0, 5, 24, 25, 90, 300, 600, 1000])
+def test_each_way_of_propagating_spikes_gives_the_dense_product(spiking):
+    """The rows of the neurons that spiked, gathered in the smallest tier that holds them, or the
+    dense product when more spiked: the recurrent input is the same."""
+    from planted.toys._connectome._dynamics import _propagate
+
+    rng = np.random.default_rng(spiking)
+    n, k = 1000, 20
+    weights = jnp.asarray(rng.normal(size=(n, n)) * (rng.random((n, n)) < 0.02), jnp.float32)
+    release = np.zeros((k, n), np.float32)
+    release[rng.integers(0, k, spiking), rng.choice(n, spiking, replace=False)] = rng.uniform(0.1, 1, spiking)
+    ours = np.asarray(jax.jit(_propagate)(jnp.asarray(release), weights))
+    np.testing.assert_allclose(ours, release.astype(np.float64) @ np.asarray(weights, np.float64), rtol=1e-5, atol=1e-5)

@@ -194,17 +194,27 @@ def _lif_block(dyn: _Dynamics, state, recurrent, drive, first_step, words):
 
 
 _DENSE_MAX = 4096  # neurons up to which the JAX path keeps dense weights (BCOO beyond)
-_EVENTS = 24  # neurons spiking in a block that the JAX path propagates row by row; more use the dense product
+_EVENTS = (24, 96, 384, 1536)  # spiking neurons a block propagates row by row in the JAX path; more: the dense product
 
 
 def _propagate(release, weights):
     """(k, n) recurrent input of the next block, ``release @ weights``: with dense weights, from
-    the rows of the (at most ``_EVENTS``) neurons that spiked in the block, else the product."""
-    if not isinstance(weights, jax.Array) or release.shape[1] <= 2 * _EVENTS:
+    the rows of the neurons that spiked in the block, gathered in the smallest of ``_EVENTS`` that
+    holds them all (gathering unused rows costs more than the product saves), or the whole product
+    when more spiked (or the rows are no fewer than half the neurons)."""
+    tiers = [t for t in _EVENTS if 2 * t < release.shape[1]]
+    if not isinstance(weights, jax.Array) or not tiers:
         return release @ weights
     spiked = release.max(axis=0)
-    _, rows = jax.lax.top_k(spiked, _EVENTS)  # every neuron that spiked, when few did (others add 0)
-    return jax.lax.cond((spiked > 0).sum() <= _EVENTS, lambda: release[:, rows] @ weights[rows], lambda: release @ weights)
+
+    def rows(t: int):
+        def product():
+            _, index = jax.lax.top_k(spiked, t)  # every neuron that spiked, then some that did not (adding 0)
+            return release[:, index] @ weights[index]
+        return product
+
+    tier = jnp.searchsorted(jnp.asarray(tiers), (spiked > 0).sum())  # the first that holds them; past the last: dense
+    return jax.lax.switch(tier, [rows(t) for t in tiers] + [lambda: release @ weights])
 
 
 @functools.partial(jax.jit, static_argnums=(0, 5))
