@@ -243,7 +243,7 @@ def _terminate(signum, frame) -> None:
     swallows it (a garbage-collector callback of jax, a ``__del__``)."""
     runner = sys.modules.get("planted.evaluators.runner")  # never import in a handler: only a run needs telling
     if runner is not None:
-        runner.request_stop()
+        runner._request_stop()
     raise KeyboardInterrupt
 
 

@@ -50,7 +50,7 @@ class Interrupted(KeyboardInterrupt):
 _STOP = threading.Event()
 
 
-def request_stop() -> None:
+def _request_stop() -> None:
     """Ask the run in progress to stop after the cell it is on. A signal handler calls this before it
     raises KeyboardInterrupt: where the exception lands in code that swallows it (a garbage-collector
     callback, a ``__del__``), the run still stops at the next cell instead of running to the end."""

@@ -338,7 +338,7 @@ def test_a_stop_request_ends_the_run_at_the_next_cell_even_if_the_interrupt_was_
     def swallowed(x, *, seed):  # a signal whose KeyboardInterrupt landed in a __del__ and was dropped
         calls.append(seed)
         try:
-            runner.request_stop()
+            runner._request_stop()
             raise KeyboardInterrupt
         except KeyboardInterrupt:
             pass

@@ -195,6 +195,7 @@ def test_snapshots_record_training_without_changing_it(tmp_path):
     assert loaded.represented_step.tolist() == dyn.represented_step.tolist()
 
 
+@pytest.mark.slow
 def test_dimensions_per_feature_curve_plateaus_at_one_half_with_sticky_fractions():
     """Elhage et al. "Feature Dimensionality": n=200, m=20, equal importance, a sparsity sweep.
 
@@ -236,6 +237,7 @@ def test_phase_diagram_has_the_three_regions():
         toys.phase_diagram(densities=[0.0, 0.5])
 
 
+@pytest.mark.slow
 def test_tms_presets_represent_every_feature_as_the_published_targets_do():
     """Braun et al. and Bushnaq et al. (2025) score decompositions of these targets by MMCS over
     every column of W (1.000 published), which is comparable only when every feature is
