@@ -196,7 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
     parser.argv = argv
-    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Ctrl-C and SIGTERM stop a run; a signal the shell set to be ignored (a job started with &) stays so
+    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(sig) is not signal.SIG_IGN}
     hook, sys.unraisablehook = sys.unraisablehook, _unraisable(sys.unraisablehook)
     try:
         args = parser.parse_args(argv)
@@ -242,8 +244,9 @@ def _terminate(signum, frame) -> None:
     told to stop, so it stops at the next cell even where the KeyboardInterrupt lands in code that
     swallows it (a garbage-collector callback of jax, a ``__del__``)."""
     runner = sys.modules.get("planted.evaluators.runner")  # never import in a handler: only a run needs telling
-    if runner is not None:
-        runner._request_stop()
+    request = getattr(runner, "_request_stop", None)  # absent while the runner is still being imported
+    if request is not None:
+        request()
     raise KeyboardInterrupt
 
 

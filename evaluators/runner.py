@@ -17,7 +17,6 @@ import json
 import logging
 import multiprocessing
 import os
-import threading
 import time
 import traceback
 import warnings
@@ -47,14 +46,14 @@ class Interrupted(KeyboardInterrupt):
     """A run stopped by Ctrl-C or SIGTERM; the message says how many cells were saved and how to resume."""
 
 
-_STOP = threading.Event()
+_STOP = [False]  # a plain flag: a signal handler may set it at any bytecode, even inside a clear
 
 
 def _request_stop() -> None:
     """Ask the run in progress to stop after the cell it is on. A signal handler calls this before it
     raises KeyboardInterrupt: where the exception lands in code that swallows it (a garbage-collector
     callback, a ``__del__``), the run still stops at the next cell instead of running to the end."""
-    _STOP.set()
+    _STOP[0] = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -371,7 +370,7 @@ def run(
         for method_seed in (suite.method_seeds or (None,))
     ]
     db = Store(store) if own_store else store
-    _STOP.clear()
+    _STOP[0] = False
     try:
         done = set()
         if db is not None and not force:
@@ -402,7 +401,7 @@ def run(
                         db.write(result)
                     fresh[result.key] = result
                     bar.update()
-                    if _STOP.is_set():
+                    if _STOP[0]:
                         raise KeyboardInterrupt
             except KeyboardInterrupt:
                 where = f" in {db.path}" if db is not None else " (no store: nothing was kept)"

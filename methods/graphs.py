@@ -43,6 +43,9 @@ EXACT_BETWEENNESS = 1000  # above this many nodes, betweenness is estimated from
 
 def _matrix(weights) -> sp.csr_matrix:
     m = sp.csr_matrix(weights, dtype=np.float64)
+    if not m.has_canonical_format:  # duplicate entries add up (as toarray shows them), on a copy
+        m = m.copy()
+        m.sum_duplicates()
     if m.shape[0] != m.shape[1]:
         raise ValueError(f"weights must be a square connectivity matrix, got shape {m.shape}")
     if not np.isfinite(m.data).all():

@@ -157,3 +157,33 @@ def test_verbosity_goes_before_or_after_the_command():
     for argv in (["-q", "bench"], ["bench", "-q"]):
         assert parser.parse_args(argv).quiet is True
     assert parser.parse_args(["report", "-vv"]).verbose == 2 and parser.parse_args(["report"]).quiet is False
+
+
+def test_a_signal_while_the_runner_is_still_being_imported_is_a_plain_interrupt(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "planted.evaluators.runner", types.ModuleType("planted.evaluators.runner"))
+    with pytest.raises(KeyboardInterrupt):  # not an AttributeError from the half-imported module
+        cli._terminate(2, None)
+
+
+def test_a_signal_the_shell_ignores_stays_ignored_and_handlers_are_restored(monkeypatch, capsys):
+    import signal
+
+    seen = {}
+
+    def command(args):
+        seen["int"], seen["term"] = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+        return 0
+
+    monkeypatch.setitem(cli._COMMANDS, "presets", command)
+    before = signal.getsignal(signal.SIGTERM)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a job started with & by a script
+    try:
+        assert cli.main(["presets"]) == 0
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert seen["int"] is signal.SIG_IGN and seen["term"] is cli._terminate
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from sklearn.metrics import normalized_mutual_info_score
 
-from planted.methods.graphs import _swap_edges, centrality, communities, rich_club
+from planted.methods.graphs import CENTRALITIES, _swap_edges, centrality, communities, rich_club
 
 
 def _blocks(seed, n_blocks, size, p_in, p_out):
@@ -220,3 +220,27 @@ def test_communities_match_networkx_louvain_in_modularity_and_recover_the_blocks
 def test_communities_name_a_bad_resolution():
     with pytest.raises(ValueError, match=r"communities: resolution must be in \(0, inf\), got 0"):
         communities(np.ones((3, 3)), resolution=0)
+
+
+def test_duplicate_entries_add_up_and_the_input_is_left_as_it_was():
+    """A sparse matrix may hold one entry twice (as scipy allows): its weight is their sum, as
+    ``toarray`` shows, explicit zeros and the diagonal drop out, and the caller's matrix is untouched."""
+    rng = np.random.default_rng(5)
+    n, entries = 40, 300
+    rows, cols = rng.integers(0, n, entries), rng.integers(0, n, entries)
+    values = rng.normal(size=entries)
+    values[:20] = 0.0
+    rows[20:40], cols[20:40] = rows[40:60], cols[40:60]  # duplicates, some cancelling
+    values[20:30] = -values[40:50]
+    order = np.argsort(rows, kind="stable")
+    raw = sp.csr_matrix((values[order], cols[order], np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])),
+                        shape=(n, n))  # from its raw arrays: the duplicates stay
+    assert not raw.has_canonical_format
+    kept = (raw.data.copy(), raw.indices.copy(), raw.indptr.copy())
+    dense = raw.toarray()
+    for kind in CENTRALITIES:
+        np.testing.assert_allclose(centrality(raw, kind), centrality(dense, kind), atol=1e-12, err_msg=kind)
+    for method in ("louvain", "leiden"):
+        np.testing.assert_array_equal(communities(raw, method=method), communities(dense, method=method))
+    for before, after in zip(kept, (raw.data, raw.indices, raw.indptr)):
+        np.testing.assert_array_equal(before, after)

@@ -357,14 +357,14 @@ def test_the_guide_table_finds_what_a_binary_search_finds(weights, seed):
     np.testing.assert_array_equal(_locator(cdf)(u), np.searchsorted(cdf, u, side="right"))
 
 
-@pytest.mark.parametrize("spiking", [0, 5, 24, 25, 90, 300, 600, 1000])
-def test_each_way_of_propagating_spikes_gives_the_dense_product(spiking):
+@pytest.mark.parametrize("n, spiking", [(1000, s) for s in (0, 5, 24, 25, 90, 300, 600, 1000)] + [(3200, 1000), (3200, 1600)])
+def test_each_way_of_propagating_spikes_gives_the_dense_product(n, spiking):
     """The rows of the neurons that spiked, gathered in the smallest tier that holds them, or the
     dense product when more spiked: the recurrent input is the same."""
     from planted.toys._connectome._dynamics import _propagate
 
     rng = np.random.default_rng(spiking)
-    n, k = 1000, 20
+    k = 20
     weights = jnp.asarray(rng.normal(size=(n, n)) * (rng.random((n, n)) < 0.02), jnp.float32)
     release = np.zeros((k, n), np.float32)
     release[rng.integers(0, k, spiking), rng.choice(n, spiking, replace=False)] = rng.uniform(0.1, 1, spiking)
