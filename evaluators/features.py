@@ -210,7 +210,8 @@ def _similarities(true_dirs: np.ndarray, latents: np.ndarray, chunk_size: int, c
             height = min(rows_per_tile, n - top)
             sims = np.matmul(true_dirs[top : top + height], chunk, out=buffer[:height, :width])
             np.abs(sims, out=sims)
-            np.maximum(feature_max[top : top + height], sims.max(axis=1), out=feature_max[top : top + height])
+            row_max = sims.max(axis=1)
+            np.maximum(feature_max[top : top + height], row_max, out=feature_max[top : top + height])
             np.maximum(latent_max[start : start + width], sims.max(axis=0), out=latent_max[start : start + width])
             if full is not None:
                 full[top : top + height, start : start + width] = sims
@@ -222,12 +223,14 @@ def _similarities(true_dirs: np.ndarray, latents: np.ndarray, chunk_size: int, c
                 cand_val[top : top + height, : keep.shape[1]] = np.take_along_axis(sims, keep, axis=1)
                 cand_idx[top : top + height, : keep.shape[1]] = keep
             else:
-                floor = cand_val[top : top + height].min(axis=1)[:, None]
-                above = np.flatnonzero(np.greater(sims, floor, out=mask[:height, :width]))
-                if above.size:
+                floor = cand_val[top : top + height].min(axis=1)
+                hit = np.flatnonzero(row_max > floor)  # only rows whose best beats their floor hold entries above it
+                if hit.size:
+                    part = sims[hit] if hit.size < height else sims
+                    above = np.flatnonzero(np.greater(part, floor[hit, None], out=mask[: hit.size, :width]))
                     rows, cols = np.divmod(above, width)
-                    new_rows.append(rows + top)
-                    new_vals.append(sims.ravel()[above])
+                    new_rows.append(hit[rows] + top)
+                    new_vals.append(part.ravel()[above])
                     new_idx.append(cols + start)
         if new_rows:
             _merge_candidates(cand_val, cand_idx, np.concatenate(new_rows), np.concatenate(new_vals),
