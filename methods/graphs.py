@@ -65,7 +65,7 @@ def _igraph(m: sp.spmatrix, *, directed: bool) -> tuple[ig.Graph, np.ndarray]:
     undirected graph, each node pair once) and its edge weights, in edge order.
 
     igraph reads an edge list as Python pairs whatever it is given (an (e, 2) array is read pair by
-    pair, 2x slower than pairs of Python integers); the pairs come in blocks, so the graph of
+    pair, 3x slower than pairs of Python integers); the pairs come in blocks, so the graph of
     flywire_scale's 54.5 million synapses never holds them all as Python objects at once. The
     weights stay an array: igraph's measures read it directly."""
     coo = m.tocoo(copy=False)
