@@ -93,12 +93,17 @@ def _run(params: dict, ids, patch: Patch, causal: bool, xp=jnp) -> dict:
         """What ``node`` reads: the residual stream, with its patched edges and pre_delta."""
         x = resid
         if edge_mask is not None and writes:
-            stack = xp.stack(writes, 1)  # (batch, k, n, d)
-            k = stack.shape[1]
-            if edge_mask.ndim == 3:  # one mask per input
-                x = x + xp.einsum("bs,bsnd->bnd", edge_mask[:, :k, node], source[:, :k] - stack)
-            else:
-                x = x + xp.einsum("s,bsnd->bnd", edge_mask[:k, node], source[:, :k] - stack)
+            k = len(writes)
+            if xp is np:  # only the masked sources are read: most patches mask a few edges
+                held = np.flatnonzero(edge_mask[..., :k, node].reshape(-1, k).any(axis=0))
+                stack = np.stack([writes[s] for s in held], 1) if held.size else None
+            else:  # under jit the mask is traced, so every earlier write is read
+                held, stack = slice(0, k), xp.stack(writes, 1)  # (batch, k, n, d)
+            if stack is not None:
+                if edge_mask.ndim == 3:  # one mask per input
+                    x = x + xp.einsum("bs,bsnd->bnd", edge_mask[:, held, node], source[:, held] - stack)
+                else:
+                    x = x + xp.einsum("s,bsnd->bnd", edge_mask[held, node], source[:, held] - stack)
         if pre_delta is not None:
             x = x + pre_delta[:, node]
         return x
