@@ -256,7 +256,7 @@ class CircuitModel:
                for i in range(0, padded.size, chunk)]
         return np.concatenate(out)[: masks.shape[0]]
 
-    def patch_edges(self, x, src, dst, source, *, chunk: int = 8) -> np.ndarray:
+    def patch_edges(self, x, src, dst, source, *, chunk: int = 64) -> np.ndarray:
         """Outputs (len(src), batch, n_tasks) with each edge (src[i], dst[i]) alone carrying
         ``source[src[i]]`` instead of src's activation."""
         src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
