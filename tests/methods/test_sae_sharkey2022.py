@@ -1,5 +1,5 @@
-"""The Sharkey et al. (2022) reproduction, in a file of its own: at about 40 s it is one of the longest
-test, and the test processes share out whole files."""
+"""The Sharkey et al. (2022) reproduction, in a file of its own: at about 40 s it is one of the
+longest tests, and the test processes share out whole files."""
 
 import pytest
 
