@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+
+def device_line() -> str:
+    """What a benchmark runs on: JAX's default device (its platform and kind, and how many), the
+    host CPU and the cores this process may use, and the versions. On a GPU, the ``jax`` entry of
+    ``matmul_peak`` is that device's float32 peak (JAX's default matmul precision there)."""
+    devices = jax.devices()
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (f"device: {devices[0].platform} ({devices[0].device_kind}) x{len(devices)}; host: {model}, {cores} cores; "
+            f"jax {jax.__version__}, numpy {np.__version__}")
 
 
 def matmul_peak(n: int = 2048, repeats: int = 10) -> dict[str, float]:

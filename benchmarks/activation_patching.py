@@ -18,7 +18,7 @@ import argparse
 import time
 
 import numpy as np
-from _machine import matmul_peak
+from _machine import device_line, matmul_peak
 
 from planted import toys
 from planted.groundtruth import Patch
@@ -28,6 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunk", type=int, default=64)
     args = parser.parse_args()
+    print(device_line())
     t = time.perf_counter()
     toy = toys.planted_mlp(16, 4, seed=0, width=256, n_blocks=4, depth=3)
     build = time.perf_counter() - t

@@ -22,6 +22,7 @@ from planted.evaluators.connectome import score_connectivity
 from planted.groundtruth import Recording
 from planted.methods import connectivity as mc
 from planted.toys._connectome._observation import _counts
+from _machine import device_line
 
 
 def main() -> None:
@@ -29,6 +30,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=3600.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    print(device_line())
     start = time.perf_counter()
     toy = toys.preset("chalearn2014", seed=args.seed, duration=args.duration)
     built = time.perf_counter() - start

@@ -33,6 +33,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import normalized_mutual_info_score
 
 from planted.methods import graphs
+from _machine import device_line
 
 
 def sbm(n: int, seed: int = 0, blocks: int = 20, degree: float = 20.0, within: float = 0.8):
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    print(device_line())
     n, r = args.nodes, args.repeats
     m, blocks = sbm(n)
     sym = (m + m.T).tocsr()

@@ -34,6 +34,7 @@ import numpy as np
 from planted.toys import ConnectomeConfig
 from planted.toys._connectome._dynamics import _features, _simulate, _tuning
 from planted.toys._connectome._wiring import _wiring
+from _machine import device_line
 
 N, SYNAPSES = 1000, 15_000
 
@@ -96,6 +97,7 @@ def main() -> None:
     parser.add_argument("--weight", type=float, default=26.5, help="synaptic weight (mV of current jump)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of every simulator, one after the other")
     args = parser.parse_args()
+    print(device_line())
     cfg = ConnectomeConfig(n_neurons=N, n_modules=1, density=SYNAPSES / (N * (N - 1)), exc_fraction=1.0, weight=args.weight,
                            weight_sigma=0.0, depression=True, background_weight=2.8, dim=0, duration=args.duration,
                            observation="spikes", seed=0)

@@ -16,6 +16,7 @@ import re
 import time
 
 from planted.toys import rasp
+from _machine import device_line
 
 
 def main() -> None:
@@ -26,6 +27,7 @@ def main() -> None:
     parser.add_argument("--ops", type=int, nargs=2, default=(2, 4), metavar=("MIN", "MAX"))
     parser.add_argument("--first-seed", type=int, default=0)
     args = parser.parse_args()
+    print(device_line())
     low, high = args.ops
     counts = collections.Counter()
     reasons = collections.Counter()

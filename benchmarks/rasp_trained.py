@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from planted import toys
+from _machine import device_line
 
 
 def main() -> None:
@@ -26,6 +27,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3000)
     args = parser.parse_args()
+    print(device_line())
     print("| program | seed | train + build | loss | interchange accuracy | verifies | truth = compiled kind's |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for program in args.programs:

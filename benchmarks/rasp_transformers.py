@@ -20,7 +20,7 @@ import argparse
 import time
 
 import numpy as np
-from _machine import matmul_peak
+from _machine import device_line, matmul_peak
 
 from planted import toys
 from planted.groundtruth import Patch
@@ -40,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=8192)
     args = parser.parse_args()
+    print(device_line())
     peak = matmul_peak()
     print(f"float32 matmul peak: JAX {peak['jax']:.0f} GFLOP/s, NumPy {peak['numpy']:.0f} GFLOP/s")
 

@@ -23,7 +23,7 @@ import os
 import time
 
 import numpy as np
-from _machine import matmul_peak
+from _machine import device_line, matmul_peak
 
 from planted import methods
 from planted import toys
@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--kind", choices=["relu", "topk"], default="relu")
     parser.add_argument("--k", type=int, default=32, help="active latents per sample for --kind topk")
     args = parser.parse_args()
+    print(device_line())
     d, k, b, steps = args.d_model, args.n_latents, args.batch, args.steps
     kind = dict(kind=args.kind, k=args.k if args.kind == "topk" else None)
     torch_k = args.k if args.kind == "topk" else 0

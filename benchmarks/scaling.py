@@ -28,6 +28,7 @@ from planted.groundtruth import FeatureTruth
 from planted.methods import graphs
 
 from graph_methods import sbm
+from _machine import device_line
 
 
 def best_time(fn, repeats: int) -> float:
@@ -108,6 +109,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--only", default=",".join(WORKLOADS))
     args = parser.parse_args()
+    print(device_line())
     chosen = args.only.split(",")
     unknown = sorted(set(chosen) - set(WORKLOADS))
     if unknown:

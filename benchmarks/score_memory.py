@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
+from _machine import device_line
 
 
 def _peak_rss_gib() -> float:
@@ -100,6 +101,7 @@ def main() -> None:
     parser.add_argument("--no-saelens", action="store_true")
     parser.add_argument("--child", choices=["planted", "saelens", "similarity"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    print(device_line())
     n, k, d = args.features, args.latents, args.d_model
     if args.child:
         print(json.dumps(child(args.child, n, k, d)))

@@ -21,7 +21,7 @@ import numpy as np
 from planted import toys
 from planted.toys._sparse_features import CHUNK_SIZE
 
-from _machine import matmul_peak
+from _machine import device_line, matmul_peak
 
 
 def planted_rate(toy, samples: int, start: int) -> tuple[float, float]:
@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-saelens", action="store_true")
     args = parser.parse_args()
+    print(device_line())
 
     t = time.perf_counter()
     toy = toys.preset("synth16k", seed=0, n_samples=1)

@@ -17,7 +17,7 @@ import argparse
 import time
 
 import numpy as np
-from _machine import matmul_peak
+from _machine import device_line, matmul_peak
 
 from planted import toys
 
@@ -52,6 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2000)
     args = parser.parse_args()
+    print(device_line())
     sparsities = 1 - np.logspace(0, -2, INSTANCES)  # feature probability 1 .. 0.01
     sparsities = np.clip(sparsities, 0.0, 0.999).round(6)
     kwargs = dict(sparsities=list(sparsities), n_steps=args.steps, batch_size=BATCH, lr=1e-3, restarts=1, n_samples=1)
