@@ -14,7 +14,8 @@ import numpy as np
 def device_line() -> str:
     """What a benchmark runs on: JAX's default device (its platform and kind, and how many), the
     host CPU and the cores this process may use, and the versions. On a GPU, the ``jax`` entry of
-    ``matmul_peak`` is that device's float32 peak (JAX's default matmul precision there)."""
+    ``matmul_peak`` is that device's rate for one 2048^3 float32 product at JAX's default precision
+    there (TF32 on recent NVIDIA GPUs), not its rated float32 peak."""
     devices = jax.devices()
     model = platform.processor() or platform.machine()
     try:

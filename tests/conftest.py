@@ -1,4 +1,5 @@
 import atexit
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -23,6 +24,8 @@ def _share_compilations() -> None:
     folder = tempfile.mkdtemp(prefix="planted-tests-jax-")
     os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    if importlib.util.find_spec("filelock"):  # a size limit makes JAX lock the folder: no entry is read half-written
+        os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(1 << 32))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
 

@@ -258,8 +258,11 @@ class CircuitModel:
 
     def patch_edges(self, x, src, dst, source, *, chunk: int = 64) -> np.ndarray:
         """Outputs (len(src), batch, n_tasks) with each edge (src[i], dst[i]) alone carrying
-        ``source[src[i]]`` instead of src's activation."""
+        ``source[src[i]]`` instead of src's activation. Up to ``chunk`` edges per compiled call,
+        fewer on a large graph: each holds an (n_nodes, n_nodes) mask, and a call's masks stay
+        within 2^22 floats."""
         src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
+        chunk = max(1, min(chunk, (1 << 22) // self.graph.n_nodes**2))
         source = jnp.asarray(source, jnp.float32)
         x = jnp.asarray(x, jnp.float32)
         ps, pd = _pad(src, chunk), _pad(dst, chunk)
