@@ -13,7 +13,6 @@ settings.register_profile("dev", max_examples=50, deadline=None, suppress_health
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-
 def _share_compilations() -> None:
     """One JAX compilation cache for the whole session: the test processes, and the command-line
     runs, workers and isolated methods they start (which inherit the environment), compile each
