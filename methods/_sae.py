@@ -5,8 +5,11 @@ over steps; the decoder's rows are kept at unit norm (the gradient's radial part
 rows are renormalised after each step); latents that have not fired for ``dead_after`` steps are
 revived by the auxiliary-k loss of Gao et al. (2024) for every kind. Inputs are scaled so their
 mean squared norm is ``d_model`` and the returned dictionary is expressed back in input units.
-TopK and AuxK work from the chosen latents only: one dense product picks them, and their values,
-decoding and gradients touch only those columns and rows.
+TopK and its AuxK work from the chosen latents only: one dense product picks them, and their
+values, decoding and gradients touch only those columns and rows, gathered one latent slot at a
+time (on a CPU a loop of (batch, d) gathers and scatter-adds runs several times faster than one
+(batch, k, d) gather). The dense kinds' AuxK picks its latents by an exact per-row bisection and
+decodes densely, as their main loss does: a top-k and gathers cost more there than matmuls.
 
 References
 ----------
@@ -127,31 +130,120 @@ def _encode(params, x, hp: _Hyper):
     return pre, codes, l0
 
 
-def _gathered(params, centred, pre, k: int, allowed=None):
-    """The top-``k`` latents of each sample, chosen on ``pre`` without a gradient, and their values
-    recomputed from the gathered encoder columns: ``(values, idx)``, each (batch, k). Gradients then
-    reach only the chosen columns (a scatter), never the dense (batch, n_latents) matrix."""
-    scores = pre if allowed is None else jnp.where(allowed[None, :], pre, -jnp.inf)
-    _, idx = jax.lax.top_k(scores, k)
-    values = jnp.einsum("bd,bkd->bk", centred, params["W_enc"].T[idx]) + params["b_enc"][idx]
-    return values, idx
+def _rows_dot(w, idx, y):
+    """``out[b, j] = y[b] . w[idx[b, j]]``, one gathered (batch, d) block per column ``j``: a loop
+    of row gathers runs many times faster on a CPU than one (batch, k, d) gather and a batched dot."""
+    _, out = jax.lax.scan(lambda carry, col: (carry, jnp.sum(y * w[col], axis=1)), None, idx.T)
+    return out.T
 
 
+def _rows_sum(w, v, idx):
+    """``out[b] = sum_j v[b, j] w[idx[b, j]]``: rows of ``w`` weighted and summed, one column at a time."""
+    def add(acc, col):
+        vj, ij = col
+        return acc + vj[:, None] * w[ij], None
+
+    out, _ = jax.lax.scan(add, jnp.zeros((idx.shape[0], w.shape[1]), w.dtype), (v.T, idx.T))
+    return out
+
+
+def _rows_add(idx, v, y, n: int):
+    """The (n, d) matrix whose row ``i`` sums ``v[b, j] y[b]`` over every ``(b, j)`` with
+    ``idx[b, j] = i``: the transpose of the two above, a scatter-add of one (batch, d) block per column."""
+    def add(acc, col):
+        vj, ij = col
+        return acc.at[ij].add(vj[:, None] * y), None
+
+    out, _ = jax.lax.scan(add, jnp.zeros((n, y.shape[1]), y.dtype), (v.T, idx.T))
+    return out
+
+
+@jax.custom_vjp
 def _decode(w_dec, values, idx):
     """``sum_j values[:, j] * w_dec[idx[:, j]]``: a decoder from the active latents only."""
-    return jnp.einsum("bk,bkd->bd", values, w_dec[idx])
+    return _rows_sum(w_dec, values, idx)
 
 
-def _aux_loss(params, x, err, dead, pre, k_aux: int):
+def _decode_fwd(w_dec, values, idx):
+    return _rows_sum(w_dec, values, idx), (w_dec, values, idx)
+
+
+def _decode_bwd(res, g):
+    w_dec, values, idx = res
+    return _rows_add(idx, values, g, w_dec.shape[0]), _rows_dot(w_dec, idx, g), None
+
+
+_decode.defvjp(_decode_fwd, _decode_bwd)
+
+
+@jax.custom_vjp
+def _picked(pre, w_t, b, y, idx):
+    """``pre[b, idx[b, j]]`` where ``pre = y @ w_t.T + b`` (computed without a gradient): the
+    chosen pre-activations, whose gradients reach ``w_t``, ``b`` and ``y`` through the chosen
+    entries only, never through the dense (batch, n_latents) product."""
+    return jnp.take_along_axis(pre, idx, axis=1)
+
+
+def _picked_fwd(pre, w_t, b, y, idx):
+    return jnp.take_along_axis(pre, idx, axis=1), (w_t, y, idx)
+
+
+def _picked_bwd(res, g):
+    w_t, y, idx = res
+    n = w_t.shape[0]
+    db = jnp.zeros(n, g.dtype).at[idx.reshape(-1)].add(g.reshape(-1))
+    return None, _rows_add(idx, g, y, n), db, _rows_sum(w_t, g, idx), None
+
+
+_picked.defvjp(_picked_fwd, _picked_bwd)
+
+
+def _gathered(params, centred, pre, k: int, allowed=None):
+    """The top-``k`` latents of each sample, chosen on ``pre`` (``centred @ W_enc + b_enc``, no
+    gradient): ``(values, idx)``, each (batch, k). Gradients reach only the chosen encoder columns
+    and biases (a scatter), never the dense (batch, n_latents) matrix."""
+    scores = pre if allowed is None else jnp.where(allowed[None, :], pre, -jnp.inf)
+    _, idx = jax.lax.top_k(scores, k)
+    return _picked(pre, params["W_enc"].T, params["b_enc"], centred, idx), idx
+
+
+def _row_kth_keys(scores, k: int):
+    """Order-preserving unsigned keys of ``scores`` and, per row, the key of its ``k``-th largest
+    entry: exact, by a 32-step bisection over the keys (no sort, no top-k)."""
+    bits = jax.lax.bitcast_convert_type(scores, jnp.uint32)
+    keys = jnp.where(bits >> 31 == 1, ~bits, bits | jnp.uint32(0x80000000))
+    lo = jnp.zeros(scores.shape[0], jnp.uint32)  # count(keys >= lo) >= k throughout
+    hi = jnp.full(scores.shape[0], 0xFFFFFFFF, jnp.uint32)
+
+    def body(_, bounds):
+        lo, hi = bounds
+        gap = hi - lo
+        mid = lo + gap // 2 + (gap & 1)
+        enough = jnp.sum(keys >= mid[:, None], axis=1) >= k
+        return jnp.where(enough, mid, lo), jnp.where(enough, hi, mid - 1)
+
+    lo, _ = jax.lax.fori_loop(0, 32, body, (lo, hi))
+    return keys, lo
+
+
+def _aux_loss(params, x, err, dead, pre, k_aux: int, sparse: bool):
     """AuxK (Gao et al. 2024): reconstruct the residual from the top-``k_aux`` dead latents.
 
-    Only dead latents are trained by it: the decoder bias and the residual are held fixed. Works
-    from the active latents only (``pre`` carries no gradient).
+    Only dead latents are trained by it: the decoder bias and the residual are held fixed. TopK
+    (``sparse``) works from the chosen latents only (``pre`` carries no gradient); the dense kinds
+    decode a (batch, n_latents) matrix of the chosen codes, as their main loss does.
     """
     centred = x - jax.lax.stop_gradient(params["b_dec"])
-    values, idx = _gathered(params, centred, pre, k_aux, allowed=dead)
-    values = jnp.where(dead[idx], jax.nn.relu(values), 0.0)
-    aux_err = jax.lax.stop_gradient(err) - _decode(params["W_dec"], values, idx)
+    if sparse:
+        values, idx = _gathered(params, centred, pre, k_aux, allowed=dead)
+        values = jnp.where(dead[idx], jax.nn.relu(values), 0.0)
+        recon = _decode(params["W_dec"], values, idx)
+    else:
+        pre_aux = centred @ params["W_enc"] + params["b_enc"]
+        keys, kth = _row_kth_keys(jnp.where(dead[None, :], jax.lax.stop_gradient(pre_aux), -jnp.inf), k_aux)
+        chosen = dead[None, :] & (keys >= kth[:, None])
+        recon = jnp.where(chosen, jax.nn.relu(pre_aux), 0.0) @ params["W_dec"]
+    aux_err = jax.lax.stop_gradient(err) - recon
     return jnp.sum(aux_err**2, axis=1).mean()
 
 
@@ -180,7 +272,7 @@ def _loss(params, x, dead, step, hp: _Hyper):
     else:
         penalty = 0.0
     if hp.aux_coefficient > 0:
-        aux_fn = functools.partial(_aux_loss, k_aux=hp.k_aux)
+        aux_fn = functools.partial(_aux_loss, k_aux=hp.k_aux, sparse=hp.kind == "topk")
         aux = jax.lax.cond(jnp.any(dead), aux_fn, lambda *a: jnp.zeros(()), params, x, err, dead, pre)
         loss = mse + penalty + hp.aux_coefficient * aux
     else:
