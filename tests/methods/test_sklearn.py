@@ -34,7 +34,7 @@ def test_the_seed_reaches_random_state_and_each_call_gets_a_fresh_clone(toy):
 
 
 def test_it_runs_in_a_suite_isolated_and_its_configuration_is_its_fingerprint():
-    dl = methods.sklearn_method(MiniBatchDictionaryLearning(alpha=0.1, max_iter=5, batch_size=256), components=2.0)
+    dl = methods.sklearn_method(MiniBatchDictionaryLearning(alpha=0.1, max_iter=1, fit_algorithm="cd"), components=2.0)
     quick = evaluators.SUITES["quick"]
     small = dataclasses.replace(quick, toys=tuple(t for t in quick.toys if t.name == "sparse-r2"))
     results = evaluators.run(small, methods={"dict-learning": dl}, seeds=[0], store=None)
