@@ -93,8 +93,9 @@ def test_the_sparse_step_has_the_gradients_of_the_dense_loss(kind):
         aux_err = jax.lax.stop_gradient(err) - aux_codes @ p["W_dec"]
         return jnp.sum(err**2, axis=1).mean() + penalty + hp.aux_coefficient * jnp.sum(aux_err**2, axis=1).mean()
 
-    want = jax.grad(dense)(params)
-    got = jax.grad(lambda p: _sae._loss(p, x, dead, 0, hp)[0])(params)
-    assert float(dense(params)) == pytest.approx(float(_sae._loss(params, x, dead, 0, hp)[0]), rel=1e-5)
+    want = jax.jit(jax.grad(dense))(params)
+    loss = jax.jit(lambda p: _sae._loss(p, x, dead, 0, hp)[0])  # compiled, as training runs it
+    got = jax.jit(jax.grad(loss))(params)
+    assert float(jax.jit(dense)(params)) == pytest.approx(float(loss(params)), rel=1e-5)
     for name in params:
         np.testing.assert_allclose(np.asarray(got[name]), np.asarray(want[name]), rtol=2e-4, atol=2e-5, err_msg=name)
