@@ -209,7 +209,8 @@ def _gathered(params, centred, pre, k: int, allowed=None):
 
 def _row_kth_keys(scores, k: int):
     """Order-preserving unsigned keys of ``scores`` and, per row, the key of its ``k``-th largest
-    entry: exact, by a 32-step bisection over the keys (no sort, no top-k)."""
+    entry: exact, by a 32-step bisection over the keys (no sort, no top-k). ``keys >= kth`` then
+    holds the top ``k`` of each row, and every entry tied with the ``k``-th."""
     bits = jax.lax.bitcast_convert_type(scores, jnp.uint32)
     keys = jnp.where(bits >> 31 == 1, ~bits, bits | jnp.uint32(0x80000000))
     lo = jnp.zeros(scores.shape[0], jnp.uint32)  # count(keys >= lo) >= k throughout

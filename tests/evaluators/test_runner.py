@@ -267,11 +267,22 @@ def test_failures_point_to_retry_and_debug_shows_the_traceback(helpers, tmp_path
     assert "Traceback (most recent call last)" in debug.stderr and "in broken" in debug.stderr
 
 
+def _from_a_terminal(args: list[str]) -> list[str]:
+    """``python -m planted *args`` started as from a terminal, where Ctrl-C is not ignored. A test
+    session started in the background (``cmd &``) ignores SIGINT, and its commands inherit that; the
+    command line keeps an ignored SIGINT ignored, as a shell job does, so it is reset first."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        return [sys.executable, "-m", "planted", *args]
+    start = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); sys.argv[0] = 'planted'; "
+             "runpy.run_module('planted', run_name='__main__', alter_sys=True)")
+    return [sys.executable, "-c", start, *args]
+
+
 @pytest.mark.parametrize("sig, workers", [(signal.SIGINT, "1"), (signal.SIGTERM, "1"), (signal.SIGINT, "2")])
 def test_ctrl_c_and_sigterm_stop_a_run_with_one_line_saying_what_was_saved(helpers, tmp_path, sig, workers):
     store = tmp_path / "s.sqlite"
-    cmd = [sys.executable, "-m", "planted", "bench", "--suite", "quick", "--method", "user_methods:slow_pca",
-           "--seeds", "4", "--workers", workers, "--store", str(store)]
+    cmd = _from_a_terminal(["bench", "--suite", "quick", "--method", "user_methods:slow_pca",
+                            "--seeds", "4", "--workers", workers, "--store", str(store)])
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (store.exists() and _written(store) >= 2):

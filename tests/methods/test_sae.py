@@ -1,5 +1,9 @@
+import functools
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from planted import methods
 from planted import toys
@@ -53,6 +57,32 @@ def test_output_is_in_input_units(toy):
     d2 = methods.sae(10 * toy.activations, 64, kind="topk", k=4, seed=0, n_steps=200, batch_size=256)
     np.testing.assert_allclose(d1.directions, d2.directions, atol=2e-3)
     np.testing.assert_allclose(10 * d1.encode(toy.activations[:100]), d2.encode(10 * toy.activations[:100]), rtol=1e-2, atol=1e-3)
+
+
+@functools.cache
+def _kth():
+    import jax
+
+    from planted.methods import _sae
+
+    return jax.jit(_sae._row_kth_keys)  # k traced: one compilation per shape
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_the_per_row_bisection_finds_the_kth_largest_exactly(data):
+    """The dense kinds' AuxK chooses, per row, the entries at or above the k-th largest: exact for
+    negative values, ties, infinities and rows with fewer than k finite entries."""
+    import jax.numpy as jnp
+
+    rows, width = 5, 24
+    pool = data.draw(st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False), min_size=1, max_size=8))
+    values = data.draw(st.lists(st.sampled_from(pool + [-np.inf, np.inf]), min_size=rows * width, max_size=rows * width))
+    x = np.asarray(values, np.float32).reshape(rows, width) + np.float32(0.0)  # -0.0 becomes 0.0
+    k = data.draw(st.integers(1, width))
+    keys, kth = _kth()(jnp.asarray(x), jnp.int32(k))
+    want = np.sort(x, axis=1)[:, ::-1][:, k - 1]
+    np.testing.assert_array_equal(np.asarray(keys >= kth[:, None]), x >= want[:, None])
 
 
 @pytest.mark.parametrize("kind", ["topk", "relu"])
