@@ -5,10 +5,10 @@ over steps; the decoder's rows are kept at unit norm (the gradient's radial part
 rows are renormalised after each step); latents that have not fired for ``dead_after`` steps are
 revived by the auxiliary-k loss of Gao et al. (2024) for every kind. Inputs are scaled so their
 mean squared norm is ``d_model`` and the returned dictionary is expressed back in input units.
-TopK and its AuxK work from the chosen latents only: one dense product picks them, and their
-values, decoding and gradients touch only those columns and rows, gathered one latent slot at a
-time (on a CPU a loop of (batch, d) gathers and scatter-adds runs several times faster than one
-(batch, k, d) gather). The dense kinds' AuxK picks its latents by an exact per-row bisection and
+TopK and its AuxK work from the chosen latents only: one dense product picks them and gives their
+values; decoding and gradients touch only those columns and rows, one latent slot at a time (on a
+CPU a loop of (batch, d) gathers and scatter-adds runs several times faster than one (batch, k, d)
+gather). The dense kinds' AuxK picks its latents by an exact per-row bisection and
 decodes densely, as their main loss does: a top-k and gathers cost more there than matmuls.
 
 References

@@ -273,7 +273,7 @@ def _from_a_terminal(args: list[str]) -> list[str]:
     command line keeps an ignored SIGINT ignored, as a shell job does, so it is reset first."""
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         return [sys.executable, "-m", "planted", *args]
-    start = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); sys.argv[0] = 'planted'; "
+    start = ("import runpy, signal; signal.signal(signal.SIGINT, signal.SIG_DFL); "
              "runpy.run_module('planted', run_name='__main__', alter_sys=True)")
     return [sys.executable, "-c", start, *args]
 

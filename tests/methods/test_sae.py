@@ -85,11 +85,12 @@ def test_the_per_row_bisection_finds_the_kth_largest_exactly(data):
     np.testing.assert_array_equal(np.asarray(keys >= kth[:, None]), x >= want[:, None])
 
 
-@pytest.mark.parametrize("kind", ["topk", "relu"])
-def test_the_sparse_step_has_the_gradients_of_the_dense_loss(kind):
-    """TopK trains from its k active latents (gathered encoder columns, a decoder of k rows) and the
-    AuxK loss from the dead latents it picks; both give the gradients of the dense formulation,
-    codes scattered into a (batch, n_latents) matrix and decoded by a matmul."""
+@pytest.mark.parametrize("kind, dead_fraction", [("topk", 0.4), ("relu", 0.4), ("relu", 0.05)])
+def test_the_sparse_step_has_the_gradients_of_the_dense_loss(kind, dead_fraction):
+    """TopK trains from its k active latents (their pre-activations, a decoder of k rows) and the
+    AuxK loss from the dead latents it picks (for ReLU, also when fewer are dead than it picks);
+    both give the gradients of the dense formulation, codes scattered into a (batch, n_latents)
+    matrix and decoded by a matmul."""
     import jax
     import jax.numpy as jnp
 
@@ -101,7 +102,8 @@ def test_the_sparse_step_has_the_gradients_of_the_dense_loss(kind):
               "W_dec": rng.standard_normal((n, d)), "b_dec": 0.1 * rng.standard_normal(d)}
     params = {name: jnp.asarray(v, jnp.float32) for name, v in params.items()}
     x = jnp.asarray(rng.standard_normal((b, d)), jnp.float32)
-    dead = jnp.asarray(rng.random(n) < 0.4)
+    dead = jnp.asarray(rng.random(n) < dead_fraction)
+    assert (int(dead.sum()) < k_aux) == (dead_fraction < 0.1)
     hp = _sae._Hyper(kind=kind, n_latents=n, k=k, l1_coefficient=0.5, sparsity_coefficient=1.0, bandwidth=0.05,
                      aux_coefficient=1 / 32, k_aux=k_aux, dead_after=10, n_steps=100, batch_size=b, lr=1e-3,
                      l1_warmup=1, decay_start=80)
