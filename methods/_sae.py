@@ -230,9 +230,10 @@ def _row_kth_keys(scores, k: int):
 def _aux_loss(params, x, err, dead, pre, k_aux: int, sparse: bool):
     """AuxK (Gao et al. 2024): reconstruct the residual from the top-``k_aux`` dead latents.
 
-    Only dead latents are trained by it: the decoder bias and the residual are held fixed. TopK
-    (``sparse``) works from the chosen latents only (``pre`` carries no gradient); the dense kinds
-    decode a (batch, n_latents) matrix of the chosen codes, as their main loss does.
+    Only dead latents are trained by it: the decoder bias and the residual are held fixed. Both
+    paths choose on ``pre`` (the main loss's pre-activations, without a gradient). TopK
+    (``sparse``) works from the chosen latents only; the dense kinds decode a (batch, n_latents)
+    matrix of the chosen codes, as their main loss does.
     """
     centred = x - jax.lax.stop_gradient(params["b_dec"])
     if sparse:
@@ -241,7 +242,7 @@ def _aux_loss(params, x, err, dead, pre, k_aux: int, sparse: bool):
         recon = _decode(params["W_dec"], values, idx)
     else:
         pre_aux = centred @ params["W_enc"] + params["b_enc"]
-        keys, kth = _row_kth_keys(jnp.where(dead[None, :], jax.lax.stop_gradient(pre_aux), -jnp.inf), k_aux)
+        keys, kth = _row_kth_keys(jnp.where(dead[None, :], pre, -jnp.inf), k_aux)
         chosen = dead[None, :] & (keys >= kth[:, None])
         recon = jnp.where(chosen, jax.nn.relu(pre_aux), 0.0) @ params["W_dec"]
     aux_err = jax.lax.stop_gradient(err) - recon
