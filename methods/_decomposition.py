@@ -23,8 +23,9 @@ def _check_components(where: str, n_components, x: np.ndarray, *, at_most_d: boo
 
 def _one_thread():
     """BLAS on one thread: a matrix product's sums are split by thread count, so FastICA's
-    iterations (and with them its result) moved with the number of threads; on one thread the
-    result is the same bit for bit whatever the machine's thread settings."""
+    iterations (and with them its result) moved with the number of threads, and so did the codes
+    (OpenBLAS 0.3.31's float32 products differ in their last bits between one thread and two); on
+    one thread the result is the same bit for bit whatever the machine's thread settings."""
     return threadpool_limits(limits=1, user_api="blas")
 
 
@@ -49,7 +50,9 @@ def pca(activations, n_components: int) -> Dictionary:
     components = model.components_.astype(np.float32)
     mean = model.mean_.astype(np.float32)
     encoder = Encoder(weights=components.T, bias=np.zeros(n_components), pre_bias=mean, activation="identity")
-    return Dictionary(directions=components, codes=encoder(x), encoder=encoder, decoder_bias=mean, method="pca")
+    with _one_thread():  # the codes too: a product's bits move with the thread count
+        codes = encoder(x)
+    return Dictionary(directions=components, codes=codes, encoder=encoder, decoder_bias=mean, method="pca")
 
 
 def ica(activations, n_components: int, *, seed: int, max_iter: int = 400) -> Dictionary:
@@ -82,7 +85,9 @@ def ica(activations, n_components: int, *, seed: int, max_iter: int = 400) -> Di
         weights=model.components_.T.astype(np.float32), bias=np.zeros(n_components), pre_bias=mean, activation="identity"
     )
     directions = model.mixing_.T.astype(np.float32)
-    return Dictionary(directions=directions, codes=encoder(x), encoder=encoder, decoder_bias=mean, method="ica")
+    with _one_thread():
+        codes = encoder(x)
+    return Dictionary(directions=directions, codes=codes, encoder=encoder, decoder_bias=mean, method="ica")
 
 
 def nmf(activations, n_components: int, *, seed: int, max_iter: int = 300) -> Dictionary:
