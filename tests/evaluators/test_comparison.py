@@ -174,6 +174,7 @@ def _count(path):
         return db.execute("SELECT COUNT(*), COUNT(DISTINCT toy_id || method || seed) FROM cells").fetchone()
 
 
+@pytest.mark.slow
 def test_problems_of_several_toys_resume_after_kill_9(tmp_path, monkeypatch):
     (tmp_path / "slow_measures.py").write_text(textwrap.dedent('''
         import time
@@ -268,6 +269,7 @@ def test_the_connectome_damage_truth_scores_perfectly_over_the_recorded_neurons(
         assert TASKS["connectome_damage"].score(DamagePrediction(hubs_first), problem)["damage_auroc"] == 0.5
 
 
+@pytest.mark.slow
 def test_the_damage_suite_runs_through_the_store(tmp_path):
     results = run("damage", seeds=[0], store=tmp_path / "s.sqlite", progress=False)
     assert len(results) == 24 and all(r.status == "ok" for r in results), [r.error for r in results if r.error]

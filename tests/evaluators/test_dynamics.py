@@ -256,6 +256,7 @@ def _transformer():
     return toys.rasp_transformer("shift_by", 16, seed=0, trained=True, snapshot_every=50)
 
 
+@pytest.mark.slow
 def test_a_heads_formation_is_its_attention_on_the_compiled_keys(tmp_path):
     """The record's last snapshot is the trained model: each head's attention on the keys its
     compiled twin attends to, recomputed from both built models' patterns, equals the record's

@@ -505,6 +505,7 @@ def test_the_dynamics_task_alone_exports_the_training_record(tmp_path):
     assert external.score(out, tmp_path / "oracle.npz")["dynamics"]["log_step_error"] == 0.0
 
 
+@pytest.mark.slow
 def test_a_trained_circuits_record_is_never_exported_beside_its_circuit(tmp_path):
     """The record moves only the circuit's neurons: the circuits and lesions tasks leave it out."""
     fields = dict(n_inputs=8, n_tasks=2, depth=2, n_blocks=3, width=24, n_samples=32, trained=True, snapshot_every=20)

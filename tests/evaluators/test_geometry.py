@@ -57,6 +57,7 @@ def _forbid_building(monkeypatch):
         monkeypatch.setattr(toys, name, refuse)
 
 
+@pytest.mark.slow
 def test_runner_stores_the_geometry_and_phase_diagram_and_the_report_only_reads_them(tmp_path, monkeypatch):
     real = toys.phase_diagram
     asked = []

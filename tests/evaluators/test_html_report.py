@@ -74,6 +74,7 @@ def report(tmp_path_factory):
     return folder / "report" / "report.html", results, paths
 
 
+@pytest.mark.slow
 def test_the_page_is_self_contained_and_shows_every_suite_and_figure(report):
     page, results, paths = report
     text = page.read_text()

@@ -129,6 +129,7 @@ def test_cosine_heatmap_of_a_perfect_dictionary_is_diagonal():
     assert fig.axes[0].get_xlabel() == "matched latent"
 
 
+@pytest.mark.slow
 def test_circuits_suite_report_has_the_catalog_and_circuit_figures(tmp_path, monkeypatch):
     store = tmp_path / "c.sqlite"
     results = run("circuits", methods=["activation-patching", "eap", "degree"], seeds=[0], store=store)
@@ -250,6 +251,7 @@ def _scaled(cells, factor):
     return [dataclasses.replace(c, metrics={k: v * factor for k, v in c.metrics.items()}) for c in cells]
 
 
+@pytest.mark.slow
 def test_a_report_killed_at_any_moment_leaves_no_torn_file(tmp_path):
     """kill -9 while a report is rewritten: every file is the previous report's or the new one's."""
     import os
@@ -287,6 +289,7 @@ def test_a_report_killed_at_any_moment_leaves_no_torn_file(tmp_path):
     assert os.listdir(out) and all((out / n).read_bytes() == after[n] for n in after)
 
 
+@pytest.mark.slow
 def test_a_store_of_two_suites_reports_each_with_its_own_grid(tmp_path, capsys):
     """bench quick, bench circuits, report: one table per suite with its own metrics, one valid
     JSON document naming suite and version, and every figure written; seeds outside a suite's grid

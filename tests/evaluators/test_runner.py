@@ -75,6 +75,7 @@ def _written(path) -> int:
     return _count(path)[0]
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9(helpers, tmp_path):
     store = tmp_path / "s.sqlite"
     cmd = [sys.executable, "-m", "planted", "bench", "--suite", "quick", "--method", "user_methods:slow_pca",
@@ -94,6 +95,7 @@ def test_resume_after_kill_9(helpers, tmp_path):
     assert _count(store) == (12, 12)  # every cell present exactly once
 
 
+@pytest.mark.slow
 def test_two_concurrent_writers(helpers, tmp_path):
     store = tmp_path / "s.sqlite"
     base = [sys.executable, "-m", "planted", "bench", "--suite", "quick", "--seeds", "3", "--store", str(store)]
@@ -158,6 +160,7 @@ def test_method_specs_and_versions():
     assert len(SUITES["features-sweep"].toys) == 24
 
 
+@pytest.mark.slow
 def test_ray_backend_gives_the_same_results_as_in_process(tmp_path):
     pytest.importorskip("ray")
     local = run("quick", methods=FAST, seeds=[0], store=None)
@@ -278,6 +281,7 @@ def _from_a_terminal(args: list[str]) -> list[str]:
     return [sys.executable, "-c", start, *args]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, workers", [(signal.SIGINT, "1"), (signal.SIGTERM, "1"), (signal.SIGINT, "2")])
 def test_ctrl_c_and_sigterm_stop_a_run_with_one_line_saying_what_was_saved(helpers, tmp_path, sig, workers):
     store = tmp_path / "s.sqlite"

@@ -25,6 +25,7 @@ def _node(method, toy, task=0, metric="node_auroc", **kwargs):
     return getattr(score_circuit(method(toy.artifact, task, **kwargs), toy, task, faithfulness=False), metric)
 
 
+@pytest.mark.slow
 def test_activation_patching_finds_the_plain_circuit():
     aurocs = [_node(mc.activation_patching, _toy(s), t) for s in SEEDS for t in (0, 1)]
     assert np.mean(aurocs) >= 0.95 and min(aurocs) >= 0.9, aurocs
@@ -37,6 +38,7 @@ def _mean(method, modes, metric="node_auroc", **kwargs):
     return float(np.mean([_node(method, _toy(s, **modes), 0, metric, **kwargs) for s in SEEDS]))
 
 
+@pytest.mark.slow
 def test_redundancy_hides_the_copies_from_single_interventions():
     assert _mean(mc.activation_patching, {"redundancy": True}) < _mean(mc.activation_patching, {}) - 0.05
     assert _mean(mc.ablation, {"redundancy": True}) < _mean(mc.ablation, {}) - 0.05

@@ -315,6 +315,7 @@ def test_chalearn2014_wiring_has_the_challenge_networks_statistics():
     assert connected == pytest.approx(everyone, rel=0.03)
 
 
+@pytest.mark.slow
 def test_chalearn2014_bursts_and_keeps_the_published_ordering_on_two_minutes():
     # The preset's regime: network bursts (more than half the neurons active in a 50 ms bin)
     # near the organizers' 0.1 per second, and the published ordering of the methods' AUROC:

@@ -56,6 +56,7 @@ def test_compiled_circuits_equal_their_formulas_on_every_input(kwargs):
             assert toy.truth.relevant_inputs[t, i] == (not np.array_equal(_evaluate_text(formula, flipped), expected))
 
 
+@pytest.mark.slow
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(gst.planted_mlp_configs())
 def test_verify_passes_on_drawn_toys(config):
@@ -272,6 +273,7 @@ ONE_THREAD = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallel
               "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+@pytest.mark.slow
 def test_the_truth_is_the_same_bit_for_bit_on_one_thread_and_on_many():
     """Compiled, naturalised and trained circuits: the truth's arrays (nodes, edges, effects) built
     with XLA and the BLAS on one thread equal those built with the default threads, bit for bit."""

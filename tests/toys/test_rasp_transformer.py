@@ -275,6 +275,7 @@ def _trained(program: str):
     return toys.rasp_transformer(program, 16, seed=0, trained=True, residual_fraction=0.5)
 
 
+@pytest.mark.slow
 def test_the_trained_kind_learns_the_compiled_circuit_with_dense_weights_in_superposition(tmp_path):
     """Interchange training against the compiled model, in a residual stream half as wide as the
     compiled one's one direction per value: no zero weight, every fresh interchange decoded alike,
