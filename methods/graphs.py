@@ -4,7 +4,7 @@ Shared by the circuit toys (the weight graph of a network, or its functional con
 the connectome toys. A connectivity matrix is square, ``weights[i, j]`` the connection from node i
 to node j, dense NumPy or SciPy sparse; signs are dropped (|w|) where a measure needs
 non-negative weights. Built on python-igraph (betweenness and closeness: the same values as
-networkx's; Louvain and Leiden: partitions of the same modularity; 24 to 66 times faster, and
+networkx's; Louvain and Leiden: partitions of the same modularity; 18 to 66 times faster across runs, and
 networkx is the cross-check in the tests), on SciPy
 where a sparse sum, a Lanczos eigenvector or a sparse power iteration does the job (degree,
 strength, eigenvector, PageRank: building an igraph graph from a matrix costs more than PageRank's
@@ -71,7 +71,7 @@ def _igraph(m: sp.spmatrix, *, directed: bool) -> tuple[ig.Graph, np.ndarray]:
     pair, 3x slower than pairs of Python integers). Below 65,536 nodes the graph is read instead
     from the entries written in igraph's binary GraphDB format to an in-memory file (no Python
     object per edge: 13 ms against 27 ms for the 10,000-node benchmark's 194,000 edges; the same
-    edges in the same order). Above it, or where the system has no in-memory files, the pairs come
+    edges in the same order). From it on, or where the system has no in-memory files, the pairs come
     in blocks, so the graph of flywire_scale's 54.5 million synapses never holds them all as Python
     objects at once. Each node is one Python integer that all its edges share (indexing an object
     array copies references): 20% faster than ``tolist()``. The weights stay an array: igraph's
@@ -79,21 +79,27 @@ def _igraph(m: sp.spmatrix, *, directed: bool) -> tuple[ig.Graph, np.ndarray]:
     m = sp.csr_matrix(m)
     n = m.shape[0]
     weights = m.data.astype(np.float64)
-    if n < _GRAPHDB_NODES and hasattr(os, "memfd_create"):
+    counts = np.diff(m.indptr)
+    if n < _GRAPHDB_NODES and counts.max(initial=0) < _GRAPHDB_NODES and hasattr(os, "memfd_create"):
         # GraphDB: the number of nodes, then for each node its number of edges and their targets,
-        # all little-endian 16-bit words (a node has fewer than 2^16 distinct targets).
+        # all little-endian 16-bit words.
         words = np.empty(1 + n + m.nnz, "<u2")
         words[0] = n
-        counts = np.arange(n) + m.indptr[:-1] + 1
-        words[counts] = np.diff(m.indptr)
+        at = np.arange(n) + m.indptr[:-1] + 1
+        words[at] = counts
         targets = np.ones(words.size, bool)
         targets[0] = False
-        targets[counts] = False
+        targets[at] = False
         words[targets] = m.indices
-        with os.fdopen(os.memfd_create("planted-graph"), "w+b") as file:
-            file.write(words.tobytes())
-            file.seek(0)
-            return ig.Graph.Read_GraphDB(file, directed=directed), weights
+        try:
+            file = os.fdopen(os.memfd_create("planted-graph"), "w+b")
+        except OSError:  # no in-memory files here after all (an old kernel, a sandbox): the pairs
+            file = None
+        if file is not None:
+            with file:
+                file.write(memoryview(words).cast("B"))
+                file.seek(0)
+                return ig.Graph.Read_GraphDB(file, directed=directed), weights
     row = np.repeat(np.arange(n), np.diff(m.indptr))
     ids = np.arange(n).astype(object)
     pairs = itertools.chain.from_iterable(

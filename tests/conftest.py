@@ -31,25 +31,29 @@ def _share_compilations() -> None:
 _share_compilations()
 
 
-_THREAD_VARIABLES = ("XLA_FLAGS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def pytest_configure(config):
-    """With test processes side by side (``-n``), each gets its share of the cores: XLA, the BLAS
-    and OpenMP would each start a thread per core in every process, and on 2 cores two processes of
-    2-thread products measured 8% slower in all than two of 1-thread ones. The settings reach the
-    test processes and the commands they start through the environment; a variable the user set
-    is left as it is. The tests that compare one thread with many set both themselves."""
+    """With test processes side by side (``-n``), each gets its share of the cores for the BLAS and
+    OpenMP, which would otherwise start a thread per core in every process; with one core each,
+    XLA's matrix products run on one thread too (``--xla_cpu_multi_thread_eigen=false``; XLA is
+    otherwise left at its defaults). On 2 cores, two test processes measured 8% faster in all this
+    way. The settings reach the test processes and the commands they start through the
+    environment; a variable the user set is left as it is. The tests that compare one thread with
+    many set both themselves."""
     workers = getattr(config.option, "numprocesses", None)
-    if hasattr(config, "workerinput") or not isinstance(workers, int) or workers < 2:
+    if hasattr(config, "workerinput") or not isinstance(workers, int):
         return
-    if any(name in os.environ for name in _THREAD_VARIABLES):
+    workers = min(workers, getattr(config.option, "maxprocesses", None) or workers)
+    if workers < 2:
         return
-    threads = max(1, len(os.sched_getaffinity(0)) // workers)
-    eigen = "true" if threads > 1 else "false"
-    os.environ["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={threads}"
-    for name in _THREAD_VARIABLES[1:]:
-        os.environ[name] = str(threads)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = max(1, cores // workers)
+    for name in _THREAD_VARIABLES:
+        os.environ.setdefault(name, str(threads))
+    if threads == 1:
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 
 
 def pytest_collection_modifyitems(config, items):

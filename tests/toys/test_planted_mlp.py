@@ -269,7 +269,7 @@ for kw in (dict(seed=24), dict(seed=5, naturalise=True), dict(seed=24, trained=T
     print(h.hexdigest())
 """
 
-ONE_THREAD = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+ONE_THREAD = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false",
               "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
