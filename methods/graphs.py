@@ -80,32 +80,40 @@ def _igraph(m: sp.spmatrix, *, directed: bool) -> tuple[ig.Graph, np.ndarray]:
     n = m.shape[0]
     weights = m.data.astype(np.float64)
     counts = np.diff(m.indptr)
-    if n < _GRAPHDB_NODES and counts.max(initial=0) < _GRAPHDB_NODES and hasattr(os, "memfd_create"):
-        # GraphDB: the number of nodes, then for each node its number of edges and their targets,
-        # all little-endian 16-bit words.
-        words = np.empty(1 + n + m.nnz, "<u2")
-        words[0] = n
-        at = np.arange(n) + m.indptr[:-1] + 1
-        words[at] = counts
-        targets = np.ones(words.size, bool)
-        targets[0] = False
-        targets[at] = False
-        words[targets] = m.indices
-        try:
-            file = os.fdopen(os.memfd_create("planted-graph"), "w+b")
-        except OSError:  # no in-memory files here after all (an old kernel, a sandbox): the pairs
-            file = None
-        if file is not None:
-            with file:
-                file.write(memoryview(words).cast("B"))
-                file.seek(0)
-                return ig.Graph.Read_GraphDB(file, directed=directed), weights
-    row = np.repeat(np.arange(n), np.diff(m.indptr))
+    if n < _GRAPHDB_NODES and counts.max(initial=0) < _GRAPHDB_NODES:
+        graph = _read_graphdb(m, counts, directed=directed)
+        if graph is not None:
+            return graph, weights
+    row = np.repeat(np.arange(n), counts)
     ids = np.arange(n).astype(object)
     pairs = itertools.chain.from_iterable(
         zip(ids[row[s:s + _EDGE_BLOCK]].tolist(), ids[m.indices[s:s + _EDGE_BLOCK]].tolist())
         for s in range(0, row.size, _EDGE_BLOCK))
     return ig.Graph(n=n, edges=pairs, directed=directed), weights
+
+
+def _read_graphdb(m: sp.csr_matrix, counts: np.ndarray, *, directed: bool) -> ig.Graph | None:
+    """igraph's graph read from ``m`` written in its binary GraphDB format to an in-memory file: the
+    number of nodes, then for each node its number of edges and their targets, all little-endian
+    16-bit words (fewer than 2^16 nodes and edges per node); None where the system has no
+    in-memory files (not Linux, an old kernel, a sandbox)."""
+    try:
+        file = os.fdopen(os.memfd_create("planted-graph"), "w+b")
+    except (AttributeError, OSError):
+        return None
+    n = m.shape[0]
+    words = np.empty(1 + n + m.nnz, "<u2")
+    words[0] = n
+    at = np.arange(n) + m.indptr[:-1] + 1
+    words[at] = counts
+    targets = np.ones(words.size, bool)
+    targets[0] = False
+    targets[at] = False
+    words[targets] = m.indices
+    with file:
+        file.write(memoryview(words).cast("B"))
+        file.seek(0)
+        return ig.Graph.Read_GraphDB(file, directed=directed)
 
 
 def _undirected(m: sp.csr_matrix) -> sp.csr_matrix:

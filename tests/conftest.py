@@ -1,4 +1,5 @@
 import atexit
+import collections
 import importlib.util
 import os
 import shutil
@@ -60,7 +61,5 @@ def pytest_collection_modifyitems(config, items):
     """Files with more tests marked slow run first (then as collected). Test processes take whole
     files in this order (``--no-loadscope-reorder``; xdist's own order, by number of tests, put
     the README's one test of 90 s last, running alone while the other process idled)."""
-    slow: dict = {}
-    for item in items:
-        slow[item.path] = slow.get(item.path, 0) + bool(item.get_closest_marker("slow"))
+    slow = collections.Counter(item.path for item in items if item.get_closest_marker("slow"))
     items.sort(key=lambda item: -slow[item.path])
