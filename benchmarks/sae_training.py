@@ -4,15 +4,17 @@ Both train the same SAE (d_model -> n_latents, unit-norm decoder rows, Adam) on 
 batches of a sparse-feature toy, in one run: ReLU with an L1 penalty (``--kind relu``) or TopK
 (``--kind topk --k 32``). The PyTorch loop is the dense one a user would write (for TopK: scatter
 the top k into a dense code matrix and decode with a matmul); planted's TopK touches only the k
-active latents after the encoder's product. Printed: samples/s for each, their ratio, and the
-achieved FLOP/s as a fraction of this machine's float32 matmul peak, measured here in the same run.
-Compile time is reported apart and excluded from the JAX rate.
+active latents after the encoder's product. The two are timed in ``--repeats`` interleaved rounds
+(planted, then PyTorch). Printed: the median samples/s of each with its range, the ratio, and the
+achieved FLOP/s as a fraction of this machine's float32 matmul peak, measured in the same run before
+and after the rounds. Compile time is reported apart: the warm-up run compiles, the timed runs (of
+another length) compile nothing, which the benchmark checks.
 
 Model FLOPs per step: 10 * batch * d_model * n_latents (encoder and decoder forward, and the three
 backward matmuls: codes' gradient, decoder and encoder weight gradients), the dense count, which
 for TopK is the work the dense loop does.
 
-    python benchmarks/sae_training.py [--d-model 256 --n-latents 1024 --batch 1024 --steps 300]
+    python benchmarks/sae_training.py [--d-model 256 --n-latents 1024 --batch 1024 --steps 200 --repeats 3]
     python benchmarks/sae_training.py --kind topk --k 32 --n-latents 4096
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 import numpy as np
@@ -72,7 +75,8 @@ def main() -> None:
     parser.add_argument("--d-model", type=int, default=256)
     parser.add_argument("--n-latents", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=1024)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=200, help="steps of each timed run")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds, each timing planted and then PyTorch")
     parser.add_argument("--kind", choices=["relu", "topk"], default="relu")
     parser.add_argument("--k", type=int, default=32, help="active latents per sample for --kind topk")
     args = parser.parse_args()
@@ -92,35 +96,42 @@ def main() -> None:
     print(f"data: {stream.shape[0]} batches of {b} x {d} generated in {gen:.1f}s; threads: {os.cpu_count()} cores")
 
     peaks = matmul_peak()
-    peak = max(peaks.values())
     print("float32 matmul peak (2048^3): " + ", ".join(f"{n} {v:.1f} GFLOP/s" for n, v in peaks.items()))
 
-    # JAX: compile on a warm-up run (same shapes), then time the full run.
+    # JAX: compile on a warm-up run (same shapes and hyperparameters; the number of steps is traced,
+    # so the timed runs, of another length, compile nothing, which is checked).
+    from planted.methods import _sae
+
     t = time.perf_counter()
     methods.sae(list(warm), k, **kind, seed=0, n_steps=32, batch_size=b, aux_coefficient=0.0, progress=False)
     compile_and_warm = time.perf_counter() - t
-    t = time.perf_counter()
-    methods.sae(list(timed), k, **kind, seed=0, n_steps=steps, batch_size=b, aux_coefficient=0.0, progress=False)
-    jax_s = time.perf_counter() - t
-    # The timed call compiles again (a new jit per call); subtract a measured compile-only call.
-    t = time.perf_counter()
-    methods.sae(list(warm[:1]), k, **kind, seed=0, n_steps=1, batch_size=b, aux_coefficient=0.0, progress=False)
-    overhead = time.perf_counter() - t
-    jax_train = max(jax_s - overhead, 1e-9)
-
+    compiled = _sae._train_block._cache_size()
     torch_sae(warm, k, 1.0, 1e-3, torch_k)
-    torch_s, torch_mse = torch_sae(timed, k, 1.0, 1e-3, torch_k)
 
-    flops = 10 * b * d * k * steps
-    jax_rate, torch_rate = steps * b / jax_train, steps * b / torch_s
+    jax_rates, torch_rates = [], []
+    for _ in range(args.repeats):  # interleaved, so that both see the same state of the machine
+        t = time.perf_counter()
+        methods.sae(list(timed), k, **kind, seed=0, n_steps=steps, batch_size=b, aux_coefficient=0.0, progress=False)
+        jax_rates.append(steps * b / (time.perf_counter() - t))
+        torch_rates.append(steps * b / torch_sae(timed, k, 1.0, 1e-3, torch_k)[0])
+    assert _sae._train_block._cache_size() == compiled, "a timed run compiled again"
+    peak = max(max(peaks.values()), *matmul_peak().values())  # the best of the readings before and after
+
+    flops_per_sample = 10 * d * k
     what = f"TopK k={args.k}" if args.kind == "topk" else "ReLU-L1"
-    print(f"{what} SAE d={d} latents={k} batch={b} steps={steps} (dense model FLOPs {flops / 1e9:.1f} G)")
-    print(f"  planted (JAX):  {jax_rate:10.0f} samples/s  {flops / jax_train / 1e9:6.1f} GFLOP/s  "
-          f"{flops / jax_train / 1e9 / peak:5.1%} of peak   (compile+warm-up {compile_and_warm:.1f}s, "
-          f"per-call overhead {overhead:.1f}s excluded)")
-    print(f"  PyTorch eager:  {torch_rate:10.0f} samples/s  {flops / torch_s / 1e9:6.1f} GFLOP/s  "
-          f"{flops / torch_s / 1e9 / peak:5.1%} of peak")
-    print(f"  ratio planted / PyTorch: {jax_rate / torch_rate:.2f}x")
+    print(f"{what} SAE d={d} latents={k} batch={b} steps={steps}, {args.repeats} interleaved rounds "
+          f"(dense model FLOPs {flops_per_sample * b * steps / 1e9:.1f} G a run); peak {peak:.1f} GFLOP/s, "
+          "the best reading before and after")
+    for name, rates, extra in (("planted (JAX)", jax_rates, f"   (compile+warm-up {compile_and_warm:.1f}s apart; "
+                                                              "the timed runs compiled nothing)"),
+                               ("PyTorch eager", torch_rates, "")):
+        mid = statistics.median(rates)
+        print(f"  {name}:  {mid:10.0f} samples/s median ({min(rates):.0f}-{max(rates):.0f})  "
+              f"{flops_per_sample * mid / 1e9:6.1f} GFLOP/s  {flops_per_sample * mid / 1e9 / peak:5.1%} of peak "
+              f"(best round {flops_per_sample * max(rates) / 1e9 / peak:.1%}){extra}")
+    ratios = [a / c for a, c in zip(jax_rates, torch_rates)]
+    print(f"  ratio planted / PyTorch: {statistics.median(ratios):.2f}x median, "
+          f"{min(ratios):.2f}-{max(ratios):.2f}x over the rounds")
 
 
 if __name__ == "__main__":

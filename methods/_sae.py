@@ -26,6 +26,7 @@ import dataclasses
 import functools
 import itertools
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -51,11 +52,22 @@ class _Hyper:
     aux_coefficient: float
     k_aux: int
     dead_after: int
-    n_steps: int
     batch_size: int
     lr: float
-    l1_warmup: int
-    decay_start: int
+
+
+class _Schedule(NamedTuple):
+    """The step counts of a run, passed to the compiled loop as numbers rather than constants, so
+    that runs of any length share one compilation."""
+
+    l1_warmup: int | jax.Array  # steps over which the L1 coefficient ramps up from zero
+    decay_start: int | jax.Array  # the step from which the learning rate decays linearly...
+    decay_steps: int | jax.Array  # ...to zero over this many steps
+
+    @classmethod
+    def of(cls, n_steps: int) -> _Schedule:
+        decay_start = int(0.8 * n_steps)
+        return cls(l1_warmup=max(1, n_steps // 20), decay_start=decay_start, decay_steps=max(n_steps - decay_start, 1))
 
 
 def _jumprelu_fns():
@@ -249,7 +261,7 @@ def _aux_loss(params, x, err, dead, pre, k_aux: int, sparse: bool):
     return jnp.sum(aux_err**2, axis=1).mean()
 
 
-def _loss(params, x, dead, step, hp: _Hyper):
+def _loss(params, x, dead, step, hp: _Hyper, l1_warmup=1):
     if hp.kind == "topk":
         # Sparse all the way: one dense product chooses the latents, everything else touches k of them.
         centred = x - params["b_dec"]
@@ -267,7 +279,7 @@ def _loss(params, x, dead, step, hp: _Hyper):
     err = x - recon
     mse = jnp.sum(err**2, axis=1).mean()
     if hp.kind == "relu":
-        warm = jnp.minimum(1.0, (step + 1) / max(hp.l1_warmup, 1))
+        warm = jnp.minimum(1.0, (step + 1) * (1 / l1_warmup))
         penalty = warm * hp.l1_coefficient * sparsity
     elif hp.kind == "jumprelu":
         penalty = hp.sparsity_coefficient * sparsity
@@ -282,33 +294,38 @@ def _loss(params, x, dead, step, hp: _Hyper):
     return loss, (mse, fired)
 
 
-def _optimizer(hp: _Hyper) -> optax.GradientTransformation:
-    """Adam at ``lr``, decayed linearly to zero over the last fifth of training."""
-    schedule = optax.join_schedules(
-        [optax.constant_schedule(hp.lr), optax.linear_schedule(hp.lr, 0.0, max(hp.n_steps - hp.decay_start, 1))],
-        [hp.decay_start],
-    )
-    return optax.adam(schedule)
+def _optimizer(hp: _Hyper, schedule: _Schedule = _Schedule(1, 0, 1)) -> optax.GradientTransformation:
+    """Adam at ``lr``, decayed linearly to zero over the last fifth of training (optax's joined
+    constant and linear schedules, written out so that the step counts may be traced)."""
+    def rate(step):
+        count = jnp.clip(step - schedule.decay_start, 0, schedule.decay_steps)
+        return jnp.where(step < schedule.decay_start, hp.lr, hp.lr * (1 - count * (1 / schedule.decay_steps)))
+
+    return optax.adam(rate)
 
 
 @functools.partial(jax.jit, static_argnames="hp")
-def _train_block(state, xs, hp: _Hyper):
-    """Run ``xs.shape[0]`` steps; ``xs`` is (steps, batch, d_model). Compiled once per (hp, shapes)."""
-    optimizer = _optimizer(hp)
+def _train_block(state, xs, n, schedule: _Schedule, hp: _Hyper):
+    """Run the first ``n`` steps of ``xs`` (steps, batch, d_model); returns the state and each
+    step's mean squared error (the entries past ``n`` are zero). Compiled once per (hp, shapes):
+    the number of steps and the schedule are traced, so a short last block and runs of another
+    length reuse the compilation."""
+    optimizer = _optimizer(hp, schedule)
 
-    def one(state, x):
-        params, opt_state, since_fired, step = state
+    def one(i, carry):
+        (params, opt_state, since_fired, step), mses = carry
         dead = since_fired >= hp.dead_after
-        (_, (mse, fired)), grads = jax.value_and_grad(_loss, has_aux=True)(params, x, dead, step, hp)
+        (_, (mse, fired)), grads = jax.value_and_grad(_loss, has_aux=True)(
+            params, xs[i], dead, step, hp, schedule.l1_warmup)
         w = params["W_dec"]
         grads["W_dec"] = grads["W_dec"] - jnp.sum(grads["W_dec"] * w, axis=1, keepdims=True) * w
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         params["W_dec"] = params["W_dec"] / jnp.linalg.norm(params["W_dec"], axis=1, keepdims=True)
         since_fired = jnp.where(fired, 0, since_fired + 1)
-        return (params, opt_state, since_fired, step + 1), mse
+        return (params, opt_state, since_fired, step + 1), mses.at[i].set(mse)
 
-    return jax.lax.scan(one, state, xs)
+    return jax.lax.fori_loop(0, n, one, (state, jnp.zeros(xs.shape[0], xs.dtype)))
 
 
 def _check(seed, n_latents, kind, k, batch_size, n_steps, lr, l1_coefficient, sparsity_coefficient, d: int, **extra) -> None:
@@ -430,12 +447,10 @@ def sae(
         aux_coefficient=float(aux_coefficient),
         k_aux=max(1, min(n_latents, d // 2)),
         dead_after=int(dead_after),
-        n_steps=n_steps,
         batch_size=batch_size,
         lr=float(lr),
-        l1_warmup=max(1, n_steps // 20),
-        decay_start=int(0.8 * n_steps),
     )
+    schedule = jax.tree.map(jnp.int32, _Schedule.of(n_steps))
     w_dec = rng.standard_normal((n_latents, d)).astype(np.float32)
     w_dec /= np.linalg.norm(w_dec, axis=1, keepdims=True)
     params = {
@@ -450,16 +465,30 @@ def sae(
     threshold_sum, threshold_count = 0.0, 0
     steps_done = 0
     with Progress(n_steps, f"sae[{kind}]", enabled=progress) as bar:
+        length = min(_BLOCK, n_steps)
+        last = None  # the block in flight: the next one is drawn and scaled while it trains
         for block in blocks:
             block = block * np.float32(scale)
-            state, mse = _train_block(state, jnp.asarray(block), hp)
-            steps_done += block.shape[0]
-            if kind == "batchtopk" and steps_done > hp.n_steps // 2:  # once the encoder has settled
+            steps = block.shape[0]
+            padded = block if steps == length else np.concatenate([block, np.zeros((length - steps, *block.shape[1:]), block.dtype)])
+            state, mse = _train_block(state, jnp.asarray(padded), jnp.int32(steps), schedule, hp)
+            steps_done += steps
+            if kind == "batchtopk" and steps_done > n_steps // 2:  # once the encoder has settled
                 threshold_sum, threshold_count = _track_threshold(state[0], block, hp, threshold_sum, threshold_count)
-            bar.update(block.shape[0])
-            bar.note(f"mse {float(mse[-1]) / d:.4f}")
+            if last is not None:
+                _report(bar, *last, d)
+            last = (mse, steps)
+        if last is not None:
+            _report(bar, *last, d)
     params = jax.tree.map(np.asarray, state[0])
     return _to_dictionary(params, hp, scale, threshold_sum / max(threshold_count, 1), x if is_array else None)
+
+
+def _report(bar: Progress, mse: jax.Array, steps: int, d: int) -> None:
+    """Advance the progress bar by a finished block (this waits for it) and show its last error."""
+    last = float(mse[steps - 1])
+    bar.update(steps)
+    bar.note(f"mse {last / d:.4f}")
 
 
 def _track_threshold(params, block: np.ndarray, hp: _Hyper, total: float, count: int) -> tuple[float, int]:

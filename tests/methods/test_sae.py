@@ -105,8 +105,7 @@ def test_the_sparse_step_has_the_gradients_of_the_dense_loss(kind, dead_fraction
     dead = jnp.asarray(rng.random(n) < dead_fraction)
     assert (int(dead.sum()) < k_aux) == (dead_fraction < 0.1)
     hp = _sae._Hyper(kind=kind, n_latents=n, k=k, l1_coefficient=0.5, sparsity_coefficient=1.0, bandwidth=0.05,
-                     aux_coefficient=1 / 32, k_aux=k_aux, dead_after=10, n_steps=100, batch_size=b, lr=1e-3,
-                     l1_warmup=1, decay_start=80)
+                     aux_coefficient=1 / 32, k_aux=k_aux, dead_after=10, batch_size=b, lr=1e-3)
     rows = jnp.arange(b)[:, None]
 
     def dense(p):
@@ -131,3 +130,34 @@ def test_the_sparse_step_has_the_gradients_of_the_dense_loss(kind, dead_fraction
     assert float(jax.jit(dense)(params)) == pytest.approx(float(loss(params)), rel=1e-5)
     for name in params:
         np.testing.assert_allclose(np.asarray(got[name]), np.asarray(want[name]), rtol=2e-4, atol=2e-5, err_msg=name)
+
+
+def test_runs_of_any_length_share_one_compilation_and_a_padded_block_changes_nothing():
+    """The number of steps and the schedule are traced: runs of 40 and 70 steps (a short last
+    block each) compile the training loop once; and a last block padded to the full length
+    trains exactly as the same steps unpadded."""
+    import jax
+    import jax.numpy as jnp
+
+    from planted.methods import _sae
+
+    x = np.random.default_rng(0).standard_normal((600, 12)).astype(np.float32)
+    before = _sae._train_block._cache_size()
+    for n_steps in (40, 70, 45):
+        methods.sae(x, 24, kind="relu", seed=n_steps, n_steps=n_steps, batch_size=20, progress=False)
+    assert _sae._train_block._cache_size() - before == 1
+
+    hp = _sae._Hyper(kind="relu", n_latents=24, k=0, l1_coefficient=2.0, sparsity_coefficient=1.0, bandwidth=0.05,
+                     aux_coefficient=1 / 32, k_aux=6, dead_after=3, batch_size=20, lr=3e-3)
+    schedule = jax.tree.map(jnp.int32, _sae._Schedule.of(9))
+    w = x[:24] / np.linalg.norm(x[:24], axis=1, keepdims=True)
+    params = {"W_enc": jnp.asarray(w.T), "b_enc": jnp.zeros(24), "W_dec": jnp.asarray(w), "b_dec": jnp.zeros(12)}
+    state = (params, _sae._optimizer(hp).init(params), jnp.zeros(24, jnp.int32), jnp.zeros((), jnp.int32))
+    xs = x[:180].reshape(9, 20, 12)
+    padded = np.concatenate([xs, np.full((23, 20, 12), np.nan, np.float32)])  # never read
+    plain, plain_mse = _sae._train_block(state, jnp.asarray(xs), jnp.int32(9), schedule, hp)
+    got, got_mse = _sae._train_block(state, jnp.asarray(padded), jnp.int32(9), schedule, hp)
+    for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(got)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(np.asarray(got_mse)[:9], np.asarray(plain_mse))
+    assert int(got[3]) == 9 and not np.asarray(got_mse)[9:].any()
