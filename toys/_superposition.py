@@ -449,7 +449,9 @@ def _build_many(configs: list[SuperpositionConfig]) -> list[SuperpositionToy]:
     sparsities = jnp.asarray([c.sparsity for c in configs], jnp.float32)
     importances = jnp.asarray(np.stack([c.importances() for c in configs]))
     eval_keys = jnp.stack([jax.random.fold_in(jax.random.key(c.seed), _STREAM_EVAL) for c in configs])
-    params, losses, snapshots = _train_grid(keys, eval_keys, sparsities, importances, cfg=shared)
+    # n_samples sizes only the artifact: training compiles alike for any.
+    params, losses, snapshots = _train_grid(keys, eval_keys, sparsities, importances,
+                                            cfg=dataclasses.replace(shared, n_samples=1))
     built = []
     for i, c in enumerate(configs):
         best = int(np.argmin(losses[i]))
