@@ -1,7 +1,7 @@
 """Sparse autoencoders in JAX + optax: ReLU (L1), TopK, BatchTopK and JumpReLU.
 
-One training loop serves every kind: batches are fed in blocks to a jit-compiled ``lax.scan``
-over steps; the decoder's rows are kept at unit norm (the gradient's radial part is removed and
+One training loop serves every kind: batches are fed in blocks to a jit-compiled loop over steps
+(its number of steps and the schedule traced, so runs of any length share the compiled loop); the decoder's rows are kept at unit norm (the gradient's radial part is removed and
 rows are renormalised after each step); latents that have not fired for ``dead_after`` steps are
 revived by the auxiliary-k loss of Gao et al. (2024) for every kind. Inputs are scaled so their
 mean squared norm is ``d_model`` and the returned dictionary is expressed back in input units.
@@ -38,7 +38,7 @@ from planted.groundtruth import as_matrix
 from planted.groundtruth import Progress
 
 KINDS = ("relu", "topk", "batchtopk", "jumprelu")
-_BLOCK = 32  # steps per compiled scan call
+_BLOCK = 32  # steps per compiled call; shorter blocks are padded to this (or, for runs below it, a power of two)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +58,8 @@ class _Hyper:
 
 class _Schedule(NamedTuple):
     """The step counts of a run, passed to the compiled loop as numbers rather than constants, so
-    that runs of any length share one compilation."""
+    that runs of any length share one compilation (runs of 32 steps or more; shorter ones one per
+    power of two)."""
 
     l1_warmup: int | jax.Array  # steps over which the L1 coefficient ramps up from zero
     decay_start: int | jax.Array  # the step from which the learning rate decays linearly...
@@ -294,7 +295,7 @@ def _loss(params, x, dead, step, hp: _Hyper, l1_warmup=1):
     return loss, (mse, fired)
 
 
-def _optimizer(hp: _Hyper, schedule: _Schedule = _Schedule(1, 0, 1)) -> optax.GradientTransformation:
+def _optimizer(hp: _Hyper, schedule: _Schedule) -> optax.GradientTransformation:
     """Adam at ``lr``, decayed linearly to zero over the last fifth of training (optax's joined
     constant and linear schedules, written out so that the step counts may be traced)."""
     def rate(step):
@@ -461,12 +462,13 @@ def sae(
     }
     if kind == "jumprelu":
         params["log_threshold"] = jnp.full(n_latents, np.log(initial_threshold), jnp.float32)
-    state = (params, _optimizer(hp).init(params), jnp.zeros(n_latents, jnp.int32), jnp.zeros((), jnp.int32))
+    state = (params, _optimizer(hp, schedule).init(params), jnp.zeros(n_latents, jnp.int32), jnp.zeros((), jnp.int32))
     threshold_sum, threshold_count = 0.0, 0
     steps_done = 0
     with Progress(n_steps, f"sae[{kind}]", enabled=progress) as bar:
-        length = min(_BLOCK, n_steps)
-        last = None  # the block in flight: the next one is drawn and scaled while it trains
+        length = min(_BLOCK, 1 << (n_steps - 1).bit_length())  # 32, or a power of two for shorter runs
+        last = None  # the block in flight: the next one is drawn and scaled while it trains (BatchTopK's
+        # threshold, read in the second half of training, waits for each block instead)
         for block in blocks:
             block = block * np.float32(scale)
             steps = block.shape[0]
@@ -486,7 +488,7 @@ def sae(
 
 def _report(bar: Progress, mse: jax.Array, steps: int, d: int) -> None:
     """Advance the progress bar by a finished block (this waits for it) and show its last error."""
-    last = float(mse[steps - 1])
+    last = float(np.asarray(mse)[steps - 1])  # waits for this block only
     bar.update(steps)
     bar.note(f"mse {last / d:.4f}")
 
