@@ -1,8 +1,9 @@
 """Sparse autoencoders in JAX + optax: ReLU (L1), TopK, BatchTopK and JumpReLU.
 
 One training loop serves every kind: batches are fed in blocks to a jit-compiled loop over steps
-(its number of steps and the schedule traced, so runs of any length share the compiled loop); the decoder's rows are kept at unit norm (the gradient's radial part is removed and
-rows are renormalised after each step); latents that have not fired for ``dead_after`` steps are
+(the number of steps and the schedule traced, so runs of any length share the compiled loop); the
+decoder's rows are kept at unit norm (the gradient's radial part is removed and rows are
+renormalised after each step); latents that have not fired for ``dead_after`` steps are
 revived by the auxiliary-k loss of Gao et al. (2024) for every kind. Inputs are scaled so their
 mean squared norm is ``d_model`` and the returned dictionary is expressed back in input units.
 TopK and its AuxK work from the chosen latents only: one dense product picks them and gives their
@@ -280,7 +281,7 @@ def _loss(params, x, dead, step, hp: _Hyper, l1_warmup=1):
     err = x - recon
     mse = jnp.sum(err**2, axis=1).mean()
     if hp.kind == "relu":
-        warm = jnp.minimum(1.0, (step + 1) * (1 / l1_warmup))
+        warm = jnp.minimum(1.0, (step + 1) * (1 / l1_warmup))  # (step + 1) / l1_warmup, as XLA compiled it
         penalty = warm * hp.l1_coefficient * sparsity
     elif hp.kind == "jumprelu":
         penalty = hp.sparsity_coefficient * sparsity
@@ -298,7 +299,8 @@ def _loss(params, x, dead, step, hp: _Hyper, l1_warmup=1):
 def _optimizer(hp: _Hyper, schedule: _Schedule) -> optax.GradientTransformation:
     """Adam at ``lr``, decayed linearly to zero over the last fifth of training (optax's joined
     constant and linear schedules, written out so that the step counts may be traced)."""
-    def rate(step):
+    def rate(step):  # the divisions are products with the reciprocal, as XLA compiles a division by a constant:
+        # the same rates, bit for bit, as the schedule with the counts as constants
         count = jnp.clip(step - schedule.decay_start, 0, schedule.decay_steps)
         return jnp.where(step < schedule.decay_start, hp.lr, hp.lr * (1 - count * (1 / schedule.decay_steps)))
 
