@@ -146,7 +146,7 @@ class CircuitModel:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", {k: np.asarray(v, np.float32) for k, v in self.params.items()})
-        object.__setattr__(self, "_device_params", {k: jnp.asarray(v) for k, v in self.params.items()})
+        object.__setattr__(self, "_device_params", jax.device_put(self.params))  # a copy, nothing to compile
 
     run_fn = staticmethod(_run)
 
@@ -155,7 +155,7 @@ class CircuitModel:
         return self._device_params
 
     def run(self, x, patch: Patch | None = None) -> dict[str, np.ndarray]:
-        out = _run_jit(self._device_params, jnp.asarray(x, jnp.float32), patch or Patch())
+        out = _run_jit(self._device_params, np.asarray(x, np.float32), patch or Patch())
         return {k: np.asarray(v) for k, v in out.items()}
 
     def edge_weights(self) -> np.ndarray:
@@ -198,12 +198,12 @@ class CircuitModel:
         it run again, vmapped over the nodes of a layer in chunks.
         """
         nodes = np.asarray(nodes, np.int64)
-        x = jnp.asarray(x, jnp.float32)
+        x = np.asarray(x, np.float32)  # NumPy on the host: jitted calls take it as it is, nothing compiles per shape
         graph, p = self.graph, self._device_params
         n_in, n_blocks, width = p["embed"].shape[0], p["w_in"].shape[0], p["w_in"].shape[1]
-        values = jnp.broadcast_to(jnp.asarray(values, jnp.float32), (x.shape[0], graph.n_nodes))
+        values = np.broadcast_to(np.asarray(values, np.float32), (x.shape[0], graph.n_nodes))
         residuals, clean = _clean_pass(p, x)
-        delta = np.asarray(values - clean["activations"]).T  # (n_nodes, batch)
+        delta = (values - np.asarray(clean["activations"])).T  # (n_nodes, batch)
         writes = np.asarray(_writes(p))
         out = np.empty((nodes.size, x.shape[0], p["readout"].shape[0]), np.float32)
         layers = graph.layers[nodes]
@@ -219,7 +219,7 @@ class CircuitModel:
             for i in range(0, padded.size, chunk):
                 idx = nodes[padded[i : i + chunk]]
                 out[padded[i : i + chunk]] = np.asarray(
-                    _patch_layer_jit(p, residuals[layer], jnp.asarray(delta[idx]), jnp.asarray(writes[idx]), int(layer))
+                    _patch_layer_jit(p, residuals[layer], delta[idx], writes[idx], int(layer))
                 )
         return out
 
@@ -227,7 +227,7 @@ class CircuitModel:
         """(n_blocks + 1, batch, d_model) float32: the residual stream on inputs ``x`` after the
         embedding and after each block (what each layer writes into; the layers a layer-matching
         method compares)."""
-        residuals, _ = _clean_pass(self._device_params, jnp.asarray(x, jnp.float32))
+        residuals, _ = _clean_pass(self._device_params, np.asarray(x, np.float32))
         return np.stack([np.asarray(r) for r in residuals])
 
     def ablated(self, x, kind: str, *, seed: int = 0) -> np.ndarray:
@@ -246,13 +246,13 @@ class CircuitModel:
         masks = np.asarray(masks, np.float32)
         if masks.ndim != 2 or masks.shape[1] != self.graph.n_nodes:
             raise ValueError(f"masks must be (n_sets, {self.graph.n_nodes}), got shape {masks.shape}")
-        x = jnp.asarray(x, jnp.float32)
-        values = jnp.broadcast_to(jnp.asarray(values, jnp.float32), (x.shape[0], self.graph.n_nodes))
+        x = np.asarray(x, np.float32)
+        values = np.broadcast_to(np.asarray(values, np.float32), (x.shape[0], self.graph.n_nodes))
         n_tasks = self.params["readout"].shape[0]
         if not masks.shape[0]:
             return np.zeros((0, x.shape[0], n_tasks), np.float32)
         padded = _pad(np.arange(masks.shape[0]), chunk)
-        out = [np.asarray(_patch_sets_jit(self._device_params, x, jnp.asarray(masks[padded[i : i + chunk]]), values))
+        out = [np.asarray(_patch_sets_jit(self._device_params, x, masks[padded[i : i + chunk]], values))
                for i in range(0, padded.size, chunk)]
         return np.concatenate(out)[: masks.shape[0]]
 
@@ -263,12 +263,12 @@ class CircuitModel:
         within 2^22 floats."""
         src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
         chunk = max(1, min(chunk, (1 << 22) // self.graph.n_nodes**2))
-        source = jnp.asarray(source, jnp.float32)
-        x = jnp.asarray(x, jnp.float32)
+        source = np.asarray(source, np.float32)
+        x = np.asarray(x, np.float32)
         ps, pd = _pad(src, chunk), _pad(dst, chunk)
         out = [
-            np.asarray(_patch_edges_jit(self._device_params, x, jnp.asarray(ps[i : i + chunk]),
-                                        jnp.asarray(pd[i : i + chunk]), source, self.graph.n_nodes))
+            np.asarray(_patch_edges_jit(self._device_params, x, ps[i : i + chunk], pd[i : i + chunk], source,
+                                        self.graph.n_nodes))
             for i in range(0, ps.size, chunk)
         ]
         return np.concatenate(out)[: src.size] if out else np.zeros((0, x.shape[0], self.params["readout"].shape[0]), np.float32)

@@ -170,7 +170,7 @@ class TransformerModel:
         if tokens.shape != (n_outputs,):
             raise ValueError(f"output_tokens must have one entry per output logit ({n_outputs}), got shape {tokens.shape}")
         object.__setattr__(self, "output_tokens", tokens)
-        object.__setattr__(self, "_device_params", {k: jnp.asarray(v) for k, v in self.params.items()})
+        object.__setattr__(self, "_device_params", jax.device_put(self.params))  # a copy, nothing to compile
         # One object per model, so jit-compiled callers that take it as a static argument reuse their traces.
         object.__setattr__(self, "run_fn", functools.partial(_run, causal=self.causal))
 
@@ -181,7 +181,7 @@ class TransformerModel:
     def run(self, ids, patch: Patch | None = None) -> dict[str, np.ndarray]:
         """``outputs`` (batch, n, n_outputs) logits, ``activations`` (batch, n_nodes, n, d_model),
         ``patterns`` (batch, n_layers, n_heads, n, n), under ``patch``."""
-        out = _run_jit(self._device_params, jnp.asarray(ids, jnp.int32), patch or Patch(), self.causal, jnp)
+        out = _run_jit(self._device_params, np.asarray(ids, np.int32), patch or Patch(), self.causal, jnp)
         return {k: np.asarray(v) for k, v in out.items()}
 
     def run_exact(self, ids, patch: Patch | None = None) -> dict[str, np.ndarray]:
@@ -244,12 +244,12 @@ class TransformerModel:
         masks = np.asarray(masks, np.float32)
         if masks.ndim != 2 or masks.shape[1] != self.graph.n_nodes:
             raise ValueError(f"masks must be (n_sets, {self.graph.n_nodes}), got shape {masks.shape}")
-        ids = jnp.asarray(ids, jnp.int32)
-        values = jnp.asarray(values, jnp.float32)
+        # Copied to the device once for every chunk (device_put compiles nothing; jnp.asarray would, per shape).
+        ids, values = jax.device_put((np.asarray(ids, np.int32), np.asarray(values, np.float32)))
         if not masks.shape[0]:
             return np.zeros((0, ids.shape[0], ids.shape[1], self.params["unembed"].shape[1]), np.float32)
         padded = np.concatenate([masks, np.repeat(masks[:1], -masks.shape[0] % chunk, axis=0)])
-        out = [np.asarray(_patch_each_jit(self._device_params, ids, values, jnp.asarray(padded[i:i + chunk]), self.causal))
+        out = [np.asarray(_patch_each_jit(self._device_params, ids, values, padded[i:i + chunk], self.causal))
                for i in range(0, padded.shape[0], chunk)]
         return np.concatenate(out)[: masks.shape[0]]
 
@@ -258,8 +258,7 @@ class TransformerModel:
         ``source[src[i]]`` ((batch, n_nodes, n, d_model) or (n_nodes, n, d_model)) instead of src's
         write."""
         src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
-        ids = jnp.asarray(ids, jnp.int32)
-        source = jnp.asarray(source, jnp.float32)
+        ids, source = jax.device_put((np.asarray(ids, np.int32), np.asarray(source, np.float32)))
         n = self.graph.n_nodes
         if not src.size:
             return np.zeros((0, ids.shape[0], ids.shape[1], self.params["unembed"].shape[1]), np.float32)
@@ -269,7 +268,7 @@ class TransformerModel:
         for i in range(0, ps.size, chunk):
             masks = np.zeros((chunk, n, n), np.float32)
             masks[np.arange(chunk), ps[i:i + chunk], pd[i:i + chunk]] = 1.0
-            out.append(np.asarray(_patch_edges_jit(self._device_params, ids, source, jnp.asarray(masks), self.causal)))
+            out.append(np.asarray(_patch_edges_jit(self._device_params, ids, source, masks, self.causal)))
         return np.concatenate(out)[: src.size]
 
 

@@ -71,7 +71,7 @@ def run(compiled: Compiled, ids, *, backend: str = "jax") -> dict[str, np.ndarra
     if backend == "numpy":
         out = _run(compiled.params, np.asarray(ids), Patch(), compiled.causal, np)
     else:
-        out = _run_jit({k: jnp.asarray(v) for k, v in compiled.params.items()}, jnp.asarray(ids, jnp.int32), Patch(),
+        out = _run_jit(jax.device_put(compiled.params), jax.device_put(np.asarray(ids, np.int32)), Patch(),
                        compiled.causal, jnp)
     return {"logits": np.asarray(out["outputs"]), "activations": np.asarray(out["activations"]),
             "patterns": np.asarray(out["patterns"])}

@@ -62,6 +62,10 @@ def _interchanged(params, base, source, node, edge, causal: bool):
     return _run(params, base, patch, causal)["outputs"]
 
 
+# Compiled once per model shape for the held-out interchanges (run op by op, each operation compiled apart).
+_interchanged_jit = jax.jit(_interchanged, static_argnums=5)
+
+
 def _batch(key, n: int, n_vocab: int, edges: np.ndarray):
     """Base and source inputs and one intervention each: a third a component, two thirds an edge
     (``edges`` (n_edges, 2) lists the graph's), a few none."""
@@ -183,7 +187,7 @@ def _norms(params: dict, graph) -> np.ndarray:
 
 
 def _patterns(params: dict, ids, causal: bool) -> np.ndarray:
-    return np.asarray(_run_jit({k: jnp.asarray(v) for k, v in params.items()}, ids, Patch(), causal, jnp)["patterns"])
+    return np.asarray(_run_jit(jax.device_put(params), ids, Patch(), causal, jnp)["patterns"])
 
 
 def head_attention(intended: np.ndarray, params: dict, ids, causal: bool) -> np.ndarray:
@@ -226,7 +230,7 @@ def train(compiled: Compiled, steps: int, seed: int, residual_fraction: float = 
     (``loss``: the last 100 steps' mean, ``interchange_accuracy`` on ``HELD_OUT`` interchanges,
     ``steps``, ``d_model``: the trained residual width) and, with ``snapshot_every``, the
     training record (``CircuitFormation``; else None)."""
-    high = {k: jnp.asarray(v) for k, v in compiled.params.items()}
+    high = jax.device_put(compiled.params)
     n, n_vocab = compiled.max_seq_len, len(compiled.vocab)
     key = jax.random.PRNGKey(seed)
     shapes = tuple(sorted(trained_shapes(compiled, residual_fraction).items()))
@@ -246,12 +250,12 @@ def interchange_accuracy(compiled: Compiled, params: dict, seed: int) -> float:
     between the output's values)."""
     edges = _edges(compiled.params)
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
-    high, low = ({k2: jnp.asarray(v) for k2, v in p.items()} for p in (compiled.params, params))
+    high, low = jax.device_put((compiled.params, params))
     hits = []
     for k in jax.random.split(key, HELD_OUT // BATCH):
         base, source, node, edge = _batch(k, compiled.max_seq_len, len(compiled.vocab), edges)
-        want = np.asarray(_interchanged(high, base, source, node, edge, compiled.causal))[:, 1:]
-        got = np.asarray(_interchanged(low, base, source, node, edge, compiled.causal))[:, 1:]
+        want = np.asarray(_interchanged_jit(high, base, source, node, edge, compiled.causal))[:, 1:]
+        got = np.asarray(_interchanged_jit(low, base, source, node, edge, compiled.causal))[:, 1:]
         hits.append(_agree(compiled, got, want))
     return float(np.concatenate(hits).mean())
 
