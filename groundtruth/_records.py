@@ -116,6 +116,9 @@ class FeatureTruth:
         return np.flatnonzero(self.parents == feature)
 
 
+_BLOCK_ENTRIES = 1 << 24  # codes are computed in row blocks of about this many entries
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Encoder:
     """A feed-forward encoder ``codes = act((x - pre_bias) @ weights + bias)`` in plain NumPy.
@@ -185,7 +188,7 @@ class Encoder:
             yield start, self._activate(pre)
 
     def _pre_activations(self, x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        rows = max(1, (1 << 24) // self.weights.shape[1])
+        rows = max(1, _BLOCK_ENTRIES // self.weights.shape[1])
         for start in range(0, x.shape[0], rows):
             yield start, (x[start : start + rows] - self.pre_bias) @ self.weights + self.bias
 

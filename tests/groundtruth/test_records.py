@@ -76,19 +76,19 @@ def test_encoder_activations():
         relu(np.ones((2, 4)))
 
 
-
-
 @pytest.mark.parametrize("activation, k", [("topk", 5), ("topk", 40), ("relu", None), ("identity", None), ("threshold", None)])
-def test_sparse_codes_are_scipys_conversion_of_the_dense_codes(activation, k):
+def test_sparse_codes_are_scipys_conversion_of_the_dense_codes(activation, k, monkeypatch):
     """``Encoder.sparse`` builds its CSR itself (for topk from the chosen entries): the same
     entries, order and index type as SciPy's conversion of the dense codes, across row blocks,
     with top-k entries that the ReLU zeroes, exact zeros and a single row."""
     rng = np.random.default_rng(0)
     w = rng.standard_normal((6, 40)).astype(np.float32)
-    x = rng.standard_normal((3000, 6)).astype(np.float32)  # 2^24 // 40 rows a block: several blocks
+    x = rng.standard_normal((3000, 6)).astype(np.float32)
+    monkeypatch.setattr("planted.groundtruth._records._BLOCK_ENTRIES", 40 * 700)  # blocks of 700 rows: five
     x[5] = 0.0
     e = Encoder(weights=w, bias=rng.standard_normal(40) - 1.5, pre_bias=np.zeros(6), activation=activation, k=k,
                 threshold=np.full(40, 0.3) if activation == "threshold" else None)
+    assert len(list(e._pre_activations(x))) == 5
     for rows in (x, x[:1]):
         got, want = e.sparse(rows), sp.csr_matrix(e(rows))
         assert got.shape == want.shape and got.dtype == want.dtype and got.indices.dtype == want.indices.dtype
@@ -97,6 +97,8 @@ def test_sparse_codes_are_scipys_conversion_of_the_dense_codes(activation, k):
         np.testing.assert_array_equal(got.data, want.data)
     if activation == "topk":
         assert 0 < e.sparse(x).nnz < k * x.shape[0]  # some chosen entries were not positive
+
+
 def test_dictionary_reconstructs_with_bias():
     d = Dictionary(directions=D, decoder_bias=np.arange(4), codes=np.eye(4))
     np.testing.assert_array_equal(d.reconstruct(d.codes), np.eye(4) + np.arange(4))

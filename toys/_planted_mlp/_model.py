@@ -247,7 +247,8 @@ class CircuitModel:
         if masks.ndim != 2 or masks.shape[1] != self.graph.n_nodes:
             raise ValueError(f"masks must be (n_sets, {self.graph.n_nodes}), got shape {masks.shape}")
         x = np.asarray(x, np.float32)
-        values = np.broadcast_to(np.asarray(values, np.float32), (x.shape[0], self.graph.n_nodes))
+        # Copied to the device once for every chunk (device_put compiles nothing; jnp.asarray would, per shape).
+        x, values = jax.device_put((x, np.broadcast_to(np.asarray(values, np.float32), (x.shape[0], self.graph.n_nodes))))
         n_tasks = self.params["readout"].shape[0]
         if not masks.shape[0]:
             return np.zeros((0, x.shape[0], n_tasks), np.float32)
@@ -263,8 +264,7 @@ class CircuitModel:
         within 2^22 floats."""
         src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
         chunk = max(1, min(chunk, (1 << 22) // self.graph.n_nodes**2))
-        source = np.asarray(source, np.float32)
-        x = np.asarray(x, np.float32)
+        source, x = jax.device_put((np.asarray(source, np.float32), np.asarray(x, np.float32)))
         ps, pd = _pad(src, chunk), _pad(dst, chunk)
         out = [
             np.asarray(_patch_edges_jit(self._device_params, x, ps[i : i + chunk], pd[i : i + chunk], source,

@@ -57,7 +57,8 @@ def apply(params: dict, ids, *, causal: bool = False) -> np.ndarray:
     A pure function of ``params`` (the flat dict of ``Compiled.params``); vmapped over the batch
     and jit-compiled. ``causal`` must match the program's compilation.
     """
-    return np.asarray(_batched({k: jnp.asarray(params[k]) for k in PARAM_NAMES}, jnp.asarray(ids, jnp.int32), causal))
+    # NumPy in: the compiled call copies it, where jnp.asarray would compile a program per shape
+    return np.asarray(_batched({k: params[k] for k in PARAM_NAMES}, np.asarray(ids, np.int32), causal))
 
 
 def run(compiled: Compiled, ids, *, backend: str = "jax") -> dict[str, np.ndarray]:
