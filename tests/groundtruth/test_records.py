@@ -76,19 +76,30 @@ def test_encoder_activations():
         relu(np.ones((2, 4)))
 
 
-@pytest.mark.parametrize("activation, k", [("topk", 5), ("topk", 40), ("relu", None), ("identity", None), ("threshold", None)])
-def test_sparse_codes_are_scipys_conversion_of_the_dense_codes(activation, k, monkeypatch):
+@pytest.mark.parametrize("activation, k, tied", [("topk", 5, False), ("topk", 5, True), ("topk", 40, False),
+                                                 ("relu", None, False), ("identity", None, False), ("threshold", None, False)])
+def test_sparse_codes_are_scipys_conversion_of_the_dense_codes(activation, k, tied, monkeypatch):
     """``Encoder.sparse`` builds its CSR itself (for topk from the chosen entries): the same
     entries, order and index type as SciPy's conversion of the dense codes, across row blocks,
-    with top-k entries that the ReLU zeroes, exact zeros and a single row."""
+    with top-k entries that the ReLU zeroes, exact zeros, a single row, and (``tied``) latents
+    in pairs of equal weights, so that some rows tie at their k-th largest value."""
     rng = np.random.default_rng(0)
     w = rng.standard_normal((6, 40)).astype(np.float32)
+    if tied:
+        w[:, 30:] = w[:, 20:30]
     x = rng.standard_normal((3000, 6)).astype(np.float32)
     monkeypatch.setattr("planted.groundtruth._records._BLOCK_ENTRIES", 40 * 700)  # blocks of 700 rows: five
     x[5] = 0.0
-    e = Encoder(weights=w, bias=rng.standard_normal(40) - 1.5, pre_bias=np.zeros(6), activation=activation, k=k,
+    bias = rng.standard_normal(40) - 1.5
+    if tied:
+        bias[30:] = bias[20:30]
+    e = Encoder(weights=w, bias=bias, pre_bias=np.zeros(6), activation=activation, k=k,
                 threshold=np.full(40, 0.3) if activation == "threshold" else None)
     assert len(list(e._pre_activations(x))) == 5
+    if tied:
+        pre = x @ w + bias.astype(np.float32)
+        ties = (pre >= np.sort(pre, axis=1)[:, -k, None]).sum(axis=1) != k
+        assert 0.05 < ties.mean() < 0.95, ties.mean()
     for rows in (x, x[:1]):
         got, want = e.sparse(rows), sp.csr_matrix(e(rows))
         assert got.shape == want.shape and got.dtype == want.dtype and got.indices.dtype == want.indices.dtype
