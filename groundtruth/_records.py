@@ -196,23 +196,21 @@ class Encoder:
         """``_activate(pre)`` as CSR: its nonzero entries, in row-major order."""
         if self.activation != "topk":
             return sp.csr_matrix(self._activate(pre))
-        # A row's k largest are its entries at or above its k-th largest value (np.partition takes about
-        # half of argpartition's time), and nonzero lists them in column order; a row with a tie at that
-        # value takes argpartition's choice, as _activate does.
+        rows, cols = np.nonzero(self._chosen(pre) & (pre > 0))  # the ReLU: a chosen entry not positive is a zero code
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=pre.shape[0]))])
+        return sp.csr_matrix((pre[rows, cols], cols, indptr), shape=pre.shape)
+
+    def _chosen(self, pre: np.ndarray) -> np.ndarray:
+        """(rows, n_latents) bool: each row's ``k`` largest pre-activations. They are the entries
+        at or above the row's k-th largest value (np.partition takes about half of argpartition's
+        time); a row with a tie at that value takes argpartition's choice."""
         n, k = pre.shape[1], self.k
         chosen = pre >= np.partition(pre, n - k, axis=1)[:, n - k, None]
         tied = np.flatnonzero(chosen.sum(axis=1) != k)
         if tied.size:
             chosen[tied] = False
-            chosen[np.repeat(tied, k), self._top(pre[tied]).ravel()] = True
-        chosen &= pre > 0  # the ReLU: a chosen entry that is not positive is a zero code
-        rows, cols = np.nonzero(chosen)
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=pre.shape[0]))])
-        return sp.csr_matrix((pre[rows, cols], cols, indptr), shape=pre.shape)
-
-    def _top(self, pre: np.ndarray) -> np.ndarray:
-        """(rows, k) the columns of each row's ``k`` largest pre-activations, in no order."""
-        return np.argpartition(-pre, self.k - 1, axis=1)[:, : self.k]
+            chosen[np.repeat(tied, k), np.argpartition(-pre[tied], k - 1, axis=1)[:, :k].ravel()] = True
+        return chosen
 
     def _activate(self, pre: np.ndarray) -> np.ndarray:
         if self.activation == "identity":
@@ -221,11 +219,7 @@ class Encoder:
             return np.maximum(pre, 0)
         if self.activation == "threshold":
             return np.where(pre > self.threshold, pre, 0).astype(np.float32)
-        keep = self._top(pre)
-        out = np.zeros_like(pre)
-        rows = np.arange(pre.shape[0])[:, None]
-        out[rows, keep] = np.maximum(pre[rows, keep], 0)
-        return out
+        return np.where(self._chosen(pre), np.maximum(pre, 0), 0).astype(pre.dtype, copy=False)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

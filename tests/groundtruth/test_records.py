@@ -108,6 +108,12 @@ def test_sparse_codes_are_scipys_conversion_of_the_dense_codes(activation, k, ti
         np.testing.assert_array_equal(got.data, want.data)
     if activation == "topk":
         assert 0 < e.sparse(x).nnz < k * x.shape[0]  # some chosen entries were not positive
+        pre = (x @ w + bias).astype(np.float32)  # the dense codes against argpartition's choice in every row
+        keep = np.argpartition(-pre, k - 1, axis=1)[:, :k]
+        want = np.zeros_like(pre)
+        np.put_along_axis(want, keep, np.maximum(np.take_along_axis(pre, keep, axis=1), 0), axis=1)
+        np.testing.assert_allclose(e(x), want, rtol=1e-6, atol=1e-6)
+        assert ((e(x) != 0) == (want != 0)).all()
 
 
 def test_dictionary_reconstructs_with_bias():
