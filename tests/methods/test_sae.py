@@ -85,6 +85,58 @@ def test_the_per_row_bisection_finds_the_kth_largest_exactly(data):
     np.testing.assert_array_equal(np.asarray(keys >= kth[:, None]), x >= want[:, None])
 
 
+@functools.cache
+def _top_k(k):
+    import jax
+
+    from planted.methods import _sae
+
+    return jax.jit(lambda s: _sae._top_k_indices(s, k))
+
+
+_NEGATIVE_NAN = np.array([0xFFC00000], np.uint32).view(np.float32)[0]
+
+
+@pytest.mark.parametrize("n, k", [(64, 4), (250, 3), (300, 32), (1000, 7)])  # whole and padded blocks
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_the_blocked_top_k_returns_lax_top_k_indices(n, k, data):
+    """TopK's latents are chosen from the k blocks with the largest maxima: the same indices, in
+    the same order, as one jax.lax.top_k over the row, for ties, -0.0 against 0.0, infinities and
+    NaNs of either sign (TopK's total order)."""
+    import jax
+    import jax.numpy as jnp
+
+    rows = 6
+    specials = np.asarray([0.0, -0.0, np.inf, -np.inf, np.nan, _NEGATIVE_NAN], np.float32)
+    drawn = data.draw(st.lists(st.floats(width=32, allow_nan=False), min_size=1, max_size=6))
+    pool = np.concatenate([np.asarray(drawn, np.float32), specials])
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    fill = data.draw(st.sampled_from(["distinct", "pool", "one value"]))
+    if fill == "pool":  # nothing but ties
+        x = rng.choice(pool, (rows, n))
+    else:  # distinct values, or one value (a NaN, an infinity...) almost everywhere; a few entries from the pool
+        x = rng.standard_normal((rows, n)).astype(np.float32) if fill == "distinct" else np.full((rows, n), rng.choice(pool))
+        at = rng.random((rows, n)) < data.draw(st.sampled_from([0.0, 0.01, 0.2]))
+        x[at] = rng.choice(pool, int(at.sum()))
+    x = jnp.asarray(x)
+    np.testing.assert_array_equal(np.asarray(_top_k(k)(x)), np.asarray(jax.lax.top_k(x, k)[1]))
+
+
+@pytest.mark.parametrize("n, k", [(250, 3), (1000, 7)])  # padded blocks
+def test_the_blocked_top_k_never_picks_its_padding(n, k):
+    """Rows of one value, the lowest of TopK's order (a NaN with every bit set) among them: the
+    padding sorts below every float and after every index, so it is never picked."""
+    import jax
+    import jax.numpy as jnp
+
+    lowest = np.array([0xFFFFFFFF], np.uint32).view(np.float32)[0]
+    x = np.asarray([[v] * n for v in (lowest, _NEGATIVE_NAN, -np.inf, -0.0, 1.0)], np.float32)
+    x[2:, 5] = lowest  # and one entry of the lowest value in the other rows
+    x = jnp.asarray(x)
+    np.testing.assert_array_equal(np.asarray(_top_k(k)(x)), np.asarray(jax.lax.top_k(x, k)[1]))
+
+
 @pytest.mark.parametrize("kind, dead_fraction", [("topk", 0.4), ("relu", 0.4), ("relu", 0.05)])
 def test_the_sparse_step_has_the_gradients_of_the_dense_loss(kind, dead_fraction):
     """TopK trains from its k active latents (their pre-activations, a decoder of k rows) and the
