@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from planted.groundtruth._arrays import as_csr, as_matrix, as_vector
 from planted.groundtruth._config import Config, Problems
 from planted.groundtruth._dynamics import TrainingDynamics
+from planted.groundtruth._threads import cpu_cores, map_parts
 
 # A sampler maps a chunk index to that chunk's (activations (chunk, d), codes CSR (chunk, n_features)).
 Sampler = Callable[[int], tuple[np.ndarray, sp.csr_matrix]]
@@ -117,6 +118,7 @@ class FeatureTruth:
 
 
 _BLOCK_ENTRIES = 1 << 24  # codes are computed in row blocks of about this many entries
+_PARALLEL_ENTRIES = 1 << 20  # and in one block per core, side by side, from this many codes on
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -172,8 +174,11 @@ class Encoder:
         """Codes for ``x`` (n_samples, d_model) as a dense (n_samples, n_latents) float32 array."""
         x = as_matrix("activations", x, cols=self.weights.shape[0])
         out = np.empty((x.shape[0], self.weights.shape[1]), dtype=np.float32)
-        for start, block in self._blocks(x):
-            out[start : start + block.shape[0]] = block
+
+        def fill(rows: slice) -> None:
+            out[rows] = self._activate(self._pre(x[rows]))
+
+        map_parts(fill, self._row_blocks(x.shape[0]))
         return out
 
     def sparse(self, x: np.ndarray) -> sp.csr_matrix:
@@ -181,16 +186,19 @@ class Encoder:
         the same matrix as ``scipy.sparse.csr_matrix(self(x))``; for ``topk`` built from the
         chosen entries without a dense block (1.5-1.6x faster for 32 of 4,096 latents, the product included)."""
         x = as_matrix("activations", x, cols=self.weights.shape[0])
-        return sp.vstack([self._sparse(pre) for _, pre in self._pre_activations(x)], format="csr")
+        return sp.vstack(map_parts(lambda rows: self._sparse(self._pre(x[rows])), self._row_blocks(x.shape[0])), format="csr")
 
-    def _blocks(self, x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        for start, pre in self._pre_activations(x):
-            yield start, self._activate(pre)
+    def _pre(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.pre_bias) @ self.weights + self.bias
 
-    def _pre_activations(self, x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        rows = max(1, _BLOCK_ENTRIES // self.weights.shape[1])
-        for start in range(0, x.shape[0], rows):
-            yield start, (x[start : start + rows] - self.pre_bias) @ self.weights + self.bias
+    def _row_blocks(self, n_rows: int) -> list[slice]:
+        """Row blocks of at most ``_BLOCK_ENTRIES`` codes each (at least one row), and at least one
+        block per core once the codes pass ``_PARALLEL_ENTRIES``: the blocks run side by side."""
+        n = self.weights.shape[1]
+        rows = max(1, _BLOCK_ENTRIES // n)
+        if n_rows * n >= _PARALLEL_ENTRIES:
+            rows = min(rows, -(-n_rows // cpu_cores()))
+        return [slice(start, start + rows) for start in range(0, max(n_rows, 1), rows)]
 
     def _sparse(self, pre: np.ndarray) -> sp.csr_matrix:
         """``_activate(pre)`` as CSR: its nonzero entries, in row-major order."""

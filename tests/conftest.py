@@ -49,7 +49,7 @@ def pytest_configure(config):
     workers = min(workers, getattr(config.option, "maxprocesses", None) or workers)
     if workers < 2:
         return
-    # Counted here rather than with toys' helper: importing planted would load NumPy's BLAS before
+    # Counted here rather than with groundtruth's helper: importing planted would load NumPy's BLAS before
     # its thread count is set.
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     threads = max(1, cores // workers)

@@ -26,7 +26,6 @@ import concurrent.futures
 import dataclasses
 import functools
 import math
-import os
 from collections.abc import Sequence
 
 import jax
@@ -45,6 +44,7 @@ from planted.groundtruth import (
     dimensionality,
     dimensions_per_feature,
 )
+from planted.groundtruth._threads import cpu_cores
 from planted.toys import _random as rnd
 from planted.toys._checks import as_float, require_memory
 from planted.toys._family import Family
@@ -222,10 +222,6 @@ def _train_instances(keys, eval_keys, sparsities, importances, *, cfg: Superposi
     return jax.vmap(functools.partial(_train_one, cfg=cfg))(keys, eval_keys, sparsities, importances)
 
 
-def _cpu_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _train_grid(keys, eval_keys, sparsities, importances, *, cfg: SuperpositionConfig):
     """keys (points, restarts); eval_keys, sparsities (points,); importances (points, n).
 
@@ -241,7 +237,7 @@ def _train_grid(keys, eval_keys, sparsities, importances, *, cfg: SuperpositionC
     eval_keys = jnp.repeat(eval_keys, restarts)
     sparsities = jnp.repeat(sparsities, restarts)
     importances = jnp.repeat(importances, restarts, axis=0)
-    groups = max(1, min(_cpu_cores(), total)) if jax.default_backend() == "cpu" else 1
+    groups = max(1, min(cpu_cores(), total)) if jax.default_backend() == "cpu" else 1
     size = -(-total // groups)
     pad = groups * size - total  # the last group is padded with copies of the first instance
     keys, eval_keys, sparsities, importances = (
@@ -476,7 +472,7 @@ def _memory(config: SuperpositionConfig, points: int = 1) -> tuple[float, str, s
     matrices = 1 if config.tied else 2
     instances = points * r
     params = 4.0 * 4 * matrices * m * n * instances
-    batches = 4.0 * 4 * (config.batch_size + _EVAL_SAMPLES) * (n + m) * min(instances, 2 * _cpu_cores())
+    batches = 4.0 * 4 * (config.batch_size + _EVAL_SAMPLES) * (n + m) * min(instances, 2 * cpu_cores())
     snapshots = 4.0 * (config.n_steps // config.snapshot_every + 2 if config.snapshot_every else 0) * (m + 1) * n * instances
     artifact = points * (4.0 * config.n_samples * m + 12.0 * config.n_samples * n * (1 - config.sparsity))
     return (params + batches + snapshots + artifact,

@@ -1,8 +1,11 @@
+import functools
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from planted.groundtruth import Dictionary, Encoder, FeatureTruth
+from planted.groundtruth._threads import map_parts
 
 D = np.eye(4, dtype=np.float32)
 
@@ -95,7 +98,7 @@ def test_sparse_codes_are_scipys_conversion_of_the_dense_codes(activation, k, ti
         bias[30:] = bias[20:30]
     e = Encoder(weights=w, bias=bias, pre_bias=np.zeros(6), activation=activation, k=k,
                 threshold=np.full(40, 0.3) if activation == "threshold" else None)
-    assert len(list(e._pre_activations(x))) == 5
+    assert len(e._row_blocks(x.shape[0])) == 5
     if tied:
         pre = x @ w + bias.astype(np.float32)
         ties = (pre >= np.sort(pre, axis=1)[:, -k, None]).sum(axis=1) != k
@@ -106,6 +109,12 @@ def test_sparse_codes_are_scipys_conversion_of_the_dense_codes(activation, k, ti
         np.testing.assert_array_equal(got.indptr, want.indptr)
         np.testing.assert_array_equal(got.indices, want.indices)
         np.testing.assert_array_equal(got.data, want.data)
+    # the blocks one after the other (the BLAS as it is) or on two threads (the BLAS on one each): the same codes
+    monkeypatch.setattr("planted.groundtruth._records.map_parts", functools.partial(map_parts, workers=1))
+    serial, dense = e.sparse(x), e(x)
+    monkeypatch.setattr("planted.groundtruth._records.map_parts", functools.partial(map_parts, workers=2))
+    np.testing.assert_array_equal(e(x), dense)
+    assert (e.sparse(x) != serial).nnz == 0
     if activation == "topk":
         assert 0 < e.sparse(x).nnz < k * x.shape[0]  # some chosen entries were not positive
         pre = (x @ w + bias).astype(np.float32)  # the dense codes against argpartition's choice in every row

@@ -4,14 +4,12 @@ features that fire (``_fire``), then their magnitudes and the activations."""
 from __future__ import annotations
 
 import functools
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import log_ndtr, ndtr
-from threadpoolctl import threadpool_limits
 
+from planted.groundtruth._threads import map_parts
 from planted.toys._sparse_features._config import _STREAM_SAMPLES, CHUNK_SIZE, SparseFeaturesConfig
 from planted.toys._sparse_features._plan import _Plan
 
@@ -24,22 +22,13 @@ def _sample_chunk(plan: _Plan, chunk: int) -> tuple[np.ndarray, sp.csr_matrix]:
     draws) with the BLAS on one thread each, and the result does not depend on how many threads
     there are.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
-        parts = list(_pool().map(functools.partial(_sample_part, plan, chunk), range(_PARTS)))
+    parts = map_parts(functools.partial(_sample_part, plan, chunk), range(_PARTS))
     codes = sp.vstack([p[0] for p in parts], format="csr")
     acts = np.concatenate([p[1] for p in parts])
     return acts, codes
 
 
 _PARTS = 4
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=min(_PARTS, os.cpu_count() or 1))
-    return _POOL
 
 
 def _sample_part(plan: _Plan, chunk: int, part: int) -> tuple[sp.csr_matrix, np.ndarray]:
