@@ -191,6 +191,27 @@ _decode.defvjp(_decode_fwd, _decode_bwd)
 
 
 @jax.custom_vjp
+def _decode_dense(codes, w_dec):
+    """``codes @ w_dec``, whose gradient for ``w_dec`` is computed as ``(g.T @ codes).T`` with the
+    transpose kept apart: XLA's CPU otherwise folds it into one product contracting both operands'
+    first axes, which ran at 60% of the speed of the others (128 against 210 GFLOP/s for 1,024
+    samples and latents, d = 256). The same products, the sums in another order."""
+    return codes @ w_dec
+
+
+def _decode_dense_fwd(codes, w_dec):
+    return codes @ w_dec, (codes, w_dec)
+
+
+def _decode_dense_bwd(res, g):
+    codes, w_dec = res
+    return g @ w_dec.T, jax.lax.optimization_barrier(g.T @ codes).T
+
+
+_decode_dense.defvjp(_decode_dense_fwd, _decode_dense_bwd)
+
+
+@jax.custom_vjp
 def _picked(pre, w_t, b, y, idx):
     """``pre[b, idx[b, j]]`` where ``pre = y @ w_t.T + b`` (computed without a gradient): the
     chosen pre-activations, whose gradients reach ``w_t``, ``b`` and ``y`` through the chosen
@@ -291,7 +312,7 @@ def _aux_loss(params, x, err, dead, pre, k_aux: int, sparse: bool):
         pre_aux = centred @ params["W_enc"] + params["b_enc"]
         keys, kth = _row_kth_keys(jnp.where(dead[None, :], pre, -jnp.inf), k_aux)
         chosen = dead[None, :] & (keys >= kth[:, None])
-        recon = jnp.where(chosen, jax.nn.relu(pre_aux), 0.0) @ params["W_dec"]
+        recon = _decode_dense(jnp.where(chosen, jax.nn.relu(pre_aux), 0.0), params["W_dec"])
     aux_err = jax.lax.stop_gradient(err) - recon
     return jnp.sum(aux_err**2, axis=1).mean()
 
@@ -308,7 +329,7 @@ def _loss(params, x, dead, step, hp: _Hyper, l1_warmup=1):
         sparsity = jnp.zeros(())
     else:
         pre, codes, sparsity = _encode(params, x, hp)
-        recon = codes @ params["W_dec"] + params["b_dec"]
+        recon = _decode_dense(codes, params["W_dec"]) + params["b_dec"]
         fired = jnp.any(codes > 0, axis=0)
         pre = jax.lax.stop_gradient(pre)
     err = x - recon
