@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from planted.groundtruth._arrays import as_csr, as_matrix, as_vector
 from planted.groundtruth._config import Config, Problems
 from planted.groundtruth._dynamics import TrainingDynamics
-from planted.groundtruth._threads import cpu_cores, map_parts
+from planted.groundtruth._threads import map_parts
 
 # A sampler maps a chunk index to that chunk's (activations (chunk, d), codes CSR (chunk, n_features)).
 Sampler = Callable[[int], tuple[np.ndarray, sp.csr_matrix]]
@@ -117,8 +117,8 @@ class FeatureTruth:
         return np.flatnonzero(self.parents == feature)
 
 
-_BLOCK_ENTRIES = 1 << 24  # codes are computed in row blocks of about this many entries
-_PARALLEL_ENTRIES = 1 << 20  # and in one block per core, side by side, from this many codes on
+_BLOCK_ENTRIES = 1 << 21  # codes are computed in row blocks of about this many entries,
+_BLOCKS_AT_ONCE = 8  # up to this many side by side (a TopK block holds about 11 bytes an entry)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -178,26 +178,26 @@ class Encoder:
         def fill(rows: slice) -> None:
             out[rows] = self._activate(self._pre(x[rows]))
 
-        map_parts(fill, self._row_blocks(x.shape[0]))
+        map_parts(fill, self._row_blocks(x.shape[0]), workers=_BLOCKS_AT_ONCE)
         return out
 
     def sparse(self, x: np.ndarray) -> sp.csr_matrix:
-        """Codes for ``x`` as CSR, computed in row blocks of about 2^24 entries (bounded memory):
-        the same matrix as ``scipy.sparse.csr_matrix(self(x))``; for ``topk`` built from the
-        chosen entries without a dense block (1.5-1.6x faster for 32 of 4,096 latents, the product included)."""
+        """Codes for ``x`` as CSR: the same matrix as ``scipy.sparse.csr_matrix(self(x))``; for
+        ``topk`` built from the chosen entries without a dense block (1.5-1.6x faster for 32 of
+        4,096 latents, the product included)."""
         x = as_matrix("activations", x, cols=self.weights.shape[0])
-        return sp.vstack(map_parts(lambda rows: self._sparse(self._pre(x[rows])), self._row_blocks(x.shape[0])), format="csr")
+        blocks = map_parts(lambda rows: self._sparse(self._pre(x[rows])), self._row_blocks(x.shape[0]), workers=_BLOCKS_AT_ONCE)
+        return sp.vstack(blocks, format="csr")
 
     def _pre(self, x: np.ndarray) -> np.ndarray:
         return (x - self.pre_bias) @ self.weights + self.bias
 
     def _row_blocks(self, n_rows: int) -> list[slice]:
-        """Row blocks of at most ``_BLOCK_ENTRIES`` codes each (at least one row), and at least one
-        block per core once the codes pass ``_PARALLEL_ENTRIES``: the blocks run side by side."""
-        n = self.weights.shape[1]
-        rows = max(1, _BLOCK_ENTRIES // n)
-        if n_rows * n >= _PARALLEL_ENTRIES:
-            rows = min(rows, -(-n_rows // cpu_cores()))
+        """Row blocks of about ``_BLOCK_ENTRIES`` codes (at least one row), which run side by side
+        with the BLAS on one thread (``map_parts``): the blocks and their products' bits depend on
+        the input's shape only, not on the machine's cores or thread settings; memory is bounded
+        by ``_BLOCKS_AT_ONCE`` blocks."""
+        rows = max(1, _BLOCK_ENTRIES // self.weights.shape[1])
         return [slice(start, start + rows) for start in range(0, max(n_rows, 1), rows)]
 
     def _sparse(self, pre: np.ndarray) -> sp.csr_matrix:

@@ -6,10 +6,10 @@ import warnings
 
 import numpy as np
 from sklearn.decomposition import NMF, PCA, FastICA
-from threadpoolctl import threadpool_limits
 
 from planted.groundtruth import Dictionary, Encoder, Problems
 from planted.groundtruth import as_matrix
+from planted.groundtruth._threads import one_blas_thread
 
 
 def _check_components(where: str, n_components, x: np.ndarray, *, at_most_d: bool) -> int:
@@ -26,7 +26,7 @@ def _one_thread():
     iterations (and with them its result) moved with the number of threads, and so did the codes
     (OpenBLAS 0.3.31's float32 products differ in their last bits between one thread and two); on
     one thread the result is the same bit for bit whatever the machine's thread settings."""
-    return threadpool_limits(limits=1, user_api="blas")
+    return one_blas_thread()
 
 
 def pca(activations, n_components: int) -> Dictionary:

@@ -195,7 +195,8 @@ def _decode_dense(codes, w_dec):
     """``codes @ w_dec``, whose gradient for ``w_dec`` is computed as ``(g.T @ codes).T`` with the
     transpose kept apart: XLA's CPU otherwise folds it into one product contracting both operands'
     first axes, which ran at 60% of the speed of the others (128 against 210 GFLOP/s for 1,024
-    samples and latents, d = 256). The same products, the sums in another order."""
+    samples and latents, d = 256). The same products, the sums in another order; on an
+    accelerator, the plain product."""
     return codes @ w_dec
 
 
@@ -205,6 +206,8 @@ def _decode_dense_fwd(codes, w_dec):
 
 def _decode_dense_bwd(res, g):
     codes, w_dec = res
+    if jax.default_backend() != "cpu":
+        return g @ w_dec.T, codes.T @ g
     return g @ w_dec.T, jax.lax.optimization_barrier(g.T @ codes).T
 
 
@@ -260,10 +263,10 @@ def _top_k_indices(scores, k: int):
     """
     rows, n = scores.shape
     width = 1 << round(np.log2(np.sqrt(n / k))) if n >= 8 * k else 1
-    if width < 4:
+    if width < 4 or jax.default_backend() != "cpu":  # an accelerator's top-k has no such cost
         return jax.lax.top_k(scores, k)[1]
     n_blocks = -(-n // width)
-    if n_blocks * width > n:  # pad with the key below every float's, never chosen before an entry (n >= k)
+    if n_blocks * width > n:  # padding at the lowest key (a NaN with every bit set ties it) and after every index: never chosen (n >= k)
         lowest = jax.lax.bitcast_convert_type(jnp.int32(-1), scores.dtype)
         scores = jnp.concatenate([scores, jnp.full((rows, n_blocks * width - n), lowest, scores.dtype)], axis=1)
     blocks = scores.reshape(rows, n_blocks, width)
@@ -279,8 +282,8 @@ def _row_kth_keys(scores, k: int):
     """Order-preserving unsigned keys of ``scores`` and, per row, the key of its ``k``-th largest
     entry: exact, by a 32-step bisection over the keys (no sort, no top-k). ``keys >= kth`` then
     holds the top ``k`` of each row, and every entry tied with the ``k``-th."""
-    bits = jax.lax.bitcast_convert_type(scores, jnp.uint32)
-    keys = jnp.where(bits >> 31 == 1, ~bits, bits | jnp.uint32(0x80000000))
+    keys = jax.lax.bitcast_convert_type(_total_order(jax.lax.bitcast_convert_type(scores, jnp.int32)), jnp.uint32)
+    keys = keys ^ jnp.uint32(0x80000000)  # TopK's order, as unsigned integers
     lo = jnp.zeros(scores.shape[0], jnp.uint32)  # count(keys >= lo) >= k throughout
     hi = jnp.full(scores.shape[0], 0xFFFFFFFF, jnp.uint32)
 

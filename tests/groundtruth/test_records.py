@@ -1,11 +1,9 @@
-import functools
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from planted.groundtruth import Dictionary, Encoder, FeatureTruth
-from planted.groundtruth._threads import map_parts
 
 D = np.eye(4, dtype=np.float32)
 
@@ -109,12 +107,12 @@ def test_sparse_codes_are_scipys_conversion_of_the_dense_codes(activation, k, ti
         np.testing.assert_array_equal(got.indptr, want.indptr)
         np.testing.assert_array_equal(got.indices, want.indices)
         np.testing.assert_array_equal(got.data, want.data)
-    # the blocks one after the other (the BLAS as it is) or on two threads (the BLAS on one each): the same codes
-    monkeypatch.setattr("planted.groundtruth._records.map_parts", functools.partial(map_parts, workers=1))
-    serial, dense = e.sparse(x), e(x)
-    monkeypatch.setattr("planted.groundtruth._records.map_parts", functools.partial(map_parts, workers=2))
-    np.testing.assert_array_equal(e(x), dense)
-    assert (e.sparse(x) != serial).nnz == 0
+    # the blocks one after the other or side by side: the same codes
+    with threadpool_limits(limits=1, user_api="blas"):
+        serial, dense = e.sparse(x), e(x)
+    with threadpool_limits(limits=2, user_api="blas"):
+        np.testing.assert_array_equal(e(x), dense)
+        assert (e.sparse(x) != serial).nnz == 0
     if activation == "topk":
         assert 0 < e.sparse(x).nnz < k * x.shape[0]  # some chosen entries were not positive
         pre = (x @ w + bias).astype(np.float32)  # the dense codes against argpartition's choice in every row
@@ -123,6 +121,24 @@ def test_sparse_codes_are_scipys_conversion_of_the_dense_codes(activation, k, ti
         np.put_along_axis(want, keep, np.maximum(np.take_along_axis(pre, keep, axis=1), 0), axis=1)
         np.testing.assert_allclose(e(x), want, rtol=1e-6, atol=1e-6)
         assert ((e(x) != 0) == (want != 0)).all()
+
+
+def test_codes_do_not_depend_on_the_blas_threads():
+    """Blocks of an input large enough for the BLAS to split its products across threads: the
+    products run on one BLAS thread, side by side or one after the other, so the codes are the same
+    bit for bit under any thread setting."""
+    rng = np.random.default_rng(1)
+    e = Encoder(weights=rng.standard_normal((256, 512)).astype(np.float32), bias=rng.standard_normal(512),
+                pre_bias=rng.standard_normal(256), activation="topk", k=16)
+    x = rng.standard_normal((9000, 256)).astype(np.float32)  # 4.6M codes: three blocks
+    assert len(e._row_blocks(x.shape[0])) == 3
+    codes = {}
+    for threads in (1, 2, 3):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            codes[threads] = (e(x), e.sparse(x))
+    for threads in (2, 3):
+        np.testing.assert_array_equal(codes[threads][0], codes[1][0])
+        assert (codes[threads][1] != codes[1][1]).nnz == 0
 
 
 def test_dictionary_reconstructs_with_bias():

@@ -24,7 +24,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+
+from planted.groundtruth._threads import one_blas_thread
 
 # Rows of (nodes x inputs) evaluated at once when many single interventions run together.
 _CHUNK_ROWS = 1 << 15
@@ -66,7 +67,7 @@ class _Exact:
     def run(self, x) -> _Run:
         """The clean run on inputs (batch, n_inputs)."""
         x = np.asarray(x, np.float64)
-        with threadpool_limits(limits=1, user_api="blas"):
+        with one_blas_thread():
             r = x @ self.embed
             acts, pres, residuals = [x], [x], [r]
             for b in range(self.n_blocks):
@@ -91,7 +92,7 @@ class _Exact:
         out = np.empty((nodes.size, batch, self.n_tasks))
         layers = self.layers[nodes]
         chunk = max(1, _CHUNK_ROWS // max(batch, 1))
-        with threadpool_limits(limits=1, user_api="blas"):
+        with one_blas_thread():
             for layer in np.unique(layers):
                 where = np.flatnonzero(layers == layer)
                 if layer == self.n_blocks + 1:  # an output: only its own column changes
@@ -124,7 +125,7 @@ class _Exact:
         x = np.asarray(x, np.float64)
         mask = np.asarray(edge_mask, bool)
         source = np.broadcast_to(np.asarray(source, np.float64), (x.shape[0], self.n_nodes))
-        with threadpool_limits(limits=1, user_api="blas"):
+        with one_blas_thread():
             r = x @ self.embed
             acts = x
 

@@ -18,9 +18,9 @@ def _sample_chunk(plan: _Plan, chunk: int) -> tuple[np.ndarray, sp.csr_matrix]:
     """Samples ``chunk * CHUNK_SIZE ...`` of the stream: (activations, codes).
 
     The chunk is cut into ``_PARTS`` fixed parts, part ``j`` drawn from the stream
-    ``[seed, 202, chunk, j + 1]``; parts run on a thread pool (NumPy releases the GIL while it
-    draws) with the BLAS on one thread each, and the result does not depend on how many threads
-    there are.
+    ``[seed, 202, chunk, j + 1]``; the parts run side by side on the cores (``map_parts``: NumPy
+    releases the GIL while it draws; one after the other where the BLAS is limited to one
+    thread), the BLAS on one thread, and the result does not depend on how many threads there are.
     """
     parts = map_parts(functools.partial(_sample_part, plan, chunk), range(_PARTS))
     codes = sp.vstack([p[0] for p in parts], format="csr")
