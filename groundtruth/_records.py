@@ -117,8 +117,8 @@ class FeatureTruth:
         return np.flatnonzero(self.parents == feature)
 
 
-_BLOCK_ENTRIES = 1 << 21  # codes are computed in row blocks of about this many entries,
-_BLOCKS_AT_ONCE = 8  # up to this many side by side (a TopK block holds about 11 bytes an entry)
+_BLOCK_ENTRIES = 1 << 19  # codes are computed in row blocks of about this many entries,
+_BLOCKS_AT_ONCE = 32  # up to this many side by side (a TopK block holds about 11 bytes an entry)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

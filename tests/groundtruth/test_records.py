@@ -130,8 +130,8 @@ def test_codes_do_not_depend_on_the_blas_threads():
     rng = np.random.default_rng(1)
     e = Encoder(weights=rng.standard_normal((256, 512)).astype(np.float32), bias=rng.standard_normal(512),
                 pre_bias=rng.standard_normal(256), activation="topk", k=16)
-    x = rng.standard_normal((9000, 256)).astype(np.float32)  # 4.6M codes: three blocks
-    assert len(e._row_blocks(x.shape[0])) == 3
+    x = rng.standard_normal((9000, 256)).astype(np.float32)  # 4.6M codes: nine blocks, the last short
+    assert len(e._row_blocks(x.shape[0])) == 9
     codes = {}
     for threads in (1, 2, 3):
         with threadpool_limits(limits=threads, user_api="blas"):
