@@ -103,12 +103,12 @@ def main() -> None:
 
     # JAX: compile on a warm-up run (same shapes and hyperparameters; the number of steps is traced,
     # so the timed runs, of another length, compile nothing, which is checked).
-    from planted.methods import _sae
+    from planted.methods._sae import _step
 
     t = time.perf_counter()
     methods.sae(list(warm), k, **kind, seed=0, n_steps=32, batch_size=b, aux_coefficient=0.0, progress=False)
     compile_and_warm = time.perf_counter() - t
-    compiled = _sae._train_block._cache_size()
+    compiled = _step._train_block._cache_size()
     torch_sae(warm, k, 1.0, 1e-3, torch_k)
 
     jax_rates, torch_rates = [], []
@@ -117,7 +117,7 @@ def main() -> None:
         methods.sae(list(timed), k, **kind, seed=0, n_steps=steps, batch_size=b, aux_coefficient=0.0, progress=False)
         jax_rates.append(steps * b / (time.perf_counter() - t))
         torch_rates.append(steps * b / torch_sae(timed, k, 1.0, 1e-3, torch_k)[0])
-    assert _sae._train_block._cache_size() == compiled, "a timed run compiled again"
+    assert _step._train_block._cache_size() == compiled, "a timed run compiled again"
     peak = max(max(peaks.values()), *matmul_peak().values())  # the best of the readings before and after
 
     flops_per_sample = 10 * d * k

@@ -50,8 +50,7 @@ def pca(activations, n_components: int) -> Dictionary:
     components = model.components_.astype(np.float32)
     mean = model.mean_.astype(np.float32)
     encoder = Encoder(weights=components.T, bias=np.zeros(n_components), pre_bias=mean, activation="identity")
-    with _one_thread():  # the codes too: a product's bits move with the thread count
-        codes = encoder(x)
+    codes = encoder(x)  # its products run on one BLAS thread too, its blocks side by side
     return Dictionary(directions=components, codes=codes, encoder=encoder, decoder_bias=mean, method="pca")
 
 
@@ -85,8 +84,7 @@ def ica(activations, n_components: int, *, seed: int, max_iter: int = 400) -> Di
         weights=model.components_.T.astype(np.float32), bias=np.zeros(n_components), pre_bias=mean, activation="identity"
     )
     directions = model.mixing_.T.astype(np.float32)
-    with _one_thread():
-        codes = encoder(x)
+    codes = encoder(x)
     return Dictionary(directions=directions, codes=codes, encoder=encoder, decoder_bias=mean, method="ica")
 
 

@@ -63,9 +63,9 @@ def test_output_is_in_input_units(toy):
 def _kth():
     import jax
 
-    from planted.methods import _sae
+    from planted.methods._sae import _sparse
 
-    return jax.jit(_sae._row_kth_keys)  # k traced: one compilation per shape
+    return jax.jit(_sparse._row_kth_keys)  # k traced: one compilation per shape
 
 
 @settings(max_examples=40, deadline=None)
@@ -89,9 +89,9 @@ def test_the_per_row_bisection_finds_the_kth_largest_exactly(data):
 def _top_k(k):
     import jax
 
-    from planted.methods import _sae
+    from planted.methods._sae import _sparse
 
-    return jax.jit(lambda s: _sae._top_k_indices(s, k))
+    return jax.jit(lambda s: _sparse._top_k_indices(s, k))
 
 
 _NEGATIVE_NAN = np.array([0xFFC00000], np.uint32).view(np.float32)[0]
@@ -146,7 +146,7 @@ def test_the_sparse_step_has_the_gradients_of_the_dense_loss(kind, dead_fraction
     import jax
     import jax.numpy as jnp
 
-    from planted.methods import _sae
+    from planted.methods._sae import _step
 
     rng = np.random.default_rng(0)
     b, d, n, k, k_aux = 32, 16, 64, 4, 8
@@ -156,7 +156,7 @@ def test_the_sparse_step_has_the_gradients_of_the_dense_loss(kind, dead_fraction
     x = jnp.asarray(rng.standard_normal((b, d)), jnp.float32)
     dead = jnp.asarray(rng.random(n) < dead_fraction)
     assert (int(dead.sum()) < k_aux) == (dead_fraction < 0.1)
-    hp = _sae._Hyper(kind=kind, n_latents=n, k=k, l1_coefficient=0.5, sparsity_coefficient=1.0, bandwidth=0.05,
+    hp = _step._Hyper(kind=kind, n_latents=n, k=k, l1_coefficient=0.5, sparsity_coefficient=1.0, bandwidth=0.05,
                      aux_coefficient=1 / 32, k_aux=k_aux, dead_after=10, batch_size=b, lr=1e-3)
     rows = jnp.arange(b)[:, None]
 
@@ -177,7 +177,7 @@ def test_the_sparse_step_has_the_gradients_of_the_dense_loss(kind, dead_fraction
         return jnp.sum(err**2, axis=1).mean() + penalty + hp.aux_coefficient * jnp.sum(aux_err**2, axis=1).mean()
 
     want = jax.jit(jax.grad(dense))(params)
-    loss = jax.jit(lambda p: _sae._loss(p, x, dead, 0, hp)[0])  # compiled, as training runs it
+    loss = jax.jit(lambda p: _step._loss(p, x, dead, 0, hp)[0])  # compiled, as training runs it
     got = jax.jit(jax.grad(loss))(params)
     assert float(jax.jit(dense)(params)) == pytest.approx(float(loss(params)), rel=1e-5)
     for name in params:
@@ -192,29 +192,29 @@ def test_runs_of_any_length_share_one_compilation_and_a_padded_block_changes_not
     import jax
     import jax.numpy as jnp
 
-    from planted.methods import _sae
+    from planted.methods._sae import _step
 
     x = np.random.default_rng(0).standard_normal((600, 12)).astype(np.float32)
 
     def compilations(*lengths):
-        before = _sae._train_block._cache_size()
+        before = _step._train_block._cache_size()
         for n_steps in lengths:
             methods.sae(x, 24, kind="relu", seed=n_steps, n_steps=n_steps, batch_size=20, progress=False)
-        return _sae._train_block._cache_size() - before
+        return _step._train_block._cache_size() - before
 
     assert compilations(40) <= 1 and compilations(70, 45) == 0
     assert compilations(5) <= 1 and compilations(7) == 0
 
-    hp = _sae._Hyper(kind="relu", n_latents=24, k=0, l1_coefficient=2.0, sparsity_coefficient=1.0, bandwidth=0.05,
+    hp = _step._Hyper(kind="relu", n_latents=24, k=0, l1_coefficient=2.0, sparsity_coefficient=1.0, bandwidth=0.05,
                      aux_coefficient=1 / 32, k_aux=6, dead_after=3, batch_size=20, lr=3e-3)
-    schedule = jax.tree.map(jnp.int32, _sae._Schedule.of(9))
+    schedule = jax.tree.map(jnp.int32, _step._Schedule.of(9))
     w = x[:24] / np.linalg.norm(x[:24], axis=1, keepdims=True)
     params = {"W_enc": jnp.asarray(w.T), "b_enc": jnp.zeros(24), "W_dec": jnp.asarray(w), "b_dec": jnp.zeros(12)}
-    state = (params, _sae._optimizer(hp, schedule).init(params), jnp.zeros(24, jnp.int32), jnp.zeros((), jnp.int32))
+    state = (params, _step._optimizer(hp, schedule).init(params), jnp.zeros(24, jnp.int32), jnp.zeros((), jnp.int32))
     xs = x[:180].reshape(9, 20, 12)
     padded = np.concatenate([xs, np.full((23, 20, 12), np.nan, np.float32)])  # never read
-    plain, plain_mse = _sae._train_block(state, jnp.asarray(xs), jnp.int32(9), schedule, hp)
-    got, got_mse = _sae._train_block(state, jnp.asarray(padded), jnp.int32(9), schedule, hp)
+    plain, plain_mse = _step._train_block(state, jnp.asarray(xs), jnp.int32(9), schedule, hp)
+    got, got_mse = _step._train_block(state, jnp.asarray(padded), jnp.int32(9), schedule, hp)
     for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(got)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     np.testing.assert_array_equal(np.asarray(got_mse)[:9], np.asarray(plain_mse))
